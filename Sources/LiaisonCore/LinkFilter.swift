@@ -1,0 +1,129 @@
+/// What a link lets through, set per directed link in the topology.
+///
+/// Every condition must hold for an item's ops to be sent; `redactFields` then names
+/// fields whose values are withheld while the op itself still goes (and still verifies).
+public struct LinkFilter: Hashable, Sendable, Codable {
+    /// Collections shared over the link; nil shares every collection.
+    public var collections: Set<String>?
+    /// The highest classification the link carries; nil means no ceiling beyond releasability.
+    public var maxClassification: String?
+    /// Tags an item must all carry.
+    public var requiredTags: Set<String>
+    /// Tags an item must not carry.
+    public var excludedTags: Set<String>
+    /// Fields whose values are withheld (redacted).
+    public var redactFields: Set<String>
+
+    /// Creates a filter; the default lets everything releasable through.
+    public init(
+        collections: Set<String>? = nil,
+        maxClassification: String? = nil,
+        requiredTags: Set<String> = [],
+        excludedTags: Set<String> = [],
+        redactFields: Set<String> = []
+    ) {
+        self.collections = collections
+        self.maxClassification = maxClassification
+        self.requiredTags = requiredTags
+        self.excludedTags = excludedTags
+        self.redactFields = redactFields
+    }
+
+    /// A filter that lets everything releasable through, unredacted.
+    public static let passAll = LinkFilter()
+}
+
+/// The receiving end of a link, as eligibility needs to know it.
+public struct Recipient: Hashable, Sendable {
+    /// The partner's name (matched against REL TO).
+    public var name: String
+    /// The partner's node.
+    public var nodeID: NodeID
+    /// Groups the partner belongs to (matched against REL TO).
+    public var groups: Set<String>
+
+    /// Creates a recipient.
+    public init(name: String, nodeID: NodeID, groups: Set<String> = []) {
+        self.name = name
+        self.nodeID = nodeID
+        self.groups = groups
+    }
+}
+
+/// Why an op was withheld from a link.
+public enum WithholdReason: String, Hashable, Sendable, Codable, CaseIterable {
+    /// The item's REL TO does not name the recipient or any of its groups.
+    case notReleasable = "not-releasable"
+    /// The item is ORCON and the sender is not its originator.
+    case orcon
+    /// The item is classified above the link's ceiling.
+    case aboveClassificationCeiling = "above-classification-ceiling"
+    /// The item's classification is not on the federation's ladder.
+    case unknownClassification = "unknown-classification"
+    /// The link does not carry the item's collection.
+    case collectionNotShared = "collection-not-shared"
+    /// The item lacks a tag the link requires.
+    case missingRequiredTag = "missing-required-tag"
+    /// The item carries a tag the link excludes.
+    case excludedTag = "excluded-tag"
+}
+
+/// The decision for one op on one link.
+public enum Eligibility: Hashable, Sendable {
+    /// Send as is.
+    case send
+    /// Send without the values of these fields (sorted); the op still verifies.
+    case sendRedacted(fields: [String])
+    /// Do not send.
+    case withhold(WithholdReason)
+
+    /// Whether anything is sent.
+    public var sends: Bool {
+        if case .withhold = self { return false }
+        return true
+    }
+
+    /// Decides whether `sender` may send `op` of an item in state `item` to `recipient` over
+    /// a link with `filter`. Pure: the same inputs always give the same answer.
+    ///
+    /// Checks, in order: releasability (the recipient or one of its groups is in REL TO,
+    /// or the recipient is the originator), ORCON (only the originator's node sends on),
+    /// the classification ceiling, the collection, required and excluded tags; then
+    /// redaction of the op's field values the filter names.
+    public static func decide(
+        op: VerifiedOp,
+        item: ItemState,
+        sender: NodeID,
+        recipient: Recipient,
+        filter: LinkFilter,
+        ladder: ClassificationLadder
+    ) -> Eligibility {
+        let markings = item.markings
+        if recipient.nodeID != item.originator,
+            !markings.isReleasable(toPartner: recipient.name, groups: recipient.groups)
+        {
+            return .withhold(.notReleasable)
+        }
+        if markings.orcon, sender != item.originator {
+            return .withhold(.orcon)
+        }
+        guard let rank = ladder.rank(of: markings.classification) else {
+            return .withhold(.unknownClassification)
+        }
+        if let ceiling = filter.maxClassification {
+            guard let ceilingRank = ladder.rank(of: ceiling), rank <= ceilingRank else {
+                return .withhold(.aboveClassificationCeiling)
+            }
+        }
+        if let collections = filter.collections, !collections.contains(item.collection) {
+            return .withhold(.collectionNotShared)
+        }
+        if !item.isWithdrawn {
+            let tags = Set(item.tags)
+            if !filter.requiredTags.isSubset(of: tags) { return .withhold(.missingRequiredTag) }
+            if !filter.excludedTags.isDisjoint(with: tags) { return .withhold(.excludedTag) }
+        }
+        let redacted = op.openings.keys.filter(filter.redactFields.contains).sorted()
+        return redacted.isEmpty ? .send : .sendRedacted(fields: redacted)
+    }
+}

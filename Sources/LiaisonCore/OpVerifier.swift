@@ -1,0 +1,98 @@
+import Crypto
+public import Foundation
+import Synchronization
+import SwiftProtobuf
+
+/// Checks received ops: canonical encoding, body validity, the Merkle proof, the author's
+/// signature over the batch root, that the signer's key is the author's, and every field
+/// opening against its commitment.
+///
+/// A verified batch root is remembered, so the ops of one batch cost one signature check
+/// and a few hashes each. Safe to share between tasks.
+public final class OpVerifier: Sendable {
+    private let verifiedRoots: Mutex<Set<Hash32>>
+    private let capacity: Int
+
+    /// Creates a verifier that remembers up to `capacity` verified batch roots.
+    public init(capacity: Int = 4096) {
+        self.verifiedRoots = Mutex([])
+        self.capacity = capacity
+    }
+
+    /// Verifies an encoded `SignedOp`.
+    public func verify(_ encoded: Data) throws(OpRejection) -> VerifiedOp {
+        guard encoded.count <= OpLimits.maxEncodedBytes else {
+            throw OpRejection(.tooLarge, "op of \(encoded.count) bytes exceeds \(OpLimits.maxEncodedBytes)")
+        }
+        let signed = try CanonicalProto.decode(Liaison_V1_SignedOp.self, from: encoded, what: "signed op")
+        let bodyMessage = try CanonicalProto.decode(Liaison_V1_OpBody.self, from: signed.body, what: "op body")
+        let body = try OpBody(proto: bodyMessage)
+        let id = OpID(body: signed.body)
+
+        guard signed.hasProof else { throw OpRejection(.badProof, "no signature proof") }
+        let proof = signed.proof
+        guard proof.signerKey.count == 32, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: proof.signerKey)
+        else { throw OpRejection(.badSignature, "signer key is not an Ed25519 public key") }
+        guard NodeID(signingKey: key) == body.author else {
+            throw OpRejection(.authorKeyMismatch, "the signing key is not the author's")
+        }
+        guard proof.siblings.count <= OpLimits.maxPathLength else { throw OpRejection(.badProof, "proof too long") }
+        var path = [Hash32]()
+        for sibling in proof.siblings {
+            guard let hash = Hash32(bytes: sibling) else { throw OpRejection(.badProof, "sibling hash length") }
+            path.append(hash)
+        }
+        guard let root = OpBatchTree.root(of: id, index: proof.leafIndex, count: proof.leafCount, path: path) else {
+            throw OpRejection(.badProof, "proof does not fit the batch shape")
+        }
+        let message = OpBatchTree.signedMessage(root: root, leafCount: proof.leafCount)
+        var cacheKey = CanonicalHasher(domain: "liaison/v1/verified-root")
+        cacheKey.bytes(proof.signerKey)
+        cacheKey.bytes(proof.signature)
+        cacheKey.raw(message)
+        let rootKey = cacheKey.finalize()
+        if !verifiedRoots.withLock({ $0.contains(rootKey) }) {
+            guard key.isValidSignature(proof.signature, for: message) else {
+                throw OpRejection(.badSignature, "signature does not verify")
+            }
+            verifiedRoots.withLock { roots in
+                if roots.count >= capacity { roots.removeAll(keepingCapacity: true) }
+                roots.insert(rootKey)
+            }
+        }
+
+        let commitments = Dictionary(uniqueKeysWithValues: body.change.fieldCommitments.map { ($0.name, $0.digest) })
+        var openings = [String: FieldOpening]()
+        for message in signed.openings {
+            guard let committed = commitments[message.name] else {
+                throw OpRejection(.badOpening, "opening for field '\(message.name)' that the op does not commit to")
+            }
+            guard openings[message.name] == nil else {
+                throw OpRejection(.badOpening, "field '\(message.name)' opened twice")
+            }
+            let opening = FieldOpening(name: message.name, salt: Array(message.salt), value: message.value)
+            guard opening.salt.count == 16, opening.digest == committed else {
+                throw OpRejection(.badOpening, "value of field '\(message.name)' does not match its commitment")
+            }
+            openings[message.name] = opening
+        }
+        return VerifiedOp(id: id, body: body, openings: openings, encoded: encoded)
+    }
+}
+
+extension VerifiedOp {
+    /// This op with the values of `fields` withheld. The body and proof are untouched, so
+    /// the copy verifies and has the same op id.
+    public func redacting(_ fields: some Sequence<String>) throws(LiaisonError) -> VerifiedOp {
+        let withheld = Set(fields)
+        guard !withheld.isDisjoint(with: openings.keys) else { return self }
+        do {
+            var signed = try Liaison_V1_SignedOp(serializedBytes: encoded)
+            signed.openings.removeAll { withheld.contains($0.name) }
+            let bytes: Data = try signed.serializedBytes()
+            return VerifiedOp(id: id, body: body, openings: openings.filter { !withheld.contains($0.key) }, encoded: bytes)
+        } catch {
+            throw LiaisonError(.invalidOp, "re-encoding a redacted op failed", cause: error)
+        }
+    }
+}
