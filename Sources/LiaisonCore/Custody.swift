@@ -144,6 +144,12 @@ public struct CustodyDefect: Hashable, Sendable, Error, CustomStringConvertible 
     /// What is wrong.
     public var problem: String
 
+    /// Creates a defect report.
+    public init(sequence: UInt64, problem: String) {
+        self.sequence = sequence
+        self.problem = problem
+    }
+
     public var description: String { "entry \(sequence): \(problem)" }
 }
 

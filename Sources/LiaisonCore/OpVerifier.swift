@@ -96,3 +96,21 @@ extension VerifiedOp {
         }
     }
 }
+
+extension VerifiedOp {
+    /// Decodes an op this node verified before it stored it, without checking the
+    /// signature again. Only for bytes read back from the node's own store.
+    public init(storedEncoding encoded: Data) throws(LiaisonError) {
+        do {
+            let signed = try Liaison_V1_SignedOp(serializedBytes: encoded)
+            let body = try OpBody(proto: Liaison_V1_OpBody(serializedBytes: signed.body))
+            var openings = [String: FieldOpening]()
+            for message in signed.openings {
+                openings[message.name] = FieldOpening(name: message.name, salt: Array(message.salt), value: message.value)
+            }
+            self.init(id: OpID(body: signed.body), body: body, openings: openings, encoded: encoded)
+        } catch {
+            throw LiaisonError(.corrupt, "a stored op cannot be decoded; the store is damaged", cause: error)
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import LiaisonCore
+
+/// The primitive reads and writes one store transaction offers. The commit logic is
+/// written once, over this, for every `Store` implementation.
+protocol StoreTransaction {
+    /// Sequence and number of redacted fields of a stored op.
+    mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)?
+    /// Replaces a stored op's bytes with a copy that carries more field values.
+    mutating func upgradeOp(_ op: VerifiedOp, sequence: UInt64) throws
+    /// Stores an op under the next sequence and returns it.
+    mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64
+    /// Whether an op waits for its item's create op.
+    mutating func isPending(_ id: OpID) throws -> Bool
+    /// Keeps an op until its item's create op arrives.
+    mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws
+    /// Removes and returns the ops waiting for an item, oldest first.
+    mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)]
+    /// An item's state.
+    mutating func loadItem(_ id: ItemID) throws -> ItemState?
+    /// Saves an item's state.
+    mutating func saveItem(_ state: ItemState) throws
+    /// The custody log's head.
+    mutating func custodyHead() throws -> CustodyHead
+    /// Appends a custody entry and moves the head to it.
+    mutating func appendCustody(_ entry: CustodyEntry) throws
+    /// Raises the recorded highest HLC.
+    mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws
+}
+
+/// Commits batches through a `StoreTransaction`; shared by every store.
+enum CommitEngine {
+    static func commit<T: StoreTransaction>(
+        _ batch: CommitBatch,
+        in tx: inout T,
+        fault: (CommitFaultPoint) throws -> Void
+    ) throws -> CommitResult {
+        var result = CommitResult()
+        var items = [ItemID: ItemState]()
+        var highest = HLCTimestamp.zero
+        let peer = batch.source.peer
+
+        func state(_ id: ItemID) throws -> ItemState? {
+            if let cached = items[id] { return cached }
+            let loaded = try tx.loadItem(id)
+            items[id] = loaded
+            return loaded
+        }
+
+        for (index, op) in batch.ops.enumerated() {
+            defer { highest = max(highest, op.body.hlc) }
+            if let stored = try tx.storedOp(op.id) {
+                if op.redactedFields.count < stored.redactedCount, var item = try state(op.body.itemID) {
+                    try tx.upgradeOp(op, sequence: stored.sequence)
+                    if (try? item.apply(op)) == true {
+                        items[item.id] = item
+                        result.changedItems.insert(item.id)
+                    }
+                }
+                result.duplicates.append(op.id)
+                try fault(.afterOp(index))
+                continue
+            }
+            if try tx.isPending(op.id) {
+                result.duplicates.append(op.id)
+                try fault(.afterOp(index))
+                continue
+            }
+            if var item = try state(op.body.itemID) {
+                if let rejection = rejection(applying: op, to: &item) {
+                    result.rejected.append((op.id, rejection))
+                } else {
+                    items[item.id] = item
+                    result.changedItems.insert(item.id)
+                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                }
+            } else if case .create = op.body.change {
+                switch Result(catching: { () throws(ItemRejection) in try ItemState(create: op) }) {
+                case .failure(let rejection):
+                    result.rejected.append((op.id, rejection))
+                case .success(var item):
+                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    for waiting in try tx.takePending(item: item.id) {
+                        if let rejection = rejection(applying: waiting.op, to: &item) {
+                            result.rejected.append((waiting.op.id, rejection))
+                        } else {
+                            result.applied.append((waiting.op.id, try tx.insertOp(waiting.op, from: waiting.peer)))
+                        }
+                    }
+                    items[item.id] = item
+                    result.changedItems.insert(item.id)
+                }
+            } else {
+                try tx.insertPending(op, from: peer)
+                result.pending.append(op.id)
+            }
+            try fault(.afterOp(index))
+        }
+
+        for id in result.changedItems.sorted() {
+            if let item = items[id] { try tx.saveItem(item) }
+        }
+        if highest > .zero { try tx.raiseHighestHLC(to: highest) }
+        try fault(.beforeCustody)
+
+        var head = try tx.custodyHead()
+        func record(_ event: CustodyEvent) throws {
+            let entry = CustodyEntry(
+                event: event,
+                timeMillis: batch.timeMillis,
+                after: head.count == 0 ? nil : (head.count, head.hash)
+            )
+            try tx.appendCustody(entry)
+            head = CustodyHead(count: entry.sequence, hash: entry.hash)
+            result.custody.append(entry)
+        }
+        let accepted = result.applied.map(\.id) + result.pending
+        if !accepted.isEmpty {
+            try record(
+                CustodyEvent(
+                    kind: peer == nil ? .opsCreated : .opsReceived,
+                    peer: peer?.text,
+                    detail: "applied \(result.applied.count), pending \(result.pending.count), "
+                        + "duplicates \(result.duplicates.count)",
+                    opIDs: accepted
+                )
+            )
+        }
+        if !result.rejected.isEmpty {
+            let reasons = Dictionary(grouping: result.rejected, by: { $0.reason.description })
+                .map { "\($0.value.count)× \($0.key)" }
+                .sorted()
+                .joined(separator: "; ")
+            try record(
+                CustodyEvent(kind: .opsRejected, peer: peer?.text, detail: reasons, opIDs: result.rejected.map(\.id))
+            )
+        }
+        return result
+    }
+
+    /// Applies an op to an item; returns the item's refusal, if any.
+    private static func rejection(applying op: VerifiedOp, to item: inout ItemState) -> ItemRejection? {
+        do {
+            try item.apply(op)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    static func append<T: StoreTransaction>(_ event: CustodyEvent, timeMillis: Int64, in tx: inout T) throws
+        -> CustodyEntry
+    {
+        let head = try tx.custodyHead()
+        let entry = CustodyEntry(event: event, timeMillis: timeMillis, after: head.count == 0 ? nil : (head.count, head.hash))
+        try tx.appendCustody(entry)
+        return entry
+    }
+}

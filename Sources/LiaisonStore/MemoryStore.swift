@@ -1,0 +1,159 @@
+public import LiaisonCore
+import Synchronization
+
+/// A store held in memory, for the simulator and tests. Commits are atomic: a failed
+/// commit leaves the state as it was. `snapshot()`/`init(snapshot:)` let the simulator
+/// keep exactly what was committed across a simulated crash.
+public final class MemoryStore: Store {
+    /// Everything the store holds; a value, so a snapshot is a copy.
+    public struct Snapshot: Sendable {
+        var ops: [StoredOp] = []
+        var opIndex: [OpID: Int] = [:]
+        var pending: [OpID: (op: VerifiedOp, peer: NodeID?, order: Int)] = [:]
+        var pendingOrder = 0
+        var items: [ItemID: ItemState] = [:]
+        var checkpoints: [String: UInt64] = [:]
+        var custody: [CustodyEntry] = []
+        var highestHLC: HLCTimestamp = .zero
+    }
+
+    private let state: Mutex<Snapshot>
+    private let fault: (@Sendable (CommitFaultPoint) throws -> Void)?
+
+    /// Creates an empty store. `fault` is called at each `CommitFaultPoint`; throwing aborts the commit.
+    public init(fault: (@Sendable (CommitFaultPoint) throws -> Void)? = nil) {
+        self.state = Mutex(Snapshot())
+        self.fault = fault
+    }
+
+    /// Restores a store from a snapshot.
+    public init(snapshot: Snapshot) {
+        self.state = Mutex(snapshot)
+        self.fault = nil
+    }
+
+    /// A copy of everything committed so far.
+    public func snapshot() -> Snapshot { state.withLock { $0 } }
+
+    public func commit(_ batch: CommitBatch) throws(LiaisonError) -> CommitResult {
+        try state.withLock { (current: inout Snapshot) throws(LiaisonError) -> CommitResult in
+            var tx = MemoryTransaction(state: current)
+            do {
+                let result = try CommitEngine.commit(batch, in: &tx, fault: { try fault?($0) })
+                current = tx.state
+                return result
+            } catch {
+                throw LiaisonError(.io, "commit failed; nothing was stored", cause: error)
+            }
+        }
+    }
+
+    public func appendCustody(_ event: CustodyEvent, timeMillis: Int64) throws(LiaisonError) -> CustodyEntry {
+        state.withLock { current in
+            var tx = MemoryTransaction(state: current)
+            let entry = try! CommitEngine.append(event, timeMillis: timeMillis, in: &tx)
+            current = tx.state
+            return entry
+        }
+    }
+
+    public func item(_ id: ItemID) throws(LiaisonError) -> ItemState? { state.withLock { $0.items[id] } }
+
+    public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
+        state.withLock { current in
+            current.items.values
+                .filter { item in
+                    (query.collection == nil || item.collection == query.collection)
+                        && (query.tag == nil || item.tags.contains(query.tag!))
+                        && (query.includeWithdrawn || !item.isWithdrawn)
+                }
+                .sorted { ($0.lastChange, $0.id) > ($1.lastChange, $1.id) }
+                .prefix(query.limit)
+                .map { $0 }
+        }
+    }
+
+    public func op(_ id: OpID) throws(LiaisonError) -> StoredOp? {
+        state.withLock { current in current.opIndex[id].map { current.ops[$0] } }
+    }
+
+    public func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp] {
+        state.withLock { current in
+            let start = Int(min(sequence, UInt64(current.ops.count)))
+            return Array(current.ops[start..<min(current.ops.count, start + limit)])
+        }
+    }
+
+    public func highestSequence() throws(LiaisonError) -> UInt64 { state.withLock { UInt64($0.ops.count) } }
+
+    public func highestHLC() throws(LiaisonError) -> HLCTimestamp { state.withLock { $0.highestHLC } }
+
+    public func checkpoint(link: String) throws(LiaisonError) -> UInt64 { state.withLock { $0.checkpoints[link] ?? 0 } }
+
+    public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
+        state.withLock { $0.checkpoints[link] = max($0.checkpoints[link] ?? 0, sequence) }
+    }
+
+    public func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry] {
+        state.withLock { current in
+            let start = Int(max(sequence, 1) - 1)
+            guard start < current.custody.count else { return [] }
+            return Array(current.custody[start..<min(current.custody.count, start + limit)])
+        }
+    }
+
+    public func verifyCustody() throws(LiaisonError) -> CustodyVerification {
+        state.withLock { current in
+            var verifier = CustodyChainVerifier()
+            for entry in current.custody { verifier.check(entry) }
+            verifier.finish(head: CustodyHead(count: UInt64(current.custody.count), hash: current.custody.last?.hash ?? .zero))
+            return verifier.defect.map(CustodyVerification.broken) ?? .intact(entries: verifier.verifiedCount)
+        }
+    }
+}
+
+private struct MemoryTransaction: StoreTransaction {
+    var state: MemoryStore.Snapshot
+
+    mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
+        guard let index = state.opIndex[id] else { return nil }
+        let stored = state.ops[index]
+        return (stored.sequence, stored.op.redactedFields.count)
+    }
+
+    mutating func upgradeOp(_ op: VerifiedOp, sequence: UInt64) throws {
+        state.ops[Int(sequence - 1)].op = op
+    }
+
+    mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
+        let sequence = UInt64(state.ops.count + 1)
+        state.opIndex[op.id] = state.ops.count
+        state.ops.append(StoredOp(sequence: sequence, op: op, receivedFrom: peer))
+        return sequence
+    }
+
+    mutating func isPending(_ id: OpID) throws -> Bool { state.pending[id] != nil }
+
+    mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws {
+        state.pendingOrder += 1
+        state.pending[op.id] = (op, peer, state.pendingOrder)
+    }
+
+    mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)] {
+        let waiting = state.pending.values.filter { $0.op.body.itemID == item }.sorted { $0.order < $1.order }
+        for entry in waiting { state.pending[entry.op.id] = nil }
+        return waiting.map { ($0.op, $0.peer) }
+    }
+
+    mutating func loadItem(_ id: ItemID) throws -> ItemState? { state.items[id] }
+
+    mutating func saveItem(_ item: ItemState) throws { state.items[item.id] = item }
+
+    mutating func custodyHead() throws -> CustodyHead {
+        CustodyHead(count: UInt64(state.custody.count), hash: state.custody.last?.hash ?? .zero)
+    }
+
+    mutating func appendCustody(_ entry: CustodyEntry) throws { state.custody.append(entry) }
+
+    mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws { state.highestHLC = max(state.highestHLC, stamp) }
+}

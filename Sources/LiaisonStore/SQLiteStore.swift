@@ -1,0 +1,287 @@
+import Foundation
+import GRDB
+public import LiaisonCore
+
+/// The durable store: SQLite through GRDB, in WAL mode with `synchronous = FULL`, so a
+/// committed batch survives `kill -9` and power loss. The schema is versioned with GRDB
+/// migrations; a store written by a newer Liaison is refused rather than misread.
+public final class SQLiteStore: Store {
+    /// SQLite `application_id` of a Liaison store ("LIAN").
+    static let applicationID: Int32 = 0x4C49_414E
+
+    private let pool: DatabasePool
+    private let fault: (@Sendable (CommitFaultPoint) throws -> Void)?
+    /// The database file.
+    public let path: String
+
+    /// Opens the store at `path`. With `create: false` a missing file is an error and
+    /// nothing is created; an existing file that is not a Liaison store is refused.
+    public init(
+        path: String,
+        create: Bool,
+        fault: (@Sendable (CommitFaultPoint) throws -> Void)? = nil
+    ) throws(LiaisonError) {
+        self.path = path
+        self.fault = fault
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists && !create {
+            throw LiaisonError(.notFound, "no store at \(path); is this a node directory made by 'liaison init'?")
+        }
+        if exists {
+            try Self.checkHeader(path)
+        }
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw LiaisonError(.corrupt, "cannot open the store \(path): \(error); restore it from a backup", cause: error)
+        }
+        do {
+            try pool.write { db in
+                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tableCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                if appID != Self.applicationID && tableCount > 0 {
+                    throw LiaisonError(.corrupt, "\(path) is an SQLite file but not a Liaison store")
+                }
+                if try Self.migrator.hasBeenSuperseded(db) {
+                    throw LiaisonError(.corrupt, "the store \(path) was written by a newer Liaison; upgrade this binary")
+                }
+            }
+            try Self.migrator.migrate(pool)
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(.corrupt, "the store \(path) is damaged (\(error)); restore it from a backup", cause: error)
+        }
+    }
+
+    /// Refuses a file that does not start like an SQLite database, before SQLite touches it.
+    private static func checkHeader(_ path: String) throws(LiaisonError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw LiaisonError(.io, "cannot read \(path); check its permissions")
+        }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        if !header.isEmpty && header != Data("SQLite format 3\0".utf8) {
+            throw LiaisonError(.corrupt, "\(path) is not a Liaison store (not an SQLite file); restore it from a backup")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+            try db.execute(
+                sql: """
+                    CREATE TABLE ops (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        op_id BLOB NOT NULL UNIQUE,
+                        item_id BLOB NOT NULL,
+                        author BLOB NOT NULL,
+                        hlc INTEGER NOT NULL,
+                        redacted INTEGER NOT NULL,
+                        received_from BLOB,
+                        encoded BLOB NOT NULL
+                    );
+                    CREATE INDEX ops_item ON ops(item_id);
+                    CREATE TABLE pending_ops (
+                        op_id BLOB PRIMARY KEY,
+                        item_id BLOB NOT NULL,
+                        arrival INTEGER NOT NULL,
+                        received_from BLOB,
+                        encoded BLOB NOT NULL
+                    );
+                    CREATE INDEX pending_item ON pending_ops(item_id, arrival);
+                    CREATE TABLE items (
+                        id BLOB PRIMARY KEY,
+                        collection TEXT NOT NULL,
+                        withdrawn INTEGER NOT NULL,
+                        last_change INTEGER NOT NULL,
+                        state BLOB NOT NULL
+                    );
+                    CREATE INDEX items_collection ON items(collection, last_change);
+                    CREATE INDEX items_recent ON items(last_change);
+                    CREATE TABLE item_tags (
+                        item_id BLOB NOT NULL,
+                        tag TEXT NOT NULL,
+                        PRIMARY KEY (item_id, tag)
+                    ) WITHOUT ROWID;
+                    CREATE INDEX item_tags_tag ON item_tags(tag);
+                    CREATE TABLE checkpoints (
+                        link TEXT PRIMARY KEY,
+                        seq INTEGER NOT NULL
+                    );
+                    CREATE TABLE custody (
+                        seq INTEGER PRIMARY KEY,
+                        time_ms INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        peer TEXT,
+                        detail TEXT NOT NULL,
+                        op_ids BLOB NOT NULL,
+                        prev_hash BLOB NOT NULL,
+                        hash BLOB NOT NULL
+                    );
+                    CREATE TABLE meta (
+                        key TEXT PRIMARY KEY,
+                        value BLOB NOT NULL
+                    );
+                    """
+            )
+        }
+        return migrator
+    }
+
+    private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
+        do {
+            return try pool.write(body)
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(.io, "\(what) failed; nothing was stored (\(error))", cause: error)
+        }
+    }
+
+    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
+        do {
+            return try pool.read(body)
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(.corrupt, "\(what) failed; the store may be damaged (\(error))", cause: error)
+        }
+    }
+
+    public func commit(_ batch: CommitBatch) throws(LiaisonError) -> CommitResult {
+        try write("commit") { db in
+            var tx = SQLiteTransaction(db: db)
+            return try CommitEngine.commit(batch, in: &tx, fault: { [fault] in try fault?($0) })
+        }
+    }
+
+    public func appendCustody(_ event: CustodyEvent, timeMillis: Int64) throws(LiaisonError) -> CustodyEntry {
+        try write("recording custody") { db in
+            var tx = SQLiteTransaction(db: db)
+            return try CommitEngine.append(event, timeMillis: timeMillis, in: &tx)
+        }
+    }
+
+    public func item(_ id: ItemID) throws(LiaisonError) -> ItemState? {
+        try read("reading an item") { db in
+            var tx = SQLiteTransaction(db: db)
+            return try tx.loadItem(id)
+        }
+    }
+
+    public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
+        try read("listing items") { db in
+            var conditions = [String]()
+            var arguments = StatementArguments()
+            if let collection = query.collection {
+                conditions.append("collection = ?")
+                _ = arguments.append(contentsOf: [collection])
+            }
+            if let tag = query.tag {
+                conditions.append("id IN (SELECT item_id FROM item_tags WHERE tag = ?)")
+                _ = arguments.append(contentsOf: [tag])
+            }
+            if !query.includeWithdrawn { conditions.append("withdrawn = 0") }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            _ = arguments.append(contentsOf: [query.limit])
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT state FROM items \(whereClause) ORDER BY last_change DESC, id DESC LIMIT ?",
+                arguments: arguments
+            )
+            return try rows.map { try SQLiteTransaction.decodeItem($0["state"]) }
+        }
+    }
+
+    public func op(_ id: OpID) throws(LiaisonError) -> StoredOp? {
+        try read("reading an op") { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT seq, received_from, encoded FROM ops WHERE op_id = ?",
+                arguments: [id.hash.data]
+            ).map(Self.storedOp)
+        }
+    }
+
+    public func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp] {
+        try read("reading ops") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT seq, received_from, encoded FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
+                arguments: [Int64(sequence), limit]
+            ).map(Self.storedOp)
+        }
+    }
+
+    private static func storedOp(_ row: Row) throws -> StoredOp {
+        let sequence: Int64 = row["seq"]
+        let from: Data? = row["received_from"]
+        return StoredOp(
+            sequence: UInt64(sequence),
+            op: try VerifiedOp(storedEncoding: row["encoded"]),
+            receivedFrom: from.flatMap { NodeID(bytes: $0) }
+        )
+    }
+
+    public func highestSequence() throws(LiaisonError) -> UInt64 {
+        try read("reading the log") { db in UInt64(try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ops") ?? 0) }
+    }
+
+    public func highestHLC() throws(LiaisonError) -> HLCTimestamp {
+        try read("reading the clock") { db in try SQLiteTransaction.highestHLC(db) }
+    }
+
+    public func checkpoint(link: String) throws(LiaisonError) -> UInt64 {
+        try read("reading a checkpoint") { db in
+            UInt64(try Int64.fetchOne(db, sql: "SELECT seq FROM checkpoints WHERE link = ?", arguments: [link]) ?? 0)
+        }
+    }
+
+    public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
+        try write("advancing a checkpoint") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO checkpoints(link, seq) VALUES (?, ?)
+                    ON CONFLICT(link) DO UPDATE SET seq = max(seq, excluded.seq)
+                    """,
+                arguments: [link, Int64(sequence)]
+            )
+        }
+    }
+
+    public func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry] {
+        try read("reading custody") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM custody WHERE seq >= ? ORDER BY seq LIMIT ?",
+                arguments: [Int64(sequence), limit]
+            ).map(SQLiteTransaction.custodyEntry)
+        }
+    }
+
+    public func verifyCustody() throws(LiaisonError) -> CustodyVerification {
+        try read("verifying custody") { db in
+            var verifier = CustodyChainVerifier()
+            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM custody ORDER BY rowid")
+            while let row = try cursor.next() {
+                do {
+                    verifier.check(try SQLiteTransaction.custodyEntry(row))
+                } catch {
+                    let sequence: Int64 = row["seq"] ?? 0
+                    return .broken(CustodyDefect(sequence: UInt64(max(sequence, 0)), problem: "unreadable (\(error))"))
+                }
+                if verifier.defect != nil { break }
+            }
+            var tx = SQLiteTransaction(db: db)
+            verifier.finish(head: try tx.custodyHead())
+            return verifier.defect.map(CustodyVerification.broken) ?? .intact(entries: verifier.verifiedCount)
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+public import LiaisonCore
+
+/// Where a batch of ops came from.
+public enum OpSource: Hashable, Sendable {
+    /// Authored on this node.
+    case local
+    /// Received from a peer node.
+    case peer(NodeID)
+
+    /// The peer, if any.
+    public var peer: NodeID? {
+        if case .peer(let id) = self { return id }
+        return nil
+    }
+}
+
+/// A batch of verified ops to commit in one transaction.
+public struct CommitBatch: Sendable {
+    /// The ops, in the order they arrived.
+    public var ops: [VerifiedOp]
+    /// Where they came from.
+    public var source: OpSource
+    /// When they were committed, milliseconds since the Unix epoch (for custody).
+    public var timeMillis: Int64
+
+    /// Creates a batch.
+    public init(ops: [VerifiedOp], source: OpSource, timeMillis: Int64) {
+        self.ops = ops
+        self.source = source
+        self.timeMillis = timeMillis
+    }
+}
+
+/// What a commit did with each op.
+public struct CommitResult: Sendable, Equatable {
+    /// Ops newly stored and applied, with their local sequence numbers.
+    public var applied: [(id: OpID, sequence: UInt64)]
+    /// Ops already held (possibly upgraded from a redacted copy); nothing changed for them
+    /// except filling in values.
+    public var duplicates: [OpID]
+    /// Ops stored durably but waiting for their item's create op.
+    public var pending: [OpID]
+    /// Ops the item refused, with the reason; recorded in custody, not stored.
+    public var rejected: [(id: OpID, reason: ItemRejection)]
+    /// The items whose state changed.
+    public var changedItems: Set<ItemID>
+    /// The custody entries the commit appended.
+    public var custody: [CustodyEntry]
+
+    /// An empty result.
+    public init() {
+        applied = []
+        duplicates = []
+        pending = []
+        rejected = []
+        changedItems = []
+        custody = []
+    }
+
+    public static func == (lhs: CommitResult, rhs: CommitResult) -> Bool {
+        lhs.applied.map(\.id) == rhs.applied.map(\.id) && lhs.applied.map(\.sequence) == rhs.applied.map(\.sequence)
+            && lhs.duplicates == rhs.duplicates && lhs.pending == rhs.pending
+            && lhs.rejected.map(\.id) == rhs.rejected.map(\.id) && lhs.changedItems == rhs.changedItems
+            && lhs.custody == rhs.custody
+    }
+}
+
+/// An op as the store holds it.
+public struct StoredOp: Sendable, Hashable {
+    /// Local log sequence (every stored op gets the next one, whatever its origin).
+    public var sequence: UInt64
+    /// The op.
+    public var op: VerifiedOp
+    /// The peer it came from; nil when authored here.
+    public var receivedFrom: NodeID?
+}
+
+/// Which items to list.
+public struct ItemQuery: Sendable, Hashable {
+    /// Only this collection.
+    public var collection: String?
+    /// Only items carrying this tag.
+    public var tag: String?
+    /// Include deleted and recalled items (tombstones).
+    public var includeWithdrawn: Bool
+    /// At most this many, newest change first.
+    public var limit: Int
+
+    /// Creates a query.
+    public init(collection: String? = nil, tag: String? = nil, includeWithdrawn: Bool = false, limit: Int = 1000) {
+        self.collection = collection
+        self.tag = tag
+        self.includeWithdrawn = includeWithdrawn
+        self.limit = limit
+    }
+}
+
+/// The result of checking a store's custody log.
+public enum CustodyVerification: Sendable, Equatable {
+    /// Every entry is intact.
+    case intact(entries: UInt64)
+    /// The first defect found.
+    case broken(CustodyDefect)
+}
+
+/// A place where a fault can be injected into a commit, for crash-atomicity tests.
+public enum CommitFaultPoint: Sendable, Hashable {
+    /// After the n-th op (from 0) of the batch was written.
+    case afterOp(Int)
+    /// Just before the custody entry is appended.
+    case beforeCustody
+}
+
+/// A node's durable state: the op log with local sequence numbers, materialized items,
+/// per-link checkpoints and the custody log.
+///
+/// Every `commit` is one transaction: a failure anywhere leaves the store as it was.
+/// Applying an op twice changes nothing. Nothing above this protocol assumes SQLite.
+public protocol Store: Sendable {
+    /// Stores and applies a batch of verified ops, and records it in custody, atomically.
+    func commit(_ batch: CommitBatch) throws(LiaisonError) -> CommitResult
+    /// Appends a custody entry on its own (sent, withheld, operator actions).
+    func appendCustody(_ event: CustodyEvent, timeMillis: Int64) throws(LiaisonError) -> CustodyEntry
+    /// The item's state, or nil if unknown.
+    func item(_ id: ItemID) throws(LiaisonError) -> ItemState?
+    /// Items matching a query, most recently changed first.
+    func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState]
+    /// A stored op.
+    func op(_ id: OpID) throws(LiaisonError) -> StoredOp?
+    /// Ops with sequence greater than `sequence`, in order, at most `limit`.
+    func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp]
+    /// The highest local sequence (0 when empty).
+    func highestSequence() throws(LiaisonError) -> UInt64
+    /// The greatest HLC stamp among stored ops (zero when empty).
+    func highestHLC() throws(LiaisonError) -> HLCTimestamp
+    /// A link's checkpoint (0 when never set).
+    func checkpoint(link: String) throws(LiaisonError) -> UInt64
+    /// Advances a link's checkpoint; a lower value than the current one is ignored.
+    func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError)
+    /// Custody entries from `sequence` on (1 is the first), at most `limit`.
+    func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]
+    /// Walks the whole custody log and its recorded head.
+    func verifyCustody() throws(LiaisonError) -> CustodyVerification
+}
