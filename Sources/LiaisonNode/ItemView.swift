@@ -1,0 +1,88 @@
+public import Foundation
+public import LiaisonCore
+
+/// An item as people and programs read it: the JSON of `liaison get --json` and of the API.
+public struct ItemView: Codable, Sendable, Equatable {
+    /// The item id.
+    public var id: String
+    /// Its collection.
+    public var collection: String
+    /// The originator's NodeID.
+    public var originator: String
+    /// The classification level.
+    public var classification: String
+    /// REL TO.
+    public var releasableTo: [String]
+    /// Originator controls dissemination.
+    public var orcon: Bool
+    /// Further caveats.
+    public var caveats: [String]
+    /// Expiry, ISO 8601, if any.
+    public var expiresAt: String?
+    /// Field values present here.
+    public var fields: [String: JSONValue]
+    /// Fields whose values were withheld from this node.
+    public var redactedFields: [String]
+    /// Current tags.
+    public var tags: [String]
+    /// Whether the item was deleted (only its tombstone remains).
+    public var deleted: Bool
+    /// Whether the item was recalled from everyone.
+    public var recalled: Bool
+    /// Who may write besides the originator.
+    public var writePolicy: String
+    /// When it was created (HLC physical time), ISO 8601.
+    public var createdAt: String
+    /// When it last changed (HLC physical time), ISO 8601.
+    public var changedAt: String
+    /// Canonical digest of the state (equal on every node holding the same ops).
+    public var digest: String
+
+    /// The view of an item state.
+    public init(_ item: ItemState) {
+        id = item.id.text
+        collection = item.collection
+        originator = item.originator.text
+        classification = item.markings.classification
+        releasableTo = item.markings.releasableTo
+        orcon = item.markings.orcon
+        caveats = item.markings.caveats
+        expiresAt = item.markings.expiresAtMillis.map { ISO8601.format(millis: $0) }
+        var fields = [String: JSONValue]()
+        var redacted = [String]()
+        for (name, register) in item.fields {
+            if let value = register.value {
+                fields[name] = (try? JSONDecoder().decode(JSONValue.self, from: value)) ?? .string(String(decoding: value, as: UTF8.self))
+            } else {
+                redacted.append(name)
+            }
+        }
+        self.fields = fields
+        redactedFields = redacted.sorted()
+        tags = item.tags
+        deleted = item.tombstone != nil
+        recalled = item.recalledFromAll != nil
+        writePolicy = item.writePolicy.rawValue
+        createdAt = ISO8601.format(millis: Int64(item.created.hlc.physicalMillis))
+        changedAt = ISO8601.format(millis: Int64(item.lastChange.hlc.physicalMillis))
+        digest = item.digest.hex
+    }
+}
+
+/// ISO 8601 text for millisecond timestamps.
+public enum ISO8601 {
+    /// `2026-11-22T13:16:14.123Z`.
+    public static func format(millis: Int64) -> String {
+        Date(timeIntervalSince1970: Double(millis) / 1000).formatted(
+            Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+        )
+    }
+
+    /// Parses ISO 8601 with or without fractional seconds; nil when it is not ISO 8601.
+    public static func parse(_ text: String) -> Date? {
+        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        if let date = try? Date.ISO8601FormatStyle().year().month().day().parse(text) { return date }
+        return nil
+    }
+}

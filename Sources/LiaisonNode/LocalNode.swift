@@ -1,0 +1,133 @@
+public import Foundation
+public import LiaisonCore
+public import LiaisonStore
+
+/// What `liaison put` asks for.
+public struct PutRequest: Sendable {
+    /// The collection.
+    public var collection: String
+    /// Classification level name (any case); nil for the ladder's lowest.
+    public var classification: String?
+    /// REL TO partner or group names.
+    public var releasableTo: [String]
+    /// Originator controls dissemination.
+    public var orcon: Bool
+    /// Further caveats.
+    public var caveats: [String]
+    /// Expiry.
+    public var expiresAt: Date?
+    /// Tags.
+    public var tags: [String]
+    /// Fields: name and UTF-8 JSON text of the value.
+    public var fields: [(name: String, value: Data)]
+    /// Who else may write.
+    public var writePolicy: WritePolicy
+
+    /// Creates a request.
+    public init(
+        collection: String,
+        classification: String? = nil,
+        releasableTo: [String] = [],
+        orcon: Bool = false,
+        caveats: [String] = [],
+        expiresAt: Date? = nil,
+        tags: [String] = [],
+        fields: [(name: String, value: Data)] = [],
+        writePolicy: WritePolicy = .originatorOnly
+    ) {
+        self.collection = collection
+        self.classification = classification
+        self.releasableTo = releasableTo
+        self.orcon = orcon
+        self.caveats = caveats
+        self.expiresAt = expiresAt
+        self.tags = tags
+        self.fields = fields
+        self.writePolicy = writePolicy
+    }
+}
+
+/// A node opened from its directory, for local commands (before the daemon runs, and
+/// inside it): put, get, list, audit.
+public struct LocalNode: Sendable {
+    /// The directory.
+    public let directory: NodeDirectory
+    /// `node.json`.
+    public let config: NodeConfig
+    /// The keys.
+    public let identity: NodeIdentity
+    /// The store.
+    public let store: any Store
+
+    /// Opens the node in `directory`; refuses a missing, foreign or damaged directory.
+    public static func open(_ directory: NodeDirectory) throws(LiaisonError) -> LocalNode {
+        let config = try directory.loadConfig()
+        let identity = try directory.loadIdentity(config: config)
+        let store = try directory.openStore()
+        return LocalNode(directory: directory, config: config, identity: identity, store: store)
+    }
+
+    /// Validates a put request, creates and signs the item's create op, and commits it.
+    /// Nothing is written when the request is invalid.
+    public func put(_ request: PutRequest, now: Date) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
+        guard Names.isValid(request.collection) else {
+            throw LiaisonError(
+                .invalidArgument,
+                "invalid collection '\(request.collection)': use 1-128 letters, digits or . _ - : /"
+            )
+        }
+        let level = try request.classification.map(config.classifications.level(named:)) ?? config.classifications.lowest
+        for name in request.releasableTo where !Names.isValidLabel(name) {
+            throw LiaisonError(.invalidArgument, "invalid REL TO entry '\(name)'")
+        }
+        for caveat in request.caveats where !Names.isValidLabel(caveat) {
+            throw LiaisonError(.invalidArgument, "invalid caveat '\(caveat)'")
+        }
+        for tag in request.tags where !Names.isValid(tag) {
+            throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
+        }
+        guard Set(request.tags).count == request.tags.count else {
+            throw LiaisonError(.invalidArgument, "a tag is given twice")
+        }
+        guard Set(request.fields.map(\.name)).count == request.fields.count else {
+            throw LiaisonError(.invalidArgument, "a field is given twice")
+        }
+        guard request.fields.count <= OpLimits.maxFields, request.tags.count <= OpLimits.maxTags else {
+            throw LiaisonError(.invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
+        }
+        if let expiresAt = request.expiresAt, expiresAt <= now {
+            throw LiaisonError(.invalidArgument, "--expires \(ISO8601.format(millis: Int64(expiresAt.timeIntervalSince1970 * 1000))) is not in the future")
+        }
+        let markings = Markings(
+            classification: level,
+            releasableTo: request.releasableTo,
+            orcon: request.orcon,
+            caveats: request.caveats,
+            expiresAtMillis: request.expiresAt.map { Int64($0.timeIntervalSince1970 * 1000) }
+        )
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
+        var generator = SystemRandomNumberGenerator()
+        let unsigned = try identity.author.create(
+            collection: request.collection,
+            markings: markings,
+            fields: request.fields,
+            tags: request.tags,
+            writePolicy: request.writePolicy,
+            hlc: clock.tick(physicalMillis: nowMillis),
+            using: &generator
+        )
+        let signed = try identity.author.sign([unsigned])
+        let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
+        guard result.rejected.isEmpty, let item = try store.item(signed[0].body.itemID) else {
+            throw LiaisonError(.invalidOp, "the store refused the new item: \(result.rejected.map(\.reason))")
+        }
+        return (item, signed[0])
+    }
+
+    /// An item by id.
+    public func item(_ id: ItemID) throws(LiaisonError) -> ItemState? { try store.item(id) }
+
+    /// Items matching a query.
+    public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] { try store.items(query) }
+}

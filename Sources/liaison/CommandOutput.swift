@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import LiaisonCore
+
+/// Exit codes of the CLI (sysexits.h where one fits).
+enum ExitStatus {
+    /// Something failed that is not one of the cases below.
+    static let failure: Int32 = 1
+    /// A flag or argument is malformed (ArgumentParser's own usage errors use 64 too).
+    static let usage: Int32 = 64
+    /// Stored data is damaged or was tampered with.
+    static let dataError: Int32 = 65
+    /// The node directory, store or item does not exist.
+    static let notFound: Int32 = 66
+    /// Creating would overwrite something.
+    static let cannotCreate: Int32 = 73
+
+    static func code(for error: LiaisonError) -> Int32 {
+        switch error.code {
+        case .invalidArgument: usage
+        case .corrupt, .tampered: dataError
+        case .notFound: notFound
+        case .alreadyExists: cannotCreate
+        default: failure
+        }
+    }
+}
+
+/// Runs a command body; a `LiaisonError` becomes one line on stderr and its exit code.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as LiaisonError {
+        printError(error.message)
+        throw ExitCode(ExitStatus.code(for: error))
+    }
+}
+
+/// One line on stderr, prefixed `error: `.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+}
+
+/// Pretty, key-sorted JSON on stdout.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+/// Milliseconds since the Unix epoch, now.
+func nowMillis() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+/// The `--dir` option every node command takes.
+struct DirectoryOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The node directory.", valueName: "dir"))
+    var dir: String
+}

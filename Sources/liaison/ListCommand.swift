@@ -1,0 +1,62 @@
+import ArgumentParser
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonStore
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List items, most recently changed first.")
+
+    @OptionGroup var directory: DirectoryOption
+
+    @Option(help: "Only this collection.")
+    var collection: String?
+
+    @Option(help: "Only items with this tag.")
+    var tag: String?
+
+    @Flag(help: "Include deleted and recalled items.")
+    var all = false
+
+    @Option(help: "At most this many items.")
+    var limit = 1000
+
+    @Flag(help: "Print JSON (an array of items as 'get --json' prints them).")
+    var json = false
+
+    func run() throws {
+        try reportingErrors {
+            guard limit > 0 else { throw LiaisonError(.invalidArgument, "--limit must be at least 1") }
+            let node = try LocalNode.open(NodeDirectory(path: directory.dir))
+            let views = try node.items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
+                .map(ItemView.init)
+            if json {
+                try printJSON(views)
+                return
+            }
+            if views.isEmpty {
+                print("no items")
+                return
+            }
+            let rows = views.map { view in
+                [view.id, view.collection, view.classification, view.releasableTo.joined(separator: ","),
+                 view.tags.joined(separator: ","), view.changedAt]
+            }
+            printTable(header: ["ID", "COLLECTION", "CLASSIFICATION", "REL TO", "TAGS", "CHANGED"], rows: rows)
+        }
+    }
+}
+
+/// A plain left-aligned table.
+func printTable(header: [String], rows: [[String]]) {
+    var widths = header.map(\.count)
+    for row in rows {
+        for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+    }
+    for row in [header] + rows {
+        let cells = row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        print(cells.joined(separator: "  "))
+    }
+}

@@ -1,0 +1,109 @@
+import ArgumentParser
+import Foundation
+import LiaisonCore
+import LiaisonNode
+
+struct PutCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "put",
+        abstract: "Create an item and print its id.",
+        discussion: """
+            An item without --rel-to stays with this node. REL TO names partners or groups; \
+            ALL releases to every partner. --field values are strings; --field-json values are JSON.
+            """
+    )
+
+    @OptionGroup var directory: DirectoryOption
+
+    @Option(help: "The collection, e.g. reports or indicators.")
+    var collection: String
+
+    @Option(help: "Classification level (default: the lowest level of the federation's ladder).")
+    var classification: String?
+
+    @Option(name: .customLong("rel-to"), help: "Partners or groups it is releasable to, comma-separated; may repeat.")
+    var relTo: [String] = []
+
+    @Flag(help: "Originator controls dissemination: partners may not pass it on.")
+    var orcon = false
+
+    @Option(help: "A handling caveat; may repeat.")
+    var caveat: [String] = []
+
+    @Option(help: "When the content must be purged, ISO 8601 (e.g. 2027-01-31T00:00:00Z).")
+    var expires: String?
+
+    @Option(help: "A tag; may repeat.")
+    var tag: [String] = []
+
+    @Option(help: ArgumentHelp("A field with a string value; may repeat.", valueName: "name=value"))
+    var field: [String] = []
+
+    @Option(
+        name: .customLong("field-json"),
+        help: ArgumentHelp("A field with a JSON value; may repeat.", valueName: "name=json")
+    )
+    var fieldJSON: [String] = []
+
+    @Flag(help: "Let partners entitled to the item annotate it (write fields and tags).")
+    var annotations = false
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    private struct Output: Encodable {
+        var id: String
+        var opID: String
+        var digest: String
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var fields = [(name: String, value: Data)]()
+            for text in field {
+                let (name, value) = try splitAssignment(text, flag: "--field")
+                fields.append((name, try JSONEncoder().encode(value)))
+            }
+            for text in fieldJSON {
+                let (name, value) = try splitAssignment(text, flag: "--field-json")
+                let data = Data(value.utf8)
+                guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
+                    throw LiaisonError(.invalidArgument, "--field-json \(name)=…: the value is not JSON; use --field for text")
+                }
+                fields.append((name, data))
+            }
+            var expiresAt: Date?
+            if let expires {
+                guard let date = ISO8601.parse(expires) else {
+                    throw LiaisonError(.invalidArgument, "--expires '\(expires)' is not ISO 8601, e.g. 2027-01-31T00:00:00Z")
+                }
+                expiresAt = date
+            }
+            let request = PutRequest(
+                collection: collection,
+                classification: classification,
+                releasableTo: relTo.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
+                orcon: orcon,
+                caveats: caveat,
+                expiresAt: expiresAt,
+                tags: tag,
+                fields: fields,
+                writePolicy: annotations ? .annotations : .originatorOnly
+            )
+            let node = try LocalNode.open(NodeDirectory(path: directory.dir))
+            let (item, op) = try node.put(request, now: Date())
+            if json {
+                try printJSON(Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex))
+            } else {
+                print(item.id.text)
+            }
+        }
+    }
+
+    private func splitAssignment(_ text: String, flag: String) throws(LiaisonError) -> (String, String) {
+        guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+            throw LiaisonError(.invalidArgument, "\(flag) '\(text)' must look like name=value")
+        }
+        return (String(text[..<equals]), String(text[text.index(after: equals)...]))
+    }
+}
