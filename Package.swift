@@ -81,7 +81,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LiaisonStoreTests",
-            dependencies: ["LiaisonCore", "LiaisonStore", "LiaisonTestSupport"],
+            dependencies: [
+                "LiaisonCore", "LiaisonStore", "LiaisonTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

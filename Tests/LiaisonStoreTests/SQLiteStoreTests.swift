@@ -1,0 +1,127 @@
+import Foundation
+import GRDB
+import LiaisonCore
+import LiaisonStore
+import LiaisonTestSupport
+import Testing
+
+@Suite("SQLite store files")
+struct SQLiteStoreTests {
+    private func populatedStore() throws -> (path: String, store: SQLiteStore, ops: [VerifiedOp]) {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let store = try SQLiteStore(path: path, create: true)
+        var factory = OpFactory(seed: 11)
+        var ops = [VerifiedOp]()
+        for index in 0..<5 {
+            let op = try factory.create(by: .alice, tags: ["t\(index)"], at: .test(UInt64(index)))
+            ops.append(op)
+            _ = try store.commit(CommitBatch(ops: [op], source: .local, timeMillis: 1_700_000_000_000 + Int64(index)))
+        }
+        return (path, store, ops)
+    }
+
+    /// Runs raw SQL against a store file, as an attacker with file access could.
+    private func tamper(_ path: String, _ sql: String) throws {
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { try $0.execute(sql: sql) }
+        try queue.close()
+    }
+
+    @Test("what was committed is there after reopening")
+    func durableAcrossReopen() throws {
+        let (path, store, ops) = try populatedStore()
+        try store.advanceCheckpoint(link: "alice->bob", to: 3)
+        let before = try StoreFingerprint(store)
+        let reopened = try SQLiteStore(path: path, create: false)
+        #expect(try StoreFingerprint(reopened) == before)
+        #expect(try reopened.checkpoint(link: "alice->bob") == 3)
+        #expect(try reopened.op(ops[2].id)?.op == ops[2])
+    }
+
+    @Test("an intact custody log verifies")
+    func intactLog() throws {
+        let (_, store, _) = try populatedStore()
+        #expect(try store.verifyCustody() == .intact(entries: 5))
+    }
+
+    @Test(
+        "custody tampering is detected at the first bad entry",
+        arguments: [
+            ("edited detail", "UPDATE custody SET detail = 'nothing happened' WHERE seq = 3", UInt64(3)),
+            ("edited time", "UPDATE custody SET time_ms = time_ms + 1 WHERE seq = 2", UInt64(2)),
+            ("edited op list", "UPDATE custody SET op_ids = zeroblob(32) WHERE seq = 4", UInt64(4)),
+            ("deleted middle", "DELETE FROM custody WHERE seq = 2", UInt64(2)),
+            ("deleted tail", "DELETE FROM custody WHERE seq = 5", UInt64(5)),
+            (
+                "swapped entries",
+                """
+                UPDATE custody SET seq = -1 WHERE seq = 2;
+                UPDATE custody SET seq = 2 WHERE seq = 3;
+                UPDATE custody SET seq = 3 WHERE seq = -1;
+                """,
+                UInt64(2)
+            ),
+            (
+                "swapped content",
+                """
+                CREATE TEMP TABLE c AS SELECT * FROM custody WHERE seq IN (2, 3);
+                UPDATE custody SET time_ms = (SELECT time_ms FROM c WHERE seq = 3),
+                    op_ids = (SELECT op_ids FROM c WHERE seq = 3), hash = (SELECT hash FROM c WHERE seq = 3),
+                    prev_hash = (SELECT prev_hash FROM c WHERE seq = 3) WHERE seq = 2;
+                UPDATE custody SET time_ms = (SELECT time_ms FROM c WHERE seq = 2),
+                    op_ids = (SELECT op_ids FROM c WHERE seq = 2), hash = (SELECT hash FROM c WHERE seq = 2),
+                    prev_hash = (SELECT prev_hash FROM c WHERE seq = 2) WHERE seq = 3;
+                """,
+                UInt64(2)
+            ),
+        ]
+    )
+    func tamperDetected(what: String, sql: String, firstBad: UInt64) throws {
+        let (path, _, _) = try populatedStore()
+        try tamper(path, sql)
+        let reopened = try SQLiteStore(path: path, create: false)
+        guard case .broken(let defect) = try reopened.verifyCustody() else {
+            Issue.record("\(what) was not detected")
+            return
+        }
+        #expect(defect.sequence == firstBad, "\(what): \(defect)")
+    }
+
+    @Test("a missing store is not created when opening an existing node")
+    func missingNotCreated() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        #expect {
+            try SQLiteStore(path: path, create: false)
+        } throws: { ($0 as? LiaisonError)?.code == .notFound }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("a file that is not SQLite is refused and left untouched")
+    func garbageRefused() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let garbage = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        try garbage.write(to: URL(fileURLWithPath: path))
+        #expect {
+            try SQLiteStore(path: path, create: false)
+        } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == garbage)
+    }
+
+    @Test("another application's SQLite database is refused")
+    func foreignDatabaseRefused() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("other.sqlite").path
+        try tamper(path, "CREATE TABLE accounts(id INTEGER PRIMARY KEY)")
+        #expect {
+            try SQLiteStore(path: path, create: true)
+        } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+    }
+
+    @Test("a store from a newer schema is refused rather than misread")
+    func newerSchemaRefused() throws {
+        let (path, _, _) = try populatedStore()
+        try tamper(path, "INSERT INTO grdb_migrations(identifier) VALUES ('v999-from-the-future')")
+        #expect {
+            try SQLiteStore(path: path, create: false)
+        } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import LiaisonCore
+import LiaisonStore
+import LiaisonTestSupport
+import Synchronization
+import Testing
+
+@Suite("Store commits")
+struct StoreCommitTests {
+    let alice = TestNode.alice
+    let bob = TestNode.bob
+
+    private func batch(_ ops: [VerifiedOp], from peer: TestNode? = nil) -> CommitBatch {
+        CommitBatch(ops: ops, source: peer.map { .peer($0.nodeID) } ?? .local, timeMillis: 1_700_000_000_000)
+    }
+
+    /// A create and three further ops by alice.
+    private func history() throws -> [VerifiedOp] {
+        var factory = OpFactory(seed: 7)
+        let create = try factory.create(
+            by: alice,
+            fields: [(name: "title", value: JSONText.string("first"))],
+            tags: ["red"],
+            at: .test(1)
+        )
+        let item = try ItemState(create: create)
+        return [
+            create,
+            try factory.setFields([(name: "title", value: JSONText.string("second"))], of: item, by: alice, at: .test(2)),
+            try factory.addTags(["blue"], to: item, by: alice, at: .test(3)),
+            try factory.removeTags(["red"], observedIn: item, by: alice, at: .test(4)),
+        ]
+    }
+
+    @Test("ops get consecutive local sequences and the item reflects them", arguments: StoreKind.allCases)
+    func appliesInOrder(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        let result = try store.commit(batch(ops))
+        #expect(result.applied.map(\.sequence) == [1, 2, 3, 4])
+        #expect(result.rejected.isEmpty && result.pending.isEmpty && result.duplicates.isEmpty)
+        let item = try #require(try store.item(ops[0].body.itemID))
+        #expect(item.tags == ["blue"])
+        #expect(item.fields["title"]?.value == JSONText.string("second"))
+        #expect(try store.highestSequence() == 4)
+        #expect(try store.highestHLC() == .test(4))
+        #expect(try store.ops(after: 1, limit: 2).map(\.op.id) == [ops[1].id, ops[2].id])
+        #expect(try store.op(ops[3].id)?.sequence == 4)
+    }
+
+    @Test("committing the same ops again changes nothing", arguments: StoreKind.allCases)
+    func idempotent(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        _ = try store.commit(batch(ops))
+        let before = try StoreFingerprint(store)
+        let again = try store.commit(batch(ops + ops, from: bob))
+        #expect(again.applied.isEmpty)
+        #expect(again.duplicates.count == 8)
+        #expect(again.custody.isEmpty)
+        #expect(try StoreFingerprint(store) == before)
+    }
+
+    @Test(
+        "a fault anywhere in a commit leaves the store exactly as before",
+        arguments: StoreKind.allCases, [CommitFaultPoint.afterOp(0), .afterOp(1), .afterOp(2), .beforeCustody]
+    )
+    func crashAtomicity(kind: StoreKind, point: CommitFaultPoint) throws {
+        let armed = ArmedFault(at: point)
+        let store = try kind.make(fault: { try armed.check($0) })
+        let ops = try history()
+        _ = try store.commit(batch([ops[0]]))
+        let before = try StoreFingerprint(store)
+        armed.arm()
+        #expect(throws: LiaisonError.self) { try store.commit(batch(Array(ops.dropFirst()))) }
+        #expect(armed.fired)
+        #expect(try StoreFingerprint(store) == before)
+        armed.disarm()
+        let retry = try store.commit(batch(Array(ops.dropFirst())))
+        #expect(retry.applied.map(\.sequence) == [2, 3, 4])
+    }
+
+    @Test("ops that arrive before their item's create wait, then apply in arrival order", arguments: StoreKind.allCases)
+    func pendingUntilCreate(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        let early = try store.commit(batch(Array(ops.dropFirst().reversed()), from: bob))
+        #expect(early.pending.count == 3)
+        #expect(early.applied.isEmpty)
+        #expect(try store.item(ops[0].body.itemID) == nil)
+        #expect(try store.highestSequence() == 0)
+        let repeated = try store.commit(batch([ops[1]], from: bob))
+        #expect(repeated.duplicates == [ops[1].id])
+        let created = try store.commit(batch([ops[0]], from: bob))
+        #expect(created.applied.count == 4)
+        let reference = try ops.dropFirst().reduce(into: ItemState(create: ops[0])) { state, op in try state.apply(op) }
+        #expect(try store.item(ops[0].body.itemID)?.digest == reference.digest)
+        #expect(try store.highestSequence() == 4)
+    }
+
+    @Test("an op the item refuses is not stored and is recorded as rejected", arguments: StoreKind.allCases)
+    func rejectedOpsAreAudited(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        _ = try store.commit(batch([ops[0]]))
+        let item = try #require(try store.item(ops[0].body.itemID))
+        let forged = try OpFactory(seed: 9).delete(item, by: bob, at: .test(9))
+        let result = try store.commit(batch([forged], from: bob))
+        #expect(result.rejected.map(\.id) == [forged.id])
+        #expect(result.rejected.first?.reason == .notOriginator(kind: "delete"))
+        #expect(try store.op(forged.id) == nil)
+        #expect(try store.item(item.id)?.tombstone == nil)
+        let entry = try #require(result.custody.last)
+        #expect(entry.kind == .opsRejected)
+        #expect(entry.peer == bob.nodeID.text)
+        #expect(entry.opIDs == [forged.id])
+        #expect(try store.verifyCustody() == .intact(entries: 2))
+    }
+
+    @Test("a full copy of an op held redacted fills in the value", arguments: StoreKind.allCases)
+    func redactedCopyUpgrades(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        let redacted = try ops[0].redacting(["title"])
+        _ = try store.commit(batch([redacted], from: bob))
+        #expect(try store.item(ops[0].body.itemID)?.fields["title"]?.isRedacted == true)
+        let digest = try store.item(ops[0].body.itemID)?.digest
+        let result = try store.commit(batch([ops[0]], from: bob))
+        #expect(result.duplicates == [ops[0].id])
+        let item = try #require(try store.item(ops[0].body.itemID))
+        #expect(item.fields["title"]?.value == JSONText.string("first"))
+        #expect(item.digest == digest)
+        #expect(try store.op(ops[0].id)?.op.redactedFields == [])
+    }
+
+    @Test("checkpoints only move forward", arguments: StoreKind.allCases)
+    func checkpointsNeverGoBack(kind: StoreKind) throws {
+        let store = try kind.make()
+        #expect(try store.checkpoint(link: "alice->bob") == 0)
+        try store.advanceCheckpoint(link: "alice->bob", to: 10)
+        try store.advanceCheckpoint(link: "alice->bob", to: 4)
+        #expect(try store.checkpoint(link: "alice->bob") == 10)
+        try store.advanceCheckpoint(link: "alice->bob", to: 11)
+        #expect(try store.checkpoint(link: "alice->bob") == 11)
+        #expect(try store.checkpoint(link: "alice->carol") == 0)
+    }
+
+    @Test("list filters by collection and tag and hides tombstones unless asked", arguments: StoreKind.allCases)
+    func listing(kind: StoreKind) throws {
+        let store = try kind.make()
+        var factory = OpFactory(seed: 3)
+        let a = try factory.create(by: alice, collection: "reports", tags: ["red"], at: .test(1))
+        let b = try factory.create(by: alice, collection: "indicators", tags: ["red", "blue"], at: .test(2))
+        let c = try factory.create(by: alice, collection: "reports", at: .test(3))
+        let deleteC = try factory.delete(try ItemState(create: c), by: alice, at: .test(4))
+        _ = try store.commit(batch([a, b, c, deleteC]))
+        #expect(try store.items(ItemQuery()).map(\.id) == [b.body.itemID, a.body.itemID])
+        #expect(try store.items(ItemQuery(collection: "reports")).map(\.id) == [a.body.itemID])
+        #expect(try store.items(ItemQuery(tag: "blue")).map(\.id) == [b.body.itemID])
+        #expect(try store.items(ItemQuery(collection: "reports", includeWithdrawn: true)).map(\.id) == [c.body.itemID, a.body.itemID])
+        #expect(try store.items(ItemQuery(limit: 1)).count == 1)
+    }
+}
+
+/// A fault that fires once at one commit point while armed.
+final class ArmedFault: Sendable {
+    private let point: CommitFaultPoint
+    private let state = Mutex<(armed: Bool, fired: Bool)>((false, false))
+
+    init(at point: CommitFaultPoint) { self.point = point }
+
+    func arm() { state.withLock { $0.armed = true } }
+    func disarm() { state.withLock { $0.armed = false } }
+    var fired: Bool { state.withLock { $0.fired } }
+
+    func check(_ reached: CommitFaultPoint) throws {
+        try state.withLock { current in
+            if current.armed && reached == point {
+                current.fired = true
+                throw InjectedFault()
+            }
+        }
+    }
+}
