@@ -89,7 +89,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LiaisonCLITests",
-            dependencies: ["liaison", "LiaisonTestSupport"],
+            dependencies: [
+                "liaison", "LiaisonCore", "LiaisonTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: upcoming
         ),
     ],

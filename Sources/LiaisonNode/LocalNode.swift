@@ -70,41 +70,7 @@ public struct LocalNode: Sendable {
     /// Validates a put request, creates and signs the item's create op, and commits it.
     /// Nothing is written when the request is invalid.
     public func put(_ request: PutRequest, now: Date) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
-        guard Names.isValid(request.collection) else {
-            throw LiaisonError(
-                .invalidArgument,
-                "invalid collection '\(request.collection)': use 1-128 letters, digits or . _ - : /"
-            )
-        }
-        let level = try request.classification.map(config.classifications.level(named:)) ?? config.classifications.lowest
-        for name in request.releasableTo where !Names.isValidLabel(name) {
-            throw LiaisonError(.invalidArgument, "invalid REL TO entry '\(name)'")
-        }
-        for caveat in request.caveats where !Names.isValidLabel(caveat) {
-            throw LiaisonError(.invalidArgument, "invalid caveat '\(caveat)'")
-        }
-        for tag in request.tags where !Names.isValid(tag) {
-            throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
-        }
-        guard Set(request.tags).count == request.tags.count else {
-            throw LiaisonError(.invalidArgument, "a tag is given twice")
-        }
-        guard Set(request.fields.map(\.name)).count == request.fields.count else {
-            throw LiaisonError(.invalidArgument, "a field is given twice")
-        }
-        guard request.fields.count <= OpLimits.maxFields, request.tags.count <= OpLimits.maxTags else {
-            throw LiaisonError(.invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
-        }
-        if let expiresAt = request.expiresAt, expiresAt <= now {
-            throw LiaisonError(.invalidArgument, "--expires \(ISO8601.format(millis: Int64(expiresAt.timeIntervalSince1970 * 1000))) is not in the future")
-        }
-        let markings = Markings(
-            classification: level,
-            releasableTo: request.releasableTo,
-            orcon: request.orcon,
-            caveats: request.caveats,
-            expiresAtMillis: request.expiresAt.map { Int64($0.timeIntervalSince1970 * 1000) }
-        )
+        let markings = try request.validatedMarkings(config: config, now: now)
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
         var generator = SystemRandomNumberGenerator()
@@ -130,4 +96,53 @@ public struct LocalNode: Sendable {
 
     /// Items matching a query.
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] { try store.items(query) }
+}
+
+extension PutRequest {
+    /// Checks the request against the node's configuration without touching the store,
+    /// and returns the item's markings. Callers validate before opening anything, so that
+    /// bad input writes nothing.
+    public func validatedMarkings(config: NodeConfig, now: Date) throws(LiaisonError) -> Markings {
+        guard Names.isValid(collection) else {
+            throw LiaisonError(.invalidArgument, "invalid collection '\(collection)': use 1-128 letters, digits or . _ - : /")
+        }
+        let level = try classification.map(config.classifications.level(named:)) ?? config.classifications.lowest
+        for name in releasableTo where !Names.isValidLabel(name) {
+            throw LiaisonError(.invalidArgument, "invalid REL TO entry '\(name)': use a partner or group name")
+        }
+        for caveat in caveats where !Names.isValidLabel(caveat) {
+            throw LiaisonError(.invalidArgument, "invalid caveat '\(caveat)'")
+        }
+        for tag in tags where !Names.isValid(tag) {
+            throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
+        }
+        guard Set(tags).count == tags.count else { throw LiaisonError(.invalidArgument, "a tag is given twice") }
+        for (name, value) in fields {
+            guard Names.isValid(name) else {
+                throw LiaisonError(.invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
+            }
+            guard (try? JSONSerialization.jsonObject(with: value, options: [.fragmentsAllowed])) != nil else {
+                throw LiaisonError(.invalidArgument, "the value of field '\(name)' is not JSON text")
+            }
+        }
+        guard Set(fields.map(\.name)).count == fields.count else {
+            throw LiaisonError(.invalidArgument, "a field is given twice")
+        }
+        guard fields.count <= OpLimits.maxFields, tags.count <= OpLimits.maxTags else {
+            throw LiaisonError(.invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
+        }
+        if let expiresAt, expiresAt <= now {
+            throw LiaisonError(
+                .invalidArgument,
+                "--expires \(ISO8601.format(millis: Int64(expiresAt.timeIntervalSince1970 * 1000))) is not in the future"
+            )
+        }
+        return Markings(
+            classification: level,
+            releasableTo: releasableTo,
+            orcon: orcon,
+            caveats: caveats,
+            expiresAtMillis: expiresAt.map { Int64($0.timeIntervalSince1970 * 1000) }
+        )
+    }
 }

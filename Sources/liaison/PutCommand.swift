@@ -82,7 +82,7 @@ struct PutCommand: ParsableCommand {
             let request = PutRequest(
                 collection: collection,
                 classification: classification,
-                releasableTo: relTo.flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } },
+                releasableTo: relTo.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) } },
                 orcon: orcon,
                 caveats: caveat,
                 expiresAt: expiresAt,
@@ -90,8 +90,12 @@ struct PutCommand: ParsableCommand {
                 fields: fields,
                 writePolicy: annotations ? .annotations : .originatorOnly
             )
-            let node = try LocalNode.open(NodeDirectory(path: directory.dir))
-            let (item, op) = try node.put(request, now: Date())
+            let nodeDirectory = NodeDirectory(path: directory.dir)
+            let now = Date()
+            // Validate before anything is opened, so bad input writes nothing.
+            _ = try request.validatedMarkings(config: try nodeDirectory.loadConfig(), now: now)
+            let node = try LocalNode.open(nodeDirectory)
+            let (item, op) = try node.put(request, now: now)
             if json {
                 try printJSON(Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex))
             } else {

@@ -1,0 +1,69 @@
+public import Foundation
+import Synchronization
+
+/// Runs the built `liaison` executable as a real process, for tests of the CLI contract.
+public struct CommandRunner: Sendable {
+    /// What a finished command left.
+    public struct Outcome: Sendable, CustomStringConvertible {
+        /// Exit status.
+        public var status: Int32
+        /// Standard output.
+        public var stdout: String
+        /// Standard error.
+        public var stderr: String
+
+        public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    /// The executable.
+    public let executable: URL
+
+    /// Finds `liaison` beside the test bundle (SwiftPM puts both in the same build
+    /// folder); `LIAISON_BIN` overrides.
+    public init() throws {
+        if let path = ProcessInfo.processInfo.environment["LIAISON_BIN"] {
+            executable = URL(fileURLWithPath: path)
+            return
+        }
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = folder.appendingPathComponent("liaison")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) {
+                executable = candidate
+                return
+            }
+            folder = folder.deletingLastPathComponent()
+        }
+        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "liaison executable not found; build it or set LIAISON_BIN"])
+    }
+
+    /// Runs `liaison` with `arguments` and waits for it to exit.
+    public func run(_ arguments: [String]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Read both pipes to the end before waiting, so a large output cannot block the child.
+        let errData = Mutex(Data())
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async {
+            let data = err.fileHandleForReading.readDataToEndOfFile()
+            errData.withLock { $0 = data }
+            group.leave()
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        process.waitUntilExit()
+        return Outcome(
+            status: process.terminationStatus,
+            stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self)
+        )
+    }
+}

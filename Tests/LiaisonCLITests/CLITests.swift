@@ -1,0 +1,240 @@
+import Foundation
+import GRDB
+import LiaisonCore
+import LiaisonTestSupport
+import Testing
+
+/// The CLI's public contract (names, flags, output, exit codes), run as real processes.
+@Suite("liaison CLI")
+struct CLITests {
+    let cli: CommandRunner
+    let root: URL
+
+    init() throws {
+        cli = try CommandRunner()
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-cli-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+    }
+
+    private func dir(_ name: String) -> String { root.appendingPathComponent(name).path }
+
+    private func initNode(_ name: String = "alpha") throws -> (dir: String, nodeID: String) {
+        let path = dir(name)
+        let outcome = try cli.run(["init", "--name", name, "--dir", path, "--json"])
+        try #require(outcome.status == 0, "\(outcome)")
+        let json = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]
+        return (path, try #require(json?["nodeID"] as? String))
+    }
+
+    private func json(_ outcome: CommandRunner.Outcome) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8))
+    }
+
+    /// Every file under a directory with its bytes, to show a failed command wrote nothing.
+    private func contents(of path: String) throws -> [String: Data] {
+        var out = [String: Data]()
+        let enumerator = FileManager.default.enumerator(atPath: path)
+        while let relative = enumerator?.nextObject() as? String {
+            let full = (path as NSString).appendingPathComponent(relative)
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory.boolValue {
+                out[relative] = try Data(contentsOf: URL(fileURLWithPath: full))
+            }
+        }
+        return out
+    }
+
+    /// One line on stderr that starts with "error:" and nothing on stdout.
+    private func expectOneErrorLine(_ outcome: CommandRunner.Outcome, mentioning text: String) {
+        let lines = outcome.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(outcome)")
+        #expect(lines.first?.hasPrefix("error: ") == true, "\(outcome)")
+        #expect(outcome.stderr.contains(text), "\(outcome)")
+        #expect(outcome.stdout.isEmpty, "\(outcome)")
+    }
+
+    @Test("init creates an identity with owner-only keys and prints the NodeID and TLS fingerprint")
+    func initCreatesIdentity() throws {
+        let path = dir("alpha")
+        let outcome = try cli.run(["init", "--name", "alpha", "--dir", path, "--json"])
+        #expect(outcome.status == 0, "\(outcome)")
+        let output = try #require(try json(outcome) as? [String: String])
+        let nodeID = try #require(output["nodeID"])
+        #expect(NodeID(nodeID) != nil)
+        #expect(nodeID.split(separator: "-").count == 13)
+        #expect(output["tlsFingerprint"]?.count == 64)
+        #expect(output["name"] == "alpha")
+        for key in ["signing.key", "sealing.key", "tls.key"] {
+            let attributes = try FileManager.default.attributesOfItem(atPath: "\(path)/keys/\(key)")
+            #expect((attributes[.posixPermissions] as? Int) == 0o600, "\(key)")
+        }
+        let keysAttributes = try FileManager.default.attributesOfItem(atPath: "\(path)/keys")
+        #expect((keysAttributes[.posixPermissions] as? Int) == 0o700)
+        let human = try cli.run(["init", "--name", "bravo", "--dir", dir("bravo")])
+        #expect(human.status == 0)
+        #expect(human.stdout.contains("NodeID"))
+        #expect(human.stdout.contains("sha256:"))
+    }
+
+    @Test("init refuses to overwrite an existing identity and changes nothing")
+    func initRefusesOverwrite() throws {
+        let (path, _) = try initNode()
+        let before = try contents(of: path)
+        let outcome = try cli.run(["init", "--name", "other", "--dir", path])
+        #expect(outcome.status == 73)
+        expectOneErrorLine(outcome, mentioning: "refusing to overwrite")
+        #expect(try contents(of: path) == before)
+    }
+
+    @Test("put, get and list --json show the item as it was put")
+    func putGetList() throws {
+        let (path, nodeID) = try initNode()
+        let put = try cli.run([
+            "put", "--dir", path, "--collection", "reports", "--classification", "secret", "--rel-to", "bravo,charlie",
+            "--rel-to", "FVEY", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field", "title=Spear phishing wave",
+            "--field-json", "score=7", "--field", "note=a=b", "--expires", "2099-01-31T00:00:00Z",
+        ])
+        #expect(put.status == 0, "\(put)")
+        let id = put.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(ItemID(id) != nil, "\(put)")
+
+        let get = try cli.run(["get", "--dir", path, id, "--json"])
+        #expect(get.status == 0, "\(get)")
+        let item = try #require(try json(get) as? [String: Any])
+        #expect(item["id"] as? String == id)
+        #expect(item["collection"] as? String == "reports")
+        #expect(item["classification"] as? String == "SECRET")
+        #expect(item["releasableTo"] as? [String] == ["FVEY", "bravo", "charlie"])
+        #expect(item["orcon"] as? Bool == true)
+        #expect(item["tags"] as? [String] == ["apt29", "phishing"])
+        #expect(item["originator"] as? String == nodeID)
+        #expect(item["expiresAt"] as? String == "2099-01-31T00:00:00.000Z")
+        let fields = try #require(item["fields"] as? [String: Any])
+        #expect(fields["title"] as? String == "Spear phishing wave")
+        #expect(fields["score"] as? Int == 7)
+        #expect(fields["note"] as? String == "a=b")
+        #expect((item["digest"] as? String)?.count == 64)
+
+        let second = try cli.run(["put", "--dir", path, "--collection", "indicators", "--tag", "apt29"])
+        #expect(second.status == 0, "\(second)")
+        let list = try cli.run(["list", "--dir", path, "--json"])
+        #expect(list.status == 0)
+        let all = try #require(try json(list) as? [[String: Any]])
+        #expect(all.count == 2)
+        #expect(all.first?["collection"] as? String == "indicators")
+        let reports = try #require(try json(try cli.run(["list", "--dir", path, "--collection", "reports", "--json"])) as? [[String: Any]])
+        #expect(reports.map { $0["id"] as? String } == [id])
+        let phishing = try #require(try json(try cli.run(["list", "--dir", path, "--tag", "phishing", "--json"])) as? [[String: Any]])
+        #expect(phishing.count == 1)
+
+        let human = try cli.run(["get", "--dir", path, id])
+        #expect(human.stdout.contains("ORCON"))
+        #expect(human.stdout.contains("title = \"Spear phishing wave\""))
+    }
+
+    @Test(
+        "bad put input gets one clear error line, a usage exit code and writes nothing",
+        arguments: [
+            (["--classification", "COSMIC"], "unknown classification"),
+            (["--field", "noequals"], "name=value"),
+            (["--field-json", "score={"], "not JSON"),
+            (["--expires", "next tuesday"], "not ISO 8601"),
+            (["--expires", "2001-01-01T00:00:00Z"], "not in the future"),
+            (["--tag", "bad tag"], "invalid tag"),
+            (["--tag", "x", "--tag", "x"], "twice"),
+            (["--field", "bad name=1"], "invalid field name"),
+            (["--rel-to", "a,,b"], "invalid REL TO"),
+        ]
+    )
+    func badPutInput(extra: [String], message: String) throws {
+        let (path, _) = try initNode()
+        let before = try contents(of: path)
+        let outcome = try cli.run(["put", "--dir", path, "--collection", "reports"] + extra)
+        #expect(outcome.status == 64, "\(outcome)")
+        expectOneErrorLine(outcome, mentioning: message)
+        #expect(try contents(of: path) == before)
+    }
+
+    @Test("an unknown flag is a usage error")
+    func unknownFlag() throws {
+        let (path, _) = try initNode()
+        let outcome = try cli.run(["put", "--dir", path, "--collection", "reports", "--colour", "red"])
+        #expect(outcome.status == 64)
+        #expect(outcome.stderr.contains("Unknown option '--colour'"))
+    }
+
+    @Test("a missing node directory is reported with what to do, and not created")
+    func missingDirectory() throws {
+        let path = dir("nowhere")
+        for arguments in [["list", "--dir", path], ["put", "--dir", path, "--collection", "r"], ["audit", "verify", "--dir", path]] {
+            let outcome = try cli.run(arguments)
+            #expect(outcome.status == 66, "\(arguments)")
+            expectOneErrorLine(outcome, mentioning: "liaison init")
+        }
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test("a directory that is not a node is refused")
+    func foreignDirectory() throws {
+        let path = dir("photos")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        try Data("holiday".utf8).write(to: URL(fileURLWithPath: "\(path)/beach.jpg"))
+        let outcome = try cli.run(["list", "--dir", path])
+        #expect(outcome.status == 66)
+        expectOneErrorLine(outcome, mentioning: "not a Liaison node directory")
+        #expect(try contents(of: path).keys.sorted() == ["beach.jpg"])
+    }
+
+    @Test("a corrupt store file is refused with one line and left as it is")
+    func corruptStore() throws {
+        let (path, _) = try initNode()
+        let garbage = Data(repeating: 0x5A, count: 8192)
+        try FileManager.default.removeItem(atPath: "\(path)/store.sqlite")
+        try garbage.write(to: URL(fileURLWithPath: "\(path)/store.sqlite"))
+        let outcome = try cli.run(["list", "--dir", path])
+        #expect(outcome.status == 65)
+        expectOneErrorLine(outcome, mentioning: "not a Liaison store")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(path)/store.sqlite")) == garbage)
+    }
+
+    @Test("get reports an unknown or malformed id")
+    func getErrors() throws {
+        let (path, _) = try initNode()
+        let unknown = try cli.run(["get", "--dir", path, "00000000-0000-0000-0000-000000000000"])
+        #expect(unknown.status == 66)
+        expectOneErrorLine(unknown, mentioning: "no item")
+        let malformed = try cli.run(["get", "--dir", path, "not-an-id"])
+        #expect(malformed.status == 64)
+        expectOneErrorLine(malformed, mentioning: "not an item id")
+    }
+
+    @Test("audit verify counts an intact log and names the first bad entry of a tampered one")
+    func auditVerify() throws {
+        let (path, _) = try initNode()
+        for index in 0..<3 {
+            #expect(try cli.run(["put", "--dir", path, "--collection", "reports", "--field", "n=\(index)"]).status == 0)
+        }
+        let intact = try cli.run(["audit", "verify", "--dir", path])
+        #expect(intact.status == 0, "\(intact)")
+        #expect(intact.stdout.contains("intact: 4 entries"))
+
+        let queue = try DatabaseQueue(path: "\(path)/store.sqlite")
+        try queue.write { try $0.execute(sql: "UPDATE custody SET detail = 'nothing to see' WHERE seq = 3") }
+        try queue.close()
+        let tampered = try cli.run(["audit", "verify", "--dir", path])
+        #expect(tampered.status == 65)
+        expectOneErrorLine(tampered, mentioning: "first bad entry 3")
+    }
+
+    @Test("audit trace finds the custody entry that holds an op")
+    func auditTrace() throws {
+        let (path, _) = try initNode()
+        let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--json"])
+        let opID = try #require((try json(put) as? [String: String])?["opID"])
+        let trace = try cli.run(["audit", "trace", "--dir", path, opID, "--json"])
+        #expect(trace.status == 0, "\(trace)")
+        let entries = try #require(try json(trace) as? [[String: Any]])
+        #expect(entries.count == 1)
+        #expect(entries.first?["kind"] as? String == "ops.created")
+    }
+}
