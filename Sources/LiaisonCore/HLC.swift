@@ -65,7 +65,8 @@ public struct HybridLogicalClock: Sendable {
 
     /// Whether a received stamp is within the allowed skew of our physical time.
     public func isWithinSkew(_ stamp: HLCTimestamp, physicalMillis: UInt64) -> Bool {
-        stamp.physicalMillis <= physicalMillis &+ maxSkewMillis
+        let (limit, overflow) = physicalMillis.addingReportingOverflow(maxSkewMillis)
+        return overflow || stamp.physicalMillis <= limit
     }
 
     /// Takes in a stamp received from another node. A stamp further ahead of our

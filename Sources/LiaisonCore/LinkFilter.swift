@@ -54,7 +54,7 @@ public struct Recipient: Hashable, Sendable {
 public enum WithholdReason: String, Hashable, Sendable, Codable, CaseIterable {
     /// The item's REL TO does not name the recipient or any of its groups.
     case notReleasable = "not-releasable"
-    /// The item is ORCON and the sender is not its originator.
+    /// The item is ORCON and the sender would pass on an op it neither originated nor wrote.
     case orcon
     /// The item is classified above the link's ceiling.
     case aboveClassificationCeiling = "above-classification-ceiling"
@@ -87,7 +87,8 @@ public enum Eligibility: Hashable, Sendable {
     /// a link with `filter`. Pure: the same inputs always give the same answer.
     ///
     /// Checks, in order: releasability (the recipient or one of its groups is in REL TO,
-    /// or the recipient is the originator), ORCON (only the originator's node sends on),
+    /// or the recipient is the originator), ORCON (only the originator's node passes on
+    /// others' ops; a partner may send its own annotations),
     /// the classification ceiling, the collection, required and excluded tags; then
     /// redaction of the op's field values the filter names.
     public static func decide(
@@ -104,7 +105,7 @@ public enum Eligibility: Hashable, Sendable {
         {
             return .withhold(.notReleasable)
         }
-        if markings.orcon, sender != item.originator {
+        if markings.orcon, sender != item.originator, op.body.author != sender {
             return .withhold(.orcon)
         }
         guard let rank = ladder.rank(of: markings.classification) else {
