@@ -105,6 +105,39 @@ public struct ItemState: Hashable, Sendable, Codable {
         for tag in create.tags { tagsAdded[tag, default: []].insert(op.id) }
     }
 
+    /// Restores a state from its parts (the storage decoder).
+    init(
+        id: ItemID,
+        originator: NodeID,
+        collection: String,
+        writePolicy: WritePolicy,
+        created: OpStamp,
+        markings: Markings,
+        markingsStamp: OpStamp,
+        fields: [String: FieldRegister],
+        tagsAdded: [String: Set<OpID>],
+        tagsRemoved: [String: Set<OpID>],
+        tombstone: OpStamp?,
+        recalledFromAll: OpStamp?,
+        recalledFrom: [String: OpStamp],
+        lastChange: OpStamp
+    ) {
+        self.id = id
+        self.originator = originator
+        self.collection = collection
+        self.writePolicy = writePolicy
+        self.created = created
+        self.markings = markings
+        self.markingsStamp = markingsStamp
+        self.fields = fields
+        self.tagsAdded = tagsAdded
+        self.tagsRemoved = tagsRemoved
+        self.tombstone = tombstone
+        self.recalledFromAll = recalledFromAll
+        self.recalledFrom = recalledFrom
+        self.lastChange = lastChange
+    }
+
     /// Whether the item was deleted or recalled from everyone: only its tombstone remains.
     public var isWithdrawn: Bool { tombstone != nil || recalledFromAll != nil }
 

@@ -6,22 +6,12 @@ import LiaisonCore
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return encoder
-    }()
-
     static func decodeItem(_ data: Data) throws -> ItemState {
-        do {
-            return try JSONDecoder().decode(ItemState.self, from: data)
-        } catch {
-            throw LiaisonError(.corrupt, "a stored item cannot be decoded; the store is damaged", cause: error)
-        }
+        try ItemState(storageEncoding: data)
     }
 
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT seq, redacted FROM ops WHERE op_id = ?", arguments: [id.hash.data])
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_id = ?"), arguments: [id.hash.data])
         else { return nil }
         let sequence: Int64 = row["seq"]
         let redacted: Int = row["redacted"]
@@ -36,11 +26,12 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 op.id.hash.data, Data(op.body.itemID.bytes), op.body.author.hash.data,
                 Int64(bitPattern: op.body.hlc.rawValue), op.redactedFields.count, peer?.hash.data, op.encoded,
@@ -50,7 +41,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func isPending(_ id: OpID) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM pending_ops WHERE op_id = ?", arguments: [id.hash.data]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM pending_ops WHERE op_id = ?"), arguments: [id.hash.data]) ?? false
     }
 
     mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws {
@@ -66,10 +57,10 @@ struct SQLiteTransaction: StoreTransaction {
     mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)] {
         let key = Data(item.bytes)
         let rows = try Row.fetchAll(
-            db,
-            sql: "SELECT received_from, encoded FROM pending_ops WHERE item_id = ? ORDER BY arrival",
+            db.cachedStatement(sql: "SELECT received_from, encoded FROM pending_ops WHERE item_id = ? ORDER BY arrival"),
             arguments: [key]
         )
+        if rows.isEmpty { return [] }
         try db.execute(sql: "DELETE FROM pending_ops WHERE item_id = ?", arguments: [key])
         return try rows.map { row in
             let from: Data? = row["received_from"]
@@ -78,27 +69,33 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
-        guard let data = try Data.fetchOne(db, sql: "SELECT state FROM items WHERE id = ?", arguments: [Data(id.bytes)])
+        guard
+            let data = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT state FROM items WHERE id = ?"),
+                arguments: [Data(id.bytes)]
+            )
         else { return nil }
         return try Self.decodeItem(data)
     }
 
     mutating func saveItem(_ item: ItemState) throws {
         let key = Data(item.id.bytes)
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO items(id, collection, withdrawn, last_change, state) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET withdrawn = excluded.withdrawn, last_change = excluded.last_change,
                     state = excluded.state
-                """,
+                """
+        ).execute(
             arguments: [
                 key, item.collection, item.isWithdrawn, Int64(bitPattern: item.lastChange.hlc.rawValue),
-                try Self.encoder.encode(item),
+                try item.storageEncoding(),
             ]
         )
-        try db.execute(sql: "DELETE FROM item_tags WHERE item_id = ?", arguments: [key])
+        try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_id = ?").execute(arguments: [key])
+        let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_id, tag) VALUES (?, ?)")
         for tag in item.tags {
-            try db.execute(sql: "INSERT INTO item_tags(item_id, tag) VALUES (?, ?)", arguments: [key, tag])
+            try insertTag.execute(arguments: [key, tag])
         }
     }
 
