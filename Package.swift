@@ -23,6 +23,13 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Pure core: IDs, HLC, markings, ops and signatures, the item CRDT, filters. No I/O.
@@ -31,6 +38,32 @@ let package = Package(
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // The sync protocol's frames (Protocol Buffers, generated code committed), zlib batches.
+        .target(
+            name: "LiaisonWire",
+            dependencies: [
+                "LiaisonCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // SwiftNIO + swift-nio-ssl: TLS 1.3 listeners and dialers with pinned certificates.
+        .target(
+            name: "LiaisonTransport",
+            dependencies: [
+                "LiaisonCore",
+                "LiaisonWire",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming
         ),
@@ -49,6 +82,13 @@ let package = Package(
             dependencies: [
                 "LiaisonCore",
                 "LiaisonStore",
+                "LiaisonWire",
+                "LiaisonTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -65,6 +105,9 @@ let package = Package(
                 "LiaisonNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
@@ -85,6 +128,16 @@ let package = Package(
                 "LiaisonCore", "LiaisonStore", "LiaisonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "LiaisonReplicationTests",
+            dependencies: ["LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonTestSupport"],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "LiaisonFederationTests",
+            dependencies: ["liaison", "LiaisonCore", "LiaisonNode", "LiaisonTransport", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -12,3 +12,8 @@ protoc --plugin=protoc-gen-swift="$PLUGIN" --proto_path=proto \
   --swift_opt=FileNaming=PathToUnderscores \
   --swift_out=Sources/LiaisonCore/Generated proto/liaison/v1/op.proto proto/liaison/v1/state.proto
 echo "generated into Sources/LiaisonCore/Generated"
+protoc --plugin=protoc-gen-swift="$PLUGIN" --proto_path=proto \
+  --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true \
+  --swift_opt=FileNaming=PathToUnderscores \
+  --swift_out=Sources/LiaisonWire/Generated proto/liaison/v1/sync.proto
+echo "generated into Sources/LiaisonWire/Generated"

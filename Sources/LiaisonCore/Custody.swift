@@ -20,6 +20,9 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     case filterWithheld = "filter.withheld"
     /// An operator acted (quarantine, revoke, configuration).
     case operatorAction = "operator.action"
+    /// A peer was refused at the channel level (unpinned certificate, wrong identity,
+    /// malformed or oversized frames, protocol violations).
+    case peerRefused = "peer.refused"
 }
 
 /// Something to record in the custody log.

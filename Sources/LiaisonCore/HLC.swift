@@ -87,7 +87,7 @@ public struct HybridLogicalClock: Sendable {
 }
 
 /// A received stamp lies further in the future than the allowed skew.
-public struct HLCSkewError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct HLCSkewError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The offending stamp.
     public let stamp: HLCTimestamp
     /// Our physical time when it arrived.

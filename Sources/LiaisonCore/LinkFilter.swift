@@ -99,32 +99,60 @@ public enum Eligibility: Hashable, Sendable {
         filter: LinkFilter,
         ladder: ClassificationLadder
     ) -> Eligibility {
-        let markings = item.markings
-        if recipient.nodeID != item.originator,
-            !markings.isReleasable(toPartner: recipient.name, groups: recipient.groups)
-        {
-            return .withhold(.notReleasable)
-        }
-        if markings.orcon, sender != item.originator, op.body.author != sender {
-            return .withhold(.orcon)
-        }
-        guard let rank = ladder.rank(of: markings.classification) else {
-            return .withhold(.unknownClassification)
-        }
-        if let ceiling = filter.maxClassification {
-            guard let ceilingRank = ladder.rank(of: ceiling), rank <= ceilingRank else {
-                return .withhold(.aboveClassificationCeiling)
-            }
-        }
-        if let collections = filter.collections, !collections.contains(item.collection) {
-            return .withhold(.collectionNotShared)
-        }
-        if !item.isWithdrawn {
-            let tags = Set(item.tags)
-            if !filter.requiredTags.isSubset(of: tags) { return .withhold(.missingRequiredTag) }
-            if !filter.excludedTags.isDisjoint(with: tags) { return .withhold(.excludedTag) }
+        if let reason = withholdReason(
+            markings: item.markings,
+            collection: item.collection,
+            tags: item.isWithdrawn ? nil : Set(item.tags),
+            originator: item.originator,
+            opAuthor: op.body.author,
+            sender: sender,
+            recipient: recipient,
+            filter: filter,
+            ladder: ladder
+        ) {
+            return .withhold(reason)
         }
         let redacted = op.openings.keys.filter(filter.redactFields.contains).sorted()
         return redacted.isEmpty ? .send : .sendRedacted(fields: redacted)
+    }
+
+    /// The item-level part of `decide`: why an item with these markings, collection and tags
+    /// may not go from `sender` to `recipient`, or nil when it may. `tags` nil skips the tag
+    /// checks (withdrawn items). `opAuthor` is the author of the op in question.
+    public static func withholdReason(
+        markings: Markings,
+        collection: String,
+        tags: Set<String>?,
+        originator: NodeID,
+        opAuthor: NodeID,
+        sender: NodeID,
+        recipient: Recipient,
+        filter: LinkFilter,
+        ladder: ClassificationLadder
+    ) -> WithholdReason? {
+        if recipient.nodeID != originator,
+            !markings.isReleasable(toPartner: recipient.name, groups: recipient.groups)
+        {
+            return .notReleasable
+        }
+        if markings.orcon, sender != originator, opAuthor != sender {
+            return .orcon
+        }
+        guard let rank = ladder.rank(of: markings.classification) else {
+            return .unknownClassification
+        }
+        if let ceiling = filter.maxClassification {
+            guard let ceilingRank = ladder.rank(of: ceiling), rank <= ceilingRank else {
+                return .aboveClassificationCeiling
+            }
+        }
+        if let collections = filter.collections, !collections.contains(collection) {
+            return .collectionNotShared
+        }
+        if let tags {
+            if !filter.requiredTags.isSubset(of: tags) { return .missingRequiredTag }
+            if !filter.excludedTags.isDisjoint(with: tags) { return .excludedTag }
+        }
+        return nil
     }
 }

@@ -84,6 +84,10 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp] {
+        state.withLock { current in current.ops.filter { $0.op.body.itemID == id } }
+    }
+
     public func highestSequence() throws(LiaisonError) -> UInt64 { state.withLock { UInt64($0.ops.count) } }
 
     public func highestHLC() throws(LiaisonError) -> HLCTimestamp { state.withLock { $0.highestHLC } }

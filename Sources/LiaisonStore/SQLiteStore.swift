@@ -224,6 +224,16 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp] {
+        try read("reading an item's ops") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT seq, received_from, encoded FROM ops WHERE item_id = ? ORDER BY seq",
+                arguments: [Data(id.bytes)]
+            ).map(Self.storedOp)
+        }
+    }
+
     private static func storedOp(_ row: Row) throws -> StoredOp {
         let sequence: Int64 = row["seq"]
         let from: Data? = row["received_from"]

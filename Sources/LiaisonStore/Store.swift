@@ -130,6 +130,8 @@ public protocol Store: Sendable {
     func op(_ id: OpID) throws(LiaisonError) -> StoredOp?
     /// Ops with sequence greater than `sequence`, in order, at most `limit`.
     func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp]
+    /// Every stored op of one item, in sequence order.
+    func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp]
     /// The highest local sequence (0 when empty).
     func highestSequence() throws(LiaisonError) -> UInt64
     /// The greatest HLC stamp among stored ops (zero when empty).

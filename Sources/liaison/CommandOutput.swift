@@ -14,6 +14,8 @@ enum ExitStatus {
     static let notFound: Int32 = 66
     /// Creating would overwrite something.
     static let cannotCreate: Int32 = 73
+    /// A running node or its API could not be reached.
+    static let unavailable: Int32 = 69
 
     static func code(for error: LiaisonError) -> Int32 {
         switch error.code {
@@ -21,6 +23,7 @@ enum ExitStatus {
         case .corrupt, .tampered: dataError
         case .notFound: notFound
         case .alreadyExists: cannotCreate
+        case .io: unavailable
         default: failure
         }
     }
@@ -30,6 +33,16 @@ enum ExitStatus {
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
         try body()
+    } catch let error as LiaisonError {
+        printError(error.message)
+        throw ExitCode(ExitStatus.code(for: error))
+    }
+}
+
+/// The async form of `reportingErrors`.
+func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
     } catch let error as LiaisonError {
         printError(error.message)
         throw ExitCode(ExitStatus.code(for: error))

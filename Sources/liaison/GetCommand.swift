@@ -3,7 +3,7 @@ import Foundation
 import LiaisonCore
 import LiaisonNode
 
-struct GetCommand: ParsableCommand {
+struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get", abstract: "Show one item.")
 
     @OptionGroup var directory: DirectoryOption
@@ -14,16 +14,19 @@ struct GetCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrorsAsync {
             guard let itemID = ItemID(id) else {
                 throw LiaisonError(.invalidArgument, "'\(id)' is not an item id (32 hex digits, dashes optional)")
             }
-            let node = try LocalNode.open(NodeDirectory(path: directory.dir))
-            guard let item = try node.item(itemID) else {
-                throw LiaisonError(.notFound, "no item \(itemID.text) at this node")
+            let nodeDirectory = NodeDirectory(path: directory.dir)
+            let found: ItemView?
+            if RunningNode.runningPID(nodeDirectory) != nil {
+                found = try await NodeClient(directory: nodeDirectory).item(itemID.text)
+            } else {
+                found = try LocalNode.open(nodeDirectory).item(itemID).map(ItemView.init)
             }
-            let view = ItemView(item)
+            guard let view = found else { throw LiaisonError(.notFound, "no item \(itemID.text) at this node") }
             if json {
                 try printJSON(view)
             } else {

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Liaison: ParsableCommand {
+struct Liaison: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "liaison",
         abstract: "Federated, need-to-know sync of sensitive items between partner nodes.",
@@ -12,8 +12,8 @@ struct Liaison: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            InitCommand.self, PutCommand.self, GetCommand.self, ListCommand.self, AuditCommand.self,
-            BenchCommand.self,
+            InitCommand.self, RunCommand.self, PutCommand.self, GetCommand.self, ListCommand.self, LinksCommand.self,
+            AuditCommand.self, TopologyCommand.self, DemoCommand.self, BenchCommand.self,
         ]
     )
 }

@@ -4,7 +4,7 @@ import LiaisonCore
 import LiaisonNode
 import LiaisonStore
 
-struct ListCommand: ParsableCommand {
+struct ListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List items, most recently changed first.")
 
     @OptionGroup var directory: DirectoryOption
@@ -24,12 +24,18 @@ struct ListCommand: ParsableCommand {
     @Flag(help: "Print JSON (an array of items as 'get --json' prints them).")
     var json = false
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrorsAsync {
             guard limit > 0 else { throw LiaisonError(.invalidArgument, "--limit must be at least 1") }
-            let node = try LocalNode.open(NodeDirectory(path: directory.dir))
-            let views = try node.items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
-                .map(ItemView.init)
+            let nodeDirectory = NodeDirectory(path: directory.dir)
+            let views: [ItemView]
+            if RunningNode.runningPID(nodeDirectory) != nil {
+                views = try await NodeClient(directory: nodeDirectory).items(collection: collection, tag: tag, all: all, limit: limit)
+            } else {
+                views = try LocalNode.open(nodeDirectory)
+                    .items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
+                    .map(ItemView.init)
+            }
             if json {
                 try printJSON(views)
                 return

@@ -3,7 +3,7 @@ import Foundation
 import LiaisonCore
 import LiaisonNode
 
-struct PutCommand: ParsableCommand {
+struct PutCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "put",
         abstract: "Create an item and print its id.",
@@ -57,8 +57,8 @@ struct PutCommand: ParsableCommand {
         var digest: String
     }
 
-    func run() throws {
-        try reportingErrors {
+    func run() async throws {
+        try await reportingErrorsAsync {
             var fields = [(name: String, value: Data)]()
             for text in field {
                 let (name, value) = try splitAssignment(text, flag: "--field")
@@ -94,12 +94,35 @@ struct PutCommand: ParsableCommand {
             let now = Date()
             // Validate before anything is opened, so bad input writes nothing.
             _ = try request.validatedMarkings(config: try nodeDirectory.loadConfig(), now: now)
-            let node = try LocalNode.open(nodeDirectory)
-            let (item, op) = try node.put(request, now: now)
-            if json {
-                try printJSON(Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex))
+            let output: Output
+            if RunningNode.runningPID(nodeDirectory) != nil {
+                // The node runs: go through its API so it pushes the item at once.
+                var values = [String: JSONValue]()
+                for (name, value) in request.fields {
+                    values[name] = try? JSONDecoder().decode(JSONValue.self, from: value)
+                }
+                let body = PutItemBody(
+                    collection: request.collection,
+                    classification: request.classification,
+                    relTo: request.releasableTo,
+                    orcon: request.orcon,
+                    caveats: request.caveats,
+                    expiresAt: expires,
+                    tags: request.tags,
+                    fields: values,
+                    annotations: annotations
+                )
+                let result = try await NodeClient(directory: nodeDirectory).put(body)
+                output = Output(id: result.id, opID: result.opID, digest: result.digest)
             } else {
-                print(item.id.text)
+                let node = try LocalNode.open(nodeDirectory)
+                let (item, op) = try node.put(request, now: now)
+                output = Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
+            }
+            if json {
+                try printJSON(output)
+            } else {
+                print(output.id)
             }
         }
     }

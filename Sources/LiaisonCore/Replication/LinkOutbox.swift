@@ -1,0 +1,160 @@
+public import Foundation
+
+/// One op of our log that might go to a peer.
+public struct OutboxCandidate: Sendable {
+    /// Its local sequence.
+    public var sequence: UInt64
+    /// The op.
+    public var op: VerifiedOp
+    /// Its item's current state here.
+    public var item: ItemState
+    /// The peer we got it from (nil: authored here).
+    public var receivedFrom: NodeID?
+
+    /// Creates a candidate.
+    public init(sequence: UInt64, op: VerifiedOp, item: ItemState, receivedFrom: NodeID?) {
+        self.sequence = sequence
+        self.op = op
+        self.item = item
+        self.receivedFrom = receivedFrom
+    }
+}
+
+/// What goes to a peer from a stretch of our log, and what does not and why.
+public struct OutboxBatch: Sendable {
+    /// Encoded ops to send, in log order (redacted where the filter says).
+    public var ops: [Data] = []
+    /// Ids of the ops sent.
+    public var sent: [OpID] = []
+    /// Ops sent with some values withheld, and which fields.
+    public var redacted: [(id: OpID, fields: [String])] = []
+    /// Ops withheld, and why.
+    public var withheld: [(id: OpID, reason: WithholdReason)] = []
+    /// Ops not sent because the peer wrote them or sent them to us.
+    public var echoes: Int = 0
+    /// The highest sequence the batch covers.
+    public var throughSeq: UInt64 = 0
+
+    /// An empty batch.
+    public init(throughSeq: UInt64 = 0) { self.throughSeq = throughSeq }
+}
+
+/// Prepares batches of our log for one link (DESIGN §5.2, §5.8): every op passes the link's
+/// eligibility (releasable, filter, not ORCON unless we may pass it on), is redacted where
+/// the filter says, and is not echoed back to the peer it came from.
+public enum LinkOutbox {
+    /// Filters `candidates` (in log order) for `recipient`.
+    public static func prepare(
+        _ candidates: [OutboxCandidate],
+        throughSeq: UInt64,
+        sender: NodeID,
+        recipient: Recipient,
+        filter: LinkFilter,
+        ladder: ClassificationLadder
+    ) throws(LiaisonError) -> OutboxBatch {
+        var batch = OutboxBatch()
+        batch.throughSeq = throughSeq
+        for candidate in candidates {
+            if candidate.receivedFrom == recipient.nodeID || candidate.op.body.author == recipient.nodeID {
+                batch.echoes += 1
+                continue
+            }
+            switch Eligibility.decide(
+                op: candidate.op,
+                item: candidate.item,
+                sender: sender,
+                recipient: recipient,
+                filter: filter,
+                ladder: ladder
+            ) {
+            case .send:
+                batch.ops.append(candidate.op.encoded)
+                batch.sent.append(candidate.op.id)
+            case .sendRedacted(let fields):
+                batch.ops.append(try candidate.op.redacting(fields).encoded)
+                batch.sent.append(candidate.op.id)
+                batch.redacted.append((candidate.op.id, fields))
+            case .withhold(let reason):
+                batch.withheld.append((candidate.op.id, reason))
+            }
+        }
+        return batch
+    }
+}
+
+/// Why a received op was refused and counted against the peer that sent it.
+public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
+    /// Malformed or badly signed.
+    case invalid(OpRejection)
+    /// Its author is no partner of the federation.
+    case unknownAuthor(NodeID)
+    /// Stamped further ahead than the allowed skew.
+    case futureHLC(HLCSkewError)
+    /// Not releasable to us, or the sender's link filter excludes it (I2).
+    case notEntitled(WithholdReason)
+    /// The item refused it (e.g. a non-originator changing markings).
+    case refusedByItem(ItemRejection)
+    /// It carried values of fields the sender's link filter redacts.
+    case unredacted([String])
+
+    public var description: String {
+        switch self {
+        case .invalid(let rejection): "invalid op: \(rejection)"
+        case .unknownAuthor(let author): "author \(author.short) is not a partner"
+        case .futureHLC(let error): "future stamp: \(error)"
+        case .notEntitled(let reason): "sent though not entitled here (\(reason.rawValue))"
+        case .refusedByItem(let rejection): "refused by the item: \(rejection)"
+        case .unredacted(let fields): "values of redacted fields sent: \(fields.joined(separator: ", "))"
+        }
+    }
+}
+
+/// The receiver's checks of an op from a peer, before it is committed (DESIGN §5.3, I2, I4,
+/// I6): known author, clock within skew, and that the sender was allowed to send it to us.
+public enum Admission {
+    /// Checks one verified op. `item` is our current state of its item (nil if unknown; a
+    /// create op brings its own).
+    public static func check(
+        _ op: VerifiedOp,
+        item: ItemState?,
+        from sender: NodeID,
+        senderFilter: LinkFilter,
+        me: Recipient,
+        knownAuthors: Set<NodeID>,
+        ladder: ClassificationLadder,
+        clock: HybridLogicalClock,
+        nowMillis: UInt64
+    ) -> StrikeReason? {
+        guard knownAuthors.contains(op.body.author) else { return .unknownAuthor(op.body.author) }
+        guard clock.isWithinSkew(op.body.hlc, physicalMillis: nowMillis) else {
+            return .futureHLC(
+                HLCSkewError(stamp: op.body.hlc, physicalMillis: nowMillis, maxSkewMillis: clock.maxSkewMillis)
+            )
+        }
+        var state = item
+        if state == nil, case .create = op.body.change {
+            do {
+                state = try ItemState(create: op)
+            } catch {
+                return .refusedByItem(error)
+            }
+        }
+        guard let state else { return nil }
+        if case .failure(let rejection) = state.permits(author: op.body.author, change: op.body.change) {
+            return .refusedByItem(rejection)
+        }
+        // Judge entitlement by the markings the op leaves the item with, so that a change
+        // of markings that releases the item to us is accepted with the op that makes it.
+        var after = state
+        _ = try? after.apply(op)
+        switch Eligibility.decide(op: op, item: after, sender: sender, recipient: me, filter: senderFilter, ladder: ladder) {
+        case .withhold(let reason):
+            return .notEntitled(reason)
+        case .sendRedacted(let fields):
+            // The sender's filter redacts these: receiving their values is a violation.
+            return .unredacted(fields)
+        case .send:
+            return nil
+        }
+    }
+}

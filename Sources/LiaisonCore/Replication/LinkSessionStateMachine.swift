@@ -1,0 +1,262 @@
+public import Foundation
+
+/// Why a session ended.
+public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
+    /// No frame arrived within the heartbeat deadline.
+    case heartbeatTimeout
+    /// The peer broke the protocol (wrong order, wrong identity, no common version, …).
+    case protocolViolation(String)
+    /// The peer said goodbye.
+    case peerClosed(String)
+    /// This node is shutting the channel.
+    case localShutdown
+
+    public var description: String {
+        switch self {
+        case .heartbeatTimeout: "no heartbeat"
+        case .protocolViolation(let what): "protocol violation: \(what)"
+        case .peerClosed(let why): "peer closed: \(why)"
+        case .localShutdown: "shut down"
+        }
+    }
+}
+
+/// The replication logic of one channel between this node and one peer, as a pure state
+/// machine (DESIGN §3, §5): events in, actions out. Both directions of the pair run on the
+/// channel: this node sends its log to the peer, and receives the peer's.
+///
+/// Sending: after the peer's hello says where it stands (its checkpoint of our log), the
+/// machine asks the shell for bounded batches of our log (`loadBatch`), sends them, and
+/// keeps at most `window` batches unacknowledged; it advances only on acks. New local
+/// commits wake it up (live push).
+///
+/// Receiving: each batch is handed to the shell to verify and commit (`commit`); once the
+/// shell reports it durable (`committed`), the machine acknowledges it. Sequence numbers
+/// must rise; anything else is a protocol violation.
+///
+/// Liveness: a ping every `heartbeatIntervalMillis`; a channel silent for
+/// `deadAfterMillis` is dead. Time is whatever the caller passes in.
+public struct LinkSessionStateMachine: Sendable {
+    /// Tunables.
+    public struct Configuration: Sendable, Hashable {
+        /// Most ops per batch.
+        public var maxBatchOps: Int = 512
+        /// Most unacknowledged batches.
+        public var window: Int = 4
+        /// Interval between pings.
+        public var heartbeatIntervalMillis: UInt64 = 500
+        /// Silence after which the channel is dead.
+        public var deadAfterMillis: UInt64 = 2_000
+
+        /// The defaults.
+        public init() {}
+    }
+
+    /// What the shell must do.
+    public enum Action: Hashable, Sendable {
+        /// Write a message on the channel.
+        case send(SyncMessage)
+        /// Read our log after `after` (at most `limit` ops), filter it for this peer, and
+        /// report with `batchReady`.
+        case loadBatch(after: UInt64, limit: Int)
+        /// Verify and commit ops the peer sent, then report with `committed`.
+        case commit(ops: [Data], throughSeq: UInt64)
+        /// The peer has acknowledged our log up to this sequence.
+        case acknowledged(throughSeq: UInt64)
+        /// The session is open: hello exchanged.
+        case opened(peerHLC: HLCTimestamp)
+        /// Close the channel.
+        case close(SessionCloseReason)
+    }
+
+    /// Where the session is.
+    public enum Phase: Hashable, Sendable {
+        /// Our hello is out; waiting for the peer's.
+        case awaitingHello
+        /// Replicating.
+        case open
+        /// Finished.
+        case closed(SessionCloseReason)
+    }
+
+    /// This node.
+    public let local: NodeID
+    /// The peer this channel must lead to.
+    public let peer: NodeID
+    /// Tunables.
+    public let configuration: Configuration
+    /// Where the session is.
+    public private(set) var phase: Phase = .awaitingHello
+
+    /// Highest sequence of our log handed to the peer (sent or skipped by the filter).
+    public private(set) var sentThrough: UInt64 = 0
+    /// Highest sequence of our log the peer acknowledged.
+    public private(set) var ackedThrough: UInt64 = 0
+    /// Highest sequence of our log that exists.
+    public private(set) var localHighest: UInt64
+    /// `throughSeq` of batches sent and not yet acknowledged, oldest first.
+    public private(set) var inFlight: [UInt64] = []
+    private var loading = false
+
+    /// Highest sequence of the peer's log handed to the shell to commit.
+    public private(set) var receivedThrough: UInt64
+    /// Highest sequence of the peer's log committed here.
+    public private(set) var committedThrough: UInt64
+
+    /// When anything last arrived from the peer.
+    public private(set) var lastHeardMillis: UInt64
+    private var lastPingMillis: UInt64 = 0
+    private var pendingPing: (nonce: UInt64, sentAt: UInt64)?
+    private var nextNonce: UInt64 = 1
+    /// The last measured round-trip time.
+    public private(set) var rttMillis: UInt64?
+
+    /// Creates the session of a new channel. `checkpoint` is how far we have applied the
+    /// peer's log; `localHighest` is the end of our own log.
+    public init(
+        local: NodeID,
+        peer: NodeID,
+        checkpoint: UInt64,
+        localHighest: UInt64,
+        nowMillis: UInt64,
+        configuration: Configuration = Configuration()
+    ) {
+        self.local = local
+        self.peer = peer
+        self.configuration = configuration
+        self.receivedThrough = checkpoint
+        self.committedThrough = checkpoint
+        self.localHighest = localHighest
+        self.lastHeardMillis = nowMillis
+        self.lastPingMillis = nowMillis
+    }
+
+    /// The first actions on a new channel: say hello.
+    public mutating func start(hlc: HLCTimestamp) -> [Action] {
+        [.send(.hello(SyncHello(nodeID: local, hlc: hlc, checkpoint: committedThrough)))]
+    }
+
+    /// Ops of our log the peer has not acknowledged.
+    public var lag: UInt64 { localHighest > ackedThrough ? localHighest - ackedThrough : 0 }
+
+    /// A message arrived from the peer.
+    public mutating func received(_ message: SyncMessage, nowMillis: UInt64) -> [Action] {
+        guard !isClosed else { return [] }
+        lastHeardMillis = max(lastHeardMillis, nowMillis)
+        switch (phase, message) {
+        case (.awaitingHello, .hello(let hello)):
+            guard hello.nodeID == peer else {
+                return close(.protocolViolation("hello from \(hello.nodeID.short), expected \(peer.short)"))
+            }
+            guard hello.versions.contains(where: SyncProtocol.versions.contains) else {
+                return close(.protocolViolation("no common protocol version in \(hello.versions)"))
+            }
+            guard hello.checkpoint <= localHighest else {
+                return close(.protocolViolation("peer claims our log up to \(hello.checkpoint), it ends at \(localHighest)"))
+            }
+            phase = .open
+            sentThrough = hello.checkpoint
+            ackedThrough = hello.checkpoint
+            return [.opened(peerHLC: hello.hlc), .acknowledged(throughSeq: hello.checkpoint)] + pump()
+        case (.awaitingHello, _):
+            return close(.protocolViolation("a message before hello"))
+        case (.open, .hello):
+            return close(.protocolViolation("a second hello"))
+        case (.open, .batch(let ops, let through)):
+            guard through > receivedThrough else {
+                return close(.protocolViolation("batch through \(through) after \(receivedThrough)"))
+            }
+            guard ops.count <= configuration.maxBatchOps * 4 else {
+                return close(.protocolViolation("batch of \(ops.count) ops"))
+            }
+            receivedThrough = through
+            return [.commit(ops: ops, throughSeq: through)]
+        case (.open, .ack(let through)):
+            guard let first = inFlight.first, through >= first, through <= sentThrough else {
+                return close(.protocolViolation("ack through \(through) matches no batch in flight"))
+            }
+            inFlight.removeAll { $0 <= through }
+            ackedThrough = through
+            return [.acknowledged(throughSeq: through)] + pump()
+        case (.open, .ping(let nonce)):
+            return [.send(.pong(nonce: nonce))]
+        case (.open, .pong(let nonce)):
+            if let pending = pendingPing, pending.nonce == nonce {
+                rttMillis = nowMillis >= pending.sentAt ? nowMillis - pending.sentAt : 0
+                pendingPing = nil
+            }
+            return []
+        case (_, .goodbye(let reason)):
+            phase = .closed(.peerClosed(reason))
+            return [.close(.peerClosed(reason))]
+        case (.closed, _):
+            return []
+        }
+    }
+
+    /// The shell loaded and filtered a batch of our log after `sentThrough`: `ops` to send
+    /// (possibly none, when the filter withheld them all), covering the log up to `throughSeq`.
+    public mutating func batchReady(ops: [Data], throughSeq: UInt64) -> [Action] {
+        loading = false
+        guard case .open = phase else { return [] }
+        guard throughSeq > sentThrough else { return pump() }
+        sentThrough = throughSeq
+        inFlight.append(throughSeq)
+        return [.send(.batch(ops: ops, throughSeq: throughSeq))] + pump()
+    }
+
+    /// The shell committed the peer's ops up to `throughSeq`.
+    public mutating func committed(throughSeq: UInt64) -> [Action] {
+        guard !isClosed, throughSeq > committedThrough else { return [] }
+        committedThrough = throughSeq
+        return [.send(.ack(throughSeq: throughSeq))]
+    }
+
+    /// Our log grew to `highest` (a local put, or ops received from any peer).
+    public mutating func logGrew(to highest: UInt64) -> [Action] {
+        localHighest = max(localHighest, highest)
+        return pump()
+    }
+
+    /// Time passed: send a heartbeat when due, or declare the channel dead.
+    public mutating func tick(nowMillis: UInt64) -> [Action] {
+        guard !isClosed else { return [] }
+        if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= configuration.deadAfterMillis {
+            return close(.heartbeatTimeout)
+        }
+        guard case .open = phase, nowMillis >= lastPingMillis + configuration.heartbeatIntervalMillis else { return [] }
+        lastPingMillis = nowMillis
+        let nonce = nextNonce
+        nextNonce += 1
+        pendingPing = (nonce, nowMillis)
+        return [.send(.ping(nonce: nonce))]
+    }
+
+    /// The shell found the peer's frames or ops unacceptable.
+    public mutating func fail(_ reason: SessionCloseReason) -> [Action] {
+        guard !isClosed else { return [] }
+        return close(reason)
+    }
+
+    /// Whether the session ended.
+    public var isClosed: Bool {
+        if case .closed = phase { return true }
+        return false
+    }
+
+    private mutating func close(_ reason: SessionCloseReason) -> [Action] {
+        phase = .closed(reason)
+        var actions = [Action]()
+        if case .protocolViolation(let what) = reason { actions.append(.send(.goodbye(reason: what))) }
+        actions.append(.close(reason))
+        return actions
+    }
+
+    private mutating func pump() -> [Action] {
+        guard case .open = phase, !loading, inFlight.count < configuration.window, sentThrough < localHighest else {
+            return []
+        }
+        loading = true
+        return [.loadBatch(after: sentThrough, limit: configuration.maxBatchOps)]
+    }
+}

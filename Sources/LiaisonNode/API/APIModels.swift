@@ -1,0 +1,95 @@
+import Foundation
+public import LiaisonCore
+
+/// The body of `POST /v1/items`.
+public struct PutItemBody: Codable, Sendable {
+    /// The collection.
+    public var collection: String
+    /// Classification level (default: the lowest).
+    public var classification: String?
+    /// REL TO partner or group names.
+    public var relTo: [String]?
+    /// Originator controls dissemination.
+    public var orcon: Bool?
+    /// Handling caveats.
+    public var caveats: [String]?
+    /// Expiry, ISO 8601.
+    public var expiresAt: String?
+    /// Tags.
+    public var tags: [String]?
+    /// Fields with JSON values.
+    public var fields: [String: JSONValue]?
+    /// Let entitled partners annotate.
+    public var annotations: Bool?
+
+    /// Creates a body.
+    public init(
+        collection: String,
+        classification: String? = nil,
+        relTo: [String]? = nil,
+        orcon: Bool? = nil,
+        caveats: [String]? = nil,
+        expiresAt: String? = nil,
+        tags: [String]? = nil,
+        fields: [String: JSONValue]? = nil,
+        annotations: Bool? = nil
+    ) {
+        self.collection = collection
+        self.classification = classification
+        self.relTo = relTo
+        self.orcon = orcon
+        self.caveats = caveats
+        self.expiresAt = expiresAt
+        self.tags = tags
+        self.fields = fields
+        self.annotations = annotations
+    }
+
+    /// The request this body asks for.
+    public func request() throws(LiaisonError) -> PutRequest {
+        var expires: Date?
+        if let expiresAt {
+            guard let date = ISO8601.parse(expiresAt) else {
+                throw LiaisonError(.invalidArgument, "expiresAt '\(expiresAt)' is not ISO 8601")
+            }
+            expires = date
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var values = [(name: String, value: Data)]()
+        for (name, value) in (fields ?? [:]).sorted(by: { $0.key < $1.key }) {
+            do {
+                values.append((name, try encoder.encode(value)))
+            } catch {
+                throw LiaisonError(.invalidArgument, "field '\(name)' cannot be encoded", cause: error)
+            }
+        }
+        return PutRequest(
+            collection: collection,
+            classification: classification,
+            releasableTo: relTo ?? [],
+            orcon: orcon ?? false,
+            caveats: caveats ?? [],
+            expiresAt: expires,
+            tags: tags ?? [],
+            fields: values,
+            writePolicy: annotations == true ? .annotations : .originatorOnly
+        )
+    }
+}
+
+/// The answer to `POST /v1/items`.
+public struct PutItemResult: Codable, Sendable {
+    /// The new item's id.
+    public var id: String
+    /// Its create op's id.
+    public var opID: String
+    /// Its digest.
+    public var digest: String
+}
+
+/// An error answer.
+public struct APIErrorBody: Codable, Sendable {
+    /// What went wrong and what to do.
+    public var error: String
+}

@@ -1,0 +1,87 @@
+import Foundation
+public import Hummingbird
+import LiaisonCore
+import LiaisonStore
+public import Logging
+public import ServiceLifecycle
+
+extension ItemView: ResponseEncodable {}
+extension LinkStatus: ResponseEncodable {}
+extension PutItemResult: ResponseEncodable {}
+extension CustodyEntry: ResponseEncodable {}
+
+/// Requires `Authorization: Bearer TOKEN` (compared in constant time).
+struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
+    let token: [UInt8]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let presented = Array((request.headers[.authorization] ?? "").utf8)
+        let expected = Array("Bearer ".utf8) + token
+        var difference = presented.count ^ expected.count
+        for index in 0..<min(presented.count, expected.count) { difference |= Int(presented[index] ^ expected[index]) }
+        guard difference == 0 else {
+            throw HTTPError(.unauthorized, message: "missing or wrong bearer token; it is in the node directory's api.token")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// The node's loopback HTTP API (DESIGN §7), on Hummingbird 2.
+public enum APIServer {
+    /// Builds the API application for a running node.
+    public static func application(
+        engine: ReplicationEngine,
+        federation: FederationConfig,
+        token: String,
+        logger: Logger
+    ) -> some Service {
+        let router = Router()
+        router.get("healthz") { _, _ in "ok\n" }
+        router.get("readyz") { _, _ in "ready\n" }
+        let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
+        v1.post("items") { request, context -> EditedResponse<PutItemResult> in
+            let body = try await request.decode(as: PutItemBody.self, context: context)
+            do {
+                let (item, op) = try await engine.put(try body.request())
+                return EditedResponse(
+                    status: .created,
+                    response: PutItemResult(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
+                )
+            } catch let error as LiaisonError {
+                throw HTTPError(error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
+            }
+        }
+        v1.get("items") { request, _ -> [ItemView] in
+            let query = request.uri.queryParameters
+            let limit = query.get("limit").flatMap { Int($0) } ?? 1000
+            guard limit > 0 else { throw HTTPError(.badRequest, message: "limit must be at least 1") }
+            let items = try engine.node.items(
+                ItemQuery(
+                    collection: query.get("collection"),
+                    tag: query.get("tag"),
+                    includeWithdrawn: query.get("all") == "true",
+                    limit: limit
+                )
+            )
+            return items.map(ItemView.init)
+        }
+        v1.get("items/{id}") { _, context -> ItemView in
+            let text = try context.parameters.require("id")
+            guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
+            guard let item = try engine.node.item(id) else { throw HTTPError(.notFound, message: "no item \(text) at this node") }
+            return ItemView(item)
+        }
+        v1.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
+        v1.get("audit") { request, _ -> [CustodyEntry] in
+            let query = request.uri.queryParameters
+            let from = query.get("from").flatMap { UInt64($0) } ?? 1
+            let limit = min(query.get("limit").flatMap { Int($0) } ?? 100, 10_000)
+            return try engine.node.store.custody(from: from, limit: max(limit, 1))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(federation.api.host, port: federation.api.port), serverName: "liaison"),
+            logger: logger
+        )
+    }
+}

@@ -1,0 +1,127 @@
+public import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+public import LiaisonCore
+
+/// A client of a running node's API, for the CLI, the demo and tests.
+public struct NodeClient: Sendable {
+    /// Base URL, e.g. `http://127.0.0.1:7501`.
+    public let base: URL
+    /// The bearer token.
+    public let token: String
+
+    /// Creates a client.
+    public init(api: Endpoint, token: String) {
+        self.base = URL(string: "http://\(api.host):\(api.port)")!
+        self.token = token
+    }
+
+    /// A client for the node in `directory` (reads federation.json and api.token).
+    public init(directory: NodeDirectory) throws(LiaisonError) {
+        let federation = try FederationConfig.load(from: directory)
+        self.init(api: federation.api, token: try directory.readAPIToken())
+    }
+
+    private static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 10
+        return URLSession(configuration: configuration)
+    }()
+
+    private func call(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> Data {
+        var request = URLRequest(url: URL(string: path, relativeTo: base)!)
+        request.httpMethod = method
+        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await Self.session.data(for: request)
+        } catch {
+            throw LiaisonError(.io, "the node's API at \(base.absoluteString) did not answer (\(error.localizedDescription)); is 'liaison run' up?", cause: error)
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
+            let message = (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error.message
+                ?? String(decoding: data, as: UTF8.self)
+            let code: LiaisonError.Code =
+                switch status {
+                case 400: .invalidArgument
+                case 401, 403: .forbidden
+                case 404: .notFound
+                default: .io
+                }
+            throw LiaisonError(code, message)
+        }
+        return data
+    }
+
+    private struct ErrorBody: Decodable {
+        struct Inner: Decodable { var message: String }
+        var error: Inner
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(LiaisonError) -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw LiaisonError(.io, "the node's API answered something unexpected", cause: error)
+        }
+    }
+
+    /// Whether the API answers `/healthz`.
+    public func isHealthy() async -> Bool {
+        var request = URLRequest(url: URL(string: "/healthz", relativeTo: base)!)
+        request.timeoutInterval = 1
+        guard let (_, response) = try? await Self.session.data(for: request) else { return false }
+        return (response as? HTTPURLResponse)?.statusCode == 200
+    }
+
+    /// `POST /v1/items`.
+    public func put(_ body: PutItemBody) async throws(LiaisonError) -> PutItemResult {
+        let encoded: Data
+        do {
+            encoded = try JSONEncoder().encode(body)
+        } catch {
+            throw LiaisonError(.invalidArgument, "the item cannot be encoded", cause: error)
+        }
+        return try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
+    }
+
+    /// `GET /v1/items/{id}`; nil when the node does not hold it.
+    public func item(_ id: String) async throws(LiaisonError) -> ItemView? {
+        do {
+            return try decode(ItemView.self, try await call("GET", "/v1/items/\(id)"))
+        } catch where error.code == .notFound {
+            return nil
+        }
+    }
+
+    /// `GET /v1/items`.
+    public func items(collection: String? = nil, tag: String? = nil, all: Bool = false, limit: Int = 1000) async throws(LiaisonError)
+        -> [ItemView]
+    {
+        var components = URLComponents()
+        components.path = "/v1/items"
+        var query = [URLQueryItem(name: "limit", value: String(limit))]
+        if let collection { query.append(URLQueryItem(name: "collection", value: collection)) }
+        if let tag { query.append(URLQueryItem(name: "tag", value: tag)) }
+        if all { query.append(URLQueryItem(name: "all", value: "true")) }
+        components.queryItems = query
+        return try decode([ItemView].self, try await call("GET", components.string!))
+    }
+
+    /// `GET /v1/links`.
+    public func links() async throws(LiaisonError) -> [LinkStatus] {
+        try decode([LinkStatus].self, try await call("GET", "/v1/links"))
+    }
+
+    /// `GET /v1/audit`.
+    public func audit(from: UInt64 = 1, limit: Int = 1000) async throws(LiaisonError) -> [CustodyEntry] {
+        try decode([CustodyEntry].self, try await call("GET", "/v1/audit?from=\(from)&limit=\(limit)"))
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import LiaisonCore
+import LiaisonTransport
+import LiaisonWire
+import Logging
+import NIOCore
+
+/// What wakes a session loop.
+enum SessionEvent: Sendable {
+    case frame(ByteBuffer)
+    case inboundEnded(String?)
+    case tick
+    case logGrew(UInt64)
+    case replaced
+}
+
+/// Runs one channel with a peer: feeds frames, ticks and log growth into the pure
+/// `LinkSessionStateMachine` and carries out its actions through the engine.
+enum SessionRunner {
+    /// Runs until the channel closes. Returns how long the session stayed open.
+    static func run(
+        connection: PeerConnection,
+        peer: FederationConfig.Partner,
+        engine: ReplicationEngine,
+        logger: Logger,
+        tickInterval: Duration = .milliseconds(100)
+    ) async -> Duration {
+        let started = ContinuousClock.now
+        var openedAt: ContinuousClock.Instant?
+        let (events, continuation) = AsyncStream<SessionEvent>.makeStream()
+        let token = await engine.register(peer: peer.name, channel: connection.remoteAddress, continuation: continuation)
+        var closeReason: String?
+        do {
+            let start = try await engine.sessionStart(peer: peer.name)
+            var machine = LinkSessionStateMachine(
+                local: engine.node.config.nodeID,
+                peer: peer.nodeID,
+                checkpoint: start.checkpoint,
+                localHighest: start.highest,
+                nowMillis: ReplicationEngine.nowMillis
+            )
+            try await connection.io.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        do {
+                            for try await frame in inbound { continuation.yield(.frame(frame)) }
+                            continuation.yield(.inboundEnded(nil))
+                        } catch {
+                            continuation.yield(.inboundEnded("\(error)"))
+                        }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: tickInterval)
+                            continuation.yield(.tick)
+                        }
+                    }
+                    var iterator = events.makeAsyncIterator()
+                    var queue = machine.start(hlc: start.hlc)
+                    loop: while true {
+                        while !queue.isEmpty {
+                            let action = queue.removeFirst()
+                            switch action {
+                            case .send(let message):
+                                let frame = try SyncFrameCodec.encode(message)
+                                await engine.sentBytes(peer: peer.name, bytes: frame.readableBytes + 4)
+                                try await outbound.write(frame)
+                            case .loadBatch(let after, let limit):
+                                let batch = try await engine.loadBatch(for: peer.name, after: after, limit: limit)
+                                queue += machine.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                            case .commit(let ops, let through):
+                                _ = try await engine.receive(ops: ops, through: through, from: peer.name)
+                                queue += machine.committed(throughSeq: through)
+                            case .acknowledged(let through):
+                                await engine.acknowledged(peer: peer.name, through: through)
+                            case .opened(let peerHLC):
+                                openedAt = .now
+                                await engine.opened(peer: peer.name, peerHLC: peerHLC)
+                                logger.info("link up", metadata: ["liaison.partner": "\(peer.name)", "liaison.channel": "\(connection.remoteAddress)"])
+                            case .close(let reason):
+                                closeReason = reason.description
+                                if case .protocolViolation = reason {
+                                    await engine.refused(peer: peer.name, detail: reason.description)
+                                }
+                                break loop
+                            }
+                        }
+                        guard let event = await iterator.next() else { break loop }
+                        let now = ReplicationEngine.nowMillis
+                        switch event {
+                        case .frame(let payload):
+                            let size = payload.readableBytes + 4
+                            do {
+                                let message = try SyncFrameCodec.decode(payload)
+                                queue = machine.received(message, nowMillis: now)
+                            } catch {
+                                queue = machine.fail(.protocolViolation("malformed frame: \(error)"))
+                            }
+                            await engine.heard(peer: peer.name, bytes: size, rttMillis: machine.rttMillis)
+                        case .inboundEnded(let error):
+                            if let error, !machine.isClosed {
+                                closeReason = "channel error: \(error)"
+                                await engine.refused(peer: peer.name, detail: "channel error: \(error)")
+                            }
+                            break loop
+                        case .tick:
+                            queue = machine.tick(nowMillis: now)
+                        case .logGrew(let highest):
+                            queue = machine.logGrew(to: highest)
+                        case .replaced:
+                            closeReason = "replaced by a newer channel"
+                            break loop
+                        }
+                    }
+                    group.cancelAll()
+                }
+            }
+        } catch {
+            closeReason = closeReason ?? "\(error)"
+        }
+        await engine.unregister(peer: peer.name, token: token, reason: closeReason)
+        logger.info("link down", metadata: ["liaison.partner": "\(peer.name)", "liaison.reason": "\(closeReason ?? "closed")"])
+        guard let openedAt else { return .zero }
+        return ContinuousClock.now - max(openedAt, started)
+    }
+}

@@ -1,0 +1,159 @@
+public import Foundation
+public import LiaisonCore
+
+/// `federation.json` in a node directory: what `liaison run` needs to know of the
+/// federation, written by `liaison topology render`.
+public struct FederationConfig: Codable, Sendable, Equatable {
+    /// A partner as this node knows it.
+    public struct Partner: Codable, Sendable, Equatable {
+        /// Its name.
+        public var name: String
+        /// Its NodeID (hash of its signing key).
+        public var nodeID: NodeID
+        /// SHA-256 of its TLS certificate: the pin.
+        public var tlsFingerprint: String
+        /// Groups it belongs to.
+        public var groups: [String]
+        /// Where its node listens for peers, best first.
+        public var endpoints: [Endpoint]
+
+        /// As eligibility sees it.
+        public var recipient: Recipient { Recipient(name: name, nodeID: nodeID, groups: Set(groups)) }
+    }
+
+    /// One neighbour: a partner this node shares a link with, in either direction.
+    public struct Neighbour: Codable, Sendable, Equatable {
+        /// The partner's name.
+        public var name: String
+        /// The filter of the link from this node to it; nil when there is none (nothing is sent).
+        public var outbound: LinkFilter?
+        /// The filter of the link from it to this node; nil when there is none (nothing may come).
+        public var inbound: LinkFilter?
+        /// Whether this node dials it (otherwise it dials us).
+        public var dial: Bool
+    }
+
+    /// The federation's name.
+    public var federation: String
+    /// This node's name.
+    public var me: String
+    /// Where this node listens for peers.
+    public var listen: Endpoint
+    /// Where its API listens.
+    public var api: Endpoint
+    /// Every partner of the federation, this node included.
+    public var partners: [Partner]
+    /// Partners with a direct link.
+    public var neighbours: [Neighbour]
+
+    /// The partner record of `name`.
+    public func partner(named name: String) -> Partner? { partners.first { $0.name == name } }
+
+    /// The partner record of a NodeID.
+    public func partner(id: NodeID) -> Partner? { partners.first { $0.nodeID == id } }
+
+    /// Reads `federation.json` from a node directory.
+    public static func load(from directory: NodeDirectory) throws(LiaisonError) -> FederationConfig {
+        let url = directory.url.appendingPathComponent("federation.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw LiaisonError(
+                .notFound,
+                "\(directory.url.path) has no federation.json; render node directories with 'liaison topology render FILE --out DIR'"
+            )
+        }
+        do {
+            return try JSONDecoder().decode(FederationConfig.self, from: data)
+        } catch {
+            throw LiaisonError(.corrupt, "\(url.path) is damaged (\(error)); render it again", cause: error)
+        }
+    }
+
+    /// Writes `federation.json` into a node directory.
+    public func write(to directory: NodeDirectory) throws(LiaisonError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try encoder.encode(self).write(to: directory.url.appendingPathComponent("federation.json"))
+        } catch {
+            throw LiaisonError(.io, "could not write federation.json into \(directory.url.path)", cause: error)
+        }
+    }
+}
+
+extension Topology {
+    /// Writes one ready-to-run node directory per partner under `out` (named after the
+    /// partner): identity, store, `federation.json` with pins and filters, and an API token.
+    /// Refuses an `out` that already holds any of them.
+    public func render(into out: URL, now: Date) throws(LiaisonError) -> [String: (NodeConfig, NodeDirectory)] {
+        for partner in partners {
+            let path = out.appendingPathComponent(partner.name).path
+            if FileManager.default.fileExists(atPath: path) {
+                throw LiaisonError(.alreadyExists, "\(path) exists; render into an empty directory")
+            }
+        }
+        var made = [String: (NodeConfig, NodeDirectory)]()
+        for partner in partners {
+            let directory = NodeDirectory(path: out.appendingPathComponent(partner.name).path)
+            let (config, _) = try directory.initialize(name: partner.name, classifications: classifications, now: now)
+            try directory.writeAPIToken(ApiToken.generate())
+            made[partner.name] = (config, directory)
+        }
+        let records = partners.map { partner in
+            FederationConfig.Partner(
+                name: partner.name,
+                nodeID: made[partner.name]!.0.nodeID,
+                tlsFingerprint: made[partner.name]!.0.tlsFingerprint,
+                groups: partner.groups,
+                endpoints: partner.endpoints
+            )
+        }
+        for partner in partners {
+            var neighbours = [FederationConfig.Neighbour]()
+            for other in partners where other.name != partner.name {
+                let outbound = link(from: partner.name, to: other.name)?.filter
+                let inbound = link(from: other.name, to: partner.name)?.filter
+                guard outbound != nil || inbound != nil else { continue }
+                neighbours.append(
+                    FederationConfig.Neighbour(name: other.name, outbound: outbound, inbound: inbound, dial: partner.name < other.name)
+                )
+            }
+            let config = FederationConfig(
+                federation: federation,
+                me: partner.name,
+                listen: partner.endpoints[0],
+                api: partner.api,
+                partners: records,
+                neighbours: neighbours
+            )
+            try config.write(to: made[partner.name]!.1)
+        }
+        return made
+    }
+}
+
+/// The bearer token of a node's API, kept in `DIR/api.token` (mode 0600).
+public enum ApiToken {
+    /// 32 random bytes as hex.
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}
+
+extension NodeDirectory {
+    var apiTokenURL: URL { url.appendingPathComponent("api.token") }
+
+    /// Writes the API token (mode 0600).
+    public func writeAPIToken(_ token: String) throws(LiaisonError) {
+        guard FileManager.default.createFile(atPath: apiTokenURL.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        else { throw LiaisonError(.io, "could not write \(apiTokenURL.path)") }
+    }
+
+    /// Reads the API token.
+    public func readAPIToken() throws(LiaisonError) -> String {
+        guard let data = FileManager.default.contents(atPath: apiTokenURL.path) else {
+            throw LiaisonError(.notFound, "\(apiTokenURL.path) is missing; render the node with 'liaison topology render'")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

@@ -1,0 +1,110 @@
+public import Foundation
+public import LiaisonCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A federation of real `liaison run` processes on loopback, rendered from a topology into a
+/// directory: what `liaison demo` runs and what multi-process tests use. Every process it
+/// starts is tracked by pid and stopped by `stopAll()`.
+public final class LocalFederation: Sendable {
+    /// Where the node directories and logs live.
+    public let root: URL
+    /// The topology, on free loopback ports.
+    public let topology: Topology
+    /// NodeIDs by partner name.
+    public let nodeIDs: [String: NodeID]
+    /// The `liaison` executable.
+    public let executable: URL
+    private let pids = Mutex<[String: Int32]>([:])
+
+    /// Renders `topology` (moved to free loopback ports) under `root`.
+    public init(topology: Topology, root: URL, executable: URL) throws(LiaisonError) {
+        self.root = root
+        self.executable = executable
+        self.topology = try topology.onFreeLoopbackPorts()
+        do {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        } catch {
+            throw LiaisonError(.io, "cannot create \(root.path)", cause: error)
+        }
+        let made = try self.topology.render(into: root, now: Date())
+        self.nodeIDs = made.mapValues(\.0.nodeID)
+    }
+
+    /// The node directory of a partner.
+    public func directory(_ name: String) -> NodeDirectory { NodeDirectory(path: root.appendingPathComponent(name).path) }
+
+    /// An API client for a partner's node.
+    public func client(_ name: String) throws(LiaisonError) -> NodeClient { try NodeClient(directory: directory(name)) }
+
+    /// Starts a partner's node; its output goes to `ROOT/NAME.log`.
+    public func start(_ name: String) throws(LiaisonError) {
+        let log = root.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["run", "--dir", directory(name).url.path]
+        do {
+            let handle = try FileHandle(forWritingTo: log)
+            handle.seekToEndOfFile()
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+        } catch {
+            throw LiaisonError(.io, "cannot start \(executable.path) for \(name)", cause: error)
+        }
+        pids.withLock { $0[name] = process.processIdentifier }
+    }
+
+    /// Starts every partner's node.
+    public func startAll() throws(LiaisonError) {
+        for partner in topology.partners { try start(partner.name) }
+    }
+
+    /// Waits until every started node answers `/healthz`.
+    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws(LiaisonError) {
+        let deadline = ContinuousClock.now + timeout
+        for name in pids.withLock({ Array($0.keys) }).sorted() {
+            let client = try client(name)
+            while !(await client.isHealthy()) {
+                guard ContinuousClock.now < deadline, isRunning(name) else {
+                    throw LiaisonError(.io, "node \(name) did not come up; see \(root.appendingPathComponent("\(name).log").path)")
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    /// Whether a partner's process is alive.
+    public func isRunning(_ name: String) -> Bool {
+        guard let pid = pids.withLock({ $0[name] }) else { return false }
+        var status: Int32 = 0
+        return waitpid(pid, &status, WNOHANG) == 0
+    }
+
+    /// Stops a partner's node: SIGTERM and a wait (graceful), or SIGKILL (a crash).
+    public func stop(_ name: String, kill hard: Bool = false) {
+        guard let pid = pids.withLock({ $0.removeValue(forKey: name) }) else { return }
+        kill(pid, hard ? SIGKILL : SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                break
+            }
+            usleep(20_000)
+        }
+    }
+
+    /// Stops every node this federation started.
+    public func stopAll(kill hard: Bool = false) {
+        for name in pids.withLock({ Array($0.keys) }) { stop(name, kill: hard) }
+    }
+
+    deinit { stopAll(kill: true) }
+}

@@ -1,0 +1,228 @@
+import Foundation
+public import LiaisonCore
+import Yams
+
+/// A host and port.
+public struct Endpoint: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// Host name or address.
+    public var host: String
+    /// TCP port.
+    public var port: Int
+
+    /// Creates an endpoint.
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port), colon != text.startIndex
+        else { return nil }
+        self.host = String(text[..<colon])
+        self.port = port
+    }
+
+    public var description: String { "\(host):\(port)" }
+}
+
+/// A federation described in `topology/*.yaml` (schema: docs/topology.md).
+public struct Topology: Sendable {
+    /// One partner.
+    public struct Partner: Sendable, Hashable {
+        /// Its name (REL TO names it).
+        public var name: String
+        /// Addresses its node listens on for peers, best first.
+        public var endpoints: [Endpoint]
+        /// Where its HTTP API listens (loopback).
+        public var api: Endpoint
+        /// Groups it belongs to (REL TO may name them).
+        public var groups: [String]
+    }
+
+    /// One directed link.
+    public struct Link: Sendable, Hashable {
+        /// Sending partner.
+        public var from: String
+        /// Receiving partner.
+        public var to: String
+        /// What the link lets through.
+        public var filter: LinkFilter
+    }
+
+    /// The federation's name.
+    public var federation: String
+    /// Classification levels, lowest first.
+    public var classifications: ClassificationLadder
+    /// Partners, in file order.
+    public var partners: [Partner]
+    /// Directed links, in file order.
+    public var links: [Link]
+
+    /// The partner named `name`.
+    public func partner(_ name: String) -> Partner? { partners.first { $0.name == name } }
+
+    /// The link from one partner to another, if any.
+    public func link(from: String, to: String) -> Link? { links.first { $0.from == from && $0.to == to } }
+
+    /// Loads and checks a topology file. Every inconsistency is reported with the file and
+    /// line at fault.
+    public static func load(path: String) throws(LiaisonError) -> Topology {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw LiaisonError(.notFound, "cannot read topology file \(path)")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses and checks topology YAML text.
+    public static func parse(_ text: String, file: String = "topology") throws(LiaisonError) -> Topology {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw LiaisonError(.invalidArgument, "\(file): the file is empty")
+            }
+            root = node
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(.invalidArgument, "\(file): not valid YAML: \(error)", cause: error)
+        }
+        return try TopologyReader(file: file).read(root)
+    }
+}
+
+/// Reads the YAML node tree, keeping line numbers for errors.
+private struct TopologyReader {
+    let file: String
+
+    func fail(_ node: Node?, _ message: String) -> LiaisonError {
+        let line = node?.mark.map { ":\($0.line)" } ?? ""
+        return LiaisonError(.invalidArgument, "\(file)\(line): \(message)")
+    }
+
+    func mapping(_ node: Node, _ what: String, allowed: Set<String>) throws(LiaisonError) -> [String: Node] {
+        guard let mapping = node.mapping else { throw fail(node, "\(what) must be a mapping") }
+        var out = [String: Node]()
+        for (key, value) in mapping {
+            guard let name = key.string else { throw fail(key, "keys of \(what) must be text") }
+            guard allowed.contains(name) else {
+                throw fail(key, "unknown key '\(name)' in \(what); expected one of: \(allowed.sorted().joined(separator: ", "))")
+            }
+            out[name] = value
+        }
+        return out
+    }
+
+    func string(_ node: Node?, _ what: String) throws(LiaisonError) -> String {
+        guard let node, let value = node.scalar?.string, !value.isEmpty else { throw fail(node, "\(what) must be text") }
+        return value
+    }
+
+    func strings(_ node: Node?, _ what: String) throws(LiaisonError) -> [String] {
+        guard let node else { return [] }
+        guard let sequence = node.sequence else { throw fail(node, "\(what) must be a list") }
+        var out = [String]()
+        for item in sequence { out.append(try string(item, "an entry of \(what)")) }
+        return out
+    }
+
+    func endpoint(_ node: Node?, _ what: String) throws(LiaisonError) -> Endpoint {
+        let text = try string(node, what)
+        guard let endpoint = Endpoint(text) else { throw fail(node, "\(what) '\(text)' must look like host:port") }
+        return endpoint
+    }
+
+    func read(_ root: Node) throws(LiaisonError) -> Topology {
+        let top = try mapping(root, "the topology", allowed: ["federation", "classifications", "partners", "links", "drills"])
+        let federation = try string(top["federation"], "federation")
+        var ladder = ClassificationLadder.standard
+        if let levels = top["classifications"] {
+            do {
+                ladder = try ClassificationLadder(levels: try strings(levels, "classifications"))
+            } catch {
+                throw fail(levels, error.message)
+            }
+        }
+        guard let partnersNode = top["partners"], let partnerMapping = partnersNode.mapping, !partnerMapping.isEmpty else {
+            throw fail(top["partners"] ?? root, "partners must be a mapping of partner names to their settings")
+        }
+        var partners = [Topology.Partner]()
+        var seenEndpoints = [Endpoint: String]()
+        for (key, value) in partnerMapping {
+            let name = try string(key, "a partner name")
+            guard NodeConfig.isValidPartnerName(name) else {
+                throw fail(key, "invalid partner name '\(name)': use 1-64 letters, digits, '.', '_' or '-'")
+            }
+            guard !partners.contains(where: { $0.name == name }) else { throw fail(key, "partner '\(name)' appears twice") }
+            let fields = try mapping(value, "partner '\(name)'", allowed: ["endpoints", "api", "groups"])
+            guard let endpointsNode = fields["endpoints"], let list = endpointsNode.sequence, !list.isEmpty else {
+                throw fail(fields["endpoints"] ?? value, "partner '\(name)' needs at least one endpoint (host:port)")
+            }
+            var endpoints = [Endpoint]()
+            for item in list {
+                let endpoint = try endpoint(item, "an endpoint of '\(name)'")
+                if let other = seenEndpoints[endpoint] {
+                    throw fail(item, "endpoint \(endpoint) is used by both '\(other)' and '\(name)'")
+                }
+                seenEndpoints[endpoint] = name
+                endpoints.append(endpoint)
+            }
+            let api = try endpoint(fields["api"], "the api address of '\(name)'")
+            if let other = seenEndpoints[api] { throw fail(fields["api"], "endpoint \(api) is used by both '\(other)' and '\(name)'") }
+            seenEndpoints[api] = name
+            partners.append(
+                Topology.Partner(name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"))
+            )
+        }
+        var links = [Topology.Link]()
+        if let linksNode = top["links"] {
+            guard let list = linksNode.sequence else { throw fail(linksNode, "links must be a list") }
+            for item in list {
+                let fields = try mapping(item, "a link", allowed: ["from", "to", "filter"])
+                let from = try string(fields["from"], "from")
+                let to = try string(fields["to"], "to")
+                for (name, node) in [(from, fields["from"]), (to, fields["to"])] where !partners.contains(where: { $0.name == name }) {
+                    throw fail(node, "link names unknown partner '\(name)'")
+                }
+                guard from != to else { throw fail(item, "a link from '\(from)' to itself") }
+                guard !links.contains(where: { $0.from == from && $0.to == to }) else {
+                    throw fail(item, "link \(from) -> \(to) appears twice")
+                }
+                links.append(Topology.Link(from: from, to: to, filter: try filter(fields["filter"], ladder: ladder)))
+            }
+        }
+        return Topology(federation: federation, classifications: ladder, partners: partners, links: links)
+    }
+
+    func filter(_ node: Node?, ladder: ClassificationLadder) throws(LiaisonError) -> LinkFilter {
+        guard let node else { return .passAll }
+        let fields = try mapping(
+            node,
+            "a filter",
+            allowed: ["collections", "max-classification", "require-tags", "exclude-tags", "redact"]
+        )
+        var filter = LinkFilter()
+        if let collections = fields["collections"] {
+            let names = try strings(collections, "collections")
+            guard !names.isEmpty else { throw fail(collections, "collections names nothing; leave it out to share every collection") }
+            for name in names where !Names.isValid(name) { throw fail(collections, "invalid collection name '\(name)'") }
+            filter.collections = Set(names)
+        }
+        if let ceiling = fields["max-classification"] {
+            do {
+                filter.maxClassification = try ladder.level(named: try string(ceiling, "max-classification"))
+            } catch {
+                throw fail(ceiling, error.message)
+            }
+        }
+        for (key, keyPath) in [("require-tags", \LinkFilter.requiredTags), ("exclude-tags", \.excludedTags), ("redact", \.redactFields)] {
+            guard let list = fields[key] else { continue }
+            let names = try strings(list, key)
+            guard !names.isEmpty else { throw fail(list, "\(key) names nothing; leave it out instead") }
+            for name in names where !Names.isValid(name) { throw fail(list, "invalid name '\(name)' in \(key)") }
+            filter[keyPath: keyPath] = Set(names)
+        }
+        return filter
+    }
+}

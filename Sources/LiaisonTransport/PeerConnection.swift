@@ -1,0 +1,103 @@
+import LiaisonWire
+public import NIOCore
+import NIOExtras
+public import NIOPosix
+import NIOSSL
+
+/// One TLS channel to a peer, carrying length-prefixed sync frames.
+public struct PeerConnection: Sendable {
+    /// The channel.
+    public let channel: any Channel
+    /// Frame payloads in and out.
+    public let io: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    /// Completes with the peer's certificate when the handshake is done.
+    let handshake: EventLoopFuture<NIOSSLCertificate?>
+
+    /// Waits for the TLS handshake and returns the SHA-256 fingerprint of the peer's
+    /// pinned certificate. Throws when the handshake fails (unpinned, no certificate,
+    /// not TLS 1.3, not TLS at all).
+    public func peerFingerprint() async throws -> String {
+        guard let leaf = try await handshake.get() else { throw NIOSSLError.noCertificateToValidate }
+        return try PinnedTLS.fingerprint(leaf)
+    }
+
+    /// Closes a channel that will not carry a session (refused peer), finishing its writer.
+    public func reject() async {
+        try? await io.executeThenClose { _, _ in }
+    }
+
+    /// The remote address, for logs.
+    public var remoteAddress: String { channel.remoteAddress?.description ?? "unknown" }
+
+    static func configure(_ channel: any Channel, tls: NIOSSLHandler) throws -> PeerConnection {
+        let operations = channel.pipeline.syncOperations
+        let done = channel.eventLoop.makePromise(of: NIOSSLCertificate?.self)
+        try operations.addHandler(tls)
+        try operations.addHandler(TLSHandshakeHandler(promise: done))
+        try operations.addHandler(
+            ByteToMessageHandler(
+                LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes),
+                maximumBufferSize: SyncFrameCodec.maxFrameBytes + 4
+            )
+        )
+        try operations.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
+        return PeerConnection(
+            channel: channel,
+            io: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
+            handshake: done.futureResult
+        )
+    }
+}
+
+/// Listens for and dials TLS channels to pinned peers.
+public enum PeerTransport {
+    /// Binds a listener; each accepted channel arrives as a `PeerConnection` whose handshake
+    /// may still fail.
+    public static func listen(
+        host: String,
+        port: Int,
+        tls: PinnedTLS,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> NIOAsyncChannel<PeerConnection, Never> {
+        let context = try tls.context(server: true)
+        let pins = tls.pins
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try PeerConnection.configure(
+                        channel,
+                        tls: NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: PinnedTLS.verifier(pins))
+                    )
+                }
+            }
+    }
+
+    /// Dials a peer; fails if the TCP connection cannot be made within `timeout`.
+    public static func dial(
+        host: String,
+        port: Int,
+        tls: PinnedTLS,
+        timeout: TimeAmount = .seconds(2),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> PeerConnection {
+        let context = try tls.context(server: false)
+        let pins = tls.pins
+        return try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try PeerConnection.configure(
+                        channel,
+                        tls: try NIOSSLClientHandler(
+                            context: context,
+                            serverHostname: nil,
+                            customVerificationCallbackWithMetadata: PinnedTLS.verifier(pins)
+                        )
+                    )
+                }
+            }
+    }
+}

@@ -1,0 +1,105 @@
+import Crypto
+import NIOCore
+public import NIOSSL
+import NIOTLS
+
+/// Mutual TLS 1.3 where each side trusts exactly the certificates whose SHA-256
+/// fingerprints it has pinned (DESIGN §5.1). Chain and expiry checks are replaced by the pin;
+/// BoringSSL still proves the peer holds the certificate's private key.
+public struct PinnedTLS: Sendable {
+    /// This node's certificate, PEM.
+    public let certificatePEM: String
+    /// This node's TLS private key, PEM.
+    public let privateKeyPEM: String
+    /// Lower-case hex SHA-256 fingerprints of the peers' certificates.
+    public let pins: Set<String>
+
+    /// Creates a configuration.
+    public init(certificatePEM: String, privateKeyPEM: String, pins: Set<String>) {
+        self.certificatePEM = certificatePEM
+        self.privateKeyPEM = privateKeyPEM
+        self.pins = pins
+    }
+
+    /// Lower-case hex SHA-256 of a certificate's DER.
+    public static func fingerprint(_ certificate: NIOSSLCertificate) throws -> String {
+        SHA256.hash(data: try certificate.toDERBytes()).map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]])
+        }.joined()
+    }
+
+    func context(server: Bool) throws -> NIOSSLContext {
+        let certificate = try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem)
+        let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
+        var configuration =
+            server
+            ? TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))
+            : TLSConfiguration.makeClientConfiguration()
+        if !server {
+            configuration.certificateChain = [.certificate(certificate)]
+            configuration.privateKey = .privateKey(key)
+        }
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.certificateVerification = .noHostnameVerification
+        configuration.trustRoots = .certificates([])
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// The verification callback: accept exactly the pinned leaf certificates.
+    static func verifier(_ pins: Set<String>) -> NIOSSLCustomVerificationCallbackWithMetadata {
+        { presented, promise in
+            guard let leaf = presented.first, let fingerprint = try? PinnedTLS.fingerprint(leaf), pins.contains(fingerprint)
+            else { return promise.succeed(.failed) }
+            promise.succeed(.certificateVerified(VerificationMetadata(ValidatedCertificateChain([leaf]))))
+        }
+    }
+}
+
+/// Reports the peer's leaf certificate once the TLS handshake completes; fails the report
+/// when the channel errs, closes or is torn down first. Completes its promise exactly once.
+final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let promise: EventLoopPromise<NIOSSLCertificate?>
+    private var completed = false
+
+    init(promise: EventLoopPromise<NIOSSLCertificate?>) { self.promise = promise }
+
+    private func succeed(_ leaf: NIOSSLCertificate?) {
+        guard !completed else { return }
+        completed = true
+        promise.succeed(leaf)
+    }
+
+    private func fail(_ error: any Error) {
+        guard !completed else { return }
+        completed = true
+        promise.fail(error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            succeed((try? context.pipeline.syncOperations.nioSSL_peerValidatedCertificateChain())?.leaf)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        fail(error)
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(ChannelError.ioOnClosedChannel)
+    }
+}
+
+@available(*, unavailable)
+extension TLSHandshakeHandler: Sendable {}

@@ -1,0 +1,117 @@
+import CompressNIO
+import Foundation
+public import LiaisonCore
+public import NIOCore
+import SwiftProtobuf
+
+/// Turns `SyncMessage`s into frame payloads and back (`proto/liaison/v1/sync.proto`).
+///
+/// Batches whose ops exceed `compressionThreshold` bytes travel zlib-compressed; a
+/// compressed batch that would inflate beyond `maxFrameBytes` is refused (no zip bombs).
+public enum SyncFrameCodec {
+    /// Largest frame payload a node accepts, in bytes.
+    public static let maxFrameBytes = 4 << 20
+    /// Batches with more op bytes than this are compressed.
+    public static let compressionThreshold = 16 << 10
+
+    /// Why a frame was refused.
+    public struct DecodingError: Error, Hashable, Sendable, CustomStringConvertible {
+        /// What is wrong.
+        public var reason: String
+        public var description: String { reason }
+    }
+
+    /// The payload of one frame.
+    public static func encode(_ message: SyncMessage) throws(LiaisonError) -> ByteBuffer {
+        var frame = Liaison_V1_Frame()
+        switch message {
+        case .hello(let hello):
+            var h = Liaison_V1_Hello()
+            h.versions = hello.versions
+            h.nodeID = hello.nodeID.hash.data
+            h.hlc = hello.hlc.rawValue
+            h.checkpoint = hello.checkpoint
+            frame.hello = h
+        case .batch(let ops, let through):
+            var b = Liaison_V1_OpBatch()
+            b.throughSeq = through
+            let size = ops.reduce(0) { $0 + $1.count }
+            if size > compressionThreshold {
+                var list = Liaison_V1_OpList()
+                list.ops = ops
+                do {
+                    let serialized: Data = try list.serializedBytes()
+                    var plain = ByteBuffer(bytes: serialized)
+                    let compressed = try plain.compress(with: CompressionAlgorithm.zlib())
+                    b.compressed = Data(compressed.readableBytesView)
+                } catch {
+                    throw LiaisonError(.io, "compressing a batch failed", cause: error)
+                }
+            } else {
+                b.ops = ops
+            }
+            frame.batch = b
+        case .ack(let through):
+            var a = Liaison_V1_Ack()
+            a.throughSeq = through
+            frame.ack = a
+        case .ping(let nonce):
+            var p = Liaison_V1_Ping()
+            p.nonce = nonce
+            frame.ping = p
+        case .pong(let nonce):
+            var p = Liaison_V1_Pong()
+            p.nonce = nonce
+            frame.pong = p
+        case .goodbye(let reason):
+            var g = Liaison_V1_Goodbye()
+            g.reason = String(reason.prefix(512))
+            frame.goodbye = g
+        }
+        do {
+            let serialized: Data = try frame.serializedBytes()
+            return ByteBuffer(bytes: serialized)
+        } catch {
+            throw LiaisonError(.io, "encoding a frame failed", cause: error)
+        }
+    }
+
+    /// The message in one frame payload.
+    public static func decode(_ payload: ByteBuffer) throws(DecodingError) -> SyncMessage {
+        guard payload.readableBytes <= maxFrameBytes else {
+            throw DecodingError(reason: "frame of \(payload.readableBytes) bytes exceeds \(maxFrameBytes)")
+        }
+        let frame: Liaison_V1_Frame
+        do {
+            frame = try Liaison_V1_Frame(serializedBytes: Data(payload.readableBytesView))
+        } catch {
+            throw DecodingError(reason: "not a Liaison frame: \(error)")
+        }
+        switch frame.kind {
+        case .none:
+            throw DecodingError(reason: "empty frame")
+        case .hello(let h):
+            guard let node = NodeID(bytes: h.nodeID) else { throw DecodingError(reason: "hello with a bad NodeID") }
+            return .hello(SyncHello(versions: h.versions, nodeID: node, hlc: HLCTimestamp(rawValue: h.hlc), checkpoint: h.checkpoint))
+        case .batch(let b):
+            if b.compressed.isEmpty { return .batch(ops: b.ops, throughSeq: b.throughSeq) }
+            guard b.ops.isEmpty else { throw DecodingError(reason: "batch with both plain and compressed ops") }
+            do {
+                var compressed = ByteBuffer(bytes: b.compressed)
+                let plain = try compressed.decompress(with: CompressionAlgorithm.zlib(), maxSize: maxFrameBytes)
+                let list = try Liaison_V1_OpList(serializedBytes: Data(plain.readableBytesView))
+                return .batch(ops: list.ops, throughSeq: b.throughSeq)
+            } catch {
+                throw DecodingError(reason: "compressed batch does not inflate to at most \(maxFrameBytes) bytes of ops: \(error)")
+            }
+        case .ack(let a):
+            return .ack(throughSeq: a.throughSeq)
+        case .ping(let p):
+            return .ping(nonce: p.nonce)
+        case .pong(let p):
+            return .pong(nonce: p.nonce)
+        case .goodbye(let g):
+            return .goodbye(reason: g.reason)
+        }
+    }
+}
