@@ -137,7 +137,10 @@ let package = Package(
         ),
         .testTarget(
             name: "LiaisonFederationTests",
-            dependencies: ["liaison", "LiaisonCore", "LiaisonNode", "LiaisonTransport", "LiaisonTestSupport"],
+            dependencies: [
+                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonTransport", "LiaisonTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

@@ -91,6 +91,83 @@ public struct LocalNode: Sendable {
         return (item, signed[0])
     }
 
+    /// Creates many items at once, signed in batches (one signature per `signatureBatch`
+    /// ops) and committed in one transaction per batch. For bulk loads and benchmarks.
+    public func putMany(_ requests: [PutRequest], now: Date, signatureBatch: Int = 1000) throws(LiaisonError) -> [ItemID] {
+        var ids = [ItemID]()
+        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
+        var generator = SystemRandomNumberGenerator()
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var start = 0
+        while start < requests.count {
+            var unsigned = [UnsignedOp]()
+            for request in requests[start..<min(requests.count, start + signatureBatch)] {
+                let markings = try request.validatedMarkings(config: config, now: now)
+                unsigned.append(
+                    try identity.author.create(
+                        collection: request.collection,
+                        markings: markings,
+                        fields: request.fields,
+                        tags: request.tags,
+                        writePolicy: request.writePolicy,
+                        hlc: clock.tick(physicalMillis: nowMillis),
+                        using: &generator
+                    )
+                )
+            }
+            let signed = try identity.author.sign(unsigned)
+            _ = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
+            ids += signed.map(\.body.itemID)
+            start += signatureBatch
+        }
+        return ids
+    }
+
+    /// Changes an item: sets fields, adds and removes tags (removing the instances seen
+    /// here; a concurrent add elsewhere survives). The author must be allowed to write.
+    public func update(
+        _ id: ItemID,
+        fields: [(name: String, value: Data)],
+        addTags: [String],
+        removeTags: [String],
+        now: Date
+    ) throws(LiaisonError) -> (item: ItemState, ops: [VerifiedOp]) {
+        guard let item = try store.item(id) else { throw LiaisonError(.notFound, "no item \(id.text) at this node") }
+        guard !item.isWithdrawn else { throw LiaisonError(.invalidArgument, "item \(id.text) was deleted or recalled") }
+        guard !fields.isEmpty || !addTags.isEmpty || !removeTags.isEmpty else {
+            throw LiaisonError(.invalidArgument, "nothing to change: give fields, tags to add or tags to remove")
+        }
+        for tag in addTags + removeTags where !Names.isValid(tag) {
+            throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
+        }
+        let author = identity.author
+        if case .failure(let rejection) = item.permits(author: author.nodeID, change: .setFields([])) {
+            throw LiaisonError(.forbidden, "this node may not change item \(id.text): \(rejection)")
+        }
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
+        var generator = SystemRandomNumberGenerator()
+        var unsigned = [UnsignedOp]()
+        if !fields.isEmpty {
+            unsigned.append(try author.setFields(fields, of: item, hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
+        }
+        if !addTags.isEmpty {
+            unsigned.append(try author.change(item, .addTags(Array(Set(addTags)).sorted()), hlc: clock.tick(physicalMillis: nowMillis)))
+        }
+        let removals = Set(removeTags).sorted().map { TagRemoval(tag: $0, observed: item.liveInstances(of: $0)) }
+            .filter { !$0.observed.isEmpty }
+        if !removals.isEmpty {
+            unsigned.append(try author.change(item, .removeTags(removals), hlc: clock.tick(physicalMillis: nowMillis)))
+        }
+        guard !unsigned.isEmpty else { return (item, []) }
+        let signed = try author.sign(unsigned)
+        let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
+        guard result.rejected.isEmpty, let updated = try store.item(id) else {
+            throw LiaisonError(.invalidOp, "the store refused the change: \(result.rejected.map(\.reason))")
+        }
+        return (updated, signed)
+    }
+
     /// An item by id.
     public func item(_ id: ItemID) throws(LiaisonError) -> ItemState? { try store.item(id) }
 

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LiaisonCore
 
 /// The body of `POST /v1/items`.
@@ -75,6 +75,41 @@ public struct PutItemBody: Codable, Sendable {
             fields: values,
             writePolicy: annotations == true ? .annotations : .originatorOnly
         )
+    }
+}
+
+/// The body of `PATCH /v1/items/{id}`.
+public struct UpdateItemBody: Codable, Sendable {
+    /// Fields to set, with JSON values.
+    public var fields: [String: JSONValue]?
+    /// Tags to add.
+    public var addTags: [String]?
+    /// Tags to remove (the instances this node has seen).
+    public var removeTags: [String]?
+
+    /// Creates a body.
+    public init(fields: [String: JSONValue]? = nil, addTags: [String]? = nil, removeTags: [String]? = nil) {
+        self.fields = fields
+        self.addTags = addTags
+        self.removeTags = removeTags
+    }
+
+    /// The field values as JSON text, sorted by name.
+    public func encodedFields() throws(LiaisonError) -> [(name: String, value: Data)] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var values = [(name: String, value: Data)]()
+        for (name, value) in (fields ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard Names.isValid(name) else {
+                throw LiaisonError(.invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
+            }
+            do {
+                values.append((name, try encoder.encode(value)))
+            } catch {
+                throw LiaisonError(.invalidArgument, "field '\(name)' cannot be encoded", cause: error)
+            }
+        }
+        return values
     }
 }
 

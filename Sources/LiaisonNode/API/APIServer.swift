@@ -71,6 +71,29 @@ public enum APIServer {
             guard let item = try engine.node.item(id) else { throw HTTPError(.notFound, message: "no item \(text) at this node") }
             return ItemView(item)
         }
+        v1.patch("items/{id}") { request, context -> ItemView in
+            let text = try context.parameters.require("id")
+            guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
+            let body = try await request.decode(as: UpdateItemBody.self, context: context)
+            do {
+                let item = try await engine.update(
+                    id,
+                    fields: try body.encodedFields(),
+                    addTags: body.addTags ?? [],
+                    removeTags: body.removeTags ?? []
+                )
+                return ItemView(item)
+            } catch let error as LiaisonError {
+                let status: HTTPResponse.Status =
+                    switch error.code {
+                    case .invalidArgument: .badRequest
+                    case .notFound: .notFound
+                    case .forbidden: .forbidden
+                    default: .internalServerError
+                    }
+                throw HTTPError(status, message: error.message)
+            }
+        }
         v1.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
         v1.get("audit") { request, _ -> [CustodyEntry] in
             let query = request.uri.queryParameters

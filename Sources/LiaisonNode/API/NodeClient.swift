@@ -92,6 +92,17 @@ public struct NodeClient: Sendable {
         return try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
     }
 
+    /// `PATCH /v1/items/{id}`.
+    public func update(_ id: String, _ body: UpdateItemBody) async throws(LiaisonError) -> ItemView {
+        let encoded: Data
+        do {
+            encoded = try JSONEncoder().encode(body)
+        } catch {
+            throw LiaisonError(.invalidArgument, "the change cannot be encoded", cause: error)
+        }
+        return try decode(ItemView.self, try await call("PATCH", "/v1/items/\(id)", body: encoded))
+    }
+
     /// `GET /v1/items/{id}`; nil when the node does not hold it.
     public func item(_ id: String) async throws(LiaisonError) -> ItemView? {
         do {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LiaisonCore
 import LiaisonStore
 public import Logging
@@ -68,6 +68,15 @@ public actor ReplicationEngine {
         clock = HybridLogicalClock(maxSkewMillis: clock.maxSkewMillis, last: max(clock.last, result.op.body.hlc))
         notifyLogGrew()
         return result
+    }
+
+    /// Changes an item here and pushes the change to the sessions.
+    public func update(_ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String])
+        throws(LiaisonError) -> ItemState
+    {
+        let result = try node.update(id, fields: fields, addTags: addTags, removeTags: removeTags, now: Date())
+        notifyLogGrew()
+        return result.item
     }
 
     func notifyLogGrew() {

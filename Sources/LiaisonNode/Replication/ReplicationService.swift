@@ -29,7 +29,9 @@ public struct ReplicationService: Service {
     public func run() async throws {
         let listener = try await PeerTransport.listen(host: federation.listen.host, port: federation.listen.port, tls: tls)
         logger.info("listening for peers", metadata: ["liaison.address": "\(federation.listen)"])
-        try await withGracefulShutdownHandler {
+        // On graceful shutdown (SIGTERM, SIGINT) every dial loop and session is cancelled:
+        // channels close, nothing half-committed is acknowledged.
+        try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 for neighbour in federation.neighbours where neighbour.dial {
                     guard let peer = federation.partner(named: neighbour.name) else { continue }
@@ -41,9 +43,8 @@ public struct ReplicationService: Service {
                     }
                 }
             }
-        } onGracefulShutdown: {
-            listener.channel.close(promise: nil)
         }
+        logger.info("replication stopped")
     }
 
     private func accept(_ connection: PeerConnection) async {

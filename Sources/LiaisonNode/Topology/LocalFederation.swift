@@ -101,6 +101,25 @@ public final class LocalFederation: Sendable {
         }
     }
 
+    /// Stops a node with SIGTERM and returns its exit status (nil when it had to be killed
+    /// or was not running).
+    public func stopReportingStatus(_ name: String) -> Int32? {
+        guard let pid = pids.withLock({ $0.removeValue(forKey: name) }) else { return nil }
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(10)
+        var status: Int32 = 0
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if ContinuousClock.now > deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return nil
+            }
+            usleep(20_000)
+        }
+        // WIFEXITED / WEXITSTATUS
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : nil
+    }
+
     /// Stops every node this federation started.
     public func stopAll(kill hard: Bool = false) {
         for name in pids.withLock({ Array($0.keys) }) { stop(name, kill: hard) }

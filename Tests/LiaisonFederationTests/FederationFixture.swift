@@ -1,0 +1,63 @@
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonTestSupport
+import Testing
+
+/// A federation of real `liaison run` processes on loopback for one test: rendered into a
+/// fresh temporary directory, every process stopped (by pid) when the test ends.
+final class FederationFixture: Sendable {
+    let federation: LocalFederation
+
+    init(yaml: String) throws {
+        let topology = try Topology.parse(yaml, file: "test topology")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-federation-\(UUID().uuidString.prefix(8))")
+        federation = try LocalFederation(topology: topology, root: root, executable: try CommandRunner().executable)
+    }
+
+    /// The demo topology from the repository.
+    static func demo() throws -> FederationFixture {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("topology/demo.yaml")
+        return try FederationFixture(yaml: String(contentsOf: path, encoding: .utf8))
+    }
+
+    func client(_ name: String) throws -> NodeClient { try federation.client(name) }
+
+    func start() async throws {
+        try federation.startAll()
+        try await federation.waitUntilHealthy()
+    }
+
+    deinit {
+        federation.stopAll(kill: true)
+        try? FileManager.default.removeItem(at: federation.root)
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+    func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// Whether every running node's outbound links are up and acknowledged to the end of
+    /// its log: nothing is on its way anywhere.
+    func quiet(_ names: [String]) async throws -> Bool {
+        for name in names {
+            for link in try await client(name).links() where link.outbound && (link.state != "up" || link.lagOps > 0) {
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Waits until the named nodes are quiet; fails the test if they never are.
+    func waitQuiet(_ names: [String], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let settled = try await eventually { try await quiet(names) }
+        #expect(settled, "links did not settle; logs in \(federation.root.path)", sourceLocation: sourceLocation)
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonStore
+import LiaisonTestSupport
+import LiaisonTransport
+import NIOCore
+import Testing
+
+/// Real processes, real pinned TLS on loopback (DESIGN §12). Topology: topology/demo.yaml —
+/// alpha <-> bravo <-> charlie, no alpha–charlie link; alpha->bravo redacts `source` and
+/// caps at SECRET; bravo->charlie carries only indicators up to CONFIDENTIAL.
+@Suite("Replication between real nodes", .serialized, .timeLimit(.minutes(3)))
+struct ReplicationTests {
+    let all = ["alpha", "bravo", "charlie"]
+
+    @Test("an item releasable to bravo only reaches bravo and never charlie")
+    func releasableToBravoOnly() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo"], fields: ["indicator": .string("10.1.1.1")])
+        )
+        let atBravo = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        #expect(atBravo)
+        try await fixture.waitQuiet(all)
+        #expect(try await fixture.client("charlie").item(put.id) == nil)
+        let withheld = try await fixture.client("bravo").audit().filter { $0.kind == .filterWithheld }
+        #expect(withheld.contains { $0.peer == "charlie" && $0.detail.contains("not-releasable") })
+    }
+
+    @Test("an item for charlie reaches charlie through bravo, redacted as the first hop says")
+    func multiHop() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(
+                collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo", "charlie"],
+                fields: ["indicator": .string("203.0.113.5"), "source": .string("agent-9")]
+            )
+        )
+        let atCharlie = try await fixture.eventually { try await fixture.client("charlie").item(put.id) != nil }
+        #expect(atCharlie)
+        let view = try #require(try await fixture.client("charlie").item(put.id))
+        #expect(view.fields["indicator"] == .string("203.0.113.5"))
+        #expect(view.redactedFields == ["source"])
+        #expect(view.digest == put.digest)
+        let audit = try await fixture.client("charlie").audit()
+        #expect(!audit.contains { $0.detail.contains("agent-9") })
+    }
+
+    @Test("concurrent edits at three partners converge to one digest everywhere")
+    func concurrentEditsConverge() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(
+                collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo", "charlie"], tags: ["triage"],
+                fields: ["title": .string("first")], annotations: true
+            )
+        )
+        for name in all {
+            let arrived = try await fixture.eventually { try await fixture.client(name).item(put.id) != nil }
+            #expect(arrived, "\(name)")
+        }
+        async let a = fixture.client("alpha").update(put.id, UpdateItemBody(fields: ["title": .string("alpha's")], addTags: ["red"], removeTags: ["triage"]))
+        async let b = fixture.client("bravo").update(put.id, UpdateItemBody(fields: ["title": .string("bravo's"), "score": .integer(3)], addTags: ["triage"]))
+        async let c = fixture.client("charlie").update(put.id, UpdateItemBody(fields: ["title": .string("charlie's")], addTags: ["blue"]))
+        _ = try await (a, b, c)
+        try await fixture.waitQuiet(all)
+        var views = [String: ItemView]()
+        for name in all {
+            let view = try #require(try await fixture.client(name).item(put.id))
+            views[name] = view
+        }
+        let digests = Set(views.values.map(\.digest))
+        #expect(digests.count == 1, "\(views.mapValues(\.digest))")
+        // bravo's concurrent add of "triage" survives alpha's remove (add wins).
+        #expect(views["alpha"]?.tags == ["blue", "red", "triage"])
+        #expect(Set(views.values.map { $0.fields["title"] }).count == 1)
+    }
+
+    @Test("a malformed frame and an oversized frame close that channel, are audited, and other links keep working")
+    func hostileFrames() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        try await fixture.waitQuiet(all)
+        // Impersonate charlie (its own keys, so the TLS pin passes) after stopping it.
+        fixture.federation.stop("charlie")
+        let charlie = try LocalNode.open(fixture.federation.directory("charlie"))
+        let federationConfig = try FederationConfig.load(from: fixture.federation.directory("charlie"))
+        let bravoPartner = try #require(federationConfig.partner(named: "bravo"))
+        let tls = PinnedTLS(
+            certificatePEM: charlie.identity.tlsCertificatePEM,
+            privateKeyPEM: charlie.identity.tlsKeyPEM,
+            pins: [bravoPartner.tlsFingerprint]
+        )
+        let bravoAddress = bravoPartner.endpoints[0]
+        for payload in [ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), ByteBuffer(repeating: 0x01, count: 5 << 20)] {
+            let connection = try await PeerTransport.dial(host: bravoAddress.host, port: bravoAddress.port, tls: tls)
+            _ = try await connection.peerFingerprint()
+            let closedByBravo: Bool = try await connection.io.executeThenClose { inbound, outbound in
+                try? await outbound.write(payload)
+                do {
+                    for try await _ in inbound {}
+                } catch {}
+                return true
+            }
+            #expect(closedByBravo)
+        }
+        let refused = try await fixture.eventually {
+            let entries = try await fixture.client("bravo").audit().filter { $0.kind == .peerRefused && $0.peer == "charlie" }
+            return entries.count >= 2
+        }
+        #expect(refused)
+        // bravo still serves alpha.
+        let put = try await fixture.client("alpha").put(PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"]))
+        let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        #expect(arrived)
+    }
+
+    @Test("a client whose certificate is not pinned is refused and audited")
+    func unpinnedClientRefused() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let stranger = try NodeIdentity.generate(name: "stranger", now: Date())
+        let bravo = try #require(try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
+        let tls = PinnedTLS(certificatePEM: stranger.tlsCertificatePEM, privateKeyPEM: stranger.tlsKeyPEM, pins: [bravo.tlsFingerprint])
+        let connection = try await PeerTransport.dial(host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, tls: tls)
+        let gotData: Bool = await (try? connection.io.executeThenClose { inbound, outbound in
+            try? await outbound.write(ByteBuffer(bytes: [1, 2, 3]))
+            for try await _ in inbound { return true }
+            return false
+        }) ?? false
+        #expect(!gotData)
+        let audited = try await fixture.eventually {
+            try await fixture.client("bravo").audit().contains { $0.kind == .peerRefused && $0.detail.contains("TLS handshake") }
+        }
+        #expect(audited)
+    }
+}
