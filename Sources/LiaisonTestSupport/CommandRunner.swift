@@ -67,3 +67,23 @@ public struct CommandRunner: Sendable {
         )
     }
 }
+
+extension CommandRunner {
+    /// Pids of processes whose executable is named `name` and whose arguments include
+    /// `argument` and this test run's temporary directory (from /proc).
+    public static func processes(named name: String, withArgument argument: String) throws -> [Int32] {
+        let temporary = FileManager.default.temporaryDirectory.path
+        var found = [Int32]()
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = Int32(entry), pid != getpid(),
+                let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
+            let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let executable = arguments.first, executable.hasSuffix("/\(name)") || executable == name,
+                arguments.contains(argument), arguments.contains(where: { $0.contains(temporary) && $0.contains("liaison-demo-") })
+            else { continue }
+            found.append(pid)
+        }
+        return found
+    }
+}

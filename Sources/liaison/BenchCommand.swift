@@ -6,11 +6,11 @@ import LiaisonCore
 import LiaisonStore
 import Synchronization
 
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release). Figures go to BENCHMARKS.md.",
-        subcommands: [Ops.self]
+        subcommands: [Ops.self, CatchUp.self, Latency.self]
     )
 
     struct Ops: ParsableCommand {

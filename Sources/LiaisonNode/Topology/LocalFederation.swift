@@ -78,6 +78,22 @@ public final class LocalFederation: Sendable {
         }
     }
 
+    /// The process id of a partner's running node.
+    public func pid(of name: String) -> Int32? { pids.withLock { $0[name] } }
+
+    /// Resident and peak resident memory of a partner's node, in KiB (from /proc).
+    public func memory(of name: String) -> (rssKiB: Int, peakKiB: Int)? {
+        guard let pid = pid(of: name), let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
+            return nil
+        }
+        func value(_ key: String) -> Int? {
+            status.split(separator: "\n").first { $0.hasPrefix(key) }
+                .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") }
+        }
+        guard let rss = value("VmRSS:"), let peak = value("VmHWM:") else { return nil }
+        return (rss, peak)
+    }
+
     /// Whether a partner's process is alive.
     public func isRunning(_ name: String) -> Bool {
         guard let pid = pids.withLock({ $0[name] }) else { return false }

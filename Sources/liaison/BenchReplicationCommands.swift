@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import LiaisonCore
+import LiaisonNode
+
+extension BenchCommand {
+    static let pairTopology = """
+        federation: bench
+        partners:
+          alpha: {endpoints: ["127.0.0.1:1"], api: "127.0.0.1:2"}
+          bravo: {endpoints: ["127.0.0.1:3"], api: "127.0.0.1:4"}
+        links:
+          - {from: alpha, to: bravo}
+          - {from: bravo, to: alpha}
+        """
+
+    struct CatchUp: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "catchup",
+            abstract: "One-link catch-up between two node processes over TLS: ops/s verified and committed, and memory."
+        )
+
+        @Option(help: "Ops alpha holds before bravo connects.")
+        var ops = 100_000
+
+        @Option(help: "Bytes of field value per op.")
+        var size = 1024
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        struct Result: Encodable {
+            var ops: Int
+            var seconds: Double
+            var opsPerSecond: Double
+            var receiverRSSKiBAfter: Int
+            var receiverPeakRSSKiB: Int
+            var senderRSSKiBAfter: Int
+            var senderPeakRSSKiB: Int
+        }
+
+        func run() async throws {
+            try await reportingErrorsAsync {
+                guard ops > 0, size > 2 else { throw LiaisonError(.invalidArgument, "--ops and --size must be positive") }
+                guard let executable = Bundle.main.executableURL else { throw LiaisonError(.io, "cannot find the liaison executable") }
+                let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-bench-\(UUID().uuidString.prefix(8))")
+                let federation = try LocalFederation(topology: try Topology.parse(BenchCommand.pairTopology), root: root, executable: executable)
+                defer {
+                    federation.stopAll()
+                    try? FileManager.default.removeItem(at: root)
+                }
+                let value = Data("\"\(String(repeating: "x", count: size - 2))\"".utf8)
+                let alpha = try LocalNode.open(federation.directory("alpha"))
+                var loaded = 0
+                while loaded < ops {
+                    let chunk = min(10_000, ops - loaded)
+                    _ = try alpha.putMany(
+                        (0..<chunk).map { _ in PutRequest(collection: "bench", releasableTo: ["bravo"], fields: [("body", value)]) },
+                        now: Date()
+                    )
+                    loaded += chunk
+                }
+                FileHandle.standardError.write(Data("loaded \(ops) ops at alpha; starting both nodes\n".utf8))
+                try federation.start("bravo")
+                try await federation.waitUntilHealthy()
+                let start = ContinuousClock.now
+                try federation.start("alpha")
+                let client = try federation.client("alpha")
+                var peakReceiver = 0
+                while true {
+                    if let link = try? await client.links().first, link.state == "up", link.lagOps == 0 { break }
+                    peakReceiver = max(peakReceiver, federation.memory(of: "bravo")?.peakKiB ?? 0)
+                    guard ContinuousClock.now - start < .seconds(1800) else { throw LiaisonError(.io, "catch-up did not finish") }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                let elapsed = ContinuousClock.now - start
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let receiver = federation.memory(of: "bravo") ?? (0, 0)
+                let sender = federation.memory(of: "alpha") ?? (0, 0)
+                let result = Result(
+                    ops: ops,
+                    seconds: seconds,
+                    opsPerSecond: Double(ops) / seconds,
+                    receiverRSSKiBAfter: receiver.rssKiB,
+                    receiverPeakRSSKiB: max(peakReceiver, receiver.peakKiB),
+                    senderRSSKiBAfter: sender.rssKiB,
+                    senderPeakRSSKiB: sender.peakKiB
+                )
+                if json {
+                    try printJSON(result)
+                } else {
+                    print("caught up \(ops) ops in \(String(format: "%.2f", seconds)) s: \(Int(result.opsPerSecond)) ops/s (includes TLS connect and hello)")
+                    print("receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB")
+                }
+            }
+        }
+    }
+
+    struct Latency: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "latency",
+            abstract: "Put at alpha, visible at charlie two hops away (demo topology): p50 and p99 over many puts."
+        )
+
+        @Option(help: "Number of puts.")
+        var puts = 1000
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        struct Result: Encodable {
+            var puts: Int
+            var p50Millis: Double
+            var p90Millis: Double
+            var p99Millis: Double
+            var maxMillis: Double
+        }
+
+        func run() async throws {
+            try await reportingErrorsAsync {
+                guard puts > 0 else { throw LiaisonError(.invalidArgument, "--puts must be positive") }
+                guard let executable = Bundle.main.executableURL else { throw LiaisonError(.io, "cannot find the liaison executable") }
+                let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-bench-\(UUID().uuidString.prefix(8))")
+                let federation = try LocalFederation(
+                    topology: try Topology.parse(DemoTopology.yaml, file: "demo.yaml (embedded)"),
+                    root: root,
+                    executable: executable
+                )
+                defer {
+                    federation.stopAll()
+                    try? FileManager.default.removeItem(at: root)
+                }
+                try federation.startAll()
+                try await federation.waitUntilHealthy()
+                let alpha = try federation.client("alpha")
+                let charlie = try federation.client("charlie")
+                // Wait for both links to be up before timing.
+                while true {
+                    let alphaUp = try await alpha.links().allSatisfy { $0.state == "up" }
+                    let charlieUp = try await charlie.links().allSatisfy { $0.state == "up" }
+                    if alphaUp && charlieUp { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                var samples = [Double]()
+                for index in 0..<puts {
+                    let start = ContinuousClock.now
+                    let put = try await alpha.put(
+                        PutItemBody(collection: "indicators", classification: "RESTRICTED", relTo: ["bravo", "charlie"], fields: ["n": .integer(Int64(index))])
+                    )
+                    while try await charlie.item(put.id) == nil {
+                        guard ContinuousClock.now - start < .seconds(30) else { throw LiaisonError(.io, "put \(index) never reached charlie") }
+                    }
+                    let elapsed = ContinuousClock.now - start
+                    samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                }
+                samples.sort()
+                func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)] }
+                let result = Result(puts: puts, p50Millis: percentile(0.5), p90Millis: percentile(0.9), p99Millis: percentile(0.99), maxMillis: samples.last!)
+                if json {
+                    try printJSON(result)
+                } else {
+                    print(String(format: "put at alpha -> visible at charlie (2 hops), %d puts: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", puts, result.p50Millis, result.p90Millis, result.p99Millis, result.maxMillis))
+                }
+            }
+        }
+    }
+}
