@@ -132,7 +132,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LiaisonReplicationTests",
-            dependencies: ["LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonTestSupport"],
+            dependencies: [
+                "LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(

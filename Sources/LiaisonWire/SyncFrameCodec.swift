@@ -99,6 +99,10 @@ public enum SyncFrameCodec {
             do {
                 var compressed = ByteBuffer(bytes: b.compressed)
                 let plain = try compressed.decompress(with: CompressionAlgorithm.zlib(), maxSize: maxFrameBytes)
+                // The decompressor's limit is on buffer sizes, which round up; check the result.
+                guard plain.readableBytes <= maxFrameBytes else {
+                    throw DecodingError(reason: "compressed batch inflates to \(plain.readableBytes) bytes")
+                }
                 let list = try Liaison_V1_OpList(serializedBytes: Data(plain.readableBytesView))
                 return .batch(ops: list.ops, throughSeq: b.throughSeq)
             } catch {

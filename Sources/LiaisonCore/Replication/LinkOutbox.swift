@@ -96,6 +96,9 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     case refusedByItem(ItemRejection)
     /// It carried values of fields the sender's link filter redacts.
     case unredacted([String])
+    /// It changes an item whose create op the sender never sent (a correct sender sends an
+    /// item's history in log order, create first), so its entitlement cannot be checked.
+    case orphan
 
     public var description: String {
         switch self {
@@ -105,6 +108,7 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
         case .notEntitled(let reason): "sent though not entitled here (\(reason.rawValue))"
         case .refusedByItem(let rejection): "refused by the item: \(rejection)"
         case .unredacted(let fields): "values of redacted fields sent: \(fields.joined(separator: ", "))"
+        case .orphan: "an op for an item whose create op was never sent"
         }
     }
 }
@@ -112,8 +116,11 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
 /// The receiver's checks of an op from a peer, before it is committed (DESIGN §5.3, I2, I4,
 /// I6): known author, clock within skew, and that the sender was allowed to send it to us.
 public enum Admission {
-    /// Checks one verified op. `item` is our current state of its item (nil if unknown; a
-    /// create op brings its own).
+    /// Checks one verified op. `item` is the state of its item as the batch the op came in
+    /// leaves it (our state with the batch's ops applied; nil if neither we nor the batch
+    /// hold its create op, which makes the op an orphan). Entitlement is judged on that
+    /// state, as the sender judged it: a markings change later in the batch that releases
+    /// the item to us admits the item's earlier ops with it (DESIGN §5.7).
     public static func check(
         _ op: VerifiedOp,
         item: ItemState?,
@@ -139,7 +146,7 @@ public enum Admission {
                 return .refusedByItem(error)
             }
         }
-        guard let state else { return nil }
+        guard let state else { return .orphan }
         if case .failure(let rejection) = state.permits(author: op.body.author, change: op.body.change) {
             return .refusedByItem(rejection)
         }

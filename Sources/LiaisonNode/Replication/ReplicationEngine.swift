@@ -228,24 +228,37 @@ public actor ReplicationEngine {
         let now = Self.nowMillis
         var accepted = [VerifiedOp]()
         var refused = [(id: OpID?, reason: StrikeReason)]()
-        var states = [ItemID: ItemState]()
+        var verified = [VerifiedOp]()
         for bytes in encoded {
-            let op: VerifiedOp
             do {
-                op = try verifier.verify(bytes)
+                verified.append(try verifier.verify(bytes))
             } catch {
                 refused.append((nil, .invalid(error)))
-                continue
             }
+        }
+        // Each item as this batch leaves it: our state plus the batch's ops (a create in the
+        // batch brings the item). Entitlement is judged on it, as the sender judged it.
+        var states = [ItemID: ItemState]()
+        for op in verified where states[op.body.itemID] == nil {
+            states[op.body.itemID] = try node.store.item(op.body.itemID)
+        }
+        for op in verified {
             let id = op.body.itemID
-            if states[id] == nil { states[id] = try node.store.item(id) }
+            if var state = states[id] {
+                _ = try? state.apply(op)
+                states[id] = state
+            } else if case .create = op.body.change, let state = try? ItemState(create: op) {
+                states[id] = state
+            }
+        }
+        for op in verified {
             guard let inbound = neighbour.inbound else {
                 refused.append((op.id, .notEntitled(.notReleasable)))
                 continue
             }
             if let strike = Admission.check(
                 op,
-                item: states[id],
+                item: states[op.body.itemID],
                 from: partner.nodeID,
                 senderFilter: inbound,
                 me: me.recipient,
@@ -256,12 +269,6 @@ public actor ReplicationEngine {
             ) {
                 refused.append((op.id, strike))
                 continue
-            }
-            if var state = states[id] {
-                _ = try? state.apply(op)
-                states[id] = state
-            } else if case .create = op.body.change {
-                states[id] = try? ItemState(create: op)
             }
             try? clock.observe(op.body.hlc, physicalMillis: now)
             accepted.append(op)

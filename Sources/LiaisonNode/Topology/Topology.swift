@@ -86,7 +86,8 @@ public struct Topology: Sendable {
         } catch let error as LiaisonError {
             throw error
         } catch {
-            throw LiaisonError(.invalidArgument, "\(file): not valid YAML: \(error)", cause: error)
+            let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw LiaisonError(.invalidArgument, "\(file): not valid YAML: \(first)", cause: error)
         }
         return try TopologyReader(file: file).read(root)
     }
