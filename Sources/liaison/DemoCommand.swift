@@ -98,7 +98,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         if printTopology {
-            print(DemoTopology.yaml, terminator: "")
+            print(DemoTopology.yaml)
             return
         }
         try await reportingErrorsAsync {
