@@ -76,12 +76,20 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Replication work over the Store: batches for a neighbour, receiving from one. Used by
+        // the daemon and the simulator.
+        .target(
+            name: "LiaisonReplication",
+            dependencies: ["LiaisonCore", "LiaisonStore"],
+            swiftSettings: upcoming
+        ),
         // Composition root: node directory, identity (keys, TLS certificate), configuration.
         .target(
             name: "LiaisonNode",
             dependencies: [
                 "LiaisonCore",
                 "LiaisonStore",
+                "LiaisonReplication",
                 "LiaisonWire",
                 "LiaisonTransport",
                 .product(name: "NIOCore", package: "swift-nio"),

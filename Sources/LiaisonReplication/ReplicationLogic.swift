@@ -1,0 +1,237 @@
+public import Foundation
+public import LiaisonCore
+public import LiaisonStore
+
+/// A neighbour as replication needs to know it.
+public struct ReplicationNeighbour: Sendable, Hashable {
+    /// The partner (name, NodeID, groups).
+    public var partner: Recipient
+    /// The filter of the link from this node to the neighbour; nil: nothing is sent.
+    public var outbound: LinkFilter?
+    /// The filter of the link from the neighbour to this node; nil: nothing may come.
+    public var inbound: LinkFilter?
+
+    /// Creates a neighbour.
+    public init(partner: Recipient, outbound: LinkFilter?, inbound: LinkFilter?) {
+        self.partner = partner
+        self.outbound = outbound
+        self.inbound = inbound
+    }
+}
+
+/// What a receive did.
+public struct ReceiveOutcome: Sendable, Equatable {
+    /// Ops accepted and committed (including duplicates).
+    public var accepted: Int = 0
+    /// Ops refused (strikes against the sender).
+    public var refused: Int = 0
+    /// Whether our log grew.
+    public var logGrew: Bool = false
+}
+
+/// The replication work of one node that touches its store: preparing batches of our log for
+/// a neighbour (eligibility, redaction, custody of what was sent and withheld) and
+/// verifying, admitting and committing what a neighbour sent (custody of refusals,
+/// checkpoints). Synchronous and free of I/O other than the injected `Store`; time comes in
+/// as arguments. The daemon's engine and the simulator both drive it.
+public struct ReplicationLogic: Sendable {
+    /// This node.
+    public let me: Recipient
+    /// The store.
+    public let store: any Store
+    /// The federation's ladder.
+    public let ladder: ClassificationLadder
+    /// Every partner's NodeID: the only authors accepted.
+    public let knownAuthors: Set<NodeID>
+    /// Neighbours by name.
+    public let neighbours: [String: ReplicationNeighbour]
+    /// The node's clock (observes every accepted op).
+    public private(set) var clock: HybridLogicalClock
+    let verifier: OpVerifier
+
+    /// Creates the logic; the clock resumes after the store's highest stamp.
+    public init(
+        me: Recipient,
+        store: any Store,
+        ladder: ClassificationLadder,
+        knownAuthors: Set<NodeID>,
+        neighbours: [ReplicationNeighbour],
+        maxClockSkewMillis: UInt64
+    ) throws(LiaisonError) {
+        self.me = me
+        self.store = store
+        self.ladder = ladder
+        self.knownAuthors = knownAuthors
+        self.neighbours = Dictionary(uniqueKeysWithValues: neighbours.map { ($0.partner.name, $0) })
+        self.clock = HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, last: try store.highestHLC())
+        self.verifier = OpVerifier()
+    }
+
+    /// The checkpoint names of the two directions of a link.
+    public static func sentLink(_ peer: String) -> String { "to:\(peer)" }
+    /// How far we applied a peer's log.
+    public static func receivedLink(_ peer: String) -> String { "from:\(peer)" }
+
+    /// Takes in a stamp seen elsewhere (a hello, a local op).
+    public mutating func observe(_ stamp: HLCTimestamp, nowMillis: UInt64) {
+        try? clock.observe(stamp, physicalMillis: nowMillis)
+    }
+
+    /// A new session's starting point: how far we applied the peer's log, our log's end, our clock.
+    public func sessionStart(peer: String) throws(LiaisonError) -> (checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
+        (try store.checkpoint(link: Self.receivedLink(peer)), try store.highestSequence(), clock.last)
+    }
+
+    /// The peer acknowledged our log up to `through`.
+    public func acknowledged(peer: String, through: UInt64) throws(LiaisonError) {
+        try store.advanceCheckpoint(link: Self.sentLink(peer), to: through)
+    }
+
+    /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
+    /// and what is withheld.
+    public func loadBatch(for peer: String, after: UInt64, limit: Int, nowMillis: UInt64) throws(LiaisonError) -> OutboxBatch {
+        guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
+        let stored = try store.ops(after: after, limit: limit)
+        guard let last = stored.last else { return OutboxBatch() }
+        guard let filter = neighbour.outbound else {
+            var batch = OutboxBatch()
+            batch.throughSeq = last.sequence
+            return batch
+        }
+        var items = [ItemID: ItemState]()
+        var candidates = [OutboxCandidate]()
+        var included = Set<OpID>()
+        for entry in stored {
+            let id = entry.op.body.itemID
+            if items[id] == nil { items[id] = try store.item(id) }
+            guard let item = items[id] else { continue }
+            // When markings change, the whole item may become eligible: send its history
+            // too (duplicates are harmless), so a broadened item arrives complete (§5.7).
+            if case .changeMarkings = entry.op.body.change {
+                for earlier in try store.ops(ofItem: id) where earlier.sequence < entry.sequence {
+                    if included.insert(earlier.op.id).inserted {
+                        candidates.append(OutboxCandidate(sequence: earlier.sequence, op: earlier.op, item: item, receivedFrom: earlier.receivedFrom))
+                    }
+                }
+            }
+            if included.insert(entry.op.id).inserted {
+                candidates.append(OutboxCandidate(sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom))
+            }
+        }
+        let batch = try LinkOutbox.prepare(
+            candidates,
+            throughSeq: last.sequence,
+            sender: me.nodeID,
+            recipient: neighbour.partner,
+            filter: filter,
+            ladder: ladder
+        )
+        let now = Int64(nowMillis)
+        if !batch.sent.isEmpty {
+            _ = try store.appendCustody(
+                CustodyEvent(kind: .opsSent, peer: peer, detail: "through \(batch.throughSeq)", opIDs: batch.sent),
+                timeMillis: now
+            )
+        }
+        if !batch.redacted.isEmpty {
+            let fields = Set(batch.redacted.flatMap(\.fields)).sorted().joined(separator: ", ")
+            _ = try store.appendCustody(
+                CustodyEvent(kind: .opsRedacted, peer: peer, detail: "withheld values of \(fields)", opIDs: batch.redacted.map(\.id)),
+                timeMillis: now
+            )
+        }
+        if !batch.withheld.isEmpty {
+            let reasons = Dictionary(grouping: batch.withheld, by: \.reason.rawValue).map { "\($0.value.count)× \($0.key)" }
+            _ = try store.appendCustody(
+                CustodyEvent(
+                    kind: .filterWithheld,
+                    peer: peer,
+                    detail: reasons.sorted().joined(separator: "; "),
+                    opIDs: batch.withheld.map(\.id)
+                ),
+                timeMillis: now
+            )
+        }
+        return batch
+    }
+
+    /// Verifies, admits and commits ops from `peer` covering its log up to `through`; then
+    /// records the checkpoint. Refused ops are audited and counted against the peer; the
+    /// rest still commit (the peer's other traffic keeps flowing).
+    public mutating func receive(ops encoded: [Data], through: UInt64, from peer: String, nowMillis: UInt64) throws(LiaisonError) -> ReceiveOutcome {
+        guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
+        let partner = neighbour.partner
+        let now = nowMillis
+        var accepted = [VerifiedOp]()
+        var refused = [(id: OpID?, reason: StrikeReason)]()
+        var verified = [VerifiedOp]()
+        for bytes in encoded {
+            do {
+                verified.append(try verifier.verify(bytes))
+            } catch {
+                refused.append((nil, .invalid(error)))
+            }
+        }
+        // Each item as this batch leaves it: our state plus the batch's ops (a create in the
+        // batch brings the item). Entitlement is judged on it, as the sender judged it.
+        var states = [ItemID: ItemState]()
+        for op in verified where states[op.body.itemID] == nil {
+            states[op.body.itemID] = try store.item(op.body.itemID)
+        }
+        for op in verified {
+            let id = op.body.itemID
+            if var state = states[id] {
+                _ = try? state.apply(op)
+                states[id] = state
+            } else if case .create = op.body.change, let state = try? ItemState(create: op) {
+                states[id] = state
+            }
+        }
+        for op in verified {
+            guard let inbound = neighbour.inbound else {
+                refused.append((op.id, .notEntitled(.notReleasable)))
+                continue
+            }
+            if let strike = Admission.check(
+                op,
+                item: states[op.body.itemID],
+                from: partner.nodeID,
+                senderFilter: inbound,
+                me: me,
+                knownAuthors: knownAuthors,
+                ladder: ladder,
+                clock: clock,
+                nowMillis: now
+            ) {
+                refused.append((op.id, strike))
+                continue
+            }
+            try? clock.observe(op.body.hlc, physicalMillis: now)
+            accepted.append(op)
+        }
+        var outcome = ReceiveOutcome()
+        if !accepted.isEmpty {
+            let before = try store.highestSequence()
+            let result = try store.commit(CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
+            outcome.refused += result.rejected.count
+            outcome.logGrew = try store.highestSequence() > before
+        }
+        if !refused.isEmpty {
+            let reasons = Dictionary(grouping: refused, by: { $0.reason.description }).map { "\($0.value.count)× \($0.key)" }
+            _ = try store.appendCustody(
+                CustodyEvent(
+                    kind: .opsRejected,
+                    peer: partner.nodeID.text,
+                    detail: reasons.sorted().joined(separator: "; "),
+                    opIDs: refused.compactMap(\.id)
+                ),
+                timeMillis: Int64(now)
+            )
+        }
+        try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through)
+        outcome.accepted = accepted.count
+        outcome.refused += refused.count
+        return outcome
+    }
+}
+
