@@ -83,6 +83,15 @@ let package = Package(
             dependencies: ["LiaisonCore", "LiaisonStore"],
             swiftSettings: upcoming
         ),
+        // Deterministic simulation of whole federations (issue 4).
+        .target(
+            name: "LiaisonSimulation",
+            dependencies: [
+                "LiaisonCore", "LiaisonStore", "LiaisonReplication",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: upcoming
+        ),
         // Composition root: node directory, identity (keys, TLS certificate), configuration.
         .target(
             name: "LiaisonNode",
@@ -109,6 +118,7 @@ let package = Package(
             name: "liaison",
             dependencies: [
                 "LiaisonCore",
+                "LiaisonSimulation",
                 "LiaisonStore",
                 "LiaisonNode",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -154,6 +164,12 @@ let package = Package(
                 "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonTransport", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(
+            name: "LiaisonSimulationTests",
+            dependencies: ["LiaisonSimulation"],
+            resources: [.copy("regression-seeds.txt")],
             swiftSettings: upcoming
         ),
         .testTarget(

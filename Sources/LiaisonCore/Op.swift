@@ -120,6 +120,15 @@ public enum OpChange: Hashable, Sendable {
         }
     }
 
+    /// Whether the change can make an item eligible for a link it was not eligible for
+    /// (markings broadened, tags a filter requires or excludes).
+    public var mayChangeEligibility: Bool {
+        switch self {
+        case .changeMarkings, .addTags, .removeTags: true
+        default: false
+        }
+    }
+
     /// The field commitments this change carries.
     public var fieldCommitments: [FieldCommitment] {
         switch self {

@@ -72,6 +72,11 @@ public struct ReplicationLogic: Sendable {
     /// How far we applied a peer's log.
     public static func receivedLink(_ peer: String) -> String { "from:\(peer)" }
 
+    /// A stamp for an op authored here now.
+    public mutating func tick(nowMillis: UInt64) -> HLCTimestamp {
+        clock.tick(physicalMillis: nowMillis)
+    }
+
     /// Takes in a stamp seen elsewhere (a hello, a local op).
     public mutating func observe(_ stamp: HLCTimestamp, nowMillis: UInt64) {
         try? clock.observe(stamp, physicalMillis: nowMillis)
@@ -105,9 +110,9 @@ public struct ReplicationLogic: Sendable {
             let id = entry.op.body.itemID
             if items[id] == nil { items[id] = try store.item(id) }
             guard let item = items[id] else { continue }
-            // When markings change, the whole item may become eligible: send its history
-            // too (duplicates are harmless), so a broadened item arrives complete (§5.7).
-            if case .changeMarkings = entry.op.body.change {
+            // When markings or tags change, the whole item may become eligible: send its
+            // history too (duplicates are harmless), so the item arrives complete (§5.7).
+            if entry.op.body.change.mayChangeEligibility {
                 for earlier in try store.ops(ofItem: id) where earlier.sequence < entry.sequence {
                     if included.insert(earlier.op.id).inserted {
                         candidates.append(OutboxCandidate(sequence: earlier.sequence, op: earlier.op, item: item, receivedFrom: earlier.receivedFrom))

@@ -96,9 +96,6 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     case refusedByItem(ItemRejection)
     /// It carried values of fields the sender's link filter redacts.
     case unredacted([String])
-    /// It changes an item whose create op the sender never sent (a correct sender sends an
-    /// item's history in log order, create first), so its entitlement cannot be checked.
-    case orphan
 
     public var description: String {
         switch self {
@@ -108,7 +105,6 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
         case .notEntitled(let reason): "sent though not entitled here (\(reason.rawValue))"
         case .refusedByItem(let rejection): "refused by the item: \(rejection)"
         case .unredacted(let fields): "values of redacted fields sent: \(fields.joined(separator: ", "))"
-        case .orphan: "an op for an item whose create op was never sent"
         }
     }
 }
@@ -118,7 +114,7 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
 public enum Admission {
     /// Checks one verified op. `item` is the state of its item as the batch the op came in
     /// leaves it (our state with the batch's ops applied; nil if neither we nor the batch
-    /// hold its create op, which makes the op an orphan). Entitlement is judged on that
+    /// hold its create op: the op then waits for it). Entitlement is judged on that
     /// state, as the sender judged it: a markings change later in the batch that releases
     /// the item to us admits the item's earlier ops with it (DESIGN §5.7).
     public static func check(
@@ -146,22 +142,33 @@ public enum Admission {
                 return .refusedByItem(error)
             }
         }
-        guard let state else { return .orphan }
+        // An op for an item we do not hold yet (an annotation of an ORCON item can come from
+        // its author before the originator's create arrives): it waits, durable but
+        // invisible and not passed on, until the create arrives and is admitted.
+        guard let state else { return nil }
         if case .failure(let rejection) = state.permits(author: op.body.author, change: op.body.change) {
             return .refusedByItem(rejection)
         }
         // Judge entitlement by the markings the op leaves the item with, so that a change
         // of markings that releases the item to us is accepted with the op that makes it.
+        // Tag conditions of the filter are the sender's alone to enforce: tags are concurrent
+        // state that legitimately differs between sender and receiver at send time.
         var after = state
         _ = try? after.apply(op)
-        switch Eligibility.decide(op: op, item: after, sender: sender, recipient: me, filter: senderFilter, ladder: ladder) {
-        case .withhold(let reason):
+        if let reason = Eligibility.withholdReason(
+            markings: after.markings,
+            collection: after.collection,
+            tags: nil,
+            originator: after.originator,
+            opAuthor: op.body.author,
+            sender: sender,
+            recipient: me,
+            filter: senderFilter,
+            ladder: ladder
+        ) {
             return .notEntitled(reason)
-        case .sendRedacted(let fields):
-            // The sender's filter redacts these: receiving their values is a violation.
-            return .unredacted(fields)
-        case .send:
-            return nil
         }
+        let unredacted = op.openings.keys.filter(senderFilter.redactFields.contains).sorted()
+        return unredacted.isEmpty ? nil : .unredacted(unredacted)
     }
 }

@@ -1,0 +1,673 @@
+import Crypto
+import Foundation
+import LiaisonCore
+import LiaisonReplication
+import LiaisonStore
+
+/// Runs a whole federation in one process on the real replication state machines
+/// (`LinkSessionStateMachine`, `ReplicationLogic`) and in-memory stores, with a virtual clock
+/// and a seeded faulty network, and checks the invariants of DESIGN §2 (issue 4).
+///
+/// The network is a set of channels, one per neighbour pair, each an ordered stream in each
+/// direction (like TCP) with random delay. Faults: a channel breaks (a lost segment kills
+/// a TCP connection: everything in flight is lost, both ends close); partitions (one node
+/// isolated, a split into two groups, one direction blocked); crash-restarts (a node loses its
+/// sessions and everything in flight; its store keeps exactly what was committed).
+/// Duplicates arise as they do in a real federation: the same op over several paths,
+/// and re-sent batches after reconnects.
+public final class Simulation {
+    /// Tunables of a run.
+    public struct Options: Sendable, Hashable {
+        /// The seed: everything random in the run derives from it.
+        public var seed: UInt64
+        /// Number of nodes (3–7).
+        public var nodes: Int
+        /// Virtual milliseconds of workload with faults.
+        public var workloadMillis: UInt64 = 4_000
+        /// Virtual milliseconds allowed to converge after healing.
+        public var healLimitMillis: UInt64 = 30_000
+
+        /// Options for a seed; the node count derives from the seed when not given.
+        public init(seed: UInt64, nodes: Int? = nil) {
+            self.seed = seed
+            self.nodes = nodes ?? Int(3 + seed % 5)
+        }
+    }
+
+    struct Node {
+        let name: String
+        let author: OpAuthor
+        let groups: Set<String>
+        let store: MemoryStore
+        var logic: ReplicationLogic
+        var sessions: [String: LinkSessionStateMachine] = [:]
+        var up = true
+        var recipient: Recipient { Recipient(name: name, nodeID: author.nodeID, groups: groups) }
+    }
+
+    struct Channel {
+        let a: String
+        let b: String
+        var epoch = 0
+        var up = false
+        var retryAt: UInt64 = 0
+        /// In flight per direction (key: receiver), in order.
+        var queues: [String: [(at: UInt64, message: SyncMessage)]] = [:]
+    }
+
+    let options: Options
+    var random: SimulationRandom
+    var now: UInt64 = 1_700_000_000_000
+    let start: UInt64 = 1_700_000_000_000
+    var nodes: [String: Node] = [:]
+    var names: [String] = []
+    var links: [String: [String: LinkFilter]] = [:]  // from -> to -> filter
+    var channels: [String: Channel] = [:]
+    var blocked: Set<String> = []  // "from>to"
+    var ladder = ClassificationLadder.standard
+    var trace = CanonicalHasher(domain: "liaison/v1/simulation-trace")
+    var violations: [String] = []
+    var checkpoints: [String: UInt64] = [:]
+    var groundTruth: [OpID: VerifiedOp] = [:]
+    var opsWritten = 0
+    var refusals = 0
+    var crashes = 0
+    var partitions = 0
+    var channelsBroken = 0
+    var faultsOn = true
+    var downUntil: [String: UInt64] = [:]
+    var partitionUntil: UInt64 = 0
+
+    /// Prepares a run.
+    public init(options: Options) {
+        self.options = options
+        self.random = SimulationRandom(seed: options.seed)
+    }
+
+    /// Runs one seed and reports what it found.
+    public static func run(_ options: Options) -> SimulationReport {
+        let simulation = Simulation(options: options)
+        return simulation.execute()
+    }
+
+    func execute() -> SimulationReport {
+        var convergeMillis: UInt64?
+        do {
+            try buildFederation()
+            let workloadEnd = now + options.workloadMillis
+            while now < workloadEnd {
+                try step(workload: true)
+            }
+            // Heal: no new faults, every node up, no partitions.
+            faultsOn = false
+            blocked = []
+            for name in names where !(nodes[name]!.up) { try restart(name) }
+            let healedAt = now
+            while now - healedAt < options.healLimitMillis {
+                try step(workload: false)
+                if try quiet() {
+                    convergeMillis = now - healedAt
+                    break
+                }
+            }
+            if convergeMillis == nil {
+                var stuck = [String]()
+                for key in channels.keys.sorted() {
+                    let channel = channels[key]!
+                    if !channel.up { stuck.append("\(key) down") }
+                    for (to, queue) in channel.queues where !queue.isEmpty { stuck.append("\(queue.count) frames to \(to) on \(key)") }
+                }
+                for name in names {
+                    let highest = (try? nodes[name]!.store.highestSequence()) ?? 0
+                    for (peer, machine) in nodes[name]!.sessions.sorted(by: { $0.key < $1.key }) where machine.ackedThrough != highest || !machine.inFlight.isEmpty {
+                        stuck.append("\(name)->\(peer) \(machine.phase) acked \(machine.ackedThrough)/\(highest) sent \(machine.sentThrough) inflight \(machine.inFlight)")
+                    }
+                }
+                violations.append("did not converge within \(options.healLimitMillis) ms after heal: \(stuck.prefix(6).joined(separator: "; "))")
+            }
+            try checkFinalInvariants()
+        } catch {
+            violations.append("simulation error: \(error)")
+        }
+        return SimulationReport(
+            seed: options.seed,
+            nodes: options.nodes,
+            violations: violations,
+            traceHash: trace.finalize().hex,
+            opsWritten: opsWritten,
+            refusals: refusals,
+            crashes: crashes,
+            partitions: partitions,
+            channelsBroken: channelsBroken,
+            convergeMillis: convergeMillis,
+            replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)"
+        )
+    }
+
+    // MARK: - Federation
+
+    func buildFederation() throws {
+        let count = max(3, min(7, options.nodes))
+        names = (0..<count).map { "p\($0)" }
+        let groupNames = ["EAST", "WEST"]
+        var authors = [String: OpAuthor]()
+        for name in names {
+            let key = try Curve25519.Signing.PrivateKey(rawRepresentation: random.bytes(32))
+            authors[name] = OpAuthor(signingKey: key)
+        }
+        // A ring plus random chords: every node reachable, some pairs without a link.
+        var pairs = Set<[String]>()
+        for index in 0..<count { pairs.insert([names[index], names[(index + 1) % count]].sorted()) }
+        for _ in 0..<(count / 2) {
+            let a = names[Int(random.next() % UInt64(count))]
+            let b = names[Int(random.next() % UInt64(count))]
+            if a != b { pairs.insert([a, b].sorted()) }
+        }
+        for pair in pairs.sorted(by: { $0.joined() < $1.joined() }) {
+            for (from, to) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+                var filter = LinkFilter()
+                if random.chance(0.3) { filter.collections = random.chance(0.5) ? ["reports"] : ["indicators", "reports"] }
+                if random.chance(0.3) { filter.maxClassification = ladder.levels[1 + Int(random.next() % 3)] }
+                // Tag conditions are left out: an item that gains an excluded tag stops
+                // flowing, with the op that added it, so the two sides of such a link keep
+                // different tag states by design; "every op reaches every entitled node" needs
+                // a per-op notion of entitlement there (see docs/testing.md).
+                if random.chance(0.2) { filter.redactFields = ["source"] }
+                links[from, default: [:]][to] = filter
+            }
+            channels[pair.joined(separator: "|")] = Channel(a: pair[0], b: pair[1])
+        }
+        let partners = names.map { name in
+            Recipient(
+                name: name,
+                nodeID: authors[name]!.nodeID,
+                groups: random.chance(0.5) ? [groupNames[Int(random.next() % 2)]] : []
+            )
+        }
+        for partner in partners {
+            let store = MemoryStore()
+            let neighbours = partners.compactMap { other -> ReplicationNeighbour? in
+                let outbound = links[partner.name]?[other.name]
+                let inbound = links[other.name]?[partner.name]
+                guard outbound != nil || inbound != nil else { return nil }
+                return ReplicationNeighbour(partner: other, outbound: outbound, inbound: inbound)
+            }
+            nodes[partner.name] = Node(
+                name: partner.name,
+                author: authors[partner.name]!,
+                groups: partner.groups,
+                store: store,
+                logic: try ReplicationLogic(
+                    me: partner,
+                    store: store,
+                    ladder: ladder,
+                    knownAuthors: Set(partners.map(\.nodeID)),
+                    neighbours: neighbours,
+                    maxClockSkewMillis: 60_000
+                )
+            )
+        }
+        trace.strings(names)
+    }
+
+    // MARK: - Time steps
+
+    func step(workload: Bool) throws {
+        now += 5
+        trace.uint64(now)
+        // Deliver what is due, channel by channel, in order.
+        for key in channels.keys.sorted() {
+            for receiver in [channels[key]!.a, channels[key]!.b] {
+                let sender = receiver == channels[key]!.a ? channels[key]!.b : channels[key]!.a
+                if blocked.contains("\(sender)>\(receiver)") { continue }
+                while let first = channels[key]?.queues[receiver]?.first, first.at <= now, channels[key]!.up {
+                    channels[key]!.queues[receiver]!.removeFirst()
+                    try deliver(first.message, from: sender, to: receiver, channel: key)
+                }
+            }
+        }
+        if (now - start) % 50 == 0 {
+            for name in names where nodes[name]!.up {
+                for peer in nodes[name]!.sessions.keys.sorted() {
+                    guard var machine = nodes[name]!.sessions[peer] else { continue }
+                    let actions = machine.tick(nowMillis: now)
+                    nodes[name]!.sessions[peer] = machine
+                    try perform(actions, at: name, peer: peer)
+                }
+            }
+        }
+        try connectChannels()
+        if workload {
+            if faultsOn { injectFaults() }
+            if random.chance(0.25) { try workloadStep() }
+        }
+        checkAlwaysInvariants()
+    }
+
+    func channelKey(_ a: String, _ b: String) -> String { [a, b].sorted().joined(separator: "|") }
+
+    func connectChannels() throws {
+        for key in channels.keys.sorted() {
+            var channel = channels[key]!
+            guard !channel.up, now >= channel.retryAt else { continue }
+            let (a, b) = (channel.a, channel.b)
+            guard nodes[a]!.up, nodes[b]!.up, !blocked.contains("\(a)>\(b)"), !blocked.contains("\(b)>\(a)") else {
+                channel.retryAt = now + 100 + random.next() % 400
+                channels[key] = channel
+                continue
+            }
+            channel.up = true
+            channel.epoch += 1
+            channel.queues = [a: [], b: []]
+            channels[key] = channel
+            trace.string("up \(key) \(channel.epoch)")
+            for (me, peer) in [(a, b), (b, a)] {
+                let start = try nodes[me]!.logic.sessionStart(peer: peer)
+                var machine = LinkSessionStateMachine(
+                    local: nodes[me]!.author.nodeID,
+                    peer: nodes[peer]!.author.nodeID,
+                    checkpoint: start.checkpoint,
+                    localHighest: start.highest,
+                    nowMillis: now
+                )
+                let actions = machine.start(hlc: start.hlc)
+                nodes[me]!.sessions[peer] = machine
+                try perform(actions, at: me, peer: peer)
+            }
+        }
+    }
+
+    func breakChannel(_ key: String, why: String) {
+        guard var channel = channels[key], channel.up else { return }
+        channel.up = false
+        channel.queues = [:]
+        channel.retryAt = now + 50 + random.next() % 450
+        channels[key] = channel
+        nodes[channel.a]?.sessions[channel.b] = nil
+        nodes[channel.b]?.sessions[channel.a] = nil
+        trace.string("down \(key) \(why)")
+    }
+
+    func deliver(_ message: SyncMessage, from sender: String, to receiver: String, channel: String) throws {
+        guard var machine = nodes[receiver]!.sessions[sender] else { return }
+        let actions = machine.received(message, nowMillis: now)
+        nodes[receiver]!.sessions[sender] = machine
+        try perform(actions, at: receiver, peer: sender)
+    }
+
+    func perform(_ initial: [LinkSessionStateMachine.Action], at name: String, peer: String) throws {
+        var queue = initial
+        let key = channelKey(name, peer)
+        while !queue.isEmpty {
+            let action = queue.removeFirst()
+            guard nodes[name]!.up, channels[key]?.up == true else { return }
+            switch action {
+            case .send(let message):
+                if faultsOn && random.chance(0.002) {
+                    channelsBroken += 1
+                    breakChannel(key, why: "loss")
+                    return
+                }
+                // A blocked direction holds frames back (as TCP would keep retransmitting); if the
+                // block outlasts the heartbeat deadline, the receiver closes the channel.
+                let delay = 1 + random.next() % 20
+                let last = channels[key]!.queues[peer]?.last?.at ?? 0
+                channels[key]!.queues[peer, default: []].append((max(last, now + delay), message))
+            case .loadBatch(let after, let limit):
+                let batch = try nodes[name]!.logic.loadBatch(for: peer, after: after, limit: limit, nowMillis: now)
+                var machine = nodes[name]!.sessions[peer]!
+                queue += machine.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                nodes[name]!.sessions[peer] = machine
+            case .commit(let ops, let through):
+                let outcome = try nodes[name]!.logic.receive(ops: ops, through: through, from: peer, nowMillis: now)
+                refusals += outcome.refused
+                trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
+                try checkReceived(ops, at: name, from: peer)
+                var machine = nodes[name]!.sessions[peer]!
+                queue += machine.committed(throughSeq: through)
+                nodes[name]!.sessions[peer] = machine
+                if outcome.logGrew { try logGrew(at: name) }
+            case .acknowledged(let through):
+                try nodes[name]!.logic.acknowledged(peer: peer, through: through)
+            case .opened(let hlc):
+                nodes[name]!.logic.observe(hlc, nowMillis: now)
+            case .close(let reason):
+                if case .protocolViolation(let what) = reason {
+                    violations.append("t=\(now - start) \(name) closed its channel with honest \(peer): \(what)")
+                }
+                breakChannel(key, why: reason.description)
+                return
+            }
+        }
+    }
+
+    func logGrew(at name: String) throws {
+        let highest = try nodes[name]!.store.highestSequence()
+        for peer in nodes[name]!.sessions.keys.sorted() {
+            guard var machine = nodes[name]!.sessions[peer] else { continue }
+            let actions = machine.logGrew(to: highest)
+            nodes[name]!.sessions[peer] = machine
+            try perform(actions, at: name, peer: peer)
+        }
+    }
+
+    // MARK: - Faults
+
+    func injectFaults() {
+        // Crash one node now and then; bring it back later with what it committed.
+        if random.chance(0.004) {
+            let name = names[Int(random.next() % UInt64(names.count))]
+            if nodes[name]!.up {
+                crashes += 1
+                nodes[name]!.up = false
+                nodes[name]!.sessions = [:]
+                for key in channels.keys.sorted() where channels[key]!.a == name || channels[key]!.b == name {
+                    breakChannel(key, why: "crash \(name)")
+                }
+                downUntil[name] = now + 100 + random.next() % 900
+                trace.string("crash \(name)")
+            }
+        }
+        for name in names where !nodes[name]!.up {
+            if let until = downUntil[name], now >= until { try? restart(name) }
+        }
+        // Partitions: isolate one node, split in two, or block one direction.
+        if now >= partitionUntil && !blocked.isEmpty {
+            blocked = []
+            trace.string("heal partition")
+        }
+        if blocked.isEmpty && random.chance(0.003) {
+            partitions += 1
+            partitionUntil = now + 200 + random.next() % 1300
+            switch random.next() % 3 {
+            case 0:
+                let isolated = names[Int(random.next() % UInt64(names.count))]
+                for other in names where other != isolated {
+                    blocked.insert("\(isolated)>\(other)")
+                    blocked.insert("\(other)>\(isolated)")
+                }
+            case 1:
+                let side = Set(names.filter { _ in random.chance(0.5) })
+                for a in names where side.contains(a) {
+                    for b in names where !side.contains(b) {
+                        blocked.insert("\(a)>\(b)")
+                        blocked.insert("\(b)>\(a)")
+                    }
+                }
+            default:
+                let a = names[Int(random.next() % UInt64(names.count))]
+                let b = names[Int(random.next() % UInt64(names.count))]
+                if a != b { blocked.insert("\(a)>\(b)") }
+            }
+            trace.strings(blocked.sorted())
+        }
+    }
+
+    func restart(_ name: String) throws {
+        var node = nodes[name]!
+        node.logic = try ReplicationLogic(
+            me: node.logic.me,
+            store: node.store,
+            ladder: node.logic.ladder,
+            knownAuthors: node.logic.knownAuthors,
+            neighbours: Array(node.logic.neighbours.values).sorted { $0.partner.name < $1.partner.name },
+            maxClockSkewMillis: 60_000
+        )
+        node.up = true
+        node.sessions = [:]
+        nodes[name] = node
+        downUntil[name] = nil
+        trace.string("restart \(name)")
+    }
+
+    // MARK: - Workload
+
+    func workloadStep() throws {
+        let name = names[Int(random.next() % UInt64(names.count))]
+        guard nodes[name]!.up else { return }
+        let author = nodes[name]!.author
+        let held = try nodes[name]!.store.items(ItemQuery(limit: 50))
+        var unsigned = [UnsignedOp]()
+        let hlc = nodes[name]!.logic.tick(nowMillis: now)
+        let roll = random.next() % 100
+        if roll < 35 || held.isEmpty {
+            var relTo = names.filter { $0 != name && random.chance(0.5) }
+            if random.chance(0.15) { relTo = [Markings.everyone] }
+            if random.chance(0.1) { relTo.append(random.chance(0.5) ? "EAST" : "WEST") }
+            let markings = Markings(
+                classification: ladder.levels[Int(random.next() % UInt64(ladder.levels.count))],
+                releasableTo: relTo,
+                orcon: random.chance(0.1)
+            )
+            var fields: [(name: String, value: Data)] = [("title", Data("\"t\(random.next() % 1000)\"".utf8))]
+            if random.chance(0.3) { fields.append(("source", Data("\"s\(random.next() % 100)\"".utf8))) }
+            unsigned.append(
+                try author.create(
+                    collection: random.chance(0.5) ? "reports" : "indicators",
+                    markings: markings,
+                    fields: fields,
+                    tags: random.chance(0.2) ? ["internal"] : [],
+                    writePolicy: random.chance(0.5) ? .annotations : .originatorOnly,
+                    hlc: hlc,
+                    using: &random
+                )
+            )
+        } else {
+            // A small hot set: the first few items this node holds.
+            let item = held[Int(random.next() % UInt64(min(held.count, 4)))]
+            guard case .success = item.permits(author: author.nodeID, change: .setFields([])), !item.isWithdrawn else { return }
+            switch roll {
+            case 35..<70:
+                unsigned.append(try author.setFields([("title", Data("\"v\(random.next() % 1000)\"".utf8))], of: item, hlc: hlc, using: &random))
+            case 70..<80:
+                unsigned.append(try author.change(item, .addTags([random.chance(0.5) ? "red" : "internal"]), hlc: hlc))
+            case 80..<88:
+                let tag = random.chance(0.5) ? "red" : "internal"
+                let live = item.liveInstances(of: tag)
+                guard !live.isEmpty else { return }
+                unsigned.append(try author.change(item, .removeTags([TagRemoval(tag: tag, observed: live)]), hlc: hlc))
+            case 88..<97:
+                guard item.originator == author.nodeID else { return }
+                // Broaden or narrow releasability.
+                var relTo = Set(item.markings.releasableTo)
+                let other = names[Int(random.next() % UInt64(names.count))]
+                if relTo.contains(other) && random.chance(0.4) { relTo.remove(other) } else { relTo.insert(other) }
+                var markings = item.markings
+                markings.releasableTo = relTo.sorted()
+                unsigned.append(try author.change(item, .changeMarkings(markings), hlc: hlc))
+            default:
+                guard item.originator == author.nodeID else { return }
+                unsigned.append(try author.change(item, .delete, hlc: hlc))
+            }
+        }
+        let signed = try author.sign(unsigned)
+        let result = try nodes[name]!.store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(now)))
+        guard result.rejected.isEmpty else {
+            violations.append("a local op by \(name) was refused by its own store: \(result.rejected.map(\.reason))")
+            return
+        }
+        for op in signed { groundTruth[op.id] = op }
+        opsWritten += signed.count
+        trace.string("put \(name) \(signed.map(\.id.hash.hex).joined())")
+        try logGrew(at: name)
+    }
+
+    // MARK: - Invariants
+
+    /// I2 at receipt: every op a node accepted in clear was releasable to it under some markings
+    /// its originator issued; ORCON items come only from their originator or an op's author.
+    func checkReceived(_ encoded: [Data], at name: String, from peer: String) throws {
+        let node = nodes[name]!
+        for bytes in encoded {
+            // Whatever arrived counts, accepted or not: receiving it in clear is the violation.
+            guard let op = try? VerifiedOp(storedEncoding: bytes) else { continue }
+            let versions = markingsVersions(of: op.body.itemID)
+            guard op.body.originator != node.author.nodeID else { continue }
+            if !versions.contains(where: { $0.isReleasable(toPartner: name, groups: node.groups) }) {
+                violations.append("I2: \(name) holds op \(op.id.hash.hex.prefix(8)) of an item never releasable to it (from \(peer))")
+            }
+            if !versions.isEmpty, versions.allSatisfy(\.orcon), nodes[peer]!.author.nodeID != op.body.originator,
+                nodes[peer]!.author.nodeID != op.body.author
+            {
+                violations.append("I2: \(peer) passed on ORCON op \(op.id.hash.hex.prefix(8)) to \(name)")
+            }
+            // Values of fields the sender's link redacts never arrive in clear.
+            if let filter = links[peer]?[name], !Set(op.openings.keys).isDisjoint(with: filter.redactFields) {
+                violations.append("I2: \(peer) sent redacted field values of \(op.id.hash.hex.prefix(8)) to \(name)")
+            }
+        }
+    }
+
+    func markingsVersions(of item: ItemID) -> [Markings] {
+        groundTruth.values.compactMap { op in
+            guard op.body.itemID == item else { return nil }
+            switch op.body.change {
+            case .create(let create): return create.markings
+            case .changeMarkings(let markings): return markings
+            default: return nil
+            }
+        }
+    }
+
+    func checkAlwaysInvariants() {
+        for name in names where nodes[name]!.up {
+            for (peer, machine) in nodes[name]!.sessions where machine.inFlight.count > machine.configuration.window {
+                violations.append("I7: \(name)->\(peer) has \(machine.inFlight.count) batches in flight")
+            }
+            for peer in nodes[name]!.logic.neighbours.keys {
+                for link in [ReplicationLogic.sentLink(peer), ReplicationLogic.receivedLink(peer)] {
+                    let value = (try? nodes[name]!.store.checkpoint(link: link)) ?? 0
+                    let key = "\(name)/\(link)"
+                    if value < checkpoints[key] ?? 0 {
+                        violations.append("checkpoint \(key) went back from \(checkpoints[key]!) to \(value)")
+                    }
+                    checkpoints[key] = value
+                }
+            }
+        }
+        for key in channels.keys {
+            for queue in channels[key]!.queues.values where queue.count > 512 {
+                violations.append("I7: \(queue.count) frames queued on \(key)")
+            }
+        }
+    }
+
+    /// Whether nothing is on its way: every channel up, every session open and acknowledged
+    /// to the end of its node's log, nothing in flight.
+    func quiet() throws -> Bool {
+        for channel in channels.values {
+            guard channel.up, channel.queues.values.allSatisfy(\.isEmpty) else { return false }
+        }
+        for name in names {
+            let highest = try nodes[name]!.store.highestSequence()
+            for machine in nodes[name]!.sessions.values {
+                guard case .open = machine.phase, machine.ackedThrough == highest, machine.inFlight.isEmpty else { return false }
+            }
+        }
+        return true
+    }
+
+    /// After heal: I3 (every acknowledged op is at every entitled node) and I1 (equal digests).
+    func checkFinalInvariants() throws {
+        var finalItems = [ItemID: ItemState]()
+        for name in names {
+            for item in try nodes[name]!.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000)) {
+                if item.originator == nodes[name]!.author.nodeID { finalItems[item.id] = item }
+            }
+        }
+        let byNodeID = Dictionary(uniqueKeysWithValues: names.map { (nodes[$0]!.author.nodeID, $0) })
+        for op in groundTruth.values.sorted(by: { $0.id < $1.id }) {
+            guard let item = finalItems[op.body.itemID], let authorName = byNodeID[op.body.author],
+                let originatorName = byNodeID[item.originator]
+            else { continue }
+            // A node must hold an op when the op can reach it from its author and the item
+            // itself (its create) can reach it from the originator.
+            let mustHold = entitled(op: op, item: item, from: authorName).intersection(entitled(item: item, from: originatorName))
+            for holder in mustHold.sorted() {
+                if try nodes[holder]!.store.op(op.id) == nil {
+                    let holds = try nodes[holder]!.store.item(op.body.itemID) != nil
+                    var custody = [String]()
+                    for name in names {
+                        for entry in try nodes[name]!.store.custody(from: 1, limit: 100_000) where entry.opIDs.contains(op.id) {
+                            custody.append("\(name):\(entry.kind.rawValue)>\(entry.peer?.prefix(4) ?? "-") \(entry.detail)")
+                        }
+                    }
+                    if ProcessInfo.processInfo.environment["LIAISON_SIM_DEBUG"] != nil {
+                        print("missing \(op.id.hash.hex.prefix(8)) at \(holder):\n    " + custody.joined(separator: "\n    "))
+                        for (from, filters) in links.sorted(by: { $0.key < $1.key }) {
+                            guard let filter = filters[holder], let neighbourItem = try nodes[from]!.store.item(op.body.itemID) else { continue }
+                            let has = try nodes[from]!.store.op(op.id)
+                            let reason = Eligibility.withholdReason(
+                                markings: neighbourItem.markings, collection: neighbourItem.collection,
+                                tags: neighbourItem.isWithdrawn ? nil : Set(neighbourItem.tags), originator: neighbourItem.originator,
+                                opAuthor: op.body.author, sender: nodes[from]!.author.nodeID, recipient: nodes[holder]!.recipient,
+                                filter: filter, ladder: ladder
+                            )
+                            print("    neighbour \(from): has op \(has != nil) seq \(has?.sequence ?? 0) from \(has?.receivedFrom?.short ?? "-") decision \(reason?.rawValue ?? "send") tags \(neighbourItem.tags) checkpoint to:\(holder)=\((try? nodes[from]!.store.checkpoint(link: ReplicationLogic.sentLink(holder))) ?? 0)/\((try? nodes[from]!.store.highestSequence()) ?? 0)")
+                            for stored in try nodes[from]!.store.ops(ofItem: op.body.itemID) {
+                                print("        seq \(stored.sequence) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) from \(stored.receivedFrom?.short ?? "local")")
+                            }
+                        }
+                    }
+                    violations.append(
+                        "I3: \(holder) lacks op \(op.id.hash.hex.prefix(8)) (\(op.body.change.kindName) by \(authorName)) of item "
+                            + "\(op.body.itemID.text.prefix(8)) [\(item.collection) \(item.markings.classification) REL TO \(item.markings.releasableTo) "
+                            + "orcon \(item.markings.orcon) tags \(item.tags) withdrawn \(item.isWithdrawn)]; holds item: \(holds)"
+                    )
+                }
+            }
+        }
+        // I1: nodes that hold the same set of ops of an item hold the same state.
+        for (id, _) in finalItems.sorted(by: { $0.key < $1.key }) {
+            var digestsByOpSet = [Set<OpID>: (holder: String, digest: Hash32)]()
+            for name in names {
+                guard let state = try nodes[name]!.store.item(id) else { continue }
+                let opSet = Set(try nodes[name]!.store.ops(ofItem: id).map(\.op.id))
+                if let first = digestsByOpSet[opSet] {
+                    if first.digest != state.digest {
+                        violations.append("I1: \(name) and \(first.holder) hold the same ops of \(id.text.prefix(8)) but different states")
+                    }
+                } else {
+                    digestsByOpSet[opSet] = (name, state.digest)
+                }
+            }
+        }
+        trace.strings(violations)
+    }
+
+    /// Nodes an op must reach: flooding from its author along links whose eligibility (on the
+    /// item's final state) lets it through.
+    func entitled(op: VerifiedOp, item: ItemState, from author: String) -> Set<String> {
+        flood(item: item, opAuthor: op.body.author, from: author)
+    }
+
+    func entitled(item: ItemState, from originator: String) -> Set<String> {
+        flood(item: item, opAuthor: item.originator, from: originator)
+    }
+
+    func flood(item: ItemState, opAuthor: NodeID, from start: String) -> Set<String> {
+        var reached: Set<String> = [start]
+        var frontier = [start]
+        while !frontier.isEmpty {
+            let sender = frontier.removeFirst()
+            for (to, filter) in (links[sender] ?? [:]).sorted(by: { $0.key < $1.key }) where !reached.contains(to) {
+                let reason = Eligibility.withholdReason(
+                    markings: item.markings,
+                    collection: item.collection,
+                    tags: item.isWithdrawn ? nil : Set(item.tags),
+                    originator: item.originator,
+                    opAuthor: opAuthor,
+                    sender: nodes[sender]!.author.nodeID,
+                    recipient: nodes[to]!.recipient,
+                    filter: filter,
+                    ladder: ladder
+                )
+                if reason == nil {
+                    reached.insert(to)
+                    frontier.append(to)
+                }
+            }
+        }
+        return reached
+    }
+}

@@ -1,0 +1,28 @@
+/// What one simulated run found.
+public struct SimulationReport: Sendable, Codable, Equatable {
+    /// The seed.
+    public var seed: UInt64
+    /// Number of nodes.
+    public var nodes: Int
+    /// Invariant violations (empty when the run passed).
+    public var violations: [String]
+    /// Hash of the run's event trace: the same seed and commit give the same hash.
+    public var traceHash: String
+    /// Ops authored (and acknowledged) during the run.
+    public var opsWritten: Int
+    /// Ops refused by receivers from honest senders (races with markings changes).
+    public var refusals: Int
+    /// Crash-restarts injected.
+    public var crashes: Int
+    /// Partitions injected.
+    public var partitions: Int
+    /// Channels broken by injected loss.
+    public var channelsBroken: Int
+    /// Virtual milliseconds from heal to convergence (nil if it never converged).
+    public var convergeMillis: UInt64?
+    /// The command that replays this run.
+    public var replay: String
+
+    /// Whether every invariant held.
+    public var passed: Bool { violations.isEmpty }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import LiaisonSimulation
+import Testing
+
+@Suite("Deterministic simulation")
+struct SimulationTests {
+    /// Seeds per CI run; `LIAISON_SIM_SEEDS` overrides.
+    static let sweepSize = Int(ProcessInfo.processInfo.environment["LIAISON_SIM_SEEDS"] ?? "") ?? 500
+
+    static func regressionSeeds() throws -> [UInt64] {
+        let url = try #require(Bundle.module.url(forResource: "regression-seeds", withExtension: "txt"))
+        return try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
+            .compactMap { UInt64($0) }
+    }
+
+    /// Runs seeds two at a time (the machines have two cores); returns the failed reports.
+    static func sweep(_ seeds: [UInt64]) async -> [SimulationReport] {
+        await withTaskGroup(of: SimulationReport.self) { group in
+            var failed = [SimulationReport]()
+            var next = seeds.makeIterator()
+            for _ in 0..<2 {
+                if let seed = next.next() { group.addTask { Simulation.run(Simulation.Options(seed: seed)) } }
+            }
+            for await report in group {
+                if !report.passed { failed.append(report) }
+                if let seed = next.next() { group.addTask { Simulation.run(Simulation.Options(seed: seed)) } }
+            }
+            return failed.sorted { $0.seed < $1.seed }
+        }
+    }
+
+    @Test("the same seed gives the same run: equal trace hashes and reports")
+    func deterministic() {
+        let first = Simulation.run(Simulation.Options(seed: 42))
+        let second = Simulation.run(Simulation.Options(seed: 42))
+        #expect(first == second)
+        #expect(first.opsWritten > 0)
+        let other = Simulation.run(Simulation.Options(seed: 43))
+        #expect(other.traceHash != first.traceHash)
+    }
+
+    @Test("every seed that ever failed passes")
+    func regressions() async throws {
+        let seeds = try Self.regressionSeeds()
+        #expect(!seeds.isEmpty)
+        let failed = await Self.sweep(seeds)
+        #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
+    }
+
+    @Test("a sweep of seeds: I1, I2, I3, I7 and monotonic checkpoints hold under faults")
+    func sweep() async {
+        let failed = await Self.sweep((1...UInt64(Self.sweepSize)).map { $0 })
+        #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
+    }
+
+    @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
+    func faultsHappen() {
+        let reports = (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) }
+        #expect(reports.reduce(0) { $0 + $1.crashes } > 0)
+        #expect(reports.reduce(0) { $0 + $1.partitions } > 0)
+        #expect(reports.reduce(0) { $0 + $1.channelsBroken } > 0)
+        #expect(reports.allSatisfy { $0.convergeMillis != nil })
+    }
+}
