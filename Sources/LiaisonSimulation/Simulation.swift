@@ -26,11 +26,19 @@ public final class Simulation {
         public var workloadMillis: UInt64 = 4_000
         /// Virtual milliseconds allowed to converge after healing.
         public var healLimitMillis: UInt64 = 30_000
+        /// Whether one node is hostile (valid keys, but it forges, replays, pushes what is
+        /// not releasable, writes where it may not, and stamps far-future clocks).
+        public var hostile: Bool
+        /// Whether the hostile node actually attacks (off for the twin run that shows the
+        /// honest nodes end up exactly as they would without the attacks).
+        var attacks = true
 
-        /// Options for a seed; the node count derives from the seed when not given.
-        public init(seed: UInt64, nodes: Int? = nil) {
+        /// Options for a seed; the node count and the hostile node derive from the seed when
+        /// not given.
+        public init(seed: UInt64, nodes: Int? = nil, hostile: Bool? = nil) {
             self.seed = seed
             self.nodes = nodes ?? Int(3 + seed % 5)
+            self.hostile = hostile ?? (seed % 3 == 0)
         }
     }
 
@@ -77,11 +85,17 @@ public final class Simulation {
     var faultsOn = true
     var downUntil: [String: UInt64] = [:]
     var partitionUntil: UInt64 = 0
+    var hostile: String?
+    var attackRandom: SimulationRandom
+    /// Attack ops that must be refused, by "sender>receiver" and batch `through`.
+    var expectedRefusals: [String: [UInt64: Int]] = [:]
+    var attacksSent = 0
 
     /// Prepares a run.
     public init(options: Options) {
         self.options = options
         self.random = SimulationRandom(seed: options.seed)
+        self.attackRandom = SimulationRandom(seed: options.seed ^ 0xA77A_C4ED_0BAD_F00D)
     }
 
     /// Runs one seed and reports what it found.
@@ -126,12 +140,17 @@ public final class Simulation {
                 violations.append("did not converge within \(options.healLimitMillis) ms after heal: \(stuck.prefix(6).joined(separator: "; "))")
             }
             try checkFinalInvariants()
+            if let hostile, options.attacks {
+                try checkAttacksChangedNothing(hostile: hostile)
+            }
         } catch {
             violations.append("simulation error: \(error)")
         }
         return SimulationReport(
             seed: options.seed,
             nodes: options.nodes,
+            hostile: hostile,
+            attacks: attacksSent,
             violations: violations,
             traceHash: trace.finalize().hex,
             opsWritten: opsWritten,
@@ -140,7 +159,7 @@ public final class Simulation {
             partitions: partitions,
             channelsBroken: channelsBroken,
             convergeMillis: convergeMillis,
-            replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)"
+            replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
         )
     }
 
@@ -207,6 +226,7 @@ public final class Simulation {
                 )
             )
         }
+        if options.hostile { hostile = names.last }
         trace.strings(names)
     }
 
@@ -285,6 +305,8 @@ public final class Simulation {
         channels[key] = channel
         nodes[channel.a]?.sessions[channel.b] = nil
         nodes[channel.b]?.sessions[channel.a] = nil
+        expectedRefusals["\(channel.a)>\(channel.b)"] = nil
+        expectedRefusals["\(channel.b)>\(channel.a)"] = nil
         trace.string("down \(key) \(why)")
     }
 
@@ -315,14 +337,33 @@ public final class Simulation {
                 channels[key]!.queues[peer, default: []].append((max(last, now + delay), message))
             case .loadBatch(let after, let limit):
                 let batch = try nodes[name]!.logic.loadBatch(for: peer, after: after, limit: limit, nowMillis: now)
+                var ops = batch.ops
+                expectedRefusals["\(name)>\(peer)"]?[batch.throughSeq] = nil
+                if name == hostile, options.attacks, batch.throughSeq > after, attackRandom.chance(0.5) {
+                    let (attack, mustRefuse) = try makeAttacks(by: name, against: peer)
+                    ops += attack
+                    attacksSent += attack.count
+                    expectedRefusals["\(name)>\(peer)", default: [:]][batch.throughSeq] = mustRefuse
+                }
                 var machine = nodes[name]!.sessions[peer]!
-                queue += machine.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                queue += machine.batchReady(ops: ops, throughSeq: batch.throughSeq)
                 nodes[name]!.sessions[peer] = machine
             case .commit(let ops, let through):
+                let custodyBefore = try custodyCount(name)
                 let outcome = try nodes[name]!.logic.receive(ops: ops, through: through, from: peer, nowMillis: now)
-                refusals += outcome.refused
+                if let mustRefuse = expectedRefusals["\(peer)>\(name)"]?.removeValue(forKey: through) {
+                    if outcome.refused < mustRefuse {
+                        violations.append("hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused")
+                    }
+                    let custody = try nodes[name]!.store.custody(from: custodyBefore + 1, limit: 10_000)
+                    if mustRefuse > 0, !custody.contains(where: { $0.kind == .opsRejected && $0.peer == nodes[peer]!.author.nodeID.text }) {
+                        violations.append("I5: \(name) refused ops from hostile \(peer) without a custody entry")
+                    }
+                } else {
+                    refusals += outcome.refused
+                }
                 trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
-                try checkReceived(ops, at: name, from: peer)
+                try checkReceived(ops, at: name, from: peer, onlyStored: peer == hostile)
                 var machine = nodes[name]!.sessions[peer]!
                 queue += machine.committed(throughSeq: through)
                 nodes[name]!.sessions[peer] = machine
@@ -492,15 +533,100 @@ public final class Simulation {
         try logGrew(at: name)
     }
 
+    // MARK: - Hostile node
+
+    var custodyCounts: [String: UInt64] = [:]
+
+    /// The number of custody entries a node holds (cached; entries are only appended).
+    func custodyCount(_ name: String) throws -> UInt64 {
+        var count = custodyCounts[name] ?? 0
+        while true {
+            let page = try nodes[name]!.store.custody(from: count + 1, limit: 10_000)
+            guard let last = page.last else { break }
+            count = last.sequence
+        }
+        custodyCounts[name] = count
+        return count
+    }
+
+    /// Bad ops for one batch: forged (another partner's op with its body altered), a write
+    /// where the hostile node may not write, an item not releasable to the receiver, a
+    /// far-future stamp, and a replay of an old op. Returns them and how many must be refused
+    /// (all but the replay). Draws only from its own generator and never touches the
+    /// hostile node's clock or store, so the honest run is unchanged.
+    func makeAttacks(by name: String, against peer: String) throws -> ([Data], Int) {
+        let author = nodes[name]!.author
+        let held = try nodes[name]!.store.ops(after: 0, limit: 100_000)
+        var attack = [Data]()
+        var mustRefuse = 0
+        if let victim = held.filter({ $0.op.body.author != author.nodeID }).randomElement(using: &attackRandom) {
+            var forged = victim.op.encoded
+            let index = forged.startIndex + 6 + Int(attackRandom.next() % UInt64(max(1, min(40, forged.count - 6))))
+            forged[index] ^= 0x20
+            attack.append(forged)
+            mustRefuse += 1
+            if let item = try nodes[name]!.store.item(victim.op.body.itemID), item.originator != author.nodeID {
+                let hlc = HLCTimestamp(physicalMillis: now, logical: 900)
+                attack.append(try author.sign([try author.change(item, .delete, hlc: hlc)])[0].encoded)
+                // A receiver that does not hold the item yet keeps the op pending; the item
+                // refuses it (and custody records it) when the create arrives.
+                if try nodes[peer]!.store.item(item.id) != nil { mustRefuse += 1 }
+            }
+        }
+        let secret = try author.create(
+            collection: "reports",
+            markings: Markings(classification: "UNCLASSIFIED", releasableTo: []),
+            fields: [("title", Data("\"not for you\"".utf8))],
+            hlc: HLCTimestamp(physicalMillis: now, logical: 901),
+            using: &attackRandom
+        )
+        let future = try author.create(
+            collection: "reports",
+            markings: Markings(classification: "UNCLASSIFIED", releasableTo: [Markings.everyone]),
+            hlc: HLCTimestamp(physicalMillis: now + 3_600_000, logical: 0),
+            using: &attackRandom
+        )
+        attack += try author.sign([secret, future]).map(\.encoded)
+        mustRefuse += 2
+        // A replay of an op the receiver already holds.
+        let receiverHolds = try held.filter { try nodes[peer]!.store.op($0.op.id) != nil }
+        if let replay = receiverHolds.randomElement(using: &attackRandom) { attack.append(replay.op.encoded) }
+        return (attack, mustRefuse)
+    }
+
+    /// Runs the same seed without the attacks and requires every honest node to end with
+    /// exactly the same items.
+    func checkAttacksChangedNothing(hostile: String) throws {
+        var twinOptions = options
+        twinOptions.attacks = false
+        let twin = Simulation(options: twinOptions)
+        _ = twin.execute()
+        for name in names where name != hostile {
+            let mine = try nodes[name]!.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000))
+            let theirs = try twin.nodes[name]!.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000))
+            let a = Dictionary(uniqueKeysWithValues: mine.map { ($0.id, $0.digest) })
+            let b = Dictionary(uniqueKeysWithValues: theirs.map { ($0.id, $0.digest) })
+            if a != b {
+                violations.append("hostile \(hostile)'s attacks changed what honest \(name) holds (\(a.count) items vs \(b.count) without attacks)")
+            }
+        }
+    }
+
     // MARK: - Invariants
 
     /// I2 at receipt: every op a node accepted in clear was releasable to it under some markings
     /// its originator issued; ORCON items come only from their originator or an op's author.
-    func checkReceived(_ encoded: [Data], at name: String, from peer: String) throws {
+    func checkReceived(_ encoded: [Data], at name: String, from peer: String, onlyStored: Bool) throws {
         let node = nodes[name]!
         for bytes in encoded {
-            // Whatever arrived counts, accepted or not: receiving it in clear is the violation.
-            guard let op = try? VerifiedOp(storedEncoding: bytes) else { continue }
+            // From an honest sender whatever arrived counts, accepted or not: receiving it in
+            // clear is the violation. A hostile sender can send anything; what counts is
+            // that nothing of it is kept.
+            guard var op = try? VerifiedOp(storedEncoding: bytes) else { continue }
+            if onlyStored {
+                guard let stored = try node.store.op(op.id), stored.receivedFrom == nodes[peer]!.author.nodeID else { continue }
+                op = stored.op
+            }
             let versions = markingsVersions(of: op.body.itemID)
             guard op.body.originator != node.author.nodeID else { continue }
             if !versions.contains(where: { $0.isReleasable(toPartner: name, groups: node.groups) }) {
@@ -512,7 +638,9 @@ public final class Simulation {
                 violations.append("I2: \(peer) passed on ORCON op \(op.id.hash.hex.prefix(8)) to \(name)")
             }
             // Values of fields the sender's link redacts never arrive in clear.
-            if let filter = links[peer]?[name], !Set(op.openings.keys).isDisjoint(with: filter.redactFields) {
+            // (From a hostile sender they are refused on receipt; the stored copy's values may
+            // have come from another path, so only honest senders are checked here.)
+            if !onlyStored, let filter = links[peer]?[name], !Set(op.openings.keys).isDisjoint(with: filter.redactFields) {
                 violations.append("I2: \(peer) sent redacted field values of \(op.id.hash.hex.prefix(8)) to \(name)")
             }
         }

@@ -4,6 +4,10 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var seed: UInt64
     /// Number of nodes.
     public var nodes: Int
+    /// The hostile node, if the run had one.
+    public var hostile: String?
+    /// Bad ops the hostile node sent.
+    public var attacks: Int
     /// Invariant violations (empty when the run passed).
     public var violations: [String]
     /// Hash of the run's event trace: the same seed and commit give the same hash.

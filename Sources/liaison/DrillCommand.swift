@@ -30,6 +30,9 @@ struct DrillCommand: ParsableCommand {
     @Option(help: "Number of nodes (3-7); by default it derives from the seed.")
     var nodes: Int?
 
+    @Flag(inversion: .prefixedNo, help: "Make one node hostile (default: every third seed).")
+    var hostile: Bool?
+
     @Flag(help: "Print JSON (one report per seed).")
     var json = false
 
@@ -45,12 +48,12 @@ struct DrillCommand: ParsableCommand {
         var reports = [SimulationReport]()
         let started = ContinuousClock.now
         for value in list {
-            let report = Simulation.run(Simulation.Options(seed: value, nodes: nodes))
+            let report = Simulation.run(Simulation.Options(seed: value, nodes: nodes, hostile: hostile))
             reports.append(report)
             if !json {
                 if report.passed {
                     if list.count <= 20 {
-                        print("seed \(value): ok  nodes \(report.nodes)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))")
+                        print("seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))")
                     }
                 } else {
                     print("seed \(value): FAILED")

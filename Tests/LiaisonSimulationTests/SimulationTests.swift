@@ -55,6 +55,16 @@ struct SimulationTests {
         #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
     }
 
+    @Test("a hostile partner's forgeries, unauthorized writes, unreleasable items and future stamps are refused, audited, and change nothing for honest nodes")
+    func hostilePartner() {
+        for seed in [UInt64(3), 6, 9] {
+            let report = Simulation.run(Simulation.Options(seed: seed, hostile: true))
+            #expect(report.hostile != nil, "seed \(seed)")
+            #expect(report.attacks > 0, "seed \(seed)")
+            #expect(report.passed, "seed \(seed): \(report.violations.prefix(3))")
+        }
+    }
+
     @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
     func faultsHappen() {
         let reports = (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) }
