@@ -103,25 +103,20 @@ public final class LocalFederation: Sendable {
 
     /// Stops a partner's node: SIGTERM and a wait (graceful), or SIGKILL (a crash).
     public func stop(_ name: String, kill hard: Bool = false) {
-        guard let pid = pids.withLock({ $0.removeValue(forKey: name) }) else { return }
-        kill(pid, hard ? SIGKILL : SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(10)
-        var status: Int32 = 0
-        while waitpid(pid, &status, WNOHANG) == 0 {
-            if ContinuousClock.now > deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                break
-            }
-            usleep(20_000)
-        }
+        _ = terminate(name, signal: hard ? SIGKILL : SIGTERM)
     }
 
     /// Stops a node with SIGTERM and returns its exit status (nil when it had to be killed
     /// or was not running).
     public func stopReportingStatus(_ name: String) -> Int32? {
+        terminate(name, signal: SIGTERM)
+    }
+
+    /// Sends `signal`, waits up to 10 s for the process to exit (then SIGKILL), and returns
+    /// its exit status when it exited by itself.
+    private func terminate(_ name: String, signal: Int32) -> Int32? {
         guard let pid = pids.withLock({ $0.removeValue(forKey: name) }) else { return nil }
-        kill(pid, SIGTERM)
+        kill(pid, signal)
         let deadline = ContinuousClock.now + .seconds(10)
         var status: Int32 = 0
         while waitpid(pid, &status, WNOHANG) == 0 {
