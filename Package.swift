@@ -161,7 +161,8 @@ let package = Package(
         .testTarget(
             name: "LiaisonFederationTests",
             dependencies: [
-                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonTransport", "LiaisonTestSupport",
+                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonTransport", "LiaisonWire",
+                "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming

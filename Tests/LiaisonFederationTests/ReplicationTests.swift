@@ -4,6 +4,7 @@ import LiaisonNode
 import LiaisonStore
 import LiaisonTestSupport
 import LiaisonTransport
+import LiaisonWire
 import NIOCore
 import Testing
 
@@ -96,17 +97,29 @@ struct ReplicationTests {
             pins: [bravoPartner.tlsFingerprint]
         )
         let bravoAddress = bravoPartner.endpoints[0]
-        for payload in [ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), ByteBuffer(repeating: 0x01, count: 5 << 20)] {
+        for (payload, malformed) in [
+            (ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), true), (ByteBuffer(repeating: 0x01, count: 5 << 20), false),
+        ] {
             let connection = try await PeerTransport.dial(host: bravoAddress.host, port: bravoAddress.port, tls: tls)
             _ = try await connection.peerFingerprint()
-            let closedByBravo: Bool = try await connection.io.executeThenClose { inbound, outbound in
+            // Everything bravo said before it closed the channel (the loop ends only when it does).
+            let heard: [SyncMessage] = try await connection.io.executeThenClose { inbound, outbound in
                 try? await outbound.write(payload)
+                var messages = [SyncMessage]()
                 do {
-                    for try await _ in inbound {}
+                    for try await frame in inbound { messages.append(try SyncFrameCodec.decode(frame)) }
                 } catch {}
-                return true
+                return messages
             }
-            #expect(closedByBravo)
+            // Bravo never replicated anything to the channel that sent garbage.
+            #expect(!heard.contains { if case .batch = $0 { return true } else { return false } }, "\(heard)")
+            if malformed {
+                // A malformed frame is a protocol violation: bravo says goodbye, then closes.
+                guard case .goodbye = heard.last else {
+                    Issue.record("bravo did not say goodbye after a malformed frame: \(heard)")
+                    continue
+                }
+            }
         }
         let refused = try await fixture.eventually {
             let entries = try await fixture.client("bravo").audit().filter { $0.kind == .peerRefused && $0.peer == "charlie" }
