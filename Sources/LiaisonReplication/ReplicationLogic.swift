@@ -94,7 +94,14 @@ public struct ReplicationLogic: Sendable {
 
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
     /// and what is withheld.
-    public func loadBatch(for peer: String, after: UInt64, limit: Int, nowMillis: UInt64) throws(LiaisonError) -> OutboxBatch {
+    /// `sealedVia` names the relay when the batch leaves sealed rather than on a channel.
+    public func loadBatch(
+        for peer: String,
+        after: UInt64,
+        limit: Int,
+        nowMillis: UInt64,
+        sealedVia relay: String? = nil
+    ) throws(LiaisonError) -> OutboxBatch {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
         let stored = try store.ops(after: after, limit: limit)
         guard let last = stored.last else { return OutboxBatch() }
@@ -134,7 +141,12 @@ public struct ReplicationLogic: Sendable {
         let now = Int64(nowMillis)
         if !batch.sent.isEmpty {
             _ = try store.appendCustody(
-                CustodyEvent(kind: .opsSent, peer: peer, detail: "through \(batch.throughSeq)", opIDs: batch.sent),
+                CustodyEvent(
+                    kind: .opsSent,
+                    peer: peer,
+                    detail: relay.map { "sealed via \($0) through \(batch.throughSeq)" } ?? "through \(batch.throughSeq)",
+                    opIDs: batch.sent
+                ),
                 timeMillis: now
             )
         }
@@ -162,8 +174,10 @@ public struct ReplicationLogic: Sendable {
 
     /// Verifies, admits and commits ops from `peer` covering its log up to `through`; then
     /// records the checkpoint. Refused ops are audited and counted against the peer; the
-    /// rest still commit (the peer's other traffic keeps flowing).
-    public mutating func receive(ops encoded: [Data], through: UInt64, from peer: String, nowMillis: UInt64) throws(LiaisonError) -> ReceiveOutcome {
+    /// rest still commit (the peer's other traffic keeps flowing). Ops that came sealed
+    /// (`through` nil) are admitted the same way but move no checkpoint: they are not a
+    /// contiguous stretch of the peer's log.
+    public mutating func receive(ops encoded: [Data], through: UInt64?, from peer: String, nowMillis: UInt64) throws(LiaisonError) -> ReceiveOutcome {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
         let partner = neighbour.partner
         let now = nowMillis
@@ -233,7 +247,7 @@ public struct ReplicationLogic: Sendable {
                 timeMillis: Int64(now)
             )
         }
-        try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through)
+        if let through { try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through) }
         outcome.accepted = accepted.count
         outcome.refused += refused.count
         return outcome

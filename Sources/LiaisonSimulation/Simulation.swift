@@ -378,6 +378,9 @@ public final class Simulation {
                 }
                 breakChannel(key, why: reason.description)
                 return
+            case .sealedTraffic:
+                // The simulator does not model sealed relays yet.
+                continue
             }
         }
     }

@@ -67,6 +67,10 @@ public enum SyncFrameCodec {
             var g = Liaison_V1_Goodbye()
             g.reason = String(reason.prefix(512))
             frame.goodbye = g
+        case .envelope(let bytes):
+            frame.envelope = bytes
+        case .receipt(let bytes):
+            frame.receipt = bytes
         }
         do {
             let serialized: Data = try frame.serializedBytes()
@@ -116,6 +120,12 @@ public enum SyncFrameCodec {
             return .pong(nonce: p.nonce)
         case .goodbye(let g):
             return .goodbye(reason: g.reason)
+        case .envelope(let bytes):
+            guard !bytes.isEmpty else { throw DecodingError(reason: "empty envelope") }
+            return .envelope(bytes)
+        case .receipt(let bytes):
+            guard !bytes.isEmpty else { throw DecodingError(reason: "empty receipt") }
+            return .receipt(bytes)
         }
     }
 }

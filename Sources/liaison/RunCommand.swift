@@ -42,7 +42,7 @@ struct RunCommand: AsyncParsableCommand {
                     logger: logger
                 )
             )
-            logger.info("node running", metadata: ["liaison.api": "\(federation.api)", "liaison.peers": "\(federation.listen)"])
+            logger.info("node running", metadata: ["liaison.api": "\(federation.api)", "liaison.peers": "\(federation.listen.map(\.description).joined(separator: ", "))"])
             try await group.run()
         }
     }

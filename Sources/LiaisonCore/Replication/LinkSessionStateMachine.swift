@@ -50,6 +50,12 @@ public struct LinkSessionStateMachine: Sendable {
 
         /// The defaults.
         public init() {}
+
+        /// Heartbeats as a federation's channel settings set them.
+        public init(channels: ChannelSettings) {
+            heartbeatIntervalMillis = channels.heartbeatMillis
+            deadAfterMillis = channels.deadAfterMillis
+        }
     }
 
     /// What the shell must do.
@@ -67,6 +73,8 @@ public struct LinkSessionStateMachine: Sendable {
         case opened(peerHLC: HLCTimestamp)
         /// Close the channel.
         case close(SessionCloseReason)
+        /// A sealed envelope or a receipt arrived: hand it to the relay logic.
+        case sealedTraffic(SyncMessage)
     }
 
     /// Where the session is.
@@ -97,6 +105,10 @@ public struct LinkSessionStateMachine: Sendable {
     /// `throughSeq` of batches sent and not yet acknowledged, oldest first.
     public private(set) var inFlight: [UInt64] = []
     private var loading = false
+    /// Whether this channel carries our log to the peer. A standby channel (another channel
+    /// of the same link carries) says hello, answers and sends heartbeats, and receives, but
+    /// sends no batches until the shell makes it carry.
+    public private(set) var carrying: Bool
 
     /// Highest sequence of the peer's log handed to the shell to commit.
     public private(set) var receivedThrough: UInt64
@@ -119,8 +131,10 @@ public struct LinkSessionStateMachine: Sendable {
         checkpoint: UInt64,
         localHighest: UInt64,
         nowMillis: UInt64,
+        carrying: Bool = true,
         configuration: Configuration = Configuration()
     ) {
+        self.carrying = carrying
         self.local = local
         self.peer = peer
         self.configuration = configuration
@@ -176,7 +190,7 @@ public struct LinkSessionStateMachine: Sendable {
                 return close(.protocolViolation("ack through \(through) matches no batch in flight"))
             }
             inFlight.removeAll { $0 <= through }
-            ackedThrough = through
+            ackedThrough = max(ackedThrough, through)
             return [.acknowledged(throughSeq: through)] + pump()
         case (.open, .ping(let nonce)):
             return [.send(.pong(nonce: nonce))]
@@ -186,6 +200,8 @@ public struct LinkSessionStateMachine: Sendable {
                 pendingPing = nil
             }
             return []
+        case (.open, .envelope), (.open, .receipt):
+            return [.sealedTraffic(message)]
         case (_, .goodbye(let reason)):
             phase = .closed(.peerClosed(reason))
             return [.close(.peerClosed(reason))]
@@ -203,6 +219,25 @@ public struct LinkSessionStateMachine: Sendable {
         sentThrough = throughSeq
         inFlight.append(throughSeq)
         return [.send(.batch(ops: ops, throughSeq: throughSeq))] + pump()
+    }
+
+    /// The shell chose whether this channel carries our log. A channel that starts carrying
+    /// resumes after `resumeAfter` (what the peer acknowledged on any channel of the link)
+    /// or after what it already handed over itself, whichever is further.
+    public mutating func setCarrying(_ on: Bool, resumeAfter: UInt64) -> [Action] {
+        carrying = on
+        guard on, case .open = phase else { return [] }
+        let resume = min(max(sentThrough, resumeAfter), localHighest)
+        sentThrough = resume
+        ackedThrough = max(ackedThrough, min(resumeAfter, localHighest))
+        return pump()
+    }
+
+    /// A message that is not part of the log exchange (a sealed envelope or a receipt) to
+    /// write on this channel, if it is open.
+    public func outOfBand(_ message: SyncMessage) -> [Action] {
+        guard case .open = phase else { return [] }
+        return [.send(message)]
     }
 
     /// The shell committed the peer's ops up to `throughSeq`.
@@ -253,7 +288,7 @@ public struct LinkSessionStateMachine: Sendable {
     }
 
     private mutating func pump() -> [Action] {
-        guard case .open = phase, !loading, inFlight.count < configuration.window, sentThrough < localHighest else {
+        guard case .open = phase, carrying, !loading, inFlight.count < configuration.window, sentThrough < localHighest else {
             return []
         }
         loading = true

@@ -41,4 +41,8 @@ public enum SyncMessage: Hashable, Sendable {
     case pong(nonce: UInt64)
     /// The sender closes the channel.
     case goodbye(reason: String)
+    /// An encoded `SealedEnvelope`: for us, or for a relay to carry on.
+    case envelope(Data)
+    /// An encoded `EnvelopeReceipt` travelling back to an envelope's sender.
+    case receipt(Data)
 }

@@ -27,19 +27,38 @@ public struct ReplicationService: Service {
     }
 
     public func run() async throws {
-        let listener = try await PeerTransport.listen(host: federation.listen.host, port: federation.listen.port, tls: tls)
-        logger.info("listening for peers", metadata: ["liaison.address": "\(federation.listen)"])
+        var bound = [(index: Int, listener: NIOAsyncChannel<PeerConnection, Never>)]()
+        for (index, endpoint) in federation.listen.enumerated() {
+            bound.append((index, try await PeerTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)))
+            logger.info("listening for peers", metadata: ["liaison.address": "\(endpoint)", "liaison.endpoint": "\(index)"])
+        }
+        let listeners = bound
         // On graceful shutdown (SIGTERM, SIGINT) every dial loop and session is cancelled:
         // channels close, nothing half-committed is acknowledged.
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 for neighbour in federation.neighbours where neighbour.dial {
                     guard let peer = federation.partner(named: neighbour.name) else { continue }
-                    group.addTask { await dialLoop(peer) }
+                    for index in peer.endpoints.indices {
+                        group.addTask { await dialLoop(peer, endpoint: index) }
+                    }
                 }
-                try await listener.executeThenClose { connections in
-                    for try await connection in connections {
-                        group.addTask { await accept(connection) }
+                group.addTask {
+                    // Failback, sealed relaying and envelope retries run on a short beat.
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(100))
+                        await engine.maintain()
+                    }
+                }
+                for (index, listener) in listeners {
+                    group.addTask {
+                        try await listener.executeThenClose { connections in
+                            try await withThrowingDiscardingTaskGroup { sessions in
+                                for try await connection in connections {
+                                    sessions.addTask { await accept(connection, endpoint: index) }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -47,7 +66,7 @@ public struct ReplicationService: Service {
         logger.info("replication stopped")
     }
 
-    private func accept(_ connection: PeerConnection) async {
+    private func accept(_ connection: PeerConnection, endpoint: Int) async {
         let fingerprint: String
         do {
             fingerprint = try await connection.peerFingerprint()
@@ -63,32 +82,31 @@ public struct ReplicationService: Service {
             await connection.reject()
             return
         }
-        _ = await SessionRunner.run(connection: connection, peer: peer, engine: engine, logger: logger)
+        _ = await SessionRunner.run(connection: connection, peer: peer, endpoint: endpoint, engine: engine, logger: logger)
     }
 
-    /// Dials a neighbour's endpoints in order until one answers; after a channel ends, dials
-    /// again with exponential backoff (100 ms to 5 s, full jitter), reset after a session
-    /// that stayed open.
-    private func dialLoop(_ peer: FederationConfig.Partner) async {
+    /// Keeps one channel to one of a neighbour's endpoints: dials it; after the channel ends,
+    /// dials again with exponential backoff (100 ms to 5 s, full jitter), reset after a
+    /// session that stayed open. Each endpoint has its own loop, so a backup channel is
+    /// already connected when the primary dies.
+    private func dialLoop(_ peer: FederationConfig.Partner, endpoint index: Int) async {
+        let endpoint = peer.endpoints[index]
         var backoffMillis: UInt64 = 100
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var connected = false
-            for endpoint in peer.endpoints {
-                do {
-                    let connection = try await PeerTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)
-                    let fingerprint = try await connection.peerFingerprint()
-                    guard fingerprint == peer.tlsFingerprint else {
-                        await engine.refused(peer: peer.name, detail: "\(endpoint) presented certificate \(fingerprint.prefix(16)), not \(peer.name)'s")
-                        await connection.reject()
-                        continue
-                    }
+            do {
+                let connection = try await PeerTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)
+                let fingerprint = try await connection.peerFingerprint()
+                if fingerprint == peer.tlsFingerprint {
                     connected = true
-                    let open = await SessionRunner.run(connection: connection, peer: peer, engine: engine, logger: logger)
+                    let open = await SessionRunner.run(connection: connection, peer: peer, endpoint: index, engine: engine, logger: logger)
                     if open > .seconds(2) { backoffMillis = 100 }
-                    break
-                } catch {
-                    logger.debug("dial failed", metadata: ["liaison.partner": "\(peer.name)", "liaison.address": "\(endpoint)", "liaison.error": "\(error)"])
+                } else {
+                    await engine.refused(peer: peer.name, detail: "\(endpoint) presented certificate \(fingerprint.prefix(16)), not \(peer.name)'s")
+                    await connection.reject()
                 }
+            } catch {
+                logger.debug("dial failed", metadata: ["liaison.partner": "\(peer.name)", "liaison.address": "\(endpoint)", "liaison.error": "\(error)"])
             }
             let wait = UInt64.random(in: 0...backoffMillis)
             backoffMillis = min(backoffMillis * 2, connected ? 1_000 : 5_000)

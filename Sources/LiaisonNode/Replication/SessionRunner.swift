@@ -12,24 +12,32 @@ enum SessionEvent: Sendable {
     case tick
     case logGrew(UInt64)
     case replaced
+    /// The engine chose whether this channel carries our log.
+    case carrying(Bool, resumeAfter: UInt64)
+    /// A sealed envelope or receipt to write on this channel.
+    case outOfBand(SyncMessage)
 }
 
 /// Runs one channel with a peer: feeds frames, ticks and log growth into the pure
-/// `LinkSessionStateMachine` and carries out its actions through the engine.
+/// `LinkSessionStateMachine` and carries out its actions through the engine. A channel
+/// starts as a standby; the engine tells it when it carries the link.
 enum SessionRunner {
-    /// Runs until the channel closes. Returns how long the session stayed open.
+    /// Runs until the channel closes. `endpoint` is the index of the listening side's
+    /// endpoint the channel reaches. Returns how long the session stayed open.
     static func run(
         connection: PeerConnection,
         peer: FederationConfig.Partner,
+        endpoint: Int,
         engine: ReplicationEngine,
         logger: Logger,
-        tickInterval: Duration = .milliseconds(100)
+        tickInterval: Duration = .milliseconds(50)
     ) async -> Duration {
         let started = ContinuousClock.now
         var openedAt: ContinuousClock.Instant?
         let (events, continuation) = AsyncStream<SessionEvent>.makeStream()
-        let token = await engine.register(peer: peer.name, channel: connection.remoteAddress, continuation: continuation)
+        let token = await engine.register(peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, continuation: continuation)
         var closeReason: String?
+        var failed = true
         do {
             let start = try await engine.sessionStart(peer: peer.name)
             var machine = LinkSessionStateMachine(
@@ -37,7 +45,9 @@ enum SessionRunner {
                 peer: peer.nodeID,
                 checkpoint: start.checkpoint,
                 localHighest: start.highest,
-                nowMillis: ReplicationEngine.nowMillis
+                nowMillis: ReplicationEngine.nowMillis,
+                carrying: false,
+                configuration: LinkSessionStateMachine.Configuration(channels: engine.federation.channels)
             )
             try await connection.io.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -75,8 +85,17 @@ enum SessionRunner {
                                 await engine.acknowledged(peer: peer.name, through: through)
                             case .opened(let peerHLC):
                                 openedAt = .now
-                                await engine.opened(peer: peer.name, peerHLC: peerHLC)
-                                logger.info("link up", metadata: ["liaison.partner": "\(peer.name)", "liaison.channel": "\(connection.remoteAddress)"])
+                                let decision = await engine.opened(peer: peer.name, token: token, peerHLC: peerHLC)
+                                queue += machine.setCarrying(decision.carrying, resumeAfter: decision.resumeAfter)
+                                logger.info(
+                                    "channel up",
+                                    metadata: [
+                                        "liaison.partner": "\(peer.name)", "liaison.channel": "\(connection.remoteAddress)",
+                                        "liaison.endpoint": "\(endpoint)", "liaison.carrying": "\(decision.carrying)",
+                                    ]
+                                )
+                            case .sealedTraffic(let message):
+                                await engine.sealedTraffic(message, from: peer.name)
                             case .close(let reason):
                                 closeReason = reason.description
                                 if case .protocolViolation = reason {
@@ -96,7 +115,7 @@ enum SessionRunner {
                             } catch {
                                 queue = machine.fail(.protocolViolation("malformed frame: \(error)"))
                             }
-                            await engine.heard(peer: peer.name, bytes: size, rttMillis: machine.rttMillis)
+                            await engine.heard(peer: peer.name, token: token, bytes: size, rttMillis: machine.rttMillis)
                         case .inboundEnded(let error):
                             if let error, !machine.isClosed {
                                 closeReason = "channel error: \(error)"
@@ -109,7 +128,12 @@ enum SessionRunner {
                             queue = machine.logGrew(to: highest)
                         case .replaced:
                             closeReason = "replaced by a newer channel"
+                            failed = false
                             break loop
+                        case .carrying(let on, let resumeAfter):
+                            queue = machine.setCarrying(on, resumeAfter: resumeAfter)
+                        case .outOfBand(let message):
+                            queue = machine.outOfBand(message)
                         }
                     }
                     group.cancelAll()
@@ -118,8 +142,12 @@ enum SessionRunner {
         } catch {
             closeReason = closeReason ?? "\(error)"
         }
-        await engine.unregister(peer: peer.name, token: token, reason: closeReason)
-        logger.info("link down", metadata: ["liaison.partner": "\(peer.name)", "liaison.reason": "\(closeReason ?? "closed")"])
+        if Task.isCancelled { failed = false }
+        await engine.unregister(peer: peer.name, token: token, reason: closeReason, failed: failed)
+        logger.info(
+            "channel down",
+            metadata: ["liaison.partner": "\(peer.name)", "liaison.endpoint": "\(endpoint)", "liaison.reason": "\(closeReason ?? "closed")"]
+        )
         guard let openedAt else { return .zero }
         return ContinuousClock.now - max(openedAt, started)
     }

@@ -1,4 +1,5 @@
 public import Foundation
+import Crypto
 public import LiaisonCore
 
 /// `federation.json` in a node directory: what `liaison run` needs to know of the
@@ -14,8 +15,14 @@ public struct FederationConfig: Codable, Sendable, Equatable {
         public var tlsFingerprint: String
         /// Groups it belongs to.
         public var groups: [String]
-        /// Where its node listens for peers, best first.
+        /// Where its node listens for peers, best first (index 0 is the primary network).
         public var endpoints: [Endpoint]
+        /// Its X25519 sealing public key, base64: sealed envelopes for it are sealed to it.
+        public var sealingKey: String
+        /// Whether it carries sealed envelopes between its neighbours.
+        public var relay: Bool
+        /// The partners it shares a link with (in either direction).
+        public var neighbours: [String]
 
         /// As eligibility sees it.
         public var recipient: Recipient { Recipient(name: name, nodeID: nodeID, groups: Set(groups)) }
@@ -37,8 +44,10 @@ public struct FederationConfig: Codable, Sendable, Equatable {
     public var federation: String
     /// This node's name.
     public var me: String
-    /// Where this node listens for peers.
-    public var listen: Endpoint
+    /// Where this node listens for peers: every endpoint of its own, best first.
+    public var listen: [Endpoint]
+    /// How links run their channels.
+    public var channels: ChannelSettings
     /// Where its API listens.
     public var api: Endpoint
     /// Every partner of the federation, this node included.
@@ -91,12 +100,12 @@ extension Topology {
                 throw LiaisonError(.alreadyExists, "\(path) exists; render into an empty directory")
             }
         }
-        var made = [String: (NodeConfig, NodeDirectory)]()
+        var made = [String: (NodeConfig, NodeIdentity, NodeDirectory)]()
         for partner in partners {
             let directory = NodeDirectory(path: out.appendingPathComponent(partner.name).path)
-            let (config, _) = try directory.initialize(name: partner.name, classifications: classifications, now: now)
+            let (config, identity) = try directory.initialize(name: partner.name, classifications: classifications, now: now)
             try directory.writeAPIToken(ApiToken.generate())
-            made[partner.name] = (config, directory)
+            made[partner.name] = (config, identity, directory)
         }
         let records = partners.map { partner in
             FederationConfig.Partner(
@@ -104,7 +113,12 @@ extension Topology {
                 nodeID: made[partner.name]!.0.nodeID,
                 tlsFingerprint: made[partner.name]!.0.tlsFingerprint,
                 groups: partner.groups,
-                endpoints: partner.endpoints
+                endpoints: partner.endpoints,
+                sealingKey: made[partner.name]!.1.sealingKey.publicKey.rawRepresentation.base64EncodedString(),
+                relay: partner.relay,
+                neighbours: partners.map(\.name).filter { other in
+                    other != partner.name && (link(from: partner.name, to: other) != nil || link(from: other, to: partner.name) != nil)
+                }
             )
         }
         for partner in partners {
@@ -120,14 +134,15 @@ extension Topology {
             let config = FederationConfig(
                 federation: federation,
                 me: partner.name,
-                listen: partner.endpoints[0],
+                listen: partner.endpoints,
+                channels: channels,
                 api: partner.api,
                 partners: records,
                 neighbours: neighbours
             )
-            try config.write(to: made[partner.name]!.1)
+            try config.write(to: made[partner.name]!.2)
         }
-        return made
+        return made.mapValues { ($0.0, $0.2) }
     }
 }
 

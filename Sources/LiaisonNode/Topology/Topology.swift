@@ -39,6 +39,8 @@ public struct Topology: Sendable {
         public var api: Endpoint
         /// Groups it belongs to (REL TO may name them).
         public var groups: [String]
+        /// Whether it carries sealed envelopes between its neighbours (DESIGN §5.8).
+        public var relay: Bool = false
     }
 
     /// One directed link.
@@ -59,6 +61,8 @@ public struct Topology: Sendable {
     public var partners: [Partner]
     /// Directed links, in file order.
     public var links: [Link]
+    /// How links run their channels: failover or active-active, heartbeats, relaying.
+    public var channels = ChannelSettings()
 
     /// The partner named `name`.
     public func partner(_ name: String) -> Partner? { partners.first { $0.name == name } }
@@ -135,7 +139,11 @@ private struct TopologyReader {
     }
 
     func read(_ root: Node) throws(LiaisonError) -> Topology {
-        let top = try mapping(root, "the topology", allowed: ["federation", "classifications", "partners", "links", "drills"])
+        let top = try mapping(
+            root,
+            "the topology",
+            allowed: ["federation", "classifications", "partners", "links", "channels", "drills"]
+        )
         let federation = try string(top["federation"], "federation")
         var ladder = ClassificationLadder.standard
         if let levels = top["classifications"] {
@@ -156,7 +164,7 @@ private struct TopologyReader {
                 throw fail(key, "invalid partner name '\(name)': use 1-64 letters, digits, '.', '_' or '-'")
             }
             guard !partners.contains(where: { $0.name == name }) else { throw fail(key, "partner '\(name)' appears twice") }
-            let fields = try mapping(value, "partner '\(name)'", allowed: ["endpoints", "api", "groups"])
+            let fields = try mapping(value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay"])
             guard let endpointsNode = fields["endpoints"], let list = endpointsNode.sequence, !list.isEmpty else {
                 throw fail(fields["endpoints"] ?? value, "partner '\(name)' needs at least one endpoint (host:port)")
             }
@@ -172,8 +180,15 @@ private struct TopologyReader {
             let api = try endpoint(fields["api"], "the api address of '\(name)'")
             if let other = seenEndpoints[api] { throw fail(fields["api"], "endpoint \(api) is used by both '\(other)' and '\(name)'") }
             seenEndpoints[api] = name
+            var relay = false
+            if let node = fields["relay"] {
+                guard let value = node.scalar.flatMap({ Bool.construct(from: $0) }) else {
+                    throw fail(node, "relay of '\(name)' must be true or false")
+                }
+                relay = value
+            }
             partners.append(
-                Topology.Partner(name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"))
+                Topology.Partner(name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"), relay: relay)
             )
         }
         var links = [Topology.Link]()
@@ -193,7 +208,41 @@ private struct TopologyReader {
                 links.append(Topology.Link(from: from, to: to, filter: try filter(fields["filter"], ladder: ladder)))
             }
         }
-        return Topology(federation: federation, classifications: ladder, partners: partners, links: links)
+        var topology = Topology(federation: federation, classifications: ladder, partners: partners, links: links)
+        if let node = top["channels"] { topology.channels = try channels(node) }
+        return topology
+    }
+
+    func channels(_ node: Node) throws(LiaisonError) -> ChannelSettings {
+        let fields = try mapping(
+            node,
+            "channels",
+            allowed: ["mode", "heartbeat-ms", "dead-after-ms", "relay-after-ms", "receipt-timeout-ms", "failback-after-ms"]
+        )
+        var settings = ChannelSettings()
+        if let mode = fields["mode"] {
+            let text = try string(mode, "mode")
+            guard let value = ChannelSettings.Mode(rawValue: text) else {
+                throw fail(mode, "unknown channel mode '\(text)'; use failover or active-active")
+            }
+            settings.mode = value
+        }
+        func millis(_ key: String, _ range: ClosedRange<UInt64>) throws(LiaisonError) -> UInt64? {
+            guard let node = fields[key] else { return nil }
+            guard let value = node.scalar.flatMap({ UInt64($0.string) }), range.contains(value) else {
+                throw fail(node, "\(key) must be a whole number of milliseconds from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return value
+        }
+        settings.heartbeatMillis = try millis("heartbeat-ms", 20...60_000) ?? settings.heartbeatMillis
+        settings.deadAfterMillis = try millis("dead-after-ms", 60...600_000) ?? settings.deadAfterMillis
+        settings.relayAfterMillis = try millis("relay-after-ms", 0...3_600_000) ?? settings.relayAfterMillis
+        settings.receiptTimeoutMillis = try millis("receipt-timeout-ms", 100...3_600_000) ?? settings.receiptTimeoutMillis
+        settings.failbackAfterMillis = try millis("failback-after-ms", 0...3_600_000) ?? settings.failbackAfterMillis
+        guard settings.deadAfterMillis >= 2 * settings.heartbeatMillis else {
+            throw fail(fields["dead-after-ms"] ?? node, "dead-after-ms must be at least twice heartbeat-ms, or healthy channels are declared dead")
+        }
+        return settings
     }
 
     func filter(_ node: Node?, ladder: ClassificationLadder) throws(LiaisonError) -> LinkFilter {

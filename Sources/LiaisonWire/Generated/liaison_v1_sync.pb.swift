@@ -87,6 +87,24 @@ public nonisolated struct Liaison_V1_Frame: Sendable {
     set {kind = .goodbye(newValue)}
   }
 
+  /// An encoded `SealedEnvelope` (envelope.proto) for a relay to forward, or for us.
+  public var envelope: Data {
+    get {
+      if case .envelope(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .envelope(newValue)}
+  }
+
+  /// An encoded `EnvelopeReceipt` (envelope.proto) travelling back to an envelope's sender.
+  public var receipt: Data {
+    get {
+      if case .receipt(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .receipt(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -96,6 +114,10 @@ public nonisolated struct Liaison_V1_Frame: Sendable {
     case ping(Liaison_V1_Ping)
     case pong(Liaison_V1_Pong)
     case goodbye(Liaison_V1_Goodbye)
+    /// An encoded `SealedEnvelope` (envelope.proto) for a relay to forward, or for us.
+    case envelope(Data)
+    /// An encoded `EnvelopeReceipt` (envelope.proto) travelling back to an envelope's sender.
+    case receipt(Data)
 
   }
 
@@ -215,7 +237,7 @@ fileprivate nonisolated let _protobuf_package = "liaison.v1"
 
 nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}batch\0\u{1}ack\0\u{1}ping\0\u{1}pong\0\u{1}goodbye\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}batch\0\u{1}ack\0\u{1}ping\0\u{1}pong\0\u{1}goodbye\0\u{1}envelope\0\u{1}receipt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -301,6 +323,22 @@ nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.kind = .goodbye(v)
         }
       }()
+      case 7: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .envelope(v)
+        }
+      }()
+      case 8: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .receipt(v)
+        }
+      }()
       default: break
       }
     }
@@ -335,6 +373,14 @@ nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .goodbye?: try {
       guard case .goodbye(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .envelope?: try {
+      guard case .envelope(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 7)
+    }()
+    case .receipt?: try {
+      guard case .receipt(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 8)
     }()
     case nil: break
     }
