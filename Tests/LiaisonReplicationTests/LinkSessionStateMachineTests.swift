@@ -115,6 +115,7 @@ struct LinkSessionStateMachineTests {
             var maxInFlight = 0
             var opened = false
             var closed: SessionCloseReason?
+            var sealed = [SyncMessage]()
             /// Messages on their way to this side.
             var inbox: [SyncMessage] = []
         }
@@ -215,6 +216,8 @@ struct LinkSessionStateMachineTests {
                     side.opened = true
                 case .close(let reason):
                     side.closed = reason
+                case .sealedTraffic(let message):
+                    side.sealed.append(message)
                 }
                 if onA { a = side } else { b = side }
                 carryOut(follow, onA: onA)
