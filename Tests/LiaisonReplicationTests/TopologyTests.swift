@@ -246,7 +246,73 @@ struct TopologyTests {
                 """,
             says: "appears twice"
         ),
+        Broken(
+            label: "an unknown channel mode",
+            yaml: partners + """
+                channels:
+                  mode: round-robin  # <-
+                """,
+            says: "unknown channel mode 'round-robin'; use failover or active-active"
+        ),
+        Broken(
+            label: "a dead-after shorter than two heartbeats",
+            yaml: partners + """
+                channels:
+                  heartbeat-ms: 500
+                  dead-after-ms: 600  # <-
+                """,
+            says: "at least twice heartbeat-ms"
+        ),
+        Broken(
+            label: "a heartbeat that is no number",
+            yaml: partners + """
+                channels:
+                  heartbeat-ms: soon  # <-
+                """,
+            says: "heartbeat-ms must be a whole number of milliseconds"
+        ),
+        Broken(
+            label: "a relay flag that is no boolean",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    relay: perhaps  # <-
+                """,
+            says: "relay of 'alpha' must be true or false"
+        ),
     ]
+
+    @Test("channel settings and relay partners are read; unset values keep their defaults")
+    func channelsAndRelays() throws {
+        let topology = try Topology.parse(
+            """
+            federation: test
+            partners:
+              alpha:
+                endpoints: [127.0.0.1:7401, 127.0.0.1:7411]
+                api: 127.0.0.1:7501
+              delta:
+                endpoints: [127.0.0.1:7404]
+                api: 127.0.0.1:7504
+                relay: true
+            channels:
+              mode: active-active
+              heartbeat-ms: 100
+              dead-after-ms: 400
+            """
+        )
+        #expect(topology.partner("alpha")?.endpoints.count == 2)
+        #expect(topology.partner("alpha")?.relay == false)
+        #expect(topology.partner("delta")?.relay == true)
+        #expect(topology.channels.mode == .activeActive)
+        #expect(topology.channels.heartbeatMillis == 100)
+        #expect(topology.channels.deadAfterMillis == 400)
+        #expect(topology.channels.relayAfterMillis == ChannelSettings().relayAfterMillis)
+        #expect(try Self.demo().channels == ChannelSettings())
+    }
 
     @Test("each inconsistency is refused with the file and the line at fault", arguments: broken)
     func refusesInconsistency(_ broken: Broken) throws {

@@ -1,16 +1,16 @@
 import Foundation
-import LiaisonCore
+public import LiaisonCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Finds TCP ports on loopback that nothing listens on.
-enum FreePort {
+public enum FreePort {
     private static let handed = Mutex<Set<Int>>([])
 
     /// A port the kernel just gave out and this process has not handed out before.
-    static func find() throws(LiaisonError) -> Int {
+    public static func find() throws(LiaisonError) -> Int {
         for _ in 0..<64 {
             let port = try bindEphemeral()
             if handed.withLock({ $0.insert(port).inserted }) { return port }
