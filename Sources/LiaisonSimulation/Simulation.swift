@@ -8,11 +8,16 @@ import LiaisonStore
 /// (`LinkSessionStateMachine`, `ReplicationLogic`) and in-memory stores, with a virtual clock
 /// and a seeded faulty network, and checks the invariants of DESIGN §2 (issue 4).
 ///
-/// The network is a set of channels, one per neighbour pair, each an ordered stream in each
-/// direction (like TCP) with random delay. Faults: a channel breaks (a lost segment kills
-/// a TCP connection: everything in flight is lost, both ends close); partitions (one node
-/// isolated, a split into two groups, one direction blocked); crash-restarts (a node loses its
-/// sessions and everything in flight; its store keeps exactly what was committed).
+/// The network is a set of channels, one or two per neighbour pair (a primary and a backup
+/// endpoint), each an ordered stream in each direction (like TCP) with random delay. Which
+/// channel carries is the daemon's `ChannelSelector` (failover or active-active, by seed).
+/// Faults: a channel breaks (a lost segment kills a TCP connection: everything in flight is
+/// lost, both ends close); an endpoint goes down for a while; partitions (one node isolated,
+/// a split into two groups, one direction blocked); crash-restarts (a node loses its sessions,
+/// its relay queues and its sealed outbox; its store keeps exactly what was committed).
+/// Some nodes are relays: a node whose link has no open channel seals its ops for that
+/// partner and sends them through a relay (`SealedOutbox`, `RelayQueue`, HPKE envelopes,
+/// receipts); a seed may make one relay withhold every envelope it should carry.
 /// Duplicates arise as they do in a real federation: the same op over several paths,
 /// and re-sent batches after reconnects.
 public final class Simulation {
@@ -47,8 +52,16 @@ public final class Simulation {
         let author: OpAuthor
         let groups: Set<String>
         let store: MemoryStore
+        let sealingKey: Curve25519.KeyAgreement.PrivateKey
         var logic: ReplicationLogic
+        /// Sessions by channel key (`a|b#index`).
         var sessions: [String: LinkSessionStateMachine] = [:]
+        var selectors: [String: ChannelSelector] = [:]
+        var downSince: [String: UInt64] = [:]
+        var sealed = SealedOutbox()
+        var relayQueue = RelayQueue()
+        var isRelay = false
+        var withholds = false
         var up = true
         var recipient: Recipient { Recipient(name: name, nodeID: author.nodeID, groups: groups) }
     }
@@ -56,6 +69,8 @@ public final class Simulation {
     struct Channel {
         let a: String
         let b: String
+        /// The endpoint index this channel reaches.
+        let index: Int
         var epoch = 0
         var up = false
         var retryAt: UInt64 = 0
@@ -90,6 +105,16 @@ public final class Simulation {
     /// Attack ops that must be refused, by "sender>receiver" and batch `through`.
     var expectedRefusals: [String: [UInt64: Int]] = [:]
     var attacksSent = 0
+    var settings = ChannelSettings()
+    var endpointDown: [String: UInt64] = [:]
+    var endpointFaults = 0
+    /// Neighbour pairs whose every channel is cut, until when.
+    var cuts: [String: UInt64] = [:]
+    var linkCuts = 0
+    var envelopesSealed = 0
+    var envelopesOpened = 0
+    var envelopesWithheld = 0
+    var relayedOps: [String: Set<OpID>] = [:]
 
     /// Prepares a run.
     public init(options: Options) {
@@ -115,6 +140,8 @@ public final class Simulation {
             // Heal: no new faults, every node up, no partitions.
             faultsOn = false
             blocked = []
+            endpointDown = [:]
+            cuts = [:]
             for name in names where !(nodes[name]!.up) { try restart(name) }
             let healedAt = now
             while now - healedAt < options.healLimitMillis {
@@ -133,13 +160,18 @@ public final class Simulation {
                 }
                 for name in names {
                     let highest = (try? nodes[name]!.store.highestSequence()) ?? 0
-                    for (peer, machine) in nodes[name]!.sessions.sorted(by: { $0.key < $1.key }) where machine.ackedThrough != highest || !machine.inFlight.isEmpty {
-                        stuck.append("\(name)->\(peer) \(machine.phase) acked \(machine.ackedThrough)/\(highest) sent \(machine.sentThrough) inflight \(machine.inFlight)")
+                    for (key, machine) in nodes[name]!.sessions.sorted(by: { $0.key < $1.key })
+                    where machine.carrying && (machine.ackedThrough != highest || !machine.inFlight.isEmpty) {
+                        stuck.append("\(name) on \(key) \(machine.phase) acked \(machine.ackedThrough)/\(highest) sent \(machine.sentThrough) inflight \(machine.inFlight)")
+                    }
+                    for peer in nodes[name]!.selectors.keys.sorted() where nodes[name]!.selectors[peer]!.carriers.isEmpty {
+                        stuck.append("\(name)->\(peer) has no carrier")
                     }
                 }
                 violations.append("did not converge within \(options.healLimitMillis) ms after heal: \(stuck.prefix(6).joined(separator: "; "))")
             }
             try checkFinalInvariants()
+            try checkRelaysHoldNoSealedContent()
             if let hostile, options.attacks {
                 try checkAttacksChangedNothing(hostile: hostile)
             }
@@ -159,6 +191,16 @@ public final class Simulation {
             partitions: partitions,
             channelsBroken: channelsBroken,
             convergeMillis: convergeMillis,
+            channelMode: settings.mode.rawValue,
+            relays: names.filter { nodes[$0]?.isRelay == true },
+            withholdingRelay: names.first { nodes[$0]?.withholds == true },
+            endpointFaults: endpointFaults,
+            linkCuts: linkCuts,
+            failovers: names.reduce(0) { total, name in total + (nodes[name]?.selectors.values.reduce(0) { $0 + $1.switches } ?? 0) },
+            envelopesSealed: envelopesSealed,
+            envelopesOpened: envelopesOpened,
+            envelopesWithheld: envelopesWithheld,
+            envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.sealed.retries ?? 0) },
             replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
         )
     }
@@ -170,10 +212,17 @@ public final class Simulation {
         names = (0..<count).map { "p\($0)" }
         let groupNames = ["EAST", "WEST"]
         var authors = [String: OpAuthor]()
+        var sealingKeys = [String: Curve25519.KeyAgreement.PrivateKey]()
         for name in names {
             let key = try Curve25519.Signing.PrivateKey(rawRepresentation: random.bytes(32))
             authors[name] = OpAuthor(signingKey: key)
+            sealingKeys[name] = try Curve25519.KeyAgreement.PrivateKey(rawRepresentation: random.bytes(32))
         }
+        settings.mode = random.chance(0.25) ? .activeActive : .failover
+        // Shorter than the daemon's defaults so that relaying and retries happen within a
+        // few virtual seconds of workload.
+        settings.relayAfterMillis = 300
+        settings.receiptTimeoutMillis = 800
         // A ring plus random chords: every node reachable, some pairs without a link.
         var pairs = Set<[String]>()
         for index in 0..<count { pairs.insert([names[index], names[(index + 1) % count]].sorted()) }
@@ -194,7 +243,10 @@ public final class Simulation {
                 if random.chance(0.2) { filter.redactFields = ["source"] }
                 links[from, default: [:]][to] = filter
             }
-            channels[pair.joined(separator: "|")] = Channel(a: pair[0], b: pair[1])
+            let count = random.chance(0.5) ? 2 : 1
+            for index in 0..<count {
+                channels[channelKey(pair[0], pair[1], index)] = Channel(a: pair[0], b: pair[1], index: index)
+            }
         }
         let partners = names.map { name in
             Recipient(
@@ -216,6 +268,7 @@ public final class Simulation {
                 author: authors[partner.name]!,
                 groups: partner.groups,
                 store: store,
+                sealingKey: sealingKeys[partner.name]!,
                 logic: try ReplicationLogic(
                     me: partner,
                     store: store,
@@ -227,7 +280,14 @@ public final class Simulation {
             )
         }
         if options.hostile { hostile = names.last }
+        for name in names {
+            nodes[name]!.downSince = Dictionary(uniqueKeysWithValues: nodes[name]!.logic.neighbours.keys.map { ($0, now) })
+            if name != hostile && random.chance(0.35) { nodes[name]!.isRelay = true }
+        }
+        let relays = names.filter { nodes[$0]!.isRelay }
+        if !relays.isEmpty && random.chance(0.3) { nodes[relays[Int(random.next() % UInt64(relays.count))]]!.withholds = true }
         trace.strings(names)
+        trace.strings(relays)
     }
 
     // MARK: - Time steps
@@ -248,13 +308,16 @@ public final class Simulation {
         }
         if (now - start) % 50 == 0 {
             for name in names where nodes[name]!.up {
-                for peer in nodes[name]!.sessions.keys.sorted() {
-                    guard var machine = nodes[name]!.sessions[peer] else { continue }
+                for key in nodes[name]!.sessions.keys.sorted() {
+                    guard var machine = nodes[name]!.sessions[key] else { continue }
                     let actions = machine.tick(nowMillis: now)
-                    nodes[name]!.sessions[peer] = machine
-                    try perform(actions, at: name, peer: peer)
+                    nodes[name]!.sessions[key] = machine
+                    try perform(actions, at: name, channel: key)
                 }
             }
+        }
+        if (now - start) % 100 == 0 {
+            for name in names where nodes[name]!.up { try maintain(name) }
         }
         try connectChannels()
         if workload {
@@ -264,14 +327,22 @@ public final class Simulation {
         checkAlwaysInvariants()
     }
 
-    func channelKey(_ a: String, _ b: String) -> String { [a, b].sorted().joined(separator: "|") }
+    func channelKey(_ a: String, _ b: String, _ index: Int) -> String { [a, b].sorted().joined(separator: "|") + "#\(index)" }
+
+    /// The other end of a channel.
+    func peer(on key: String, of name: String) -> String {
+        let channel = channels[key]!
+        return channel.a == name ? channel.b : channel.a
+    }
 
     func connectChannels() throws {
         for key in channels.keys.sorted() {
             var channel = channels[key]!
             guard !channel.up, now >= channel.retryAt else { continue }
             let (a, b) = (channel.a, channel.b)
-            guard nodes[a]!.up, nodes[b]!.up, !blocked.contains("\(a)>\(b)"), !blocked.contains("\(b)>\(a)") else {
+            guard nodes[a]!.up, nodes[b]!.up, !blocked.contains("\(a)>\(b)"), !blocked.contains("\(b)>\(a)"),
+                now >= endpointDown[key] ?? 0, now >= cuts[[a, b].joined(separator: "|")] ?? 0
+            else {
                 channel.retryAt = now + 100 + random.next() % 400
                 channels[key] = channel
                 continue
@@ -288,11 +359,13 @@ public final class Simulation {
                     peer: nodes[peer]!.author.nodeID,
                     checkpoint: start.checkpoint,
                     localHighest: start.highest,
-                    nowMillis: now
+                    nowMillis: now,
+                    carrying: false,
+                    configuration: LinkSessionStateMachine.Configuration(channels: settings)
                 )
                 let actions = machine.start(hlc: start.hlc)
-                nodes[me]!.sessions[peer] = machine
-                try perform(actions, at: me, peer: peer)
+                nodes[me]!.sessions[key] = machine
+                try perform(actions, at: me, channel: key)
             }
         }
     }
@@ -303,23 +376,30 @@ public final class Simulation {
         channel.queues = [:]
         channel.retryAt = now + 50 + random.next() % 450
         channels[key] = channel
-        nodes[channel.a]?.sessions[channel.b] = nil
-        nodes[channel.b]?.sessions[channel.a] = nil
-        expectedRefusals["\(channel.a)>\(channel.b)"] = nil
-        expectedRefusals["\(channel.b)>\(channel.a)"] = nil
+        for (me, peer) in [(channel.a, channel.b), (channel.b, channel.a)] {
+            nodes[me]?.sessions[key] = nil
+            guard nodes[me]?.up == true else { continue }
+            nodes[me]!.selectors[peer]?.closed(channel.index, failed: true, nowMillis: now)
+            if nodes[me]!.selectors[peer]?.hasOpenChannel != true && nodes[me]!.downSince[peer] == nil {
+                nodes[me]!.downSince[peer] = now
+            }
+            try? reselect(me, peer)
+        }
+        expectedRefusals["\(channel.a)>\(channel.b)@\(key)"] = nil
+        expectedRefusals["\(channel.b)>\(channel.a)@\(key)"] = nil
         trace.string("down \(key) \(why)")
     }
 
     func deliver(_ message: SyncMessage, from sender: String, to receiver: String, channel: String) throws {
-        guard var machine = nodes[receiver]!.sessions[sender] else { return }
+        guard var machine = nodes[receiver]!.sessions[channel] else { return }
         let actions = machine.received(message, nowMillis: now)
-        nodes[receiver]!.sessions[sender] = machine
-        try perform(actions, at: receiver, peer: sender)
+        nodes[receiver]!.sessions[channel] = machine
+        try perform(actions, at: receiver, channel: channel)
     }
 
-    func perform(_ initial: [LinkSessionStateMachine.Action], at name: String, peer: String) throws {
+    func perform(_ initial: [LinkSessionStateMachine.Action], at name: String, channel key: String) throws {
         var queue = initial
-        let key = channelKey(name, peer)
+        let peer = peer(on: key, of: name)
         while !queue.isEmpty {
             let action = queue.removeFirst()
             guard nodes[name]!.up, channels[key]?.up == true else { return }
@@ -338,20 +418,20 @@ public final class Simulation {
             case .loadBatch(let after, let limit):
                 let batch = try nodes[name]!.logic.loadBatch(for: peer, after: after, limit: limit, nowMillis: now)
                 var ops = batch.ops
-                expectedRefusals["\(name)>\(peer)"]?[batch.throughSeq] = nil
+                expectedRefusals["\(name)>\(peer)@\(key)"]?[batch.throughSeq] = nil
                 if name == hostile, options.attacks, batch.throughSeq > after, attackRandom.chance(0.5) {
                     let (attack, mustRefuse) = try makeAttacks(by: name, against: peer)
                     ops += attack
                     attacksSent += attack.count
-                    expectedRefusals["\(name)>\(peer)", default: [:]][batch.throughSeq] = mustRefuse
+                    expectedRefusals["\(name)>\(peer)@\(key)", default: [:]][batch.throughSeq] = mustRefuse
                 }
-                var machine = nodes[name]!.sessions[peer]!
+                guard var machine = nodes[name]!.sessions[key] else { return }
                 queue += machine.batchReady(ops: ops, throughSeq: batch.throughSeq)
-                nodes[name]!.sessions[peer] = machine
+                nodes[name]!.sessions[key] = machine
             case .commit(let ops, let through):
                 let custodyBefore = try custodyCount(name)
                 let outcome = try nodes[name]!.logic.receive(ops: ops, through: through, from: peer, nowMillis: now)
-                if let mustRefuse = expectedRefusals["\(peer)>\(name)"]?.removeValue(forKey: through) {
+                if let mustRefuse = expectedRefusals["\(peer)>\(name)@\(key)"]?.removeValue(forKey: through) {
                     if outcome.refused < mustRefuse {
                         violations.append("hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused")
                     }
@@ -364,34 +444,34 @@ public final class Simulation {
                 }
                 trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
                 try checkReceived(ops, at: name, from: peer, onlyStored: peer == hostile)
-                var machine = nodes[name]!.sessions[peer]!
+                guard var machine = nodes[name]!.sessions[key] else { return }
                 queue += machine.committed(throughSeq: through)
-                nodes[name]!.sessions[peer] = machine
+                nodes[name]!.sessions[key] = machine
                 if outcome.logGrew { try logGrew(at: name) }
             case .acknowledged(let through):
                 try nodes[name]!.logic.acknowledged(peer: peer, through: through)
             case .opened(let hlc):
                 nodes[name]!.logic.observe(hlc, nowMillis: now)
+                try channelOpened(at: name, peer: peer, index: channels[key]!.index)
             case .close(let reason):
                 if case .protocolViolation(let what) = reason {
                     violations.append("t=\(now - start) \(name) closed its channel with honest \(peer): \(what)")
                 }
                 breakChannel(key, why: reason.description)
                 return
-            case .sealedTraffic:
-                // The simulator does not model sealed relays yet.
-                continue
+            case .sealedTraffic(let message):
+                try sealedTraffic(message, at: name, from: peer)
             }
         }
     }
 
     func logGrew(at name: String) throws {
         let highest = try nodes[name]!.store.highestSequence()
-        for peer in nodes[name]!.sessions.keys.sorted() {
-            guard var machine = nodes[name]!.sessions[peer] else { continue }
+        for key in nodes[name]!.sessions.keys.sorted() {
+            guard var machine = nodes[name]!.sessions[key] else { continue }
             let actions = machine.logGrew(to: highest)
-            nodes[name]!.sessions[peer] = machine
-            try perform(actions, at: name, peer: peer)
+            nodes[name]!.sessions[key] = machine
+            try perform(actions, at: name, channel: key)
         }
     }
 
@@ -405,6 +485,9 @@ public final class Simulation {
                 crashes += 1
                 nodes[name]!.up = false
                 nodes[name]!.sessions = [:]
+                nodes[name]!.selectors = [:]
+                nodes[name]!.sealed = SealedOutbox()
+                nodes[name]!.relayQueue = RelayQueue()
                 for key in channels.keys.sorted() where channels[key]!.a == name || channels[key]!.b == name {
                     breakChannel(key, why: "crash \(name)")
                 }
@@ -414,6 +497,28 @@ public final class Simulation {
         }
         for name in names where !nodes[name]!.up {
             if let until = downUntil[name], now >= until { try? restart(name) }
+        }
+        // An endpoint goes down: its channel breaks and cannot reconnect for a while.
+        if random.chance(0.003) {
+            let keys = channels.keys.sorted()
+            let key = keys[Int(random.next() % UInt64(keys.count))]
+            endpointFaults += 1
+            endpointDown[key] = now + 200 + random.next() % 1300
+            breakChannel(key, why: "endpoint down")
+            trace.string("endpoint down \(key)")
+        }
+        // A link is cut: every channel of one neighbour pair breaks and stays down for a while
+        // (long enough for sealed relaying to start).
+        if random.chance(0.002) {
+            let keys = channels.keys.sorted()
+            let channel = channels[keys[Int(random.next() % UInt64(keys.count))]]!
+            let pair = [channel.a, channel.b].joined(separator: "|")
+            linkCuts += 1
+            cuts[pair] = now + 500 + random.next() % 2000
+            for key in keys where channels[key]!.a == channel.a && channels[key]!.b == channel.b {
+                breakChannel(key, why: "link cut")
+            }
+            trace.string("cut \(pair)")
         }
         // Partitions: isolate one node, split in two, or block one direction.
         if now >= partitionUntil && !blocked.isEmpty {
@@ -459,6 +564,10 @@ public final class Simulation {
         )
         node.up = true
         node.sessions = [:]
+        node.selectors = [:]
+        node.sealed = SealedOutbox()
+        node.relayQueue = RelayQueue()
+        node.downSince = Dictionary(uniqueKeysWithValues: node.logic.neighbours.keys.map { ($0, now) })
         nodes[name] = node
         downUntil[name] = nil
         trace.string("restart \(name)")
@@ -662,8 +771,8 @@ public final class Simulation {
 
     func checkAlwaysInvariants() {
         for name in names where nodes[name]!.up {
-            for (peer, machine) in nodes[name]!.sessions where machine.inFlight.count > machine.configuration.window {
-                violations.append("I7: \(name)->\(peer) has \(machine.inFlight.count) batches in flight")
+            for (key, machine) in nodes[name]!.sessions where machine.inFlight.count > machine.configuration.window {
+                violations.append("I7: \(name) on \(key) has \(machine.inFlight.count) batches in flight")
             }
             for peer in nodes[name]!.logic.neighbours.keys {
                 for link in [ReplicationLogic.sentLink(peer), ReplicationLogic.receivedLink(peer)] {
@@ -692,7 +801,14 @@ public final class Simulation {
         for name in names {
             let highest = try nodes[name]!.store.highestSequence()
             for machine in nodes[name]!.sessions.values {
-                guard case .open = machine.phase, machine.ackedThrough == highest, machine.inFlight.isEmpty else { return false }
+                guard case .open = machine.phase else { return false }
+                guard !machine.carrying || (machine.ackedThrough == highest && machine.inFlight.isEmpty) else { return false }
+            }
+            for peer in nodes[name]!.logic.neighbours.keys where nodes[name]!.selectors[peer]?.carriers.isEmpty != false {
+                return false
+            }
+            for peer in names where nodes[name]!.relayQueue.held(for: peer) > 0 || nodes[name]!.sealed.awaiting(peer) > 0 {
+                return false
             }
         }
         return true

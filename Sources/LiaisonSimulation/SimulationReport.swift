@@ -24,6 +24,23 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var channelsBroken: Int
     /// Virtual milliseconds from heal to convergence (nil if it never converged).
     public var convergeMillis: UInt64?
+    /// `failover` or `active-active`.
+    public var channelMode: String
+    /// Nodes that relay sealed envelopes.
+    public var relays: [String]
+    /// A relay that withholds every envelope it should carry, if the run had one.
+    public var withholdingRelay: String?
+    /// Endpoint outages injected.
+    public var endpointFaults: Int
+    /// Links cut (every channel of a pair down for 0.5-2.5 s).
+    public var linkCuts: Int
+    /// Times a link's carrying channel changed while another was carrying.
+    public var failovers: Int
+    /// Envelopes sealed, opened by their recipients, withheld by a relay, and sent again.
+    public var envelopesSealed: Int
+    public var envelopesOpened: Int
+    public var envelopesWithheld: Int
+    public var envelopeRetries: Int
     /// The command that replays this run.
     public var replay: String
 

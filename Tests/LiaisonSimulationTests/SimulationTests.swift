@@ -73,4 +73,19 @@ struct SimulationTests {
         #expect(reports.reduce(0) { $0 + $1.channelsBroken } > 0)
         #expect(reports.allSatisfy { $0.convergeMillis != nil })
     }
+
+    @Test("several channels per link, failover, link cuts and sealed relays (withholding relays too) really happen, and the invariants hold")
+    func channelsAndRelaysHappen() {
+        let reports = (1...UInt64(40)).map { Simulation.run(Simulation.Options(seed: $0)) }
+        #expect(reports.allSatisfy(\.passed), "\(reports.filter { !$0.passed }.map { "\($0.replay): \($0.violations.prefix(3))" })")
+        #expect(Set(reports.map(\.channelMode)) == ["failover", "active-active"])
+        #expect(reports.reduce(0) { $0 + $1.endpointFaults } > 0)
+        #expect(reports.reduce(0) { $0 + $1.linkCuts } > 0)
+        #expect(reports.reduce(0) { $0 + $1.failovers } > 0)
+        #expect(reports.reduce(0) { $0 + $1.envelopesSealed } > 0)
+        #expect(reports.reduce(0) { $0 + $1.envelopesOpened } > 0)
+        let withholding = reports.filter { $0.envelopesWithheld > 0 }
+        #expect(!withholding.isEmpty, "no seed had a relay withhold an envelope")
+        #expect(withholding.contains { $0.envelopeRetries > 0 }, "withheld envelopes were never sent again")
+    }
 }

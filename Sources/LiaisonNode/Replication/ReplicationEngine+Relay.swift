@@ -89,7 +89,8 @@ extension ReplicationEngine {
                 cursor = batch.throughSeq
             }
         }
-        for retry in sealed.overdue(nowMillis: now, timeoutMillis: settings.receiptTimeoutMillis, relays: { self.relays(for: $0) }) {
+        let reachable = Dictionary(uniqueKeysWithValues: federation.neighbours.map { ($0.name, relays(for: $0.name)) })
+        for retry in sealed.overdue(nowMillis: now, timeoutMillis: settings.receiptTimeoutMillis, relays: { reachable[$0] ?? [] }) {
             sendOutOfBand(.envelope(retry.encoded), to: retry.relay)
             counters[retry.destination]?.relayVia = retry.relay
             logger.info("no receipt in time; envelope sent again", metadata: ["liaison.partner": "\(retry.destination)", "liaison.relay": "\(retry.relay)"])
