@@ -34,6 +34,8 @@ public final class Simulation {
         /// Whether one node is hostile (valid keys, but it forges, replays, pushes what is
         /// not releasable, writes where it may not, and stamps far-future clocks).
         public var hostile: Bool
+        /// Whether one relay withholds every envelope it should carry; nil: the seed decides.
+        public var withholdingRelay: Bool?
         /// Whether the hostile node actually attacks (off for the twin run that shows the
         /// honest nodes end up exactly as they would without the attacks).
         var attacks = true
@@ -202,6 +204,7 @@ public final class Simulation {
             envelopesWithheld: envelopesWithheld,
             envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.sealed.retries ?? 0) },
             replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
+                + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
         )
     }
 
@@ -285,7 +288,10 @@ public final class Simulation {
             if name != hostile && random.chance(0.35) { nodes[name]!.isRelay = true }
         }
         let relays = names.filter { nodes[$0]!.isRelay }
-        if !relays.isEmpty && random.chance(0.3) { nodes[relays[Int(random.next() % UInt64(relays.count))]]!.withholds = true }
+        let withhold = random.chance(0.3)
+        if !relays.isEmpty && (options.withholdingRelay ?? withhold) {
+            nodes[relays[Int(random.next() % UInt64(relays.count))]]!.withholds = true
+        }
         trace.strings(names)
         trace.strings(relays)
     }

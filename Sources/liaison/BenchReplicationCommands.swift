@@ -14,6 +14,23 @@ extension BenchCommand {
           - {from: bravo, to: alpha}
         """
 
+    /// alpha and bravo share a link; delta relays for both but its own links carry none of
+    /// the bench's collection, so with no alpha-bravo channel everything goes sealed.
+    static let relayTopology = """
+        federation: bench
+        partners:
+          alpha: {endpoints: ["127.0.0.1:1"], api: "127.0.0.1:2"}
+          bravo: {endpoints: ["127.0.0.1:3"], api: "127.0.0.1:4"}
+          delta: {endpoints: ["127.0.0.1:5"], api: "127.0.0.1:6", relay: true}
+        links:
+          - {from: alpha, to: bravo}
+          - {from: bravo, to: alpha}
+          - {from: alpha, to: delta, filter: {collections: [other]}}
+          - {from: delta, to: alpha, filter: {collections: [other]}}
+          - {from: bravo, to: delta, filter: {collections: [other]}}
+          - {from: delta, to: bravo, filter: {collections: [other]}}
+        """
+
     struct CatchUp: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "catchup",
@@ -26,10 +43,14 @@ extension BenchCommand {
         @Option(help: "Bytes of field value per op.")
         var size = 1024
 
+        @Flag(help: "Cut every alpha-bravo channel so that the catch-up travels sealed through a relay partner (delta).")
+        var viaRelay = false
+
         @Flag(help: "Print JSON.")
         var json = false
 
         struct Result: Encodable {
+            var path: String
             var ops: Int
             var seconds: Double
             var opsPerSecond: Double
@@ -44,7 +65,11 @@ extension BenchCommand {
                 guard ops > 0, size > 2 else { throw LiaisonError(.invalidArgument, "--ops and --size must be positive") }
                 guard let executable = Bundle.main.executableURL else { throw LiaisonError(.io, "cannot find the liaison executable") }
                 let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-bench-\(UUID().uuidString.prefix(8))")
-                let federation = try LocalFederation(topology: try Topology.parse(BenchCommand.pairTopology), root: root, executable: executable)
+                let federation = try LocalFederation(
+                    topology: try Topology.parse(viaRelay ? BenchCommand.relayTopology : BenchCommand.pairTopology),
+                    root: root,
+                    executable: executable
+                )
                 defer {
                     federation.stopAll()
                     try? FileManager.default.removeItem(at: root)
@@ -60,7 +85,16 @@ extension BenchCommand {
                     )
                     loaded += chunk
                 }
-                FileHandle.standardError.write(Data("loaded \(ops) ops at alpha; starting both nodes\n".utf8))
+                if viaRelay {
+                    // alpha dials bravo; point alpha's record of bravo at a port nobody listens on.
+                    var config = try FederationConfig.load(from: federation.directory("alpha"))
+                    if let index = config.partners.firstIndex(where: { $0.name == "bravo" }) {
+                        config.partners[index].endpoints = [Endpoint(host: "127.0.0.1", port: try FreePort.find())]
+                    }
+                    try config.write(to: federation.directory("alpha"))
+                    try federation.start("delta")
+                }
+                FileHandle.standardError.write(Data("loaded \(ops) ops at alpha; starting the nodes\n".utf8))
                 try federation.start("bravo")
                 try await federation.waitUntilHealthy()
                 let start = ContinuousClock.now
@@ -68,7 +102,8 @@ extension BenchCommand {
                 let client = try federation.client("alpha")
                 var peakReceiver = 0
                 while true {
-                    if let link = try? await client.links().first, link.state == "up", link.lagOps == 0 { break }
+                    let link = try? await client.links().first { $0.peer == "bravo" }
+                    if let link, viaRelay ? link.sealedOpsReceipted >= UInt64(ops) : (link.state == "up" && link.lagOps == 0) { break }
                     peakReceiver = max(peakReceiver, federation.memory(of: "bravo")?.peakKiB ?? 0)
                     guard ContinuousClock.now - start < .seconds(1800) else { throw LiaisonError(.io, "catch-up did not finish") }
                     try await Task.sleep(for: .milliseconds(20))
@@ -78,6 +113,7 @@ extension BenchCommand {
                 let receiver = federation.memory(of: "bravo") ?? (0, 0)
                 let sender = federation.memory(of: "alpha") ?? (0, 0)
                 let result = Result(
+                    path: viaRelay ? "sealed via relay" : "direct",
                     ops: ops,
                     seconds: seconds,
                     opsPerSecond: Double(ops) / seconds,
@@ -89,7 +125,7 @@ extension BenchCommand {
                 if json {
                     try printJSON(result)
                 } else {
-                    print("caught up \(ops) ops in \(String(format: "%.2f", seconds)) s: \(Int(result.opsPerSecond)) ops/s (includes TLS connect and hello)")
+                    print("caught up \(ops) ops \(result.path) in \(String(format: "%.2f", seconds)) s: \(Int(result.opsPerSecond)) ops/s (includes TLS connect and hello)")
                     print("receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB")
                 }
             }

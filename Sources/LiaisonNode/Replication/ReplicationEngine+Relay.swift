@@ -130,6 +130,8 @@ extension ReplicationEngine {
             if receipt.to == node.config.nodeID {
                 guard let signer = federation.partner(id: receipt.from) else { return }
                 if let settled = sealed.receipt(receipt, from: signer.name) {
+                    // Room for another envelope: seal it now rather than on the next beat.
+                    relaySealed(nowMillis: now)
                     logger.debug(
                         "sealed envelope receipted",
                         metadata: ["liaison.partner": "\(signer.name)", "liaison.ops": "\(settled.opCount)", "liaison.refused": "\(receipt.refused)"]
