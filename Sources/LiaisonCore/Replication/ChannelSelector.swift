@@ -15,7 +15,7 @@ public struct ChannelSettings: Codable, Sendable, Hashable {
     /// Interval between heartbeats on every channel.
     public var heartbeatMillis: UInt64 = 200
     /// Silence after which a channel is dead.
-    public var deadAfterMillis: UInt64 = 800
+    public var deadAfterMillis: UInt64 = 600
     /// How long a link must be without any open channel before its ops go by sealed relays.
     public var relayAfterMillis: UInt64 = 1_000
     /// How long the sender waits for a sealed envelope's receipt before trying another relay.
