@@ -1,13 +1,22 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import LiaisonCore
+import LiaisonNode
 import LiaisonSimulation
 
-struct DrillCommand: ParsableCommand {
+struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
-        abstract: "Break things on purpose and report. --simulate runs whole federations in one process, deterministically.",
+        abstract: "Break things on purpose and report: real nodes behind fault proxies, or (--simulate) whole federations in one process.",
         discussion: """
+            liaison drill TOPOLOGY --scenario link-cut|endpoint-down|partner-down renders the topology into a \
+            temporary directory, starts one 'liaison run' per partner with a TCP proxy in front of every endpoint \
+            a node dials, writes items with mixed markings at a steady rate, injects the fault (cut proxies, or \
+            SIGKILL a node), heals it, and reports deliveries during the fault, latencies, time to converge, and \
+            items lost or leaked. Exit 0 only if nothing was lost or leaked, everything converged, and the \
+            partner a link-cut or endpoint-down cut off kept receiving during the fault. See docs/drills.md.
+
             With --simulate, each seed builds a federation of 3-7 nodes on the real replication state machines \
             with in-memory stores, a virtual clock and a seeded faulty network (broken channels, partitions, \
             crash-restarts), runs a workload, heals, and checks the invariants. A failing seed prints the command \
@@ -15,7 +24,22 @@ struct DrillCommand: ParsableCommand {
             """
     )
 
-    @Flag(help: "Run in the deterministic simulator (the only mode so far).")
+    @Argument(help: "A topology file: run a drill on real processes (see docs/drills.md).")
+    var topology: String?
+
+    @Option(help: "What to break: link-cut, endpoint-down or partner-down.")
+    var scenario: String?
+
+    @Option(help: "What exactly: A-B (link-cut), PARTNER:INDEX (endpoint-down), PARTNER (partner-down). Default: chosen from the topology.")
+    var target: String?
+
+    @Option(help: "How long the fault lasts, in seconds (1-600).")
+    var faultSeconds: Int?
+
+    @Flag(help: "Keep the node directories and logs (their path is printed).")
+    var keep = false
+
+    @Flag(help: "Run in the deterministic simulator instead of on real processes.")
     var simulate = false
 
     @Option(help: "Run this one seed.")
@@ -33,17 +57,49 @@ struct DrillCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Make one node hostile (default: every third seed).")
     var hostile: Bool?
 
-    @Flag(help: "Print JSON (one report per seed).")
+    @Flag(help: "Print JSON (the drill report; with --simulate, one report per seed).")
     var json = false
 
     func validate() throws {
-        guard simulate else { throw ValidationError("only --simulate drills exist so far; real-process drills come with the redundancy issue") }
+        if simulate && topology != nil { throw ValidationError("give a TOPOLOGY file or --simulate, not both") }
+        guard simulate else {
+            guard topology != nil else {
+                throw ValidationError("give a TOPOLOGY file for a drill on real processes, or --simulate for the simulator")
+            }
+            if seed != nil || seeds != nil || nodes != nil || hostile != nil {
+                throw ValidationError("--seed, --seeds, --nodes and --hostile belong to --simulate")
+            }
+            guard let scenario else {
+                throw ValidationError("--scenario is required: \(DrillScenario.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard DrillScenario(rawValue: scenario) != nil else {
+                throw ValidationError(
+                    "unknown scenario '\(scenario)'; use one of: \(DrillScenario.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
+            }
+            if let faultSeconds, !(1...600).contains(faultSeconds) {
+                throw ValidationError("--fault-seconds must be between 1 and 600")
+            }
+            if let target, target.isEmpty { throw ValidationError("--target is empty; leave it out to use the default") }
+            return
+        }
+        if scenario != nil || target != nil || faultSeconds != nil || keep {
+            throw ValidationError("--scenario, --target, --fault-seconds and --keep belong to drills on real processes (a TOPOLOGY file)")
+        }
         if let nodes, !(3...7).contains(nodes) { throw ValidationError("--nodes must be between 3 and 7") }
         if seed != nil && seeds != nil { throw ValidationError("give --seed or --seeds, not both") }
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
     }
 
-    func run() throws {
+    func run() async throws {
+        if simulate {
+            try runSimulation()
+        } else {
+            try await runDrill()
+        }
+    }
+
+    private func runSimulation() throws {
         let list: [UInt64] = seed.map { [$0] } ?? (0..<UInt64(seeds ?? 1)).map { firstSeed + $0 }
         var reports = [SimulationReport]()
         let started = ContinuousClock.now
@@ -71,5 +127,55 @@ struct DrillCommand: ParsableCommand {
             print("\(reports.count - failed.count) passed, \(failed.count) failed (\(String(format: "%.1f", seconds)) s)")
         }
         if !failed.isEmpty { throw ExitCode(1) }
+    }
+
+    private func runDrill() async throws {
+        try await reportingErrorsAsync {
+            guard let topology, let scenario else { return }
+            let model = try Topology.load(path: topology)
+            var options = Drill.Options(scenario: try DrillScenario.named(scenario), target: target)
+            if let faultSeconds { options.faultSeconds = Double(faultSeconds) }
+            guard let executable = Bundle.main.executableURL else {
+                throw LiaisonError(.io, "cannot find the liaison executable to start nodes")
+            }
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-drill-\(UUID().uuidString.prefix(8))")
+            let drill: Drill
+            do {
+                drill = try Drill(topology: model, options: options, root: root, executable: executable)
+            } catch {
+                if !keep { try? FileManager.default.removeItem(at: root) }
+                throw error
+            }
+            let interrupt = Self.stopOnInterrupt(drill, root: keep ? nil : root)
+            defer {
+                interrupt.cancel()
+                if !keep { try? FileManager.default.removeItem(at: root) }
+            }
+            let quiet = json
+            var report = try await drill.run { line in
+                if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
+            }
+            if keep { report.directory = root.path }
+            if json {
+                try printJSON(report)
+            } else {
+                for line in report.summary { print(line) }
+            }
+            if !report.passed { throw ExitCode(ExitStatus.failure) }
+        }
+    }
+
+    /// On Ctrl-C: kill every node the drill started, remove its directory, exit.
+    private static func stopOnInterrupt(_ drill: Drill, root: URL?) -> any DispatchSourceSignal {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            drill.killNodes()
+            if let root { try? FileManager.default.removeItem(at: root) }
+            FileHandle.standardError.write(Data("interrupted: stopped every node the drill started\n".utf8))
+            Foundation.exit(130)
+        }
+        source.resume()
+        return source
     }
 }

@@ -70,9 +70,9 @@ public final class LocalFederation: Sendable {
         for name in pids.withLock({ Array($0.keys) }).sorted() {
             let client = try client(name)
             while !(await client.isHealthy()) {
-                guard ContinuousClock.now < deadline, isRunning(name) else {
-                    throw LiaisonError(.io, "node \(name) did not come up; see \(root.appendingPathComponent("\(name).log").path)")
-                }
+                let log = root.appendingPathComponent("\(name).log").path
+                guard isRunning(name) else { throw LiaisonError(.io, "node \(name) exited while starting; see \(log)") }
+                guard ContinuousClock.now < deadline else { throw LiaisonError(.io, "node \(name) did not come up; see \(log)") }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
