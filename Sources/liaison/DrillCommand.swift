@@ -152,8 +152,14 @@ struct DrillCommand: AsyncParsableCommand {
                 if !keep { try? FileManager.default.removeItem(at: root) }
             }
             let quiet = json
-            var report = try await drill.run { line in
-                if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
+            var report: DrillReport
+            do {
+                report = try await drill.run { line in
+                    if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
+                }
+            } catch let error as LiaisonError where !keep && error.message.contains(root.path) {
+                // The directory named in the message is removed on the way out.
+                throw LiaisonError(error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
             }
             if keep { report.directory = root.path }
             if json {

@@ -13,8 +13,12 @@ struct DrillTests {
 
     /// Runs one drill and decodes its report; fails the test with the drill's output if it
     /// printed none.
-    private func drill(_ scenario: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> (CommandRunner.Outcome, DrillReport) {
-        let outcome = try CommandRunner().run(["drill", Self.topology, "--scenario", scenario, "--json", "--fault-seconds", "4"])
+    private func drill(
+        _ scenario: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> (CommandRunner.Outcome, DrillReport) {
+        let outcome = try CommandRunner().run([
+            "drill", Self.topology, "--scenario", scenario, "--json", "--fault-seconds", "4",
+        ])
         let report = try #require(
             try? JSONDecoder().decode(DrillReport.self, from: Data(outcome.stdout.utf8)),
             "no report: \(outcome)",
@@ -26,10 +30,13 @@ struct DrillTests {
     }
 
     /// The checks every scenario must pass.
-    private func expectHealthy(_ outcome: CommandRunner.Outcome, _ report: DrillReport, sourceLocation: SourceLocation = #_sourceLocation) {
+    private func expectHealthy(
+        _ outcome: CommandRunner.Outcome, _ report: DrillReport, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(report.lost == 0, "lost: \(report.lostDetail)", sourceLocation: sourceLocation)
         #expect(report.leaked == 0, "leaked: \(report.leakedDetail)", sourceLocation: sourceLocation)
-        #expect(report.passed, "problems: \(report.problems)", sourceLocation: sourceLocation)
+        let passed = report.passed
+        #expect(passed, "problems: \(report.problems)", sourceLocation: sourceLocation)
         #expect(outcome.status == 0, "\(outcome.stderr)", sourceLocation: sourceLocation)
         #expect(report.opsWrittenDuringFault > 0, sourceLocation: sourceLocation)
         #expect(report.deliveriesDuringFault > 0, sourceLocation: sourceLocation)
@@ -37,7 +44,9 @@ struct DrillTests {
         #expect(report.convergedAfterHealMillis != nil, sourceLocation: sourceLocation)
     }
 
-    @Test("link-cut alpha-bravo: bravo keeps receiving alpha's writes, SECRET ones sealed through a relay; nothing lost or leaked")
+    @Test(
+        "link-cut alpha-bravo: bravo keeps receiving alpha's writes, SECRET ones sealed through a relay; nothing lost or leaked"
+    )
     func linkCut() throws {
         let (outcome, report) = try drill("link-cut")
         #expect(report.target == "alpha-bravo")
@@ -70,15 +79,17 @@ struct DrillTests {
         #expect(report.cutOff == nil)
     }
 
-    @Test("bad drill flags give one clear error line and exit 64", arguments: [
-        (["drill", "--scenario", "link-cut"], "TOPOLOGY"),
-        (["drill", DrillTests.topology, "--scenario", "flood"], "unknown scenario 'flood'"),
-        (["drill", DrillTests.topology], "--scenario is required"),
-        (["drill", DrillTests.topology, "--scenario", "link-cut", "--fault-seconds", "0"], "--fault-seconds"),
-        (["drill", DrillTests.topology, "--simulate"], "not both"),
-        (["drill", DrillTests.topology, "--scenario", "link-cut", "--target", "alpha-zulu"], "A-B"),
-        (["drill", DrillTests.topology, "--scenario", "endpoint-down", "--target", "bravo:7"], "endpoint(s)"),
-    ])
+    @Test(
+        "bad drill flags give one clear error line and exit 64",
+        arguments: [
+            (["drill", "--scenario", "link-cut"], "TOPOLOGY"),
+            (["drill", DrillTests.topology, "--scenario", "flood"], "unknown scenario 'flood'"),
+            (["drill", DrillTests.topology], "--scenario is required"),
+            (["drill", DrillTests.topology, "--scenario", "link-cut", "--fault-seconds", "0"], "--fault-seconds"),
+            (["drill", DrillTests.topology, "--simulate"], "not both"),
+            (["drill", DrillTests.topology, "--scenario", "link-cut", "--target", "alpha-zulu"], "A-B"),
+            (["drill", DrillTests.topology, "--scenario", "endpoint-down", "--target", "bravo:7"], "endpoint(s)"),
+        ])
     func badFlags(arguments: [String], message: String) throws {
         let outcome = try CommandRunner().run(arguments)
         #expect(outcome.status == 64, "\(outcome)")
@@ -91,9 +102,12 @@ struct DrillTests {
     private func leftoverNodes() throws -> [Int32] {
         var found = [Int32]()
         for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
-            guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { continue }
             let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
-            if arguments.contains("run"), arguments.contains(where: { $0.contains("liaison-drill-") }) { found.append(pid) }
+            if arguments.contains("run"), arguments.contains(where: { $0.contains("liaison-drill-") }) {
+                found.append(pid)
+            }
         }
         return found
     }

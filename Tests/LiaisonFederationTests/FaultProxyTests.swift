@@ -2,8 +2,9 @@ import Foundation
 import LiaisonCore
 import LiaisonNode
 import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The drill's fault proxy against plain loopback sockets: a listening socket stands in for a
@@ -158,7 +159,9 @@ private final class TestSocket: @unchecked Sendable {
         let socket = TestSocket(fd: fd)
         var address = loopback(port: 0)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw TestSocketError("bind") }
         return socket
@@ -169,7 +172,9 @@ private final class TestSocket: @unchecked Sendable {
         guard fd >= 0 else { throw TestSocketError("socket") }
         var address = loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw TestSocketError("connect to \(port)") }
         return TestSocket(fd: fd)
@@ -219,10 +224,14 @@ private final class TestSocket: @unchecked Sendable {
         var received = [UInt8]()
         while received.count < count {
             let left = deadline - ContinuousClock.now
-            guard left > .zero, readable(within: left) else { throw TestSocketError("only \(received.count) of \(count) bytes arrived") }
+            guard left > .zero, readable(within: left) else {
+                throw TestSocketError("only \(received.count) of \(count) bytes arrived")
+            }
             var buffer = [UInt8](repeating: 0, count: count - received.count)
             let read = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            guard read > 0 else { throw TestSocketError("the connection closed after \(received.count) of \(count) bytes") }
+            guard read > 0 else {
+                throw TestSocketError("the connection closed after \(received.count) of \(count) bytes")
+            }
             received += buffer.prefix(read)
         }
         return String(decoding: received, as: UTF8.self)

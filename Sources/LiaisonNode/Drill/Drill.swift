@@ -56,7 +56,9 @@ public final class Drill: Sendable {
 
     /// Renders `topology` (on free loopback ports) under `root`; nothing runs yet.
     public init(topology: Topology, options: Options, root: URL, executable: URL) throws(LiaisonError) {
-        guard options.faultSeconds > 0 else { throw LiaisonError(.invalidArgument, "the fault must last longer than 0 s") }
+        guard options.faultSeconds > 0 else {
+            throw LiaisonError(.invalidArgument, "the fault must last longer than 0 s")
+        }
         self.options = options
         self.target = try DrillTarget.resolve(options.target, scenario: options.scenario, topology: topology)
         self.federation = try LocalFederation(topology: topology, root: root, executable: executable)
@@ -100,9 +102,12 @@ public final class Drill: Sendable {
         try await rewire()
         let faulty = faultProxies()
         if options.scenario != .partnerDown && faulty.isEmpty {
-            throw LiaisonError(.invalidArgument, "no node dials through \(target), so \(options.scenario.rawValue) would cut nothing")
+            throw LiaisonError(
+                .invalidArgument, "no node dials through \(target), so \(options.scenario.rawValue) would cut nothing")
         }
-        progress("rendered \(names.count) partners into \(federation.root.path); \(proxies.withLock { $0.count }) proxies in front of the dialled endpoints")
+        progress(
+            "rendered \(names.count) partners into \(federation.root.path); \(proxies.withLock { $0.count }) proxies in front of the dialled endpoints"
+        )
 
         try federation.startAll()
         try await federation.waitUntilHealthy(timeout: .seconds(options.startTimeoutSeconds))
@@ -120,11 +125,14 @@ public final class Drill: Sendable {
 
         let outcome = await withTaskGroup(of: Void.self, returning: Result<Timing, LiaisonError>.self) { group in
             let readOnlyClients = clients
-            group.addTask { await Self.write(ledger: ledger, clients: readOnlyClients, interval: interval, offset: offset) }
+            group.addTask {
+                await Self.write(ledger: ledger, clients: readOnlyClients, interval: interval, offset: offset)
+            }
             group.addTask { await Self.observe(ledger: ledger, clients: readOnlyClients, offset: offset) }
             let result: Result<Timing, LiaisonError>
             do throws(LiaisonError) {
-                result = .success(try await phases(ledger: ledger, clients: readOnlyClients, offset: offset, progress: progress))
+                result = .success(
+                    try await phases(ledger: ledger, clients: readOnlyClients, offset: offset, progress: progress))
             } catch {
                 result = .failure(error)
             }
@@ -159,6 +167,8 @@ public final class Drill: Sendable {
         var healWall: Date
         var snapshots: [DrillReport.LinkSnapshot]
         var converged: Bool
+        /// Why it did not converge.
+        var notConverged: String?
     }
 
     private func phases(
@@ -198,17 +208,32 @@ public final class Drill: Sendable {
 
         let deadline = clock.now + .seconds(options.convergeTimeoutSeconds)
         var converged = false
+        var abandoned: String?
         while clock.now < deadline {
             if ledger.writerFinished && ledger.missing == 0 {
                 converged = true
                 break
             }
             // A node that died on its own will not deliver anything more.
-            if federation.topology.partners.contains(where: { !federation.isRunning($0.name) }) { break }
+            if let dead = federation.topology.partners.first(where: { !federation.isRunning($0.name) }) {
+                abandoned = "stopped waiting for convergence: \(dead.name)'s node is not running"
+                break
+            }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        progress(converged ? "converged" : "did not converge within \(options.convergeTimeoutSeconds) s")
-        return Timing(faultAt: faultAt, healAt: healAt, faultWall: faultWall, healWall: healWall, snapshots: snapshots, converged: converged)
+        let notConverged =
+            abandoned
+            ?? "the federation did not converge within \(options.convergeTimeoutSeconds) s of the writes stopping"
+        progress(converged ? "converged" : notConverged)
+        return Timing(
+            faultAt: faultAt,
+            healAt: healAt,
+            faultWall: faultWall,
+            healWall: healWall,
+            snapshots: snapshots,
+            converged: converged,
+            notConverged: converged ? nil : notConverged
+        )
     }
 
     // MARK: - Faults
@@ -268,7 +293,7 @@ public final class Drill: Sendable {
             for proxy in faultProxies() { proxy.heal() }
         case .partner(let name):
             try federation.start(name)
-            try await federation.waitUntilHealthy(timeout: .seconds(options.startTimeoutSeconds))
+            try await federation.waitUntilHealthy([name], timeout: .seconds(options.startTimeoutSeconds))
             ledger.setLive(name, true)
         }
     }
@@ -299,7 +324,8 @@ public final class Drill: Sendable {
             guard let client = clients[name] else { continue }
             let at = offset()
             do {
-                snapshots.append(DrillReport.LinkSnapshot(atMillis: at, node: name, links: try await client.links(), error: nil))
+                snapshots.append(
+                    DrillReport.LinkSnapshot(atMillis: at, node: name, links: try await client.links(), error: nil))
             } catch {
                 snapshots.append(DrillReport.LinkSnapshot(atMillis: at, node: name, links: nil, error: error.message))
             }
@@ -386,12 +412,15 @@ public final class Drill: Sendable {
     }
 
     /// Lists every live node's items about every 100 ms and notes where each item first shows.
-    private static func observe(ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double) async {
+    private static func observe(
+        ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double
+    ) async {
         let clock = ContinuousClock()
         while ledger.isObserving {
             let round = clock.now
             for name in ledger.live.sorted() {
-                guard let client = clients[name], let items = try? await client.items(all: true, limit: 1_000_000) else { continue }
+                guard let client = clients[name], let items = try? await client.items(all: true, limit: 1_000_000)
+                else { continue }
                 ledger.saw(items.map(\.id), at: name, offset: offset())
             }
             try? await Task.sleep(until: round + .milliseconds(100), clock: clock)
@@ -400,7 +429,9 @@ public final class Drill: Sendable {
 
     // MARK: - Report
 
-    private func analyse(ledger: DrillLedger, timing: Timing, held: [String: Set<String>], problems initial: [String]) -> DrillReport {
+    private func analyse(
+        ledger: DrillLedger, timing: Timing, held: [String: Set<String>], problems initial: [String]
+    ) -> DrillReport {
         let state = ledger.snapshot
         let templates = ledger.templates
         var problems = initial
@@ -473,14 +504,13 @@ public final class Drill: Sendable {
 
         let opsDuringFault = state.puts.values.filter { during.contains($0.writtenAt) }.count
         if state.puts.isEmpty { problems.append("no item was written") }
-        if !timing.converged {
-            problems.append("the federation did not converge within \(options.convergeTimeoutSeconds) s of the writes stopping")
-        }
+        if let why = timing.notConverged { problems.append(why) }
         if !lost.isEmpty { problems.append("\(lost.count) expected deliveries are missing") }
         if !leaked.isEmpty { problems.append("\(leaked.count) items are held by partners that may not hold them") }
         if let cutOff {
             if cutOff.expectedFromFault == 0 {
-                problems.append("no op written during the fault was meant for \(cutOff.partner), so continuity was not tested")
+                problems.append(
+                    "no op written during the fault was meant for \(cutOff.partner), so continuity was not tested")
             } else if cutOff.deliveredDuringFault == 0 {
                 problems.append(
                     "\(cutOff.partner) received none of the \(cutOff.expectedFromFault) ops written for it during the fault before the heal"

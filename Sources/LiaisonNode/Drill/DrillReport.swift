@@ -128,9 +128,15 @@ public struct DrillReport: Codable, Sendable {
         lines.append("lost \(lost), leaked \(leaked)")
         for line in lostDetail + leakedDetail { lines.append("  \(line)") }
         for snapshot in linkSnapshots {
-            let rows = snapshot.links.map { rows in
-                rows.map { "\($0.peer) \($0.state) (\($0.path))" }.joined(separator: ", ")
-            } ?? "no answer (\(snapshot.error ?? "?"))"
+            let rows =
+                snapshot.links.map { rows in
+                    rows.map { row in
+                        let channels = row.channels.map { channel in
+                            "\(channel.endpoint) \(channel.state)\(channel.lastContact.map { " last heard \($0.suffix(13))" } ?? "")"
+                        }
+                        return "\(row.peer) \(row.state) via \(row.path) [\(channels.joined(separator: "; "))]"
+                    }.joined(separator: ", ")
+                } ?? "no answer (\(snapshot.error ?? "?"))"
             lines.append("links at \(snapshot.node) +\(ms(snapshot.atMillis)): \(rows)")
         }
         for proxy in cutProxies {

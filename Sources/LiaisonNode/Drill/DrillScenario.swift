@@ -66,17 +66,21 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
             }
             guard a != b else { throw LiaisonError(.invalidArgument, "--target '\(text)' names one partner twice") }
             guard topology.link(from: a, to: b) != nil || topology.link(from: b, to: a) != nil else {
-                throw LiaisonError(.invalidArgument, "--target '\(text)': \(a) and \(b) share no link, so there is nothing to cut")
+                throw LiaisonError(
+                    .invalidArgument, "--target '\(text)': \(a) and \(b) share no link, so there is nothing to cut")
             }
             return .link(a, b)
         case .endpointDown:
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 2, let index = Int(parts[1]), index >= 0 else {
-                throw LiaisonError(.invalidArgument, "--target '\(text)' for endpoint-down must be PARTNER:INDEX, e.g. bravo:0")
+                throw LiaisonError(
+                    .invalidArgument, "--target '\(text)' for endpoint-down must be PARTNER:INDEX, e.g. bravo:0")
             }
             let name = String(parts[0])
             guard let partner = topology.partner(name) else {
-                throw LiaisonError(.invalidArgument, "--target '\(text)': no partner '\(name)'; partners: \(known.sorted().joined(separator: ", "))")
+                throw LiaisonError(
+                    .invalidArgument,
+                    "--target '\(text)': no partner '\(name)'; partners: \(known.sorted().joined(separator: ", "))")
             }
             guard index < partner.endpoints.count else {
                 throw LiaisonError(
@@ -85,12 +89,15 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
                 )
             }
             guard !diallers(of: name, in: topology).isEmpty else {
-                throw LiaisonError(.invalidArgument, "--target '\(text)': no partner dials \(name), so there is nothing to cut")
+                throw LiaisonError(
+                    .invalidArgument, "--target '\(text)': no partner dials \(name), so there is nothing to cut")
             }
             return .endpoint(name, index: index)
         case .partnerDown:
             guard known.contains(text) else {
-                throw LiaisonError(.invalidArgument, "--target '\(text)': no such partner; partners: \(known.sorted().joined(separator: ", "))")
+                throw LiaisonError(
+                    .invalidArgument,
+                    "--target '\(text)': no such partner; partners: \(known.sorted().joined(separator: ", "))")
             }
             return .partner(text)
         }
@@ -104,7 +111,8 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
     /// Partners sharing a link with `name`, in either direction.
     static func neighbours(of name: String, in topology: Topology) -> [String] {
         topology.partners.map(\.name).filter { other in
-            other != name && (topology.link(from: name, to: other) != nil || topology.link(from: other, to: name) != nil)
+            other != name
+                && (topology.link(from: name, to: other) != nil || topology.link(from: other, to: name) != nil)
         }
     }
 
@@ -131,25 +139,33 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
             var best: (String, String, Int)?
             for a in names {
                 for b in names where a < b {
-                    guard let there = topology.link(from: a, to: b), let back = topology.link(from: b, to: a) else { continue }
+                    guard let there = topology.link(from: a, to: b), let back = topology.link(from: b, to: a) else {
+                        continue
+                    }
                     let score = min(ceiling(there), ceiling(back))
                     if best == nil || score > best!.2 { best = (a, b, score) }
                 }
             }
             guard let best else {
-                throw LiaisonError(.invalidArgument, "the topology has no pair of partners linked both ways; give --target A-B")
+                throw LiaisonError(
+                    .invalidArgument, "the topology has no pair of partners linked both ways; give --target A-B")
             }
             return .link(best.0, best.1)
         case .endpointDown:
             let candidates = names.filter { name in
                 (topology.partner(name)?.endpoints.count ?? 0) > 1 && !diallers(of: name, in: topology).isEmpty
             }
-            guard let pick = byNeighbours(candidates) ?? byNeighbours(names.filter { !diallers(of: $0, in: topology).isEmpty }) else {
+            guard
+                let pick = byNeighbours(candidates)
+                    ?? byNeighbours(names.filter { !diallers(of: $0, in: topology).isEmpty })
+            else {
                 throw LiaisonError(.invalidArgument, "no partner is dialled by another; give --target PARTNER:INDEX")
             }
             return .endpoint(pick, index: 0)
         case .partnerDown:
-            guard let pick = byNeighbours(names) else { throw LiaisonError(.invalidArgument, "the topology has no partners") }
+            guard let pick = byNeighbours(names) else {
+                throw LiaisonError(.invalidArgument, "the topology has no partners")
+            }
             return .partner(pick)
         }
     }

@@ -29,8 +29,11 @@ public struct DrillWorkload: Sendable {
         let ladder = topology.classifications
         var seen = Set<String>()
         var templates = [Template]()
-        func add(_ originator: String, _ collection: String, _ level: String, _ relTo: [String], tags: [String]) throws(LiaisonError) {
-            let key = "\(originator)|\(collection)|\(level)|\(relTo.joined(separator: ","))|\(tags.joined(separator: ","))"
+        func add(
+            _ originator: String, _ collection: String, _ level: String, _ relTo: [String], tags: [String]
+        ) throws(LiaisonError) {
+            let key =
+                "\(originator)|\(collection)|\(level)|\(relTo.joined(separator: ","))|\(tags.joined(separator: ","))"
             guard seen.insert(key).inserted else { return }
             let markings = Markings(classification: try ladder.level(named: level), releasableTo: relTo)
             let reach = topology.expectedReach(
@@ -42,7 +45,8 @@ public struct DrillWorkload: Sendable {
             )
             templates.append(
                 Template(
-                    label: "\(originator) \(markings.classification) REL TO \(relTo.joined(separator: ",")) (\(collection))",
+                    label:
+                        "\(originator) \(markings.classification) REL TO \(relTo.joined(separator: ",")) (\(collection))",
                     originator: originator,
                     body: PutItemBody(
                         collection: collection,

@@ -153,7 +153,8 @@ private final class SharedState: Sendable {
         // The target is dialled once the accepted channel is active (see the handler), so a
         // fast dial can never find it not yet registered.
         return inbound.eventLoop.makeCompletedFuture {
-            try inbound.pipeline.syncOperations.addHandler(FaultProxyRelayHandler(connection: connection, dialling: target))
+            try inbound.pipeline.syncOperations.addHandler(
+                FaultProxyRelayHandler(connection: connection, dialling: target))
         }
     }
 }

@@ -66,8 +66,13 @@ public final class LocalFederation: Sendable {
 
     /// Waits until every started node answers `/healthz`.
     public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws(LiaisonError) {
+        try await waitUntilHealthy(pids.withLock({ Array($0.keys) }).sorted(), timeout: timeout)
+    }
+
+    /// Waits until the named nodes answer `/healthz`; fails when one of them exits.
+    public func waitUntilHealthy(_ names: [String], timeout: Duration = .seconds(30)) async throws(LiaisonError) {
         let deadline = ContinuousClock.now + timeout
-        for name in pids.withLock({ Array($0.keys) }).sorted() {
+        for name in names {
             let client = try client(name)
             while !(await client.isHealthy()) {
                 let log = root.appendingPathComponent("\(name).log").path
