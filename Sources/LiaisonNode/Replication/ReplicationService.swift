@@ -96,7 +96,15 @@ public struct ReplicationService: Service {
             var connected = false
             do {
                 let connection = try await PeerTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)
-                let fingerprint = try await connection.peerFingerprint()
+                let fingerprint: String
+                do {
+                    fingerprint = try await connection.peerFingerprint()
+                } catch {
+                    // Closed before the handshake finished (peer down, a firewall, a cut
+                    // path): close our side too before trying again.
+                    await connection.reject()
+                    throw error
+                }
                 if fingerprint == peer.tlsFingerprint {
                     connected = true
                     let open = await SessionRunner.run(connection: connection, peer: peer, endpoint: index, engine: engine, logger: logger)

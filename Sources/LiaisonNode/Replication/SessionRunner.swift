@@ -4,6 +4,12 @@ import LiaisonTransport
 import LiaisonWire
 import Logging
 import NIOCore
+import Synchronization
+
+/// When a channel's reader last saw a frame (shared with the watchdog).
+final class LastFrame: Sendable {
+    let time = Mutex(ContinuousClock.now)
+}
 
 /// What wakes a session loop.
 enum SessionEvent: Sendable {
@@ -38,6 +44,8 @@ enum SessionRunner {
         let token = await engine.register(peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, continuation: continuation)
         var closeReason: String?
         var failed = true
+        let lastFrame = LastFrame()
+        let watchdog = Duration.milliseconds(Int64(engine.federation.channels.deadAfterMillis)) + tickInterval * 4
         do {
             let start = try await engine.sessionStart(peer: peer.name)
             var machine = LinkSessionStateMachine(
@@ -53,7 +61,10 @@ enum SessionRunner {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         do {
-                            for try await frame in inbound { continuation.yield(.frame(frame)) }
+                            for try await frame in inbound {
+                                lastFrame.time.withLock { $0 = ContinuousClock.now }
+                                continuation.yield(.frame(frame))
+                            }
                             continuation.yield(.inboundEnded(nil))
                         } catch {
                             continuation.yield(.inboundEnded("\(error)"))
@@ -63,6 +74,13 @@ enum SessionRunner {
                         while !Task.isCancelled {
                             try await Task.sleep(for: tickInterval)
                             continuation.yield(.tick)
+                            // Watchdog: the session loop declares a silent channel dead on a
+                            // tick, but a loop stuck in a write to a path that takes no more
+                            // bytes never sees the tick. Closing the socket unblocks it.
+                            if ContinuousClock.now - lastFrame.time.withLock({ $0 }) > watchdog {
+                                connection.channel.close(promise: nil)
+                                return
+                            }
                         }
                     }
                     var iterator = events.makeAsyncIterator()
@@ -136,6 +154,10 @@ enum SessionRunner {
                             queue = machine.outOfBand(message)
                         }
                     }
+                    // Leave the link at once: closing a TLS channel may wait for the peer's
+                    // close_notify, which a dead path never sends, and the link must move to
+                    // another channel now, not after the teardown.
+                    await engine.unregister(peer: peer.name, token: token, reason: closeReason, failed: failed && !Task.isCancelled)
                     group.cancelAll()
                 }
             }
