@@ -185,6 +185,9 @@ public final class Drill: Sendable {
         let faultWall = Date()
         try inject(ledger: ledger)
         progress("fault: \(options.scenario.rawValue) \(target) for \(options.faultSeconds) s")
+        // One item of every kind right at the fault, so that the time to the first delivery
+        // of each kind measures failover or relaying rather than the gap between writes.
+        await Self.burst(ledger: ledger, clients: clients, offset: offset)
 
         // Links of the affected nodes early in the fault (once failover had a chance) and
         // just before the heal.
@@ -411,6 +414,23 @@ public final class Drill: Sendable {
         ledger.writerDidFinish()
     }
 
+    /// Puts one item of every template whose originator is up, at once.
+    private static func burst(ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double) async {
+        let live = ledger.live
+        for (index, template) in ledger.templates.enumerated() where live.contains(template.originator) {
+            guard let client = clients[template.originator] else { continue }
+            var body = template.body
+            body.fields = ["drill": .integer(Int64(-1 - index)), "label": .string(template.label + " (at the fault)")]
+            let at = offset()
+            do {
+                let result = try await client.put(body)
+                ledger.wrote(result.id, template: index, at: at)
+            } catch {
+                ledger.putFailed("\(template.originator): \(error.message)")
+            }
+        }
+    }
+
     /// Lists every live node's items about every 100 ms and notes where each item first shows.
     private static func observe(
         ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double
@@ -489,6 +509,10 @@ public final class Drill: Sendable {
                 if let at = seen[report.partner] {
                     let after = at - timing.faultAt
                     report.firstDeliveryAfterFaultMillis = min(report.firstDeliveryAfterFaultMillis ?? after, after)
+                    report.firstDeliveryAfterFaultByClassification[template.classification] = min(
+                        report.firstDeliveryAfterFaultByClassification[template.classification] ?? after,
+                        after
+                    )
                 }
                 if during.contains(put.writtenAt) {
                     report.expectedFromFault += 1

@@ -33,6 +33,11 @@ public struct DrillReport: Codable, Sendable {
         public var deliveredDuringFaultByClassification: [String: Int]
         /// Ops written during the fault that `partner` should hold, by classification.
         public var expectedFromFaultByClassification: [String: Int]
+        /// From the fault to the first delivery of a post-fault op, by classification. For a
+        /// level the relays may not read (SECRET in drill.yaml) this is the time to the
+        /// first delivery on the backup channel or through a sealed relay. It includes the
+        /// wait for the first such op to be written after the fault.
+        public var firstDeliveryAfterFaultByClassification: [String: Double] = [:]
     }
 
     /// One proxy the fault cut, and what went through it.
@@ -117,7 +122,10 @@ public struct DrillReport: Codable, Sendable {
                     + "received \(cutOff.deliveredDuringFault)/\(cutOff.expectedFromFault) fault-time ops before the heal"
             )
             for (level, expected) in cutOff.expectedFromFaultByClassification.sorted(by: { $0.key < $1.key }) {
-                lines.append("  \(level): \(cutOff.deliveredDuringFaultByClassification[level] ?? 0)/\(expected)")
+                lines.append(
+                    "  \(level): \(cutOff.deliveredDuringFaultByClassification[level] ?? 0)/\(expected), "
+                        + "first after \(ms(cutOff.firstDeliveryAfterFaultByClassification[level]))"
+                )
             }
         }
         lines.append(
