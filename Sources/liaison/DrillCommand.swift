@@ -57,6 +57,9 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Make one node hostile (default: every third seed).")
     var hostile: Bool?
 
+    @Flag(inversion: .prefixedNo, help: "Make one relay withhold every envelope it should carry (default: the seed decides).")
+    var withholdingRelay: Bool?
+
     @Flag(help: "Print JSON (the drill report; with --simulate, one report per seed).")
     var json = false
 
@@ -66,8 +69,8 @@ struct DrillCommand: AsyncParsableCommand {
             guard topology != nil else {
                 throw ValidationError("give a TOPOLOGY file for a drill on real processes, or --simulate for the simulator")
             }
-            if seed != nil || seeds != nil || nodes != nil || hostile != nil {
-                throw ValidationError("--seed, --seeds, --nodes and --hostile belong to --simulate")
+            if seed != nil || seeds != nil || nodes != nil || hostile != nil || withholdingRelay != nil {
+                throw ValidationError("--seed, --seeds, --nodes, --hostile and --withholding-relay belong to --simulate")
             }
             guard let scenario else {
                 throw ValidationError("--scenario is required: \(DrillScenario.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -104,12 +107,14 @@ struct DrillCommand: AsyncParsableCommand {
         var reports = [SimulationReport]()
         let started = ContinuousClock.now
         for value in list {
-            let report = Simulation.run(Simulation.Options(seed: value, nodes: nodes, hostile: hostile))
+            var options = Simulation.Options(seed: value, nodes: nodes, hostile: hostile)
+            options.withholdingRelay = withholdingRelay
+            let report = Simulation.run(options)
             reports.append(report)
             if !json {
                 if report.passed {
                     if list.count <= 20 {
-                        print("seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))")
+                        print("seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  endpoint faults \(report.endpointFaults)  link cuts \(report.linkCuts)  \(report.channelMode)  failovers \(report.failovers)  envelopes \(report.envelopesSealed) sealed \(report.envelopesOpened) opened \(report.envelopesWithheld) withheld \(report.envelopeRetries) resent  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))")
                     }
                 } else {
                     print("seed \(value): FAILED")
