@@ -39,16 +39,21 @@ struct RelayTests {
 
     /// A fixture in which alpha (the dialling side) sees bravo's endpoints at `unreachable`
     /// indexes as ports nobody listens on.
-    static func fixture(mode: String = "failover", unreachable: [Int]) throws -> FederationFixture {
+    static func fixture(mode: String = "failover", unreachable: [Int], yaml: String = yaml) throws -> FederationFixture {
         let fixture = try FederationFixture(yaml: yaml.replacingOccurrences(of: "MODE", with: mode))
-        let directory = fixture.federation.directory("alpha")
+        try cut(fixture, dialler: "alpha", peer: "bravo", endpoints: unreachable)
+        return fixture
+    }
+
+    /// Points the dialler's record of `peer` at ports nobody listens on.
+    static func cut(_ fixture: FederationFixture, dialler: String, peer: String, endpoints: [Int]) throws {
+        let directory = fixture.federation.directory(dialler)
         var config = try FederationConfig.load(from: directory)
-        let index = try #require(config.partners.firstIndex { $0.name == "bravo" })
-        for endpoint in unreachable {
+        let index = try #require(config.partners.firstIndex { $0.name == peer })
+        for endpoint in endpoints {
             config.partners[index].endpoints[endpoint] = Endpoint(host: "127.0.0.1", port: try FreePort.find())
         }
         try config.write(to: directory)
-        return fixture
     }
 
     static func link(_ fixture: FederationFixture, at node: String, to peer: String) async throws -> LinkStatus? {
@@ -77,6 +82,10 @@ struct RelayTests {
         let seen = try await Self.link(fixture, at: "alpha", to: "bravo")
         #expect(receipted, "\(String(describing: seen))")
         #expect(try await Self.link(fixture, at: "bravo", to: "alpha")?.envelopesOpened ?? 0 >= 1)
+        // The operator's table says the same.
+        let table = try CommandRunner().run(["links", "--dir", fixture.federation.directory("alpha").url.path])
+        #expect(table.status == 0, "\(table)")
+        #expect(table.stdout.contains("relayed") && table.stdout.contains("relay via delta"), "\(table.stdout)")
 
         // The other way too.
         let back = try await fixture.client("bravo").put(
@@ -142,5 +151,39 @@ struct RelayTests {
         #expect(Set(held.map(\.id)) == Set(ids))
         #expect(held.count == ids.count)
         #expect(try await Self.link(fixture, at: "bravo", to: "alpha")?.opsReceived ?? 0 > UInt64(ids.count), "both channels carried")
+    }
+
+    @Test("an envelope a relay cannot deliver is sent again through another relay when its receipt is overdue")
+    func retriesThroughAnotherRelay() async throws {
+        // A second relay, echo; delta has no channel to bravo (bravo dials it, at dead ports),
+        // so whatever alpha hands delta waits there, unreceipted.
+        let echo = "  echo:\n    endpoints: [127.0.0.1:7405]\n    api: 127.0.0.1:7505\n    relay: true\n"
+        let echoLinks = [
+            "  - {from: alpha, to: echo, filter: {max-classification: UNCLASSIFIED}}",
+            "  - {from: echo, to: alpha, filter: {max-classification: UNCLASSIFIED}}",
+            "  - {from: bravo, to: echo, filter: {max-classification: UNCLASSIFIED}}",
+            "  - {from: echo, to: bravo, filter: {max-classification: UNCLASSIFIED}}",
+        ]
+        let yaml = Self.yaml.replacingOccurrences(of: "\nchannels:", with: "\n" + echo + "channels:") + "\n" + echoLinks.joined(separator: "\n")
+        let fixture = try Self.fixture(unreachable: [0, 1], yaml: yaml)
+        try Self.cut(fixture, dialler: "bravo", peer: "delta", endpoints: [0])
+        try await fixture.start()
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string("second try")])
+        )
+        // The first envelope goes through delta (relays are taken in name order) and sticks.
+        let stuck = try await fixture.eventually {
+            try await Self.link(fixture, at: "delta", to: "bravo")?.relayHeld ?? 0 >= 1
+        }
+        #expect(stuck, "delta never held an envelope for bravo")
+        let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        #expect(arrived, "logs in \(fixture.federation.root.path)")
+        let settled = try await fixture.eventually {
+            let link = try await Self.link(fixture, at: "alpha", to: "bravo")
+            return link?.envelopesAwaiting == 0 && (link?.envelopesReceipted ?? 0) >= 1
+        }
+        #expect(settled)
+        let echoCustody = try await fixture.client("echo").audit(limit: 10_000)
+        #expect(echoCustody.contains { $0.kind == .opsRelayed && $0.peer == "bravo" }, "echo never carried the retry")
     }
 }

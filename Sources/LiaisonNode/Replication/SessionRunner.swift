@@ -11,11 +11,15 @@ final class LastFrame: Sendable {
     let time = Mutex(ContinuousClock.now)
 }
 
-/// What wakes a session loop.
+/// What wakes a session loop. Frames and ticks carry the time they happened, so a loop
+/// that was busy (committing a batch) judges silence by when frames arrived, not by when it
+/// got round to them.
 enum SessionEvent: Sendable {
-    case frame(ByteBuffer)
+    /// A decoded frame; `answered` when the reader already sent the pong for a ping.
+    case message(SyncMessage, bytes: Int, atMillis: UInt64, answered: Bool)
+    case malformed(String, bytes: Int, atMillis: UInt64)
     case inboundEnded(String?)
-    case tick
+    case tick(atMillis: UInt64)
     case logGrew(UInt64)
     case replaced
     /// The engine chose whether this channel carries our log.
@@ -45,7 +49,9 @@ enum SessionRunner {
         var closeReason: String?
         var failed = true
         let lastFrame = LastFrame()
-        let watchdog = Duration.milliseconds(Int64(engine.federation.channels.deadAfterMillis)) + tickInterval * 4
+        // Well past the heartbeat deadline: it only has to unblock a stuck loop, and a large
+        // frame on a slow path must not trip it.
+        let watchdog = Duration.milliseconds(Int64(engine.federation.channels.deadAfterMillis) * 3) + tickInterval * 4
         do {
             let start = try await engine.sessionStart(peer: peer.name)
             var machine = LinkSessionStateMachine(
@@ -62,8 +68,25 @@ enum SessionRunner {
                     group.addTask {
                         do {
                             for try await frame in inbound {
+                                let at = ReplicationEngine.nowMillis
+                                let size = frame.readableBytes + 4
                                 lastFrame.time.withLock { $0 = ContinuousClock.now }
-                                continuation.yield(.frame(frame))
+                                let message: SyncMessage
+                                do {
+                                    message = try SyncFrameCodec.decode(frame)
+                                } catch {
+                                    continuation.yield(.malformed("\(error)", bytes: size, atMillis: at))
+                                    continue
+                                }
+                                // Pings are answered here, at once: a session loop busy
+                                // committing a long batch must not look dead to its peer.
+                                var answered = false
+                                if case .ping(let nonce) = message {
+                                    let pong = try SyncFrameCodec.encode(.pong(nonce: nonce))
+                                    try await outbound.write(pong)
+                                    answered = true
+                                }
+                                continuation.yield(.message(message, bytes: size, atMillis: at, answered: answered))
                             }
                             continuation.yield(.inboundEnded(nil))
                         } catch {
@@ -73,11 +96,12 @@ enum SessionRunner {
                     group.addTask {
                         while !Task.isCancelled {
                             try await Task.sleep(for: tickInterval)
-                            continuation.yield(.tick)
+                            continuation.yield(.tick(atMillis: ReplicationEngine.nowMillis))
                             // Watchdog: the session loop declares a silent channel dead on a
                             // tick, but a loop stuck in a write to a path that takes no more
                             // bytes never sees the tick. Closing the socket unblocks it.
                             if ContinuousClock.now - lastFrame.time.withLock({ $0 }) > watchdog {
+                                continuation.yield(.inboundEnded("no frame for \(watchdog), closed by the watchdog"))
                                 connection.channel.close(promise: nil)
                                 return
                             }
@@ -123,16 +147,18 @@ enum SessionRunner {
                             }
                         }
                         guard let event = await iterator.next() else { break loop }
-                        let now = ReplicationEngine.nowMillis
                         switch event {
-                        case .frame(let payload):
-                            let size = payload.readableBytes + 4
-                            do {
-                                let message = try SyncFrameCodec.decode(payload)
-                                queue = machine.received(message, nowMillis: now)
-                            } catch {
-                                queue = machine.fail(.protocolViolation("malformed frame: \(error)"))
+                        case .message(let message, let size, let at, let answered):
+                            queue = machine.received(message, nowMillis: at)
+                            if answered {
+                                queue.removeAll {
+                                    if case .send(.pong) = $0 { return true }
+                                    return false
+                                }
                             }
+                            await engine.heard(peer: peer.name, token: token, bytes: size, rttMillis: machine.rttMillis)
+                        case .malformed(let why, let size, _):
+                            queue = machine.fail(.protocolViolation("malformed frame: \(why)"))
                             await engine.heard(peer: peer.name, token: token, bytes: size, rttMillis: machine.rttMillis)
                         case .inboundEnded(let error):
                             if let error, !machine.isClosed {
@@ -140,8 +166,8 @@ enum SessionRunner {
                                 await engine.refused(peer: peer.name, detail: "channel error: \(error)")
                             }
                             break loop
-                        case .tick:
-                            queue = machine.tick(nowMillis: now)
+                        case .tick(let at):
+                            queue = machine.tick(nowMillis: at)
                         case .logGrew(let highest):
                             queue = machine.logGrew(to: highest)
                         case .replaced:
