@@ -557,7 +557,7 @@ struct LinkSessionStateMachineTests {
         #expect(machine.received(.ping(nonce: 4242), nowMillis: 1_100) == [.send(.pong(nonce: 4242))])
     }
 
-    @Test("silence for deadAfterMillis closes the session with heartbeatTimeout")
+    @Test("silence for deadAfterMillis closes an open session with heartbeatTimeout; before hello the peer has helloTimeoutMillis")
     func silenceKills() {
         var (machine, _) = Self.openMachine(now: 1_000)
         for now in stride(from: UInt64(1_100), to: 3_000, by: 100) {
@@ -568,7 +568,7 @@ struct LinkSessionStateMachineTests {
         #expect(machine.tick(nowMillis: 3_000) == [.close(.heartbeatTimeout)])
         #expect(machine.phase == .closed(.heartbeatTimeout))
 
-        // The same holds while waiting for hello.
+        // While waiting for hello the peer has longer.
         var waiting = Machine(
             local: Self.alice,
             peer: Self.bob,
@@ -577,8 +577,10 @@ struct LinkSessionStateMachineTests {
             nowMillis: 0,
             configuration: Self.configuration()
         )
-        #expect(waiting.tick(nowMillis: 1_999).isEmpty)
-        #expect(waiting.tick(nowMillis: 2_000) == [.close(.heartbeatTimeout)])
+        // Before the peer's hello the deadline is the hello timeout, not the heartbeat one.
+        #expect(waiting.tick(nowMillis: 2_000).isEmpty)
+        #expect(waiting.tick(nowMillis: 4_999).isEmpty)
+        #expect(waiting.tick(nowMillis: 5_000) == [.close(.heartbeatTimeout)])
     }
 
     @Test(

@@ -35,7 +35,8 @@ public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
 /// must rise; anything else is a protocol violation.
 ///
 /// Liveness: a ping every `heartbeatIntervalMillis`; a channel silent for
-/// `deadAfterMillis` is dead. Time is whatever the caller passes in.
+/// `deadAfterMillis` is dead (before the peer's hello: `helloTimeoutMillis`). Time is
+/// whatever the caller passes in.
 public struct LinkSessionStateMachine: Sendable {
     /// Tunables.
     public struct Configuration: Sendable, Hashable {
@@ -47,6 +48,9 @@ public struct LinkSessionStateMachine: Sendable {
         public var heartbeatIntervalMillis: UInt64 = 500
         /// Silence after which the channel is dead.
         public var deadAfterMillis: UInt64 = 2_000
+        /// How long the peer has to say hello on a new channel (TLS set-up and a busy peer
+        /// can take longer than a heartbeat deadline).
+        public var helloTimeoutMillis: UInt64 = 5_000
 
         /// The defaults.
         public init() {}
@@ -256,7 +260,13 @@ public struct LinkSessionStateMachine: Sendable {
     /// Time passed: send a heartbeat when due, or declare the channel dead.
     public mutating func tick(nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }
-        if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= configuration.deadAfterMillis {
+        let deadline: UInt64
+        if case .awaitingHello = phase {
+            deadline = max(configuration.deadAfterMillis, configuration.helloTimeoutMillis)
+        } else {
+            deadline = configuration.deadAfterMillis
+        }
+        if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= deadline {
             return close(.heartbeatTimeout)
         }
         guard case .open = phase, nowMillis >= lastPingMillis + configuration.heartbeatIntervalMillis else { return [] }
