@@ -355,8 +355,18 @@ public final class Drill: Sendable {
                     pending.append("\(name) (no answer)")
                     continue
                 }
-                for neighbour in neighbours where rows.first(where: { $0.peer == neighbour })?.state != "up" {
-                    pending.append("\(name)-\(neighbour)")
+                for neighbour in neighbours {
+                    guard let row = rows.first(where: { $0.peer == neighbour }), row.state == "up" else {
+                        pending.append("\(name)-\(neighbour)")
+                        continue
+                    }
+                    // Every channel open, and in failover mode the primary carrying (a channel
+                    // that flapped while the proxies came up may still be held down): the
+                    // fault must hit a settled link.
+                    let settled =
+                        row.channels.allSatisfy { $0.state == "carrying" || $0.state == "standby" }
+                        && (federation.topology.channels.mode == .activeActive || row.channels.first?.state == "carrying")
+                    if !settled { pending.append("\(name)-\(neighbour) (channels settling)") }
                 }
             }
             if pending.isEmpty { return }

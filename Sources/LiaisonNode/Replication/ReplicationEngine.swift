@@ -282,7 +282,8 @@ public actor ReplicationEngine {
             let lagSeconds = lag == 0 ? 0 : Double(now - (c.lastAckMillis ?? c.lastContactMillis ?? now)) / 1000
             let open = (sessions[name] ?? [:]).filter(\.value.open)
             let carriers = selector.carriers.compactMap { token in open[token].map { (token, $0) } }.sorted { $0.1.endpoint < $1.1.endpoint }
-            let endpointCount = max(federation.partner(named: name)?.endpoints.count ?? 1, federation.listen.count)
+            // A link has one channel per endpoint of the listening side.
+            let endpointCount = neighbour.dial ? (federation.partner(named: name)?.endpoints.count ?? 1) : federation.listen.count
             var channels = [ChannelStatus]()
             for index in 0..<endpointCount {
                 let session = (sessions[name] ?? [:]).filter { $0.value.endpoint == index }.max { $0.key < $1.key }
