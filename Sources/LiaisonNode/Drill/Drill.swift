@@ -491,6 +491,7 @@ public final class Drill: Sendable {
         var lost = [String]()
         var leaked = Set<String>()
         var lastDelivery = 0.0
+        var lastFaultOpDelivery: Double?
         for (id, put) in state.puts.sorted(by: { $0.value.writtenAt < $1.value.writtenAt }) {
             let template = templates[put.template]
             let seen = state.firstSeen[id] ?? [:]
@@ -500,7 +501,10 @@ public final class Drill: Sendable {
                     achieved += 1
                     lastDelivery = max(lastDelivery, at)
                     if during.contains(at) { deliveredDuringFault += 1 }
-                    if during.contains(put.writtenAt) { faultLatencies.append(at - put.writtenAt) }
+                    if during.contains(put.writtenAt) {
+                        faultLatencies.append(at - put.writtenAt)
+                        lastFaultOpDelivery = max(lastFaultOpDelivery ?? at, at)
+                    }
                     if put.writtenAt < timing.faultAt { baselineLatencies.append(at - put.writtenAt) }
                 }
                 if held[holder]?.contains(id) != true {
@@ -575,6 +579,8 @@ public final class Drill: Sendable {
             faultLatencyMaxMillis: faultLatencies.max(),
             baselineLatencyP50Millis: Self.median(baselineLatencies),
             convergedAfterHealMillis: timing.converged && lost.isEmpty ? max(0, lastDelivery - timing.healAt) : nil,
+            faultOpsDeliveredAfterHealMillis: timing.converged && lost.isEmpty
+                ? lastFaultOpDelivery.map { max(0, $0 - timing.healAt) } : nil,
             lost: lost.count,
             leaked: leaked.count,
             lostDetail: Array(lost.prefix(10)),

@@ -84,8 +84,12 @@ public struct DrillReport: Codable, Sendable {
     public var faultLatencyMaxMillis: Double?
     /// Median latency of ops written before the fault, for comparison.
     public var baselineLatencyP50Millis: Double?
-    /// From the heal to the last expected delivery; nil when the federation did not converge.
+    /// From the heal to the last expected delivery (writing goes on after the heal, so this
+    /// includes that); nil when the federation did not converge.
     public var convergedAfterHealMillis: Double?
+    /// From the heal until every op written during the fault was everywhere it belongs (0
+    /// when all of them arrived before the heal); nil when the federation did not converge.
+    public var faultOpsDeliveredAfterHealMillis: Double?
     /// Expected deliveries missing at the end. Must be 0.
     public var lost: Int
     /// Items held (at any observation, or at the end) by a partner that should not hold them.
@@ -132,7 +136,10 @@ public struct DrillReport: Codable, Sendable {
             "latency of fault-time ops p50 \(ms(faultLatencyP50Millis)) max \(ms(faultLatencyMaxMillis)) "
                 + "(before the fault p50 \(ms(baselineLatencyP50Millis)))"
         )
-        lines.append("converged \(ms(convergedAfterHealMillis)) after the heal")
+        lines.append(
+            "ops written during the fault all delivered \(ms(faultOpsDeliveredAfterHealMillis)) after the heal; "
+                + "converged \(ms(convergedAfterHealMillis)) after the heal (writing went on after it)"
+        )
         lines.append("lost \(lost), leaked \(leaked)")
         for line in lostDetail + leakedDetail { lines.append("  \(line)") }
         for snapshot in linkSnapshots {
@@ -142,7 +149,7 @@ public struct DrillReport: Codable, Sendable {
                         let channels = row.channels.map { channel in
                             "\(channel.endpoint) \(channel.state)\(channel.lastContact.map { " last heard \($0.suffix(13))" } ?? "")"
                         }
-                        return "\(row.peer) \(row.state) via \(row.path) [\(channels.joined(separator: "; "))]"
+                        return "\(row.peer) \(row.state), path \(row.path) [\(channels.joined(separator: "; "))]"
                     }.joined(separator: ", ")
                 } ?? "no answer (\(snapshot.error ?? "?"))"
             lines.append("links at \(snapshot.node) +\(ms(snapshot.atMillis)): \(rows)")
