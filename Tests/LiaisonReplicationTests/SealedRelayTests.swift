@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import LiaisonCore
 import LiaisonReplication
+import LiaisonStore
 import LiaisonTestSupport
 import Testing
 
@@ -146,5 +147,34 @@ struct SealedRelayTests {
         #expect(out == [.envelope(b.encoded())])
         #expect(queue.expired == 1)
         #expect(queue.held(for: "bob") == 0)
+    }
+}
+
+/// The recipient's side of a sealed envelope, on the real `ReplicationLogic`.
+@Suite("Sealed delivery at the recipient")
+struct SealedDeliveryTests {
+    @Test("ops that came sealed are admitted as the link's own but move no checkpoint; a batch on a channel does")
+    func sealedOpsMoveNoCheckpoint() throws {
+        let store = MemoryStore()
+        var logic = try ReplicationLogic(
+            me: TestNode.bob.recipient(),
+            store: store,
+            ladder: .standard,
+            knownAuthors: [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID],
+            neighbours: [ReplicationNeighbour(partner: TestNode.alice.recipient(), outbound: .passAll, inbound: .passAll)],
+            maxClockSkewMillis: 60_000
+        )
+        var factory = OpFactory(seed: 3)
+        let forBob = try factory.create(by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["bob"]))
+        let notForBob = try factory.create(by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["carol"]))
+        let outcome = try logic.receive(ops: [forBob.encoded, notForBob.encoded], through: nil, from: "alice", nowMillis: 1_700_000_100_000)
+        let why = try store.custody(from: 1, limit: 100).map(\.detail)
+        #expect(outcome.accepted == 1, "\(why)")
+        #expect(outcome.refused == 1, "a sealed op not releasable to the recipient is refused like any other")
+        #expect(try store.op(forBob.id) != nil)
+        #expect(try store.op(notForBob.id) == nil)
+        #expect(try store.checkpoint(link: ReplicationLogic.receivedLink("alice")) == 0)
+        _ = try logic.receive(ops: [], through: 7, from: "alice", nowMillis: 1_700_000_100_000)
+        #expect(try store.checkpoint(link: ReplicationLogic.receivedLink("alice")) == 7)
     }
 }
