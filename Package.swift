@@ -76,19 +76,24 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Replication work over the Store: batches for a neighbour, receiving from one. Used by
-        // the daemon and the simulator.
+        // Pure: the node state machine (sessions, channel choice, sealing, relays, receipts).
+        // Events in, actions out; no store, no clock, no NIO.
         .target(
             name: "LiaisonReplication",
-            dependencies: ["LiaisonCore", "LiaisonStore"],
+            dependencies: [
+                "LiaisonCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: upcoming
         ),
-        // Deterministic simulation of whole federations (issue 4).
+        // The world of the deterministic simulator: network faults, workload, the hostile node,
+        // invariant checks. It drives the daemon's engine and interpreter (LiaisonNode).
         .target(
             name: "LiaisonSimulation",
             dependencies: [
-                "LiaisonCore", "LiaisonStore", "LiaisonReplication",
+                "LiaisonCore", "LiaisonStore", "LiaisonReplication", "LiaisonNode", "LiaisonTransport", "LiaisonWire",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
         ),
@@ -151,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "LiaisonReplicationTests",
             dependencies: [
-                "LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonTestSupport",
+                "LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

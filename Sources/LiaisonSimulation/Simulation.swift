@@ -1,25 +1,27 @@
 import Crypto
 import Foundation
 import LiaisonCore
+import LiaisonNode
 import LiaisonReplication
 import LiaisonStore
+import LiaisonTransport
+import LiaisonWire
+import NIOCore
 
-/// Runs a whole federation in one process on the real replication state machines
-/// (`LinkSessionStateMachine`, `ReplicationLogic`) and in-memory stores, with a virtual clock
-/// and a seeded faulty network, and checks the invariants of DESIGN §2 (issue 4).
+/// Runs a whole federation in one process on the node's own engine and interpreter
+/// (`NodeEngine`, `NodeInterpreter`: the code the daemon runs) with in-memory stores, a
+/// virtual clock and a seeded faulty network, and checks the invariants of DESIGN §2. The
+/// simulator holds only the world: the network and its faults, the workload, the hostile
+/// node's behaviour and the checks. Every frame goes through the real wire codec.
 ///
 /// The network is a set of channels, one or two per neighbour pair (a primary and a backup
-/// endpoint), each an ordered stream in each direction (like TCP) with random delay. Which
-/// channel carries is the daemon's `ChannelSelector` (failover or active-active, by seed).
-/// Faults: a channel breaks (a lost segment kills a TCP connection: everything in flight is
-/// lost, both ends close); an endpoint goes down for a while; partitions (one node isolated,
-/// a split into two groups, one direction blocked); crash-restarts (a node loses its sessions,
-/// its relay queues and its sealed outbox; its store keeps exactly what was committed).
-/// Some nodes are relays: a node whose link has no open channel seals its ops for that
-/// partner and sends them through a relay (`SealedOutbox`, `RelayQueue`, HPKE envelopes,
-/// receipts); a seed may make one relay withhold every envelope it should carry.
-/// Duplicates arise as they do in a real federation: the same op over several paths,
-/// and re-sent batches after reconnects.
+/// endpoint), each an ordered stream of encoded frames in each direction (like TCP) with
+/// random delay. Faults: a channel breaks (a lost segment kills a TCP connection: everything
+/// in flight is lost, both ends close); an endpoint goes down for a while; a link is cut
+/// (every channel of a pair, long enough for sealed relaying); partitions (one node
+/// isolated, a split into two groups, one direction blocked); crash-restarts (a node loses
+/// everything but what its store committed). Some nodes are relays; a seed may make one
+/// relay withhold every envelope it should carry.
 public final class Simulation {
     /// Tunables of a run.
     public struct Options: Sendable, Hashable {
@@ -55,17 +57,13 @@ public final class Simulation {
         let groups: Set<String>
         let store: MemoryStore
         let sealingKey: Curve25519.KeyAgreement.PrivateKey
-        var logic: ReplicationLogic
-        /// Sessions by channel key (`a|b#index`).
-        var sessions: [String: LinkSessionStateMachine] = [:]
-        var selectors: [String: ChannelSelector] = [:]
-        var downSince: [String: UInt64] = [:]
-        var sealed = SealedOutbox()
-        var relayQueue = RelayQueue()
+        let transport: SimulatedTransport
+        var interpreter: NodeInterpreter<SimulatedTransport>
         var isRelay = false
         var withholds = false
         var up = true
         var recipient: Recipient { Recipient(name: name, nodeID: author.nodeID, groups: groups) }
+        var engine: NodeEngine { interpreter.engine }
     }
 
     struct Channel {
@@ -76,12 +74,14 @@ public final class Simulation {
         var epoch = 0
         var up = false
         var retryAt: UInt64 = 0
-        /// In flight per direction (key: receiver), in order.
-        var queues: [String: [(at: UInt64, message: SyncMessage)]] = [:]
+        /// Each end's id while the channel is up.
+        var ids: [String: ChannelID] = [:]
+        /// In flight per direction (key: receiver), in order: encoded frames.
+        var queues: [String: [(at: UInt64, frame: ByteBuffer)]] = [:]
     }
 
     let options: Options
-    var random: SimulationRandom
+    var random: SeededRandom
     var now: UInt64 = 1_700_000_000_000
     let start: UInt64 = 1_700_000_000_000
     var nodes: [String: Node] = [:]
@@ -103,7 +103,7 @@ public final class Simulation {
     var downUntil: [String: UInt64] = [:]
     var partitionUntil: UInt64 = 0
     var hostile: String?
-    var attackRandom: SimulationRandom
+    var attackRandom: SeededRandom
     /// Attack ops that must be refused, by "sender>receiver" and batch `through`.
     var expectedRefusals: [String: [UInt64: Int]] = [:]
     var attacksSent = 0
@@ -117,12 +117,17 @@ public final class Simulation {
     var envelopesOpened = 0
     var envelopesWithheld = 0
     var relayedOps: [String: Set<OpID>] = [:]
+    var sealedEnvelopes: Set<Data> = []
+    var nextChannelID = 0
+    /// The channel each end's id belongs to.
+    var ends: [ChannelID: String] = [:]
+    var partners: [NodeEngine.Partner] = []
 
     /// Prepares a run.
     public init(options: Options) {
         self.options = options
-        self.random = SimulationRandom(seed: options.seed)
-        self.attackRandom = SimulationRandom(seed: options.seed ^ 0xA77A_C4ED_0BAD_F00D)
+        self.random = SeededRandom(seed: options.seed)
+        self.attackRandom = SeededRandom(seed: options.seed ^ 0xA77A_C4ED_0BAD_F00D)
     }
 
     /// Runs one seed and reports what it found.
@@ -162,11 +167,16 @@ public final class Simulation {
                 }
                 for name in names {
                     let highest = (try? nodes[name]!.store.highestSequence()) ?? 0
-                    for (key, machine) in nodes[name]!.sessions.sorted(by: { $0.key < $1.key })
-                    where machine.carrying && (machine.ackedThrough != highest || !machine.inFlight.isEmpty) {
-                        stuck.append("\(name) on \(key) \(machine.phase) acked \(machine.ackedThrough)/\(highest) sent \(machine.sentThrough) inflight \(machine.inFlight)")
+                    let engine = nodes[name]!.engine
+                    for (id, channel) in engine.channels.sorted(by: { $0.key < $1.key }) {
+                        let machine = channel.session
+                        guard machine.carrying && (machine.ackedThrough != highest || !machine.inFlight.isEmpty) else { continue }
+                        stuck.append(
+                            "\(name) on \(ends[id] ?? "?") \(machine.phase) acked \(machine.ackedThrough)/\(highest) "
+                                + "sent \(machine.sentThrough) inflight \(machine.inFlight)"
+                        )
                     }
-                    for peer in nodes[name]!.selectors.keys.sorted() where nodes[name]!.selectors[peer]!.carriers.isEmpty {
+                    for peer in engine.selectors.keys.sorted() where engine.selectors[peer]!.carriers.isEmpty {
                         stuck.append("\(name)->\(peer) has no carrier")
                     }
                 }
@@ -198,11 +208,11 @@ public final class Simulation {
             withholdingRelay: names.first { nodes[$0]?.withholds == true },
             endpointFaults: endpointFaults,
             linkCuts: linkCuts,
-            failovers: names.reduce(0) { total, name in total + (nodes[name]?.selectors.values.reduce(0) { $0 + $1.switches } ?? 0) },
+            failovers: names.reduce(0) { total, name in total + (nodes[name]?.engine.selectors.values.reduce(0) { $0 + $1.switches } ?? 0) },
             envelopesSealed: envelopesSealed,
             envelopesOpened: envelopesOpened,
             envelopesWithheld: envelopesWithheld,
-            envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.sealed.retries ?? 0) },
+            envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.engine.sealed.retries ?? 0) },
             replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
         )
@@ -258,39 +268,46 @@ public final class Simulation {
                 groups: random.chance(0.5) ? [groupNames[Int(random.next() % 2)]] : []
             )
         }
+        if options.hostile { hostile = names.last }
+        var relaySet = Set<String>()
+        for name in names where name != hostile && random.chance(0.35) { relaySet.insert(name) }
+        let relays = names.filter(relaySet.contains)
+        var withholder: String?
+        let withhold = random.chance(0.3)
+        if !relays.isEmpty && (options.withholdingRelay ?? withhold) {
+            withholder = relays[Int(random.next() % UInt64(relays.count))]
+        }
+        self.partners = partners.map { partner in
+            let neighbours = names.filter { links[partner.name]?[$0] != nil || links[$0]?[partner.name] != nil }
+            return NodeEngine.Partner(
+                recipient: partner,
+                relay: relaySet.contains(partner.name),
+                neighbours: Set(neighbours),
+                sealingKey: sealingKeys[partner.name]!.publicKey
+            )
+        }
         for partner in partners {
             let store = MemoryStore()
-            let neighbours = partners.compactMap { other -> ReplicationNeighbour? in
-                let outbound = links[partner.name]?[other.name]
-                let inbound = links[other.name]?[partner.name]
-                guard outbound != nil || inbound != nil else { return nil }
-                return ReplicationNeighbour(partner: other, outbound: outbound, inbound: inbound)
-            }
+            let transport = SimulatedTransport()
             nodes[partner.name] = Node(
                 name: partner.name,
                 author: authors[partner.name]!,
                 groups: partner.groups,
                 store: store,
                 sealingKey: sealingKeys[partner.name]!,
-                logic: try ReplicationLogic(
-                    me: partner,
+                transport: transport,
+                interpreter: try makeInterpreter(
+                    name: partner.name,
                     store: store,
-                    ladder: ladder,
-                    knownAuthors: Set(partners.map(\.nodeID)),
-                    neighbours: neighbours,
-                    maxClockSkewMillis: 60_000
-                )
+                    transport: transport,
+                    partners: self.partners,
+                    isRelay: relaySet.contains(partner.name),
+                    signingKey: authors[partner.name]!.signingKey,
+                    sealingKey: sealingKeys[partner.name]!
+                ),
+                isRelay: relaySet.contains(partner.name),
+                withholds: partner.name == withholder
             )
-        }
-        if options.hostile { hostile = names.last }
-        for name in names {
-            nodes[name]!.downSince = Dictionary(uniqueKeysWithValues: nodes[name]!.logic.neighbours.keys.map { ($0, now) })
-            if name != hostile && random.chance(0.35) { nodes[name]!.isRelay = true }
-        }
-        let relays = names.filter { nodes[$0]!.isRelay }
-        let withhold = random.chance(0.3)
-        if !relays.isEmpty && (options.withholdingRelay ?? withhold) {
-            nodes[relays[Int(random.next() % UInt64(relays.count))]]!.withholds = true
         }
         trace.strings(names)
         trace.strings(relays)
@@ -308,26 +325,19 @@ public final class Simulation {
                 if blocked.contains("\(sender)>\(receiver)") { continue }
                 while let first = channels[key]?.queues[receiver]?.first, first.at <= now, channels[key]!.up {
                     channels[key]!.queues[receiver]!.removeFirst()
-                    try deliver(first.message, from: sender, to: receiver, channel: key)
+                    try deliver(first.frame, from: sender, to: receiver, channel: key)
                 }
             }
         }
         if (now - start) % 50 == 0 {
             for name in names where nodes[name]!.up {
-                for key in nodes[name]!.sessions.keys.sorted() {
-                    guard var machine = nodes[name]!.sessions[key] else { continue }
-                    let actions = machine.tick(nowMillis: now)
-                    nodes[name]!.sessions[key] = machine
-                    try perform(actions, at: name, channel: key)
-                }
+                let report = nodes[name]!.interpreter.handle(.tick(), nowMillis: now)
+                try settle(name, report)
             }
-        }
-        if (now - start) % 100 == 0 {
-            for name in names where nodes[name]!.up { try maintain(name) }
         }
         try connectChannels()
         if workload {
-            if faultsOn { injectFaults() }
+            if faultsOn { try injectFaults() }
             if random.chance(0.25) { try workloadStep() }
         }
         checkAlwaysInvariants()
@@ -356,146 +366,115 @@ public final class Simulation {
             channel.up = true
             channel.epoch += 1
             channel.queues = [a: [], b: []]
+            for name in [a, b] {
+                nextChannelID += 1
+                channel.ids[name] = ChannelID(nextChannelID)
+                ends[ChannelID(nextChannelID)] = key
+            }
             channels[key] = channel
             trace.string("up \(key) \(channel.epoch)")
             for (me, peer) in [(a, b), (b, a)] {
-                let start = try nodes[me]!.logic.sessionStart(peer: peer)
-                var machine = LinkSessionStateMachine(
-                    local: nodes[me]!.author.nodeID,
-                    peer: nodes[peer]!.author.nodeID,
-                    checkpoint: start.checkpoint,
-                    localHighest: start.highest,
-                    nowMillis: now,
-                    carrying: false,
-                    configuration: LinkSessionStateMachine.Configuration(channels: settings)
-                )
-                let actions = machine.start(hlc: start.hlc)
-                nodes[me]!.sessions[key] = machine
-                try perform(actions, at: me, channel: key)
+                guard channels[key]?.up == true, let id = channels[key]?.ids[me] else { continue }
+                let report = nodes[me]!.interpreter.channelConnected(id, peer: peer, endpoint: channel.index, address: key, nowMillis: now)
+                try settle(me, report)
             }
         }
     }
 
-    func breakChannel(_ key: String, why: String) {
+    /// The channel breaks: everything in flight is lost and both ends learn it.
+    func breakChannel(_ key: String, why: String) throws {
         guard var channel = channels[key], channel.up else { return }
+        let ids = channel.ids
         channel.up = false
         channel.queues = [:]
+        channel.ids = [:]
         channel.retryAt = now + 50 + random.next() % 450
         channels[key] = channel
-        for (me, peer) in [(channel.a, channel.b), (channel.b, channel.a)] {
-            nodes[me]?.sessions[key] = nil
-            guard nodes[me]?.up == true else { continue }
-            nodes[me]!.selectors[peer]?.closed(channel.index, failed: true, nowMillis: now)
-            if nodes[me]!.selectors[peer]?.hasOpenChannel != true && nodes[me]!.downSince[peer] == nil {
-                nodes[me]!.downSince[peer] = now
-            }
-            try? reselect(me, peer)
-        }
         expectedRefusals["\(channel.a)>\(channel.b)@\(key)"] = nil
         expectedRefusals["\(channel.b)>\(channel.a)@\(key)"] = nil
         trace.string("down \(key) \(why)")
-    }
-
-    func deliver(_ message: SyncMessage, from sender: String, to receiver: String, channel: String) throws {
-        guard var machine = nodes[receiver]!.sessions[channel] else { return }
-        let actions = machine.received(message, nowMillis: now)
-        nodes[receiver]!.sessions[channel] = machine
-        try perform(actions, at: receiver, channel: channel)
-    }
-
-    func perform(_ initial: [LinkSessionStateMachine.Action], at name: String, channel key: String) throws {
-        var queue = initial
-        let peer = peer(on: key, of: name)
-        while !queue.isEmpty {
-            let action = queue.removeFirst()
-            guard nodes[name]!.up, channels[key]?.up == true else { return }
-            switch action {
-            case .send(let message):
-                if faultsOn && random.chance(0.002) {
-                    channelsBroken += 1
-                    breakChannel(key, why: "loss")
-                    return
-                }
-                // A blocked direction holds frames back (as TCP would keep retransmitting); if the
-                // block outlasts the heartbeat deadline, the receiver closes the channel.
-                let delay = 1 + random.next() % 20
-                let last = channels[key]!.queues[peer]?.last?.at ?? 0
-                channels[key]!.queues[peer, default: []].append((max(last, now + delay), message))
-            case .loadBatch(let after, let limit):
-                let batch = try nodes[name]!.logic.loadBatch(for: peer, after: after, limit: limit, nowMillis: now)
-                var ops = batch.ops
-                expectedRefusals["\(name)>\(peer)@\(key)"]?[batch.throughSeq] = nil
-                if name == hostile, options.attacks, batch.throughSeq > after, attackRandom.chance(0.5) {
-                    let (attack, mustRefuse) = try makeAttacks(by: name, against: peer)
-                    ops += attack
-                    attacksSent += attack.count
-                    expectedRefusals["\(name)>\(peer)@\(key)", default: [:]][batch.throughSeq] = mustRefuse
-                }
-                guard var machine = nodes[name]!.sessions[key] else { return }
-                queue += machine.batchReady(ops: ops, throughSeq: batch.throughSeq)
-                nodes[name]!.sessions[key] = machine
-            case .commit(let ops, let through):
-                let custodyBefore = try custodyCount(name)
-                let outcome = try nodes[name]!.logic.receive(ops: ops, through: through, from: peer, nowMillis: now)
-                if let mustRefuse = expectedRefusals["\(peer)>\(name)@\(key)"]?.removeValue(forKey: through) {
-                    if outcome.refused < mustRefuse {
-                        violations.append("hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused")
-                    }
-                    let custody = try nodes[name]!.store.custody(from: custodyBefore + 1, limit: 10_000)
-                    if mustRefuse > 0, !custody.contains(where: { $0.kind == .opsRejected && $0.peer == nodes[peer]!.author.nodeID.text }) {
-                        violations.append("I5: \(name) refused ops from hostile \(peer) without a custody entry")
-                    }
-                } else {
-                    refusals += outcome.refused
-                }
-                trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
-                try checkReceived(ops, at: name, from: peer, onlyStored: peer == hostile)
-                guard var machine = nodes[name]!.sessions[key] else { return }
-                queue += machine.committed(throughSeq: through)
-                nodes[name]!.sessions[key] = machine
-                if outcome.logGrew { try logGrew(at: name) }
-            case .acknowledged(let through):
-                try nodes[name]!.logic.acknowledged(peer: peer, through: through)
-            case .opened(let hlc):
-                nodes[name]!.logic.observe(hlc, nowMillis: now)
-                try channelOpened(at: name, peer: peer, index: channels[key]!.index)
-            case .close(let reason):
-                if case .protocolViolation(let what) = reason {
-                    violations.append("t=\(now - start) \(name) closed its channel with honest \(peer): \(what)")
-                }
-                breakChannel(key, why: reason.description)
-                return
-            case .sealedTraffic(let message):
-                try sealedTraffic(message, at: name, from: peer)
-            }
+        for name in [channel.a, channel.b] {
+            guard let id = ids[name], nodes[name]?.up == true else { continue }
+            let report = nodes[name]!.interpreter.handle(.channelLost(id, error: nil), nowMillis: now)
+            try settle(name, report)
         }
     }
 
-    func logGrew(at name: String) throws {
-        let highest = try nodes[name]!.store.highestSequence()
-        for key in nodes[name]!.sessions.keys.sorted() {
-            guard var machine = nodes[name]!.sessions[key] else { continue }
-            let actions = machine.logGrew(to: highest)
-            nodes[name]!.sessions[key] = machine
-            try perform(actions, at: name, channel: key)
+    /// A frame reaches `receiver`: decoded by the real codec, handed to its interpreter.
+    func deliver(_ frame: ByteBuffer, from sender: String, to receiver: String, channel key: String) throws {
+        guard let id = channels[key]?.ids[receiver] else { return }
+        let message: SyncMessage
+        do {
+            message = try SyncFrameCodec.decode(frame)
+        } catch {
+            violations.append("a frame from \(sender) to \(receiver) does not decode: \(error)")
+            return
+        }
+        if case .envelope(let bytes) = message, let envelope = try? SealedEnvelope.decode(bytes),
+            envelope.header.to != nodes[receiver]!.author.nodeID
+        {
+            // The hostile relay's behaviour: it takes envelopes and never hands them on.
+            if nodes[receiver]!.withholds {
+                envelopesWithheld += 1
+                trace.string("withhold \(receiver) \(sender)")
+                return
+            }
+            recordRelayed(envelope, at: receiver)
+        }
+        let report = nodes[receiver]!.interpreter.handle(
+            .frame(id, message, bytes: frame.readableBytes + 4, atMillis: now),
+            nowMillis: now
+        )
+        try settle(receiver, report)
+    }
+
+    /// After an interpreter call at `name`: check what it did, and put what it wrote on the
+    /// network (or close what it closed).
+    func settle(_ name: String, _ report: NodeInterpreter<SimulatedTransport>.Report) throws {
+        for failure in report.failures { violations.append("\(name): store work failed: \(failure)") }
+        try check(report, at: name)
+        let transport = nodes[name]!.transport
+        while !transport.outbox.isEmpty {
+            let item = transport.outbox.removeFirst()
+            guard let key = ends[item.channel], let channel = channels[key], channel.up, channel.ids[name] == item.channel else { continue }
+            let peer = channel.a == name ? channel.b : channel.a
+            switch item.kind {
+            case .frame(var frame):
+                if faultsOn && random.chance(0.002) {
+                    channelsBroken += 1
+                    try breakChannel(key, why: "loss")
+                    continue
+                }
+                if name == hostile, options.attacks {
+                    frame = try attack(frame, by: name, against: peer, channel: key)
+                }
+                countSealed(frame, from: name)
+                // A blocked direction holds frames back (as TCP would keep retransmitting); if
+                // the block outlasts the heartbeat deadline, the receiver closes the channel.
+                let delay = 1 + random.next() % 20
+                let last = channels[key]!.queues[peer]?.last?.at ?? 0
+                channels[key]!.queues[peer, default: []].append((max(last, now + delay), frame))
+            case .close(let reason):
+                if name != hostile, peer != hostile, reason.hasPrefix("protocol violation") {
+                    violations.append("t=\(now - start) \(name) closed its channel with honest \(peer): \(reason)")
+                }
+                try breakChannel(key, why: reason)
+            }
         }
     }
 
     // MARK: - Faults
 
-    func injectFaults() {
+    func injectFaults() throws {
         // Crash one node now and then; bring it back later with what it committed.
         if random.chance(0.004) {
             let name = names[Int(random.next() % UInt64(names.count))]
             if nodes[name]!.up {
                 crashes += 1
                 nodes[name]!.up = false
-                nodes[name]!.sessions = [:]
-                nodes[name]!.selectors = [:]
-                nodes[name]!.sealed = SealedOutbox()
-                nodes[name]!.relayQueue = RelayQueue()
+                nodes[name]!.transport.outbox = []
                 for key in channels.keys.sorted() where channels[key]!.a == name || channels[key]!.b == name {
-                    breakChannel(key, why: "crash \(name)")
+                    try breakChannel(key, why: "crash \(name)")
                 }
                 downUntil[name] = now + 100 + random.next() % 900
                 trace.string("crash \(name)")
@@ -510,7 +489,7 @@ public final class Simulation {
             let key = keys[Int(random.next() % UInt64(keys.count))]
             endpointFaults += 1
             endpointDown[key] = now + 200 + random.next() % 1300
-            breakChannel(key, why: "endpoint down")
+            try breakChannel(key, why: "endpoint down")
             trace.string("endpoint down \(key)")
         }
         // A link is cut: every channel of one neighbour pair breaks and stays down for a while
@@ -522,7 +501,7 @@ public final class Simulation {
             linkCuts += 1
             cuts[pair] = now + 500 + random.next() % 2000
             for key in keys where channels[key]!.a == channel.a && channels[key]!.b == channel.b {
-                breakChannel(key, why: "link cut")
+                try breakChannel(key, why: "link cut")
             }
             trace.string("cut \(pair)")
         }
@@ -558,22 +537,21 @@ public final class Simulation {
         }
     }
 
+    /// The node comes back with what its store committed and nothing else: a new engine
+    /// and interpreter, as a restarted daemon has.
     func restart(_ name: String) throws {
         var node = nodes[name]!
-        node.logic = try ReplicationLogic(
-            me: node.logic.me,
+        node.transport.outbox = []
+        node.interpreter = try makeInterpreter(
+            name: name,
             store: node.store,
-            ladder: node.logic.ladder,
-            knownAuthors: node.logic.knownAuthors,
-            neighbours: Array(node.logic.neighbours.values).sorted { $0.partner.name < $1.partner.name },
-            maxClockSkewMillis: 60_000
+            transport: node.transport,
+            partners: partners,
+            isRelay: node.isRelay,
+            signingKey: node.author.signingKey,
+            sealingKey: node.sealingKey
         )
         node.up = true
-        node.sessions = [:]
-        node.selectors = [:]
-        node.sealed = SealedOutbox()
-        node.relayQueue = RelayQueue()
-        node.downSince = Dictionary(uniqueKeysWithValues: node.logic.neighbours.keys.map { ($0, now) })
         nodes[name] = node
         downUntil[name] = nil
         trace.string("restart \(name)")
@@ -587,7 +565,7 @@ public final class Simulation {
         let author = nodes[name]!.author
         let held = try nodes[name]!.store.items(ItemQuery(limit: 50))
         var unsigned = [UnsignedOp]()
-        let hlc = nodes[name]!.logic.tick(nowMillis: now)
+        let hlc = nodes[name]!.interpreter.tick(nowMillis: now)
         let roll = random.next() % 100
         if roll < 35 || held.isEmpty {
             var relTo = names.filter { $0 != name && random.chance(0.5) }
@@ -648,24 +626,13 @@ public final class Simulation {
         for op in signed { groundTruth[op.id] = op }
         opsWritten += signed.count
         trace.string("put \(name) \(signed.map(\.id.hash.hex).joined())")
-        try logGrew(at: name)
+        let report = nodes[name]!.interpreter.committedLocally(stamps: signed.map(\.body.hlc), nowMillis: now)
+        try settle(name, report)
     }
 
     // MARK: - Hostile node
 
     var custodyCounts: [String: UInt64] = [:]
-
-    /// The number of custody entries a node holds (cached; entries are only appended).
-    func custodyCount(_ name: String) throws -> UInt64 {
-        var count = custodyCounts[name] ?? 0
-        while true {
-            let page = try nodes[name]!.store.custody(from: count + 1, limit: 10_000)
-            guard let last = page.last else { break }
-            count = last.sequence
-        }
-        custodyCounts[name] = count
-        return count
-    }
 
     /// Bad ops for one batch: forged (another partner's op with its body altered), a write
     /// where the hostile node may not write, an item not releasable to the receiver, a
@@ -777,11 +744,11 @@ public final class Simulation {
 
     func checkAlwaysInvariants() {
         for name in names where nodes[name]!.up {
-            for (key, machine) in nodes[name]!.sessions where machine.inFlight.count > machine.configuration.window {
-                violations.append("I7: \(name) on \(key) has \(machine.inFlight.count) batches in flight")
+            for (id, channel) in nodes[name]!.engine.channels where channel.session.inFlight.count > channel.session.configuration.window {
+                violations.append("I7: \(name) on \(ends[id] ?? "?") has \(channel.session.inFlight.count) batches in flight")
             }
-            for peer in nodes[name]!.logic.neighbours.keys {
-                for link in [ReplicationLogic.sentLink(peer), ReplicationLogic.receivedLink(peer)] {
+            for peer in nodes[name]!.engine.configuration.links.keys {
+                for link in [ReplicationStore.sentLink(peer), ReplicationStore.receivedLink(peer)] {
                     let value = (try? nodes[name]!.store.checkpoint(link: link)) ?? 0
                     let key = "\(name)/\(link)"
                     if value < checkpoints[key] ?? 0 {
@@ -806,14 +773,16 @@ public final class Simulation {
         }
         for name in names {
             let highest = try nodes[name]!.store.highestSequence()
-            for machine in nodes[name]!.sessions.values {
+            let engine = nodes[name]!.engine
+            for channel in engine.channels.values {
+                let machine = channel.session
                 guard case .open = machine.phase else { return false }
                 guard !machine.carrying || (machine.ackedThrough == highest && machine.inFlight.isEmpty) else { return false }
             }
-            for peer in nodes[name]!.logic.neighbours.keys where nodes[name]!.selectors[peer]?.carriers.isEmpty != false {
+            for peer in engine.configuration.links.keys where engine.selectors[peer]?.carriers.isEmpty != false {
                 return false
             }
-            for peer in names where nodes[name]!.relayQueue.held(for: peer) > 0 || nodes[name]!.sealed.awaiting(peer) > 0 {
+            for peer in names where engine.relayQueue.held(for: peer) > 0 || engine.sealed.awaiting(peer) > 0 {
                 return false
             }
         }
@@ -856,7 +825,7 @@ public final class Simulation {
                                 opAuthor: op.body.author, sender: nodes[from]!.author.nodeID, recipient: nodes[holder]!.recipient,
                                 filter: filter, ladder: ladder
                             )
-                            print("    neighbour \(from): has op \(has != nil) seq \(has?.sequence ?? 0) from \(has?.receivedFrom?.short ?? "-") decision \(reason?.rawValue ?? "send") tags \(neighbourItem.tags) checkpoint to:\(holder)=\((try? nodes[from]!.store.checkpoint(link: ReplicationLogic.sentLink(holder))) ?? 0)/\((try? nodes[from]!.store.highestSequence()) ?? 0)")
+                            print("    neighbour \(from): has op \(has != nil) seq \(has?.sequence ?? 0) from \(has?.receivedFrom?.short ?? "-") decision \(reason?.rawValue ?? "send") tags \(neighbourItem.tags) checkpoint to:\(holder)=\((try? nodes[from]!.store.checkpoint(link: ReplicationStore.sentLink(holder))) ?? 0)/\((try? nodes[from]!.store.highestSequence()) ?? 0)")
                             for stored in try nodes[from]!.store.ops(ofItem: op.body.itemID) {
                                 print("        seq \(stored.sequence) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) from \(stored.receivedFrom?.short ?? "local")")
                             }

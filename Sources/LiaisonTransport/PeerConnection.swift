@@ -50,7 +50,7 @@ public struct PeerConnection: Sendable {
 }
 
 /// Listens for and dials TLS channels to pinned peers.
-public enum PeerTransport {
+public enum TLSTransport {
     /// Binds a listener; each accepted channel arrives as a `PeerConnection` whose handshake
     /// may still fail.
     public static func listen(

@@ -100,7 +100,7 @@ struct ReplicationTests {
         for (payload, malformed) in [
             (ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), true), (ByteBuffer(repeating: 0x01, count: 5 << 20), false),
         ] {
-            let connection = try await PeerTransport.dial(host: bravoAddress.host, port: bravoAddress.port, tls: tls)
+            let connection = try await TLSTransport.dial(host: bravoAddress.host, port: bravoAddress.port, tls: tls)
             _ = try await connection.peerFingerprint()
             // Everything bravo said before it closed the channel (the loop ends only when it does).
             let heard: [SyncMessage] = try await connection.io.executeThenClose { inbound, outbound in
@@ -139,7 +139,7 @@ struct ReplicationTests {
         let stranger = try NodeIdentity.generate(name: "stranger", now: Date())
         let bravo = try #require(try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
         let tls = PinnedTLS(certificatePEM: stranger.tlsCertificatePEM, privateKeyPEM: stranger.tlsKeyPEM, pins: [bravo.tlsFingerprint])
-        let connection = try await PeerTransport.dial(host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, tls: tls)
+        let connection = try await TLSTransport.dial(host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, tls: tls)
         let gotData: Bool = await (try? connection.io.executeThenClose { inbound, outbound in
             try? await outbound.write(ByteBuffer(bytes: [1, 2, 3]))
             for try await _ in inbound { return true }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import LiaisonCore
+import LiaisonNode
 import LiaisonReplication
 import LiaisonStore
 import LiaisonTestSupport
@@ -150,13 +151,13 @@ struct SealedRelayTests {
     }
 }
 
-/// The recipient's side of a sealed envelope, on the real `ReplicationLogic`.
+/// The recipient's side of a sealed envelope, on the real `ReplicationStore`.
 @Suite("Sealed delivery at the recipient")
 struct SealedDeliveryTests {
     @Test("ops that came sealed are admitted as the link's own but move no checkpoint; a batch on a channel does")
     func sealedOpsMoveNoCheckpoint() throws {
         let store = MemoryStore()
-        var logic = try ReplicationLogic(
+        var logic = try ReplicationStore(
             me: TestNode.bob.recipient(),
             store: store,
             ladder: .standard,
@@ -173,8 +174,8 @@ struct SealedDeliveryTests {
         #expect(outcome.refused == 1, "a sealed op not releasable to the recipient is refused like any other")
         #expect(try store.op(forBob.id) != nil)
         #expect(try store.op(notForBob.id) == nil)
-        #expect(try store.checkpoint(link: ReplicationLogic.receivedLink("alice")) == 0)
+        #expect(try store.checkpoint(link: ReplicationStore.receivedLink("alice")) == 0)
         _ = try logic.receive(ops: [], through: 7, from: "alice", nowMillis: 1_700_000_100_000)
-        #expect(try store.checkpoint(link: ReplicationLogic.receivedLink("alice")) == 7)
+        #expect(try store.checkpoint(link: ReplicationStore.receivedLink("alice")) == 7)
     }
 }

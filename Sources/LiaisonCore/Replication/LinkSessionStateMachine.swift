@@ -257,6 +257,13 @@ public struct LinkSessionStateMachine: Sendable {
         return pump()
     }
 
+    /// Frames arrived at `atMillis` that the shell has not handed over yet (it was busy): the
+    /// channel is alive, whatever they hold.
+    public mutating func heard(atMillis: UInt64) {
+        guard !isClosed else { return }
+        lastHeardMillis = max(lastHeardMillis, atMillis)
+    }
+
     /// Time passed: send a heartbeat when due, or declare the channel dead.
     public mutating func tick(nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }

@@ -1,60 +1,35 @@
+import Crypto
 public import Foundation
 public import LiaisonCore
-import Crypto
-import LiaisonReplication
+public import LiaisonReplication
 import LiaisonStore
+import LiaisonTransport
 public import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
 
-/// The node's replication shell: owns the store writes, the clock, the channels of every
-/// link and the per-peer counters, and carries out what the pure `LinkSessionStateMachine`s
-/// ask for (load and filter batches, verify, admit and commit received ops, record
-/// custody). It chooses which channel of a link carries (`ChannelSelector`), seals ops for
-/// partners no channel reaches and sends them through relays (`SealedOutbox`), and relays
-/// other partners' envelopes (`RelayQueue`).
+/// The daemon's node: the one `NodeInterpreter` of the pure `NodeEngine`, over pinned TLS
+/// channels and the node's SQLite store, plus local writes from the API. It runs on a thread
+/// of its own (an event loop that does nothing else), so the blocking SQLite commits with
+/// fsync never hold up the cooperative thread pool on which the TLS sessions read, write
+/// and answer heartbeats.
 public actor ReplicationEngine {
     /// The node.
     public let node: LocalNode
     /// The federation as this node knows it.
     public let federation: FederationConfig
     let logger: Logger
-    var logic: ReplicationLogic
-    var sessions: [String: [Int: Session]] = [:]
-    var nextToken = 0
-    var counters: [String: LinkCounters] = [:]
-    var selectors: [String: ChannelSelector] = [:]
-    /// Since when a peer has had no open channel.
-    var downSince: [String: UInt64] = [:]
-    var sealed = SealedOutbox()
-    var relayQueue = RelayQueue()
-    let isRelay: Bool
-    /// Sealing public keys by partner name.
-    let sealingKeys: [String: Curve25519.KeyAgreement.PublicKey]
+    var interpreter: NodeInterpreter<DaemonTransport>
+    let transport: DaemonTransport
+    private var nextChannel = 0
+    private let loop: any EventLoop
 
-    struct Session {
-        var endpoint: Int
-        var address: String
-        var continuation: AsyncStream<SessionEvent>.Continuation
-        var open = false
-        var rttMillis: UInt64?
-        var lastContactMillis: UInt64?
-    }
+    /// One thread for the store work of every engine in the process.
+    private static let storeThreads = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    struct LinkCounters {
-        var lastContactMillis: UInt64?
-        var ackedThrough: UInt64 = 0
-        var lastAckMillis: UInt64?
-        var opsSent: UInt64 = 0
-        var opsReceived: UInt64 = 0
-        var bytesSent: UInt64 = 0
-        var bytesReceived: UInt64 = 0
-        var opsWithheld: UInt64 = 0
-        var rejects: UInt64 = 0
-        var lastError: String?
-        var failures: [Int: Int] = [:]
-        var endpointErrors: [Int: String] = [:]
-        var envelopesOpened: UInt64 = 0
-        var relayVia: String?
-    }
+    /// The actor runs on the store thread.
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { loop.executor.asUnownedSerialExecutor() }
 
     /// Creates the engine for an opened node and its federation configuration.
     public init(node: LocalNode, federation: FederationConfig, logger: Logger) throws(LiaisonError) {
@@ -64,48 +39,63 @@ public actor ReplicationEngine {
         self.node = node
         self.federation = federation
         self.logger = logger
-        self.isRelay = me.relay
-        var keys = [String: Curve25519.KeyAgreement.PublicKey]()
+        self.loop = Self.storeThreads.next()
+        let configuration = try Self.engineConfiguration(node: node, federation: federation, me: me)
+        let transport = DaemonTransport()
+        self.transport = transport
+        self.interpreter = try NodeInterpreter(
+            configuration: configuration,
+            store: node.store,
+            ladder: node.config.classifications,
+            maxClockSkewMillis: node.config.maxClockSkewMillis,
+            transport: transport,
+            nowMillis: Self.nowMillis,
+            random: .fromSystem(),
+            logger: logger
+        )
+    }
+
+    /// What the engine needs of the federation configuration.
+    static func engineConfiguration(
+        node: LocalNode,
+        federation: FederationConfig,
+        me: FederationConfig.Partner
+    ) throws(LiaisonError) -> NodeEngine.Configuration {
+        var partners = [NodeEngine.Partner]()
         for partner in federation.partners {
             guard let raw = Data(base64Encoded: partner.sealingKey),
                 let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
             else {
                 throw LiaisonError(.corrupt, "federation.json has a malformed sealing key for \(partner.name); render it again")
             }
-            keys[partner.name] = key
+            partners.append(
+                NodeEngine.Partner(recipient: partner.recipient, relay: partner.relay, neighbours: Set(partner.neighbours), sealingKey: key)
+            )
         }
-        self.sealingKeys = keys
-        self.logic = try ReplicationLogic(
+        let links = federation.neighbours.compactMap { neighbour in
+            federation.partner(named: neighbour.name).map {
+                ReplicationNeighbour(partner: $0.recipient, outbound: neighbour.outbound, inbound: neighbour.inbound)
+            }
+        }
+        return NodeEngine.Configuration(
             me: me.recipient,
-            store: node.store,
-            ladder: node.config.classifications,
-            knownAuthors: Set(federation.partners.map(\.nodeID)),
-            neighbours: federation.neighbours.compactMap { neighbour in
-                federation.partner(named: neighbour.name).map {
-                    ReplicationNeighbour(partner: $0.recipient, outbound: neighbour.outbound, inbound: neighbour.inbound)
-                }
-            },
-            maxClockSkewMillis: node.config.maxClockSkewMillis
+            partners: partners,
+            links: links,
+            isRelay: me.relay,
+            channels: federation.channels,
+            signingKey: node.identity.signingKey,
+            sealingKey: node.identity.sealingKey
         )
-        let now = Self.nowMillis
-        for neighbour in federation.neighbours {
-            var counter = LinkCounters()
-            counter.ackedThrough = (try? node.store.checkpoint(link: ReplicationLogic.sentLink(neighbour.name))) ?? 0
-            counters[neighbour.name] = counter
-            selectors[neighbour.name] = ChannelSelector(settings: federation.channels)
-            downSince[neighbour.name] = now
-        }
     }
 
-    static var nowMillis: UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+    static var nowMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 
     // MARK: - Local writes
 
     /// Creates an item here and pushes it to the sessions.
     public func put(_ request: PutRequest) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
         let result = try node.put(request, now: Date())
-        logic.observe(result.op.body.hlc, nowMillis: Self.nowMillis)
-        notifyLogGrew()
+        interpreter.committedLocally(stamps: [result.op.body.hlc], nowMillis: Self.nowMillis)
         return result
     }
 
@@ -114,243 +104,107 @@ public actor ReplicationEngine {
         throws(LiaisonError) -> ItemState
     {
         let result = try node.update(id, fields: fields, addTags: addTags, removeTags: removeTags, now: Date())
-        notifyLogGrew()
+        interpreter.committedLocally(stamps: result.ops.map(\.body.hlc), nowMillis: Self.nowMillis)
         return result.item
     }
 
-    func notifyLogGrew() {
-        guard let highest = try? node.store.highestSequence() else { return }
-        for peer in sessions.values {
-            for session in peer.values { session.continuation.yield(.logGrew(highest)) }
-        }
+    // MARK: - Channels (called by the sessions)
+
+    /// A TLS channel to `peer` is up: registers its outgoing queue and starts its session.
+    func connect(
+        peer: String,
+        endpoint: Int,
+        address: String,
+        outgoing: AsyncStream<DaemonTransport.Outgoing>.Continuation
+    ) -> ChannelID {
+        nextChannel += 1
+        let id = ChannelID(nextChannel)
+        transport.register(id, outgoing)
+        interpreter.channelConnected(id, peer: peer, endpoint: endpoint, address: address, nowMillis: Self.nowMillis)
+        return id
     }
 
-    // MARK: - Channels
+    /// The transport, for the readers.
+    nonisolated var frames: DaemonTransport { transport }
 
-    /// Adds a channel to a peer's link, reaching the peer's endpoint `endpoint` (or, on the
-    /// accepting side, our endpoint `endpoint`). An older channel on the same endpoint is
-    /// told to close. Returns the token the other calls need.
-    func register(peer: String, endpoint: Int, address: String, continuation: AsyncStream<SessionEvent>.Continuation) -> Int {
-        for (token, session) in sessions[peer] ?? [:] where session.endpoint == endpoint {
-            session.continuation.yield(.replaced)
-            sessions[peer]?[token] = nil
-            closeChannel(peer: peer, token: token, failed: false)
-        }
-        nextToken += 1
-        sessions[peer, default: [:]][nextToken] = Session(endpoint: endpoint, address: address, continuation: continuation)
-        return nextToken
+    /// A frame arrived on a channel at `atMillis`.
+    func received(_ message: SyncMessage, bytes: Int, atMillis: UInt64, on id: ChannelID) {
+        interpreter.handle(.frame(id, message, bytes: bytes, atMillis: atMillis), nowMillis: Self.nowMillis)
     }
 
-    /// A channel ended. `failed` unless it was replaced or shut down on purpose.
-    func unregister(peer: String, token: Int, reason: String?, failed: Bool) {
-        guard let session = sessions[peer]?.removeValue(forKey: token) else { return }
-        session.continuation.finish()
-        counters[peer]?.lastError = reason
-        counters[peer]?.endpointErrors[session.endpoint] = reason
-        if failed && session.open { counters[peer]?.failures[session.endpoint, default: 0] += 1 }
-        closeChannel(peer: peer, token: token, failed: failed && session.open)
+    /// A frame that does not decode arrived on a channel.
+    func malformed(_ reason: String, bytes: Int, on id: ChannelID) {
+        interpreter.handle(.malformedFrame(id, reason: reason, bytes: bytes), nowMillis: Self.nowMillis)
     }
 
-    private func closeChannel(peer: String, token: Int, failed: Bool) {
-        let now = Self.nowMillis
-        selectors[peer]?.closed(token, failed: failed, nowMillis: now)
-        reselect(peer, nowMillis: now)
-        if selectors[peer]?.hasOpenChannel == false && downSince[peer] == nil {
-            downSince[peer] = now
-            logger.warning("link lost every channel", metadata: ["liaison.partner": "\(peer)"])
-        }
+    /// The transport lost a channel.
+    func lost(_ id: ChannelID, error: String?) {
+        interpreter.handle(.channelLost(id, error: error), nowMillis: Self.nowMillis)
+        transport.unregister(id)
     }
 
-    /// A channel finished its hello. Returns whether it carries our log and where it resumes.
-    func opened(peer: String, token: Int, peerHLC: HLCTimestamp) -> (carrying: Bool, resumeAfter: UInt64) {
-        let now = Self.nowMillis
-        logic.observe(peerHLC, nowMillis: now)
-        guard let session = sessions[peer]?[token] else { return (false, 0) }
-        sessions[peer]?[token]?.open = true
-        selectors[peer]?.opened(token, endpoint: session.endpoint, nowMillis: now)
-        if downSince.removeValue(forKey: peer) != nil, sealed.awaiting(peer) > 0 || sealed.cursors[peer] != nil {
-            logger.info("link back; sealed relaying stops", metadata: ["liaison.partner": "\(peer)"])
-        }
-        sealed.linkRestored(peer)
-        counters[peer]?.relayVia = nil
-        reselect(peer, nowMillis: now, except: token)
-        flushRelayQueue(for: peer, nowMillis: now)
-        let carrying = selectors[peer]?.carriers.contains(token) ?? false
-        return (carrying, counters[peer]?.ackedThrough ?? 0)
+    /// The node shuts down: every channel closes without counting as a failure.
+    func shutdown() {
+        interpreter.handle(.shutdown, nowMillis: Self.nowMillis)
     }
 
-    /// Re-chooses a peer's carriers and tells the channels that start or stop carrying.
-    private func reselect(_ peer: String, nowMillis: UInt64, except skipped: Int? = nil) {
-        guard var selector = selectors[peer] else { return }
-        let before = selector.carriers
-        let (start, stop) = selector.select(nowMillis: nowMillis)
-        selectors[peer] = selector
-        let acked = counters[peer]?.ackedThrough ?? 0
-        for token in stop where token != skipped {
-            sessions[peer]?[token]?.continuation.yield(.carrying(false, resumeAfter: acked))
-        }
-        for token in start where token != skipped {
-            sessions[peer]?[token]?.continuation.yield(.carrying(true, resumeAfter: acked))
-        }
-        if !start.isEmpty, !before.isEmpty || !stop.isEmpty {
-            let endpoints = start.compactMap { selector.endpoint(of: $0) }
-            logger.info("link moved to another channel", metadata: ["liaison.partner": "\(peer)", "liaison.endpoints": "\(endpoints)"])
-        }
+    /// Time passed: heartbeats, deadlines, failback, sealing, envelope retries.
+    func tick() {
+        interpreter.handle(.tick(heard: transport.lastArrivals()), nowMillis: Self.nowMillis)
     }
 
-    func heard(peer: String, token: Int, bytes: Int, rttMillis: UInt64?) {
-        let now = Self.nowMillis
-        counters[peer]?.lastContactMillis = now
-        counters[peer]?.bytesReceived += UInt64(bytes)
-        sessions[peer]?[token]?.lastContactMillis = now
-        if let rttMillis { sessions[peer]?[token]?.rttMillis = rttMillis }
-    }
-
-    func sentBytes(peer: String, bytes: Int) {
-        counters[peer]?.bytesSent += UInt64(bytes)
-    }
-
-    /// The session start values: how far we applied the peer's log, and our log's end.
-    func sessionStart(peer: String) throws(LiaisonError) -> (checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
-        try logic.sessionStart(peer: peer)
-    }
-
-    /// Records a channel-level refusal (unpinned certificate, malformed frames, violations).
+    /// Records a connection refused before it became a channel (failed handshake, unknown
+    /// or wrong certificate).
     func refused(peer: String?, detail: String) {
-        if let peer { counters[peer]?.lastError = detail }
-        _ = try? node.store.appendCustody(
-            CustodyEvent(kind: .peerRefused, peer: peer, detail: detail),
-            timeMillis: Int64(Self.nowMillis)
-        )
-        logger.warning("refused peer", metadata: ["liaison.partner": "\(peer ?? "unknown")", "liaison.reason": "\(detail)"])
+        interpreter.handle(.connectionRefused(peer: peer, detail: detail), nowMillis: Self.nowMillis)
     }
 
-    /// Periodic work: fail back to better channels once they settled, seal ops for peers no
-    /// channel reaches, and send overdue envelopes again.
-    func maintain() {
-        let now = Self.nowMillis
-        for peer in selectors.keys { reselect(peer, nowMillis: now) }
-        relaySealed(nowMillis: now)
+    /// How long to wait before dialling again, with full jitter (the engine's seeded
+    /// generator).
+    func reconnectDelay(capMillis: UInt64) -> UInt64 {
+        interpreter.reconnectDelay(capMillis: capMillis)
+    }
+}
+
+/// The daemon's `PeerTransport`: one queue of outgoing frames per channel, written by the
+/// channel's writer task. Registration and writes come from the engine's thread; the
+/// writer tasks run on the cooperative pool.
+final class DaemonTransport: PeerTransport, Sendable {
+    /// What a channel's writer does next.
+    enum Outgoing: Sendable {
+        case frame(ByteBuffer)
+        case close(String)
     }
 
-    // MARK: - Sending
+    private let queues = Mutex<[ChannelID: AsyncStream<Outgoing>.Continuation]>([:])
+    private let arrivals = Mutex<[ChannelID: UInt64]>([:])
 
-    /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
-    /// and what is withheld.
-    func loadBatch(for peer: String, after: UInt64, limit: Int) throws(LiaisonError) -> OutboxBatch {
-        let batch = try logic.loadBatch(for: peer, after: after, limit: limit, nowMillis: Self.nowMillis)
-        counters[peer]?.opsSent += UInt64(batch.sent.count)
-        counters[peer]?.opsWithheld += UInt64(batch.withheld.count)
-        return batch
+    /// A reader read a frame at `atMillis` (before handing it to the engine).
+    func arrived(on id: ChannelID, atMillis: UInt64) {
+        arrivals.withLock { $0[id] = atMillis }
     }
 
-    /// The peer acknowledged our log up to `through`.
-    func acknowledged(peer: String, through: UInt64) {
-        try? logic.acknowledged(peer: peer, through: through)
-        let acked = max(counters[peer]?.ackedThrough ?? 0, through)
-        counters[peer]?.ackedThrough = acked
-        counters[peer]?.lastAckMillis = Self.nowMillis
+    /// When each channel last read a frame.
+    func lastArrivals() -> [ChannelID: UInt64] {
+        arrivals.withLock { $0 }
     }
 
-    // MARK: - Receiving
-
-    /// Verifies, admits and commits ops from `peer` covering its log up to `through`; then
-    /// records the checkpoint. Refused ops are audited and counted against the peer; the
-    /// rest still commit (the peer's other traffic keeps flowing).
-    func receive(ops encoded: [Data], through: UInt64?, from peer: String) throws(LiaisonError) -> ReceiveOutcome {
-        let outcome = try logic.receive(ops: encoded, through: through, from: peer, nowMillis: Self.nowMillis)
-        counters[peer]?.rejects += UInt64(outcome.refused)
-        counters[peer]?.opsReceived += UInt64(outcome.accepted)
-        if outcome.refused > 0 {
-            logger.warning("refused ops", metadata: ["liaison.partner": "\(peer)", "liaison.count": "\(outcome.refused)"])
-        }
-        if outcome.logGrew { notifyLogGrew() }
-        return outcome
+    func register(_ id: ChannelID, _ continuation: AsyncStream<Outgoing>.Continuation) {
+        queues.withLock { $0[id] = continuation }
     }
 
-    // MARK: - Status
+    func unregister(_ id: ChannelID) {
+        queues.withLock { $0.removeValue(forKey: id) }?.finish()
+        arrivals.withLock { _ = $0.removeValue(forKey: id) }
+    }
 
-    /// One row per neighbour.
-    public func linkStatus() -> [LinkStatus] {
-        let highest = (try? node.store.highestSequence()) ?? 0
-        let now = Self.nowMillis
-        return federation.neighbours.map { neighbour in
-            let name = neighbour.name
-            let c = counters[name] ?? LinkCounters()
-            let selector = selectors[name] ?? ChannelSelector(settings: federation.channels)
-            let lag = neighbour.outbound == nil ? 0 : (highest > c.ackedThrough ? highest - c.ackedThrough : 0)
-            let lagSeconds = lag == 0 ? 0 : Double(now - (c.lastAckMillis ?? c.lastContactMillis ?? now)) / 1000
-            let open = (sessions[name] ?? [:]).filter(\.value.open)
-            let carriers = selector.carriers.compactMap { token in open[token].map { (token, $0) } }.sorted { $0.1.endpoint < $1.1.endpoint }
-            // A link has one channel per endpoint of the listening side.
-            let endpointCount = neighbour.dial ? (federation.partner(named: name)?.endpoints.count ?? 1) : federation.listen.count
-            var channels = [ChannelStatus]()
-            for index in 0..<endpointCount {
-                let session = (sessions[name] ?? [:]).filter { $0.value.endpoint == index }.max { $0.key < $1.key }
-                let state: String
-                if let (token, value) = session {
-                    if !value.open {
-                        state = "connecting"
-                    } else if selector.carriers.contains(token) {
-                        state = "carrying"
-                    } else {
-                        state = selector.heldUntil(endpoint: index) > now ? "held" : "standby"
-                    }
-                } else {
-                    state = "down"
-                }
-                channels.append(
-                    ChannelStatus(
-                        endpoint: index,
-                        state: state,
-                        address: session?.value.address,
-                        rttMillis: session?.value.rttMillis,
-                        lastContact: session?.value.lastContactMillis.map { ISO8601.format(millis: Int64($0)) },
-                        failures: c.failures[index] ?? 0,
-                        lastError: c.endpointErrors[index]
-                    )
-                )
-            }
-            let state: String
-            let path: String
-            if !carriers.isEmpty {
-                state = "up"
-                path = carriers.count == 1
-                    ? "channel \(carriers[0].1.endpoint) (\(carriers[0].1.address))"
-                    : "channels " + carriers.map { "\($0.1.endpoint)" }.joined(separator: ", ")
-            } else if let relay = c.relayVia {
-                state = "relayed"
-                path = "relay via \(relay)"
-            } else {
-                state = sessions[name]?.isEmpty == false ? "connecting" : "down"
-                path = "none"
-            }
-            return LinkStatus(
-                peer: name,
-                state: state,
-                path: path,
-                channel: carriers.first?.1.address,
-                rttMillis: carriers.first?.1.rttMillis,
-                lastContact: c.lastContactMillis.map { ISO8601.format(millis: Int64($0)) },
-                lagOps: lag,
-                lagSeconds: lagSeconds,
-                opsSent: c.opsSent,
-                opsReceived: c.opsReceived,
-                bytesSent: c.bytesSent,
-                bytesReceived: c.bytesReceived,
-                opsWithheld: c.opsWithheld,
-                rejects: c.rejects,
-                outbound: neighbour.outbound != nil,
-                inbound: neighbour.inbound != nil,
-                lastError: c.lastError,
-                channels: channels,
-                failovers: selector.switches,
-                envelopesAwaiting: sealed.awaiting(name),
-                envelopesReceipted: sealed.receipted[name] ?? 0,
-                sealedOpsReceipted: sealed.opsReceipted[name] ?? 0,
-                envelopesOpened: c.envelopesOpened,
-                relayHeld: relayQueue.held(for: name)
-            )
-        }
+    func send(_ frame: ByteBuffer, on channel: ChannelID) {
+        _ = queues.withLock { $0[channel] }?.yield(.frame(frame))
+    }
+
+    func close(_ channel: ChannelID, reason: String) {
+        guard let continuation = queues.withLock({ $0.removeValue(forKey: channel) }) else { return }
+        continuation.yield(.close(reason))
+        continuation.finish()
     }
 }

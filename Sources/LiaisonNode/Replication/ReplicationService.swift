@@ -29,7 +29,7 @@ public struct ReplicationService: Service {
     public func run() async throws {
         var bound = [(index: Int, listener: NIOAsyncChannel<PeerConnection, Never>)]()
         for (index, endpoint) in federation.listen.enumerated() {
-            bound.append((index, try await PeerTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)))
+            bound.append((index, try await TLSTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)))
             logger.info("listening for peers", metadata: ["liaison.address": "\(endpoint)", "liaison.endpoint": "\(index)"])
         }
         let listeners = bound
@@ -44,10 +44,11 @@ public struct ReplicationService: Service {
                     }
                 }
                 group.addTask {
-                    // Failback, sealed relaying and envelope retries run on a short beat.
+                    // The engine's clock: heartbeats and their deadlines, failback, sealed
+                    // relaying and envelope retries are all judged on this beat.
                     while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(100))
-                        await engine.maintain()
+                        try await Task.sleep(for: .milliseconds(50))
+                        await engine.tick()
                     }
                 }
                 for (index, listener) in listeners {
@@ -95,7 +96,7 @@ public struct ReplicationService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var connected = false
             do {
-                let connection = try await PeerTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)
+                let connection = try await TLSTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)
                 let fingerprint: String
                 do {
                     fingerprint = try await connection.peerFingerprint()
@@ -116,7 +117,7 @@ public struct ReplicationService: Service {
             } catch {
                 logger.debug("dial failed", metadata: ["liaison.partner": "\(peer.name)", "liaison.address": "\(endpoint)", "liaison.error": "\(error)"])
             }
-            let wait = UInt64.random(in: 0...backoffMillis)
+            let wait = await engine.reconnectDelay(capMillis: backoffMillis)
             backoffMillis = min(backoffMillis * 2, connected ? 1_000 : 5_000)
             try? await Task.sleep(for: .milliseconds(wait))
         }

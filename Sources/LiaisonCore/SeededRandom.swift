@@ -1,9 +1,17 @@
-/// The simulator's deterministic generator (SplitMix64): the same seed gives the same run.
-public struct SimulationRandom: RandomNumberGenerator, Sendable {
+/// A deterministic generator (SplitMix64): the same seed gives the same sequence. The node
+/// engine draws envelope ids and reconnect jitter from one; the daemon seeds it from the
+/// system's generator, the simulator from the run's seed.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     /// Starts the sequence for `seed`.
     public init(seed: UInt64) { state = seed }
+
+    /// A generator seeded from the system's random source.
+    public static func fromSystem() -> SeededRandom {
+        var system = SystemRandomNumberGenerator()
+        return SeededRandom(seed: system.next())
+    }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {

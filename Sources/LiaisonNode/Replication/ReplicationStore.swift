@@ -1,23 +1,7 @@
 public import Foundation
 public import LiaisonCore
+public import LiaisonReplication
 public import LiaisonStore
-
-/// A neighbour as replication needs to know it.
-public struct ReplicationNeighbour: Sendable, Hashable {
-    /// The partner (name, NodeID, groups).
-    public var partner: Recipient
-    /// The filter of the link from this node to the neighbour; nil: nothing is sent.
-    public var outbound: LinkFilter?
-    /// The filter of the link from the neighbour to this node; nil: nothing may come.
-    public var inbound: LinkFilter?
-
-    /// Creates a neighbour.
-    public init(partner: Recipient, outbound: LinkFilter?, inbound: LinkFilter?) {
-        self.partner = partner
-        self.outbound = outbound
-        self.inbound = inbound
-    }
-}
 
 /// What a receive did.
 public struct ReceiveOutcome: Sendable, Equatable {
@@ -27,14 +11,16 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var refused: Int = 0
     /// Whether our log grew.
     public var logGrew: Bool = false
+    /// The end of our log after the commit.
+    public var highest: UInt64 = 0
 }
 
-/// The replication work of one node that touches its store: preparing batches of our log for
-/// a neighbour (eligibility, redaction, custody of what was sent and withheld) and
-/// verifying, admitting and committing what a neighbour sent (custody of refusals,
-/// checkpoints). Synchronous and free of I/O other than the injected `Store`; time comes in
-/// as arguments. The daemon's engine and the simulator both drive it.
-public struct ReplicationLogic: Sendable {
+/// The store side of replication, run by the one interpreter for the engine's `.loadBatch`
+/// and `.commit` actions: reads our log and filters it for a neighbour with the pure
+/// `LinkOutbox` rules (custody of what goes, is redacted and is withheld), and verifies,
+/// admits (the pure `Admission` rules) and commits what a neighbour sent (custody of
+/// refusals, checkpoints). Synchronous; time comes in as arguments.
+public struct ReplicationStore: Sendable {
     /// This node.
     public let me: Recipient
     /// The store.
@@ -235,6 +221,7 @@ public struct ReplicationLogic: Sendable {
             outcome.refused += result.rejected.count
             outcome.logGrew = try store.highestSequence() > before
         }
+        outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
             let reasons = Dictionary(grouping: refused, by: { $0.reason.description }).map { "\($0.value.count)× \($0.key)" }
             _ = try store.appendCustody(

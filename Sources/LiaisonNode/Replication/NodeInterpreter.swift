@@ -1,0 +1,232 @@
+public import Foundation
+public import LiaisonCore
+public import LiaisonReplication
+public import LiaisonStore
+public import LiaisonTransport
+import LiaisonWire
+import NIOCore
+public import Logging
+
+/// The one interpreter of the node engine (DESIGN §3): feeds it events, carries out its
+/// actions — store work through `ReplicationStore`, frames through the real wire codec and
+/// a `PeerTransport`, custody, checkpoints, logs — and feeds the results of store work back
+/// as events before anything else happens. The daemon runs it on a thread of its own over
+/// pinned TLS and SQLite; the simulator runs it over an in-process faulty network and the
+/// memory store, with a virtual clock. Time comes in with each call.
+public struct NodeInterpreter<Transport: PeerTransport> {
+    /// What one call did, for a shell that wants to look (the simulator checks it).
+    public struct Report {
+        /// Every action the engine asked for, in order.
+        public var actions: [NodeEngine.Action] = []
+        /// Every commit of a partner's ops, with what the store work made of it.
+        public var commits: [(request: NodeEngine.CommitRequest, outcome: ReceiveOutcome)] = []
+        /// Store failures.
+        public var failures: [String] = []
+    }
+
+    /// The engine.
+    public private(set) var engine: NodeEngine
+    /// The store side.
+    public private(set) var replicationStore: ReplicationStore
+    /// The transport.
+    public let transport: Transport
+    let logger: Logger?
+
+    /// Creates the interpreter of a node: the engine starts from the store's checkpoints and
+    /// log end; the clock resumes after the store's highest stamp.
+    public init(
+        configuration: NodeEngine.Configuration,
+        store: any Store,
+        ladder: ClassificationLadder,
+        maxClockSkewMillis: UInt64,
+        transport: Transport,
+        nowMillis: UInt64,
+        random: SeededRandom,
+        logger: Logger?
+    ) throws(LiaisonError) {
+        let replicationStore = try ReplicationStore(
+            me: configuration.me,
+            store: store,
+            ladder: ladder,
+            knownAuthors: Set(configuration.partners.values.map(\.recipient.nodeID)),
+            neighbours: configuration.links.values.sorted { $0.partner.name < $1.partner.name },
+            maxClockSkewMillis: maxClockSkewMillis
+        )
+        var acked = [String: UInt64]()
+        for name in configuration.links.keys {
+            acked[name] = try store.checkpoint(link: ReplicationStore.sentLink(name))
+        }
+        self.engine = NodeEngine(
+            configuration: configuration,
+            acked: acked,
+            highest: try store.highestSequence(),
+            nowMillis: nowMillis,
+            random: random
+        )
+        self.replicationStore = replicationStore
+        self.transport = transport
+        self.logger = logger
+    }
+
+    /// The store.
+    public var store: any Store { replicationStore.store }
+
+    /// A transport connected a channel to `peer`: the session starts where the store says.
+    @discardableResult
+    public mutating func channelConnected(
+        _ id: ChannelID,
+        peer: String,
+        endpoint: Int,
+        address: String,
+        nowMillis: UInt64
+    ) -> Report {
+        let start: NodeEngine.SessionStart
+        do {
+            let values = try replicationStore.sessionStart(peer: peer)
+            start = NodeEngine.SessionStart(checkpoint: values.checkpoint, highest: values.highest, hlc: values.hlc)
+        } catch {
+            transport.close(id, reason: "store: \(error.message)")
+            var report = Report()
+            report.failures.append("session start for \(peer): \(error.message)")
+            return report
+        }
+        return handle(.channelConnected(id, peer: peer, endpoint: endpoint, address: address, start: start), nowMillis: nowMillis)
+    }
+
+    /// Ops were committed here (a local write): the clock observes their stamps and the
+    /// sessions push them.
+    @discardableResult
+    public mutating func committedLocally(stamps: [HLCTimestamp], nowMillis: UInt64) -> Report {
+        for stamp in stamps { replicationStore.observe(stamp, nowMillis: nowMillis) }
+        guard let highest = try? replicationStore.store.highestSequence() else { return Report() }
+        return handle(.logGrew(highest: highest), nowMillis: nowMillis)
+    }
+
+    /// How long to wait before dialling an endpoint again (full jitter up to `capMillis`,
+    /// from the engine's seeded generator).
+    public mutating func reconnectDelay(capMillis: UInt64) -> UInt64 {
+        engine.reconnectDelay(capMillis: capMillis)
+    }
+
+    /// A stamp for an op authored here now.
+    public mutating func tick(nowMillis: UInt64) -> HLCTimestamp {
+        replicationStore.tick(nowMillis: nowMillis)
+    }
+
+    /// Feeds one event to the engine and carries out everything it leads to.
+    @discardableResult
+    public mutating func handle(_ event: NodeEngine.Event, nowMillis now: UInt64) -> Report {
+        var report = Report()
+        var events = [event]
+        var next = 0
+        while next < events.count {
+            let actions = engine.handle(events[next], nowMillis: now)
+            next += 1
+            report.actions += actions
+            for action in actions {
+                if let followUp = carryOut(action, nowMillis: now, report: &report) { events.append(followUp) }
+            }
+        }
+        return report
+    }
+
+    /// Carries out one action; returns the event that reports store work back.
+    private mutating func carryOut(_ action: NodeEngine.Action, nowMillis now: UInt64, report: inout Report) -> NodeEngine.Event? {
+        switch action {
+        case .send(let id, let message):
+            do {
+                let frame = try SyncFrameCodec.encode(message)
+                engine.wrote(bytes: frame.readableBytes + 4, on: id)
+                transport.send(frame, on: id)
+            } catch {
+                report.failures.append("encode: \(error.message)")
+                logger?.error("could not encode a frame", metadata: ["liaison.error": "\(error.message)"])
+                transport.close(id, reason: "could not encode a frame")
+            }
+            return nil
+        case .close(let id, let reason):
+            transport.close(id, reason: reason)
+            return nil
+        case .loadBatch(let request):
+            do {
+                let batch = try replicationStore.loadBatch(
+                    for: request.peer,
+                    after: request.after,
+                    limit: request.limit,
+                    nowMillis: now,
+                    sealedVia: request.sealedVia
+                )
+                let loaded = NodeEngine.LoadedBatch(
+                    ops: batch.ops,
+                    sent: batch.sent.count,
+                    withheld: batch.withheld.count,
+                    throughSeq: batch.throughSeq
+                )
+                return .batchLoaded(request, loaded)
+            } catch {
+                return storeFailed(peer: request.peer, purpose: request.purpose, error, report: &report)
+            }
+        case .commit(let request):
+            do {
+                let outcome = try replicationStore.receive(ops: request.ops, through: request.through, from: request.peer, nowMillis: now)
+                report.commits.append((request, outcome))
+                let summary = NodeEngine.CommitOutcome(accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest)
+                return .committed(request, summary)
+            } catch {
+                if case .channel(let id, _) = request.source {
+                    return storeFailed(peer: request.peer, purpose: .channel(id), error, report: &report)
+                }
+                report.failures.append("commit of sealed ops from \(request.peer): \(error.message)")
+                logger?.error("could not commit a sealed envelope", metadata: ["liaison.partner": "\(request.peer)", "liaison.error": "\(error.message)"])
+                return nil
+            }
+        case .advanceCheckpoint(let peer, let through):
+            do {
+                try replicationStore.acknowledged(peer: peer, through: through)
+            } catch {
+                report.failures.append("checkpoint to \(peer): \(error.message)")
+            }
+            return nil
+        case .observeClock(let stamp):
+            replicationStore.observe(stamp, nowMillis: now)
+            return nil
+        case .custody(let event):
+            appendCustody(event, nowMillis: now, report: &report)
+            return nil
+        case .strike(let peer, let detail):
+            appendCustody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail), nowMillis: now, report: &report)
+            logger?.warning("strike", metadata: ["liaison.partner": "\(peer)", "liaison.reason": "\(detail)"])
+            return nil
+        case .log(let record):
+            guard let logger else { return nil }
+            let metadata = record.metadata.mapValues { Logger.MetadataValue.string($0) }
+            switch record.level {
+            case .debug: logger.debug("\(record.message)", metadata: metadata)
+            case .info: logger.info("\(record.message)", metadata: metadata)
+            case .warning: logger.warning("\(record.message)", metadata: metadata)
+            case .error: logger.error("\(record.message)", metadata: metadata)
+            }
+            return nil
+        }
+    }
+
+    private func appendCustody(_ event: CustodyEvent, nowMillis: UInt64, report: inout Report) {
+        do {
+            _ = try replicationStore.store.appendCustody(event, timeMillis: Int64(nowMillis))
+        } catch {
+            report.failures.append("custody: \(error.message)")
+            logger?.error("could not append to the custody log", metadata: ["liaison.error": "\(error.message)"])
+        }
+    }
+
+    private func storeFailed(
+        peer: String,
+        purpose: NodeEngine.BatchRequest.Purpose,
+        _ error: LiaisonError,
+        report: inout Report
+    ) -> NodeEngine.Event {
+        report.failures.append("store work for \(peer): \(error.message)")
+        logger?.error("store work failed", metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+        return .storeFailed(peer: peer, purpose: purpose, reason: error.message)
+    }
+}

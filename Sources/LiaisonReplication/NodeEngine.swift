@@ -1,0 +1,645 @@
+public import Crypto
+public import Foundation
+public import LiaisonCore
+
+/// Everything a node decides about replication, as one pure state machine (DESIGN §3):
+/// the sessions of every channel, which channel of a link carries (failover, failback,
+/// active-active), catch-up and live push, sealing for partners no channel reaches, relay
+/// choice, relay queues, receipts and strikes. Events in, actions out: it reads no store,
+/// no clock and no socket, and draws randomness only from its seeded generator.
+///
+/// One interpreter (`NodeInterpreter` in LiaisonNode) carries the actions out, in the
+/// daemon over NIO, pinned TLS and SQLite, and in the simulator over an in-process faulty
+/// network and the memory store. Whatever this type decides, the simulator proves.
+///
+/// Store work comes back as events: a `.loadBatch` action is answered with
+/// `.batchLoaded`, a `.commit` with `.committed`. The interpreter feeds those back before
+/// anything else happens to the node, so the engine never sees a half-done step.
+public struct NodeEngine: Sendable {
+    /// What the engine knows of the federation, fixed for the life of the node.
+    public struct Configuration: Sendable {
+        /// This node.
+        public var me: Recipient
+        /// Every partner (including this node), by name.
+        public var partners: [String: Partner]
+        /// The links of this node, one per neighbour.
+        public var links: [String: ReplicationNeighbour]
+        /// Whether this node carries sealed envelopes between its neighbours.
+        public var isRelay: Bool
+        /// Heartbeats, deadlines, failover mode, relay timing.
+        public var channels: ChannelSettings
+        /// Tunables of each channel's session.
+        public var session: LinkSessionStateMachine.Configuration
+        /// How long a relay keeps an envelope before dropping it.
+        public var envelopeLifetimeMillis: UInt64 = 10 * 60_000
+        /// Most ops per sealed envelope.
+        public var maxOpsPerEnvelope = 256
+        /// How often failback, sealing and envelope retries are considered.
+        public var maintenanceIntervalMillis: UInt64 = 100
+        /// The node's signing key (envelopes and receipts).
+        public var signingKey: Curve25519.Signing.PrivateKey
+        /// The node's sealing key (opening envelopes addressed to it).
+        public var sealingKey: Curve25519.KeyAgreement.PrivateKey
+
+        /// Creates a configuration.
+        public init(
+            me: Recipient,
+            partners: [Partner],
+            links: [ReplicationNeighbour],
+            isRelay: Bool,
+            channels: ChannelSettings,
+            signingKey: Curve25519.Signing.PrivateKey,
+            sealingKey: Curve25519.KeyAgreement.PrivateKey
+        ) {
+            self.me = me
+            self.partners = Dictionary(partners.map { ($0.recipient.name, $0) }, uniquingKeysWith: { first, _ in first })
+            self.links = Dictionary(links.map { ($0.partner.name, $0) }, uniquingKeysWith: { first, _ in first })
+            self.isRelay = isRelay
+            self.channels = channels
+            self.session = LinkSessionStateMachine.Configuration(channels: channels)
+            self.signingKey = signingKey
+            self.sealingKey = sealingKey
+        }
+    }
+
+    /// A partner of the federation as the engine needs it.
+    public struct Partner: Sendable {
+        /// Name, NodeID, groups.
+        public var recipient: Recipient
+        /// Whether it carries sealed envelopes.
+        public var relay: Bool
+        /// The partners it shares a link with (either direction).
+        public var neighbours: Set<String>
+        /// Its public sealing key.
+        public var sealingKey: Curve25519.KeyAgreement.PublicKey
+
+        /// Creates a partner.
+        public init(recipient: Recipient, relay: Bool, neighbours: Set<String>, sealingKey: Curve25519.KeyAgreement.PublicKey) {
+            self.recipient = recipient
+            self.relay = relay
+            self.neighbours = neighbours
+            self.sealingKey = sealingKey
+        }
+    }
+
+    /// Where a new channel's session starts, read from the store by the interpreter.
+    public struct SessionStart: Sendable, Hashable {
+        /// How far this node applied the peer's log.
+        public var checkpoint: UInt64
+        /// The end of this node's log.
+        public var highest: UInt64
+        /// This node's clock.
+        public var hlc: HLCTimestamp
+
+        /// Creates a start.
+        public init(checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
+            self.checkpoint = checkpoint
+            self.highest = highest
+            self.hlc = hlc
+        }
+    }
+
+    /// A read of our log, filtered for one partner.
+    public struct BatchRequest: Sendable, Hashable {
+        /// Why the batch is read.
+        public enum Purpose: Sendable, Hashable {
+            /// For a session on this channel.
+            case channel(ChannelID)
+            /// To seal for a partner no channel reaches, through this relay.
+            case seal(relay: String)
+        }
+
+        /// The partner the batch is for.
+        public var peer: String
+        /// Read after this sequence of our log.
+        public var after: UInt64
+        /// At most this many ops.
+        public var limit: Int
+        /// Why.
+        public var purpose: Purpose
+
+        /// Creates a request.
+        public init(peer: String, after: UInt64, limit: Int, purpose: Purpose) {
+            self.peer = peer
+            self.after = after
+            self.limit = limit
+            self.purpose = purpose
+        }
+
+        /// The relay, when the batch leaves sealed.
+        public var sealedVia: String? {
+            if case .seal(let relay) = purpose { return relay }
+            return nil
+        }
+    }
+
+    /// Ops from a partner to verify, admit and commit.
+    public struct CommitRequest: Sendable {
+        /// How they came.
+        public enum Source: Sendable {
+            /// A batch on this channel, covering the peer's log up to `through`.
+            case channel(ChannelID, through: UInt64)
+            /// A sealed envelope addressed to this node, handed over by `via`.
+            case envelope(SealedEnvelope, via: String)
+        }
+
+        /// The partner whose ops they are (the envelope's sender for sealed ops).
+        public var peer: String
+        /// The encoded ops.
+        public var ops: [Data]
+        /// How they came.
+        public var source: Source
+
+        /// Creates a request.
+        public init(peer: String, ops: [Data], source: Source) {
+            self.peer = peer
+            self.ops = ops
+            self.source = source
+        }
+
+        /// The peer's log sequence the ops cover (nil for sealed ops: no checkpoint moves).
+        public var through: UInt64? {
+            if case .channel(_, let through) = source { return through }
+            return nil
+        }
+    }
+
+    /// What the store work of a batch read reports back.
+    public struct LoadedBatch: Sendable {
+        /// Encoded ops to send.
+        public var ops: [Data]
+        /// How many ops are sent.
+        public var sent: Int
+        /// How many ops the filter withheld.
+        public var withheld: Int
+        /// The log sequence the batch covers.
+        public var throughSeq: UInt64
+
+        /// Creates a report.
+        public init(ops: [Data], sent: Int, withheld: Int, throughSeq: UInt64) {
+            self.ops = ops
+            self.sent = sent
+            self.withheld = withheld
+            self.throughSeq = throughSeq
+        }
+    }
+
+    /// What a commit of a partner's ops reports back.
+    public struct CommitOutcome: Sendable, Hashable {
+        /// Ops accepted (including duplicates).
+        public var accepted: Int
+        /// Ops refused (struck against the sender).
+        public var refused: Int
+        /// The end of our log after the commit.
+        public var highest: UInt64
+
+        /// Creates an outcome.
+        public init(accepted: Int, refused: Int, highest: UInt64) {
+            self.accepted = accepted
+            self.refused = refused
+            self.highest = highest
+        }
+    }
+
+    /// What happens to the node.
+    public enum Event: Sendable {
+        /// A transport connected a channel to `peer`, reaching the listening side's endpoint
+        /// `endpoint`. An older channel on the same endpoint is replaced.
+        case channelConnected(ChannelID, peer: String, endpoint: Int, address: String, start: SessionStart)
+        /// A decoded frame arrived on a channel at `atMillis`.
+        case frame(ChannelID, SyncMessage, bytes: Int, atMillis: UInt64)
+        /// A frame that does not decode arrived on a channel.
+        case malformedFrame(ChannelID, reason: String, bytes: Int)
+        /// The transport lost a channel (`error` nil for an orderly close).
+        case channelLost(ChannelID, error: String?)
+        /// Time passed: heartbeats, deadlines, failback, sealing, envelope retries. `heard`
+        /// holds, per channel, when the transport last read a frame that may still wait to
+        /// be handed over: a node busy committing does not take a live channel for dead.
+        case tick(heard: [ChannelID: UInt64] = [:])
+        /// Our log grew to `highest` (a local write).
+        case logGrew(highest: UInt64)
+        /// The store work for a `.loadBatch` finished.
+        case batchLoaded(BatchRequest, LoadedBatch)
+        /// The store work for a `.commit` finished: the ops are durable.
+        case committed(CommitRequest, CommitOutcome)
+        /// The transport refused a connection before it became a channel (failed handshake,
+        /// unknown certificate); `peer` when it is known.
+        case connectionRefused(peer: String?, detail: String)
+        /// The store work for a request failed: a channel that needed it closes (it resumes
+        /// from the store's checkpoints when it reconnects); sealing tries again later.
+        case storeFailed(peer: String, purpose: BatchRequest.Purpose, reason: String)
+        /// The node is shutting down: close every channel, count no failure.
+        case shutdown
+    }
+
+    /// What the interpreter must do.
+    public enum Action: Sendable {
+        /// Encode and write a message on a channel.
+        case send(ChannelID, SyncMessage)
+        /// Close a channel (after writing what was queued on it).
+        case close(ChannelID, reason: String)
+        /// Read and filter a batch of our log; answer with `.batchLoaded`.
+        case loadBatch(BatchRequest)
+        /// Verify, admit and commit a partner's ops; answer with `.committed`.
+        case commit(CommitRequest)
+        /// The peer acknowledged our log through this sequence: advance the link's checkpoint.
+        case advanceCheckpoint(peer: String, through: UInt64)
+        /// Take in a clock reading seen elsewhere (a peer's hello).
+        case observeClock(HLCTimestamp)
+        /// Append to the custody log.
+        case custody(CustodyEvent)
+        /// A partner misbehaved: audit it and count it against the partner.
+        case strike(peer: String, detail: String)
+        /// Tell the operator (structured log).
+        case log(LogRecord)
+    }
+
+    /// One log line for the operator.
+    public struct LogRecord: Sendable, Hashable {
+        /// How loud.
+        public enum Level: Sendable, Hashable { case debug, info, warning, error }
+
+        /// How loud.
+        public var level: Level
+        /// What happened.
+        public var message: String
+        /// Namespaced metadata (`liaison.partner`, …).
+        public var metadata: [String: String]
+    }
+
+    /// One channel and its session.
+    public struct Channel: Sendable {
+        /// The partner at the other end.
+        public var peer: String
+        /// The listening side's endpoint it reaches.
+        public var endpoint: Int
+        /// The remote address, for the operator.
+        public var address: String
+        /// The session.
+        public var session: LinkSessionStateMachine
+        /// Whether the hello was exchanged.
+        public var open = false
+        /// When anything last arrived on it.
+        public var lastContactMillis: UInt64?
+    }
+
+    /// Counters of one link, for link health.
+    public struct LinkCounters: Sendable {
+        /// When anything last arrived from the peer.
+        public var lastContactMillis: UInt64?
+        /// Our log acknowledged by the peer.
+        public var ackedThrough: UInt64 = 0
+        /// When the last ack came.
+        public var lastAckMillis: UInt64?
+        /// Ops sent (on channels or sealed).
+        public var opsSent: UInt64 = 0
+        /// Ops received and accepted.
+        public var opsReceived: UInt64 = 0
+        /// Bytes written.
+        public var bytesSent: UInt64 = 0
+        /// Bytes read.
+        public var bytesReceived: UInt64 = 0
+        /// Ops the filter withheld.
+        public var opsWithheld: UInt64 = 0
+        /// Refused ops and strikes.
+        public var rejects: UInt64 = 0
+        /// The last reason a channel ended or was refused.
+        public var lastError: String?
+        /// Channel failures per endpoint.
+        public var failures: [Int: Int] = [:]
+        /// The last error per endpoint.
+        public var endpointErrors: [Int: String] = [:]
+        /// Envelopes from this partner opened here.
+        public var envelopesOpened: UInt64 = 0
+        /// The relay our ops for this partner last went through.
+        public var relayVia: String?
+
+        /// Zero counters.
+        public init() {}
+    }
+
+    /// The configuration.
+    public let configuration: Configuration
+    /// Open and opening channels.
+    public internal(set) var channels: [ChannelID: Channel] = [:]
+    /// Channel choice per link.
+    public internal(set) var selectors: [String: ChannelSelector] = [:]
+    /// Since when a link has had no open channel.
+    public internal(set) var downSince: [String: UInt64] = [:]
+    /// Envelopes this node sealed and awaits receipts for.
+    public internal(set) var sealed = SealedOutbox()
+    /// Envelopes and receipts this node carries for others.
+    public internal(set) var relayQueue = RelayQueue()
+    /// Per-link counters.
+    public internal(set) var counters: [String: LinkCounters] = [:]
+    /// The end of our log as far as the engine was told.
+    public internal(set) var localHighest: UInt64
+    /// Destinations with a batch read for sealing under way.
+    var sealingLoads: Set<String> = []
+    private var nextMaintenanceMillis: UInt64 = 0
+    var random: SeededRandom
+    var output: [Action] = []
+
+    /// Creates the engine. `acked` is, per neighbour, how far it acknowledged our log (the
+    /// store's checkpoints); `highest` is the end of our log.
+    public init(configuration: Configuration, acked: [String: UInt64], highest: UInt64, nowMillis: UInt64, random: SeededRandom) {
+        self.configuration = configuration
+        self.localHighest = highest
+        self.random = random
+        sealed.maxOpsPerEnvelope = configuration.maxOpsPerEnvelope
+        for name in configuration.links.keys {
+            var counter = LinkCounters()
+            counter.ackedThrough = acked[name] ?? 0
+            counters[name] = counter
+            selectors[name] = ChannelSelector(settings: configuration.channels)
+            downSince[name] = nowMillis
+        }
+    }
+
+    /// A partner by NodeID.
+    public func partner(id: NodeID) -> Partner? {
+        configuration.partners.values.first { $0.recipient.nodeID == id }
+    }
+
+    /// Handles one event and returns what to do, in order.
+    public mutating func handle(_ event: Event, nowMillis now: UInt64) -> [Action] {
+        output = []
+        switch event {
+        case .channelConnected(let id, let peer, let endpoint, let address, let start):
+            connected(id, peer: peer, endpoint: endpoint, address: address, start: start, now: now)
+        case .frame(let id, let message, let bytes, let at):
+            guard var channel = channels[id] else { break }
+            counters[channel.peer]?.bytesReceived += UInt64(bytes)
+            counters[channel.peer]?.lastContactMillis = at
+            channel.lastContactMillis = at
+            let actions = channel.session.received(message, nowMillis: at)
+            channels[id] = channel
+            perform(actions, on: id, now: now)
+        case .malformedFrame(let id, let reason, let bytes):
+            guard var channel = channels[id] else { break }
+            counters[channel.peer]?.bytesReceived += UInt64(bytes)
+            let actions = channel.session.fail(.protocolViolation("malformed frame: \(reason)"))
+            channels[id] = channel
+            perform(actions, on: id, now: now)
+        case .channelLost(let id, let error):
+            guard let channel = channels[id] else { break }
+            let reason = error.map { "channel error: \($0)" } ?? "closed by the peer"
+            if let error {
+                refused(channel.peer, "channel error: \(error)", now: now)
+            }
+            remove(id, reason: reason, failed: true, now: now)
+        case .tick(let heard):
+            for id in channels.keys.sorted() {
+                guard var channel = channels[id] else { continue }
+                if let at = heard[id] { channel.session.heard(atMillis: at) }
+                let actions = channel.session.tick(nowMillis: now)
+                channels[id] = channel
+                perform(actions, on: id, now: now)
+            }
+            if now >= nextMaintenanceMillis {
+                nextMaintenanceMillis = now + configuration.maintenanceIntervalMillis
+                for peer in selectors.keys.sorted() { reselect(peer, now: now) }
+                relaySealed(now: now)
+            }
+        case .logGrew(let highest):
+            logGrew(highest, now: now)
+        case .batchLoaded(let request, let batch):
+            switch request.purpose {
+            case .channel(let id):
+                counters[request.peer]?.opsSent += UInt64(batch.sent)
+                counters[request.peer]?.opsWithheld += UInt64(batch.withheld)
+                guard var channel = channels[id] else { break }
+                let actions = channel.session.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                channels[id] = channel
+                perform(actions, on: id, now: now)
+            case .seal(let relay):
+                sealLoaded(request, batch, relay: relay, now: now)
+            }
+        case .committed(let request, let outcome):
+            committed(request, outcome, now: now)
+        case .connectionRefused(let peer, let detail):
+            refused(peer, detail, now: now)
+        case .storeFailed(let peer, let purpose, let reason):
+            log(.error, "store work failed", peer: peer, ["liaison.error": reason])
+            switch purpose {
+            case .channel(let id):
+                guard channels[id] != nil else { break }
+                output.append(.close(id, reason: "store: \(reason)"))
+                remove(id, reason: "store: \(reason)", failed: false, now: now)
+            case .seal:
+                sealingLoads.remove(peer)
+            }
+        case .shutdown:
+            for id in channels.keys.sorted() {
+                output.append(.close(id, reason: SessionCloseReason.localShutdown.description))
+                remove(id, reason: SessionCloseReason.localShutdown.description, failed: false, now: now)
+            }
+        }
+        return output
+    }
+
+    /// Counts bytes the interpreter wrote on a channel.
+    public mutating func wrote(bytes: Int, on id: ChannelID) {
+        guard let peer = channels[id]?.peer else { return }
+        counters[peer]?.bytesSent += UInt64(bytes)
+    }
+
+    /// The next wait before dialling an endpoint again: full jitter up to `capMillis`.
+    public mutating func reconnectDelay(capMillis: UInt64) -> UInt64 {
+        UInt64.random(in: 0...max(capMillis, 1), using: &random)
+    }
+
+    // MARK: - Channels
+
+    private mutating func connected(_ id: ChannelID, peer: String, endpoint: Int, address: String, start: SessionStart, now: UInt64) {
+        guard let partner = configuration.partners[peer], configuration.links[peer] != nil else {
+            output.append(.close(id, reason: "no link with \(peer)"))
+            return
+        }
+        for other in channels.keys.sorted() where channels[other]?.peer == peer && channels[other]?.endpoint == endpoint {
+            output.append(.close(other, reason: "replaced by a newer channel"))
+            remove(other, reason: "replaced by a newer channel", failed: false, now: now)
+        }
+        localHighest = max(localHighest, start.highest)
+        var session = LinkSessionStateMachine(
+            local: configuration.me.nodeID,
+            peer: partner.recipient.nodeID,
+            checkpoint: start.checkpoint,
+            localHighest: localHighest,
+            nowMillis: now,
+            carrying: false,
+            configuration: configuration.session
+        )
+        let actions = session.start(hlc: start.hlc)
+        channels[id] = Channel(peer: peer, endpoint: endpoint, address: address, session: session)
+        perform(actions, on: id, now: now)
+    }
+
+    /// Carries out what a channel's session asked for.
+    private mutating func perform(_ actions: [LinkSessionStateMachine.Action], on id: ChannelID, now: UInt64) {
+        for action in actions {
+            guard let channel = channels[id] else { return }
+            let peer = channel.peer
+            switch action {
+            case .send(let message):
+                output.append(.send(id, message))
+            case .loadBatch(let after, let limit):
+                output.append(.loadBatch(BatchRequest(peer: peer, after: after, limit: limit, purpose: .channel(id))))
+            case .commit(let ops, let through):
+                output.append(.commit(CommitRequest(peer: peer, ops: ops, source: .channel(id, through: through))))
+            case .acknowledged(let through):
+                let acked = max(counters[peer]?.ackedThrough ?? 0, through)
+                counters[peer]?.ackedThrough = acked
+                counters[peer]?.lastAckMillis = now
+                output.append(.advanceCheckpoint(peer: peer, through: through))
+            case .opened(let peerHLC):
+                output.append(.observeClock(peerHLC))
+                opened(id, now: now)
+            case .close(let reason):
+                if case .protocolViolation = reason { refused(peer, reason.description, now: now) }
+                output.append(.close(id, reason: reason.description))
+                remove(id, reason: reason.description, failed: true, now: now)
+                return
+            case .sealedTraffic(let message):
+                sealedTraffic(message, from: peer, now: now)
+            }
+        }
+    }
+
+    /// A channel finished its hello: it joins the link's selection.
+    private mutating func opened(_ id: ChannelID, now: UInt64) {
+        guard let channel = channels[id] else { return }
+        let peer = channel.peer
+        channels[id]?.open = true
+        selectors[peer]?.opened(id.raw, endpoint: channel.endpoint, nowMillis: now)
+        if downSince.removeValue(forKey: peer) != nil, sealed.awaiting(peer) > 0 || sealed.cursors[peer] != nil {
+            log(.info, "link back; sealed relaying stops", peer: peer)
+        }
+        sealed.linkRestored(peer)
+        counters[peer]?.relayVia = nil
+        reselect(peer, now: now, except: id)
+        flushRelayQueue(for: peer, now: now)
+        let carrying = selectors[peer]?.carriers.contains(id.raw) ?? false
+        log(
+            .info,
+            "channel up",
+            peer: peer,
+            ["liaison.channel": channel.address, "liaison.endpoint": "\(channel.endpoint)", "liaison.carrying": "\(carrying)"]
+        )
+        setCarrying(id, carrying, now: now)
+    }
+
+    private mutating func setCarrying(_ id: ChannelID, _ on: Bool, now: UInt64) {
+        guard var channel = channels[id] else { return }
+        let acked = counters[channel.peer]?.ackedThrough ?? 0
+        let actions = channel.session.setCarrying(on, resumeAfter: acked)
+        channels[id] = channel
+        perform(actions, on: id, now: now)
+    }
+
+    /// Re-chooses a link's carriers and tells the channels that start or stop carrying.
+    private mutating func reselect(_ peer: String, now: UInt64, except skipped: ChannelID? = nil) {
+        guard var selector = selectors[peer] else { return }
+        let before = selector.carriers
+        let (start, stop) = selector.select(nowMillis: now)
+        selectors[peer] = selector
+        for raw in stop where raw != skipped?.raw { setCarrying(ChannelID(raw), false, now: now) }
+        for raw in start where raw != skipped?.raw { setCarrying(ChannelID(raw), true, now: now) }
+        if !start.isEmpty, !before.isEmpty || !stop.isEmpty {
+            let endpoints = start.compactMap { selector.endpoint(of: $0) }.sorted()
+            log(.info, "link moved to another channel", peer: peer, ["liaison.endpoints": "\(endpoints)"])
+        }
+    }
+
+    /// A channel ended: it leaves the link's selection at once.
+    private mutating func remove(_ id: ChannelID, reason: String, failed: Bool, now: UInt64) {
+        guard let channel = channels.removeValue(forKey: id) else { return }
+        let peer = channel.peer
+        counters[peer]?.lastError = reason
+        counters[peer]?.endpointErrors[channel.endpoint] = reason
+        let counted = failed && channel.open
+        if counted { counters[peer]?.failures[channel.endpoint, default: 0] += 1 }
+        selectors[peer]?.closed(id.raw, failed: counted, nowMillis: now)
+        reselect(peer, now: now)
+        if selectors[peer]?.hasOpenChannel == false && downSince[peer] == nil {
+            downSince[peer] = now
+            log(.warning, "link lost every channel", peer: peer)
+        }
+        log(.info, "channel down", peer: peer, ["liaison.endpoint": "\(channel.endpoint)", "liaison.reason": reason])
+    }
+
+    private mutating func logGrew(_ highest: UInt64, now: UInt64) {
+        guard highest > localHighest else { return }
+        localHighest = highest
+        for id in channels.keys.sorted() {
+            guard var channel = channels[id] else { continue }
+            let actions = channel.session.logGrew(to: highest)
+            channels[id] = channel
+            perform(actions, on: id, now: now)
+        }
+    }
+
+    private mutating func committed(_ request: CommitRequest, _ outcome: CommitOutcome, now: UInt64) {
+        let peer = request.peer
+        counters[peer]?.rejects += UInt64(outcome.refused)
+        counters[peer]?.opsReceived += UInt64(outcome.accepted)
+        if outcome.refused > 0 {
+            log(.warning, "refused ops", peer: peer, ["liaison.count": "\(outcome.refused)"])
+        }
+        switch request.source {
+        case .channel(let id, let through):
+            if var channel = channels[id] {
+                let actions = channel.session.committed(throughSeq: through)
+                channels[id] = channel
+                perform(actions, on: id, now: now)
+            }
+        case .envelope(let envelope, let via):
+            counters[peer]?.envelopesOpened += 1
+            receiptEnvelope(envelope, from: peer, via: via, outcome: outcome, now: now)
+        }
+        logGrew(outcome.highest, now: now)
+    }
+
+    // MARK: - Refusals
+
+    /// A channel-level refusal (unpinned certificate, malformed frames, violations): audited,
+    /// not counted as a refused op.
+    private mutating func refused(_ peer: String?, _ detail: String, now: UInt64) {
+        if let peer { counters[peer]?.lastError = detail }
+        output.append(.custody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail)))
+        log(.warning, "refused peer", peer: peer ?? "unknown", ["liaison.reason": detail])
+    }
+
+    /// A partner sent something it must not: audited and counted against it.
+    mutating func strike(_ peer: String, _ detail: String) {
+        counters[peer]?.rejects += 1
+        counters[peer]?.lastError = detail
+        output.append(.strike(peer: peer, detail: detail))
+    }
+
+    mutating func log(_ level: LogRecord.Level, _ message: String, peer: String, _ metadata: [String: String] = [:]) {
+        var metadata = metadata
+        metadata["liaison.partner"] = peer
+        output.append(.log(LogRecord(level: level, message: message, metadata: metadata)))
+    }
+
+    // MARK: - Writing on a channel
+
+    /// Writes an out-of-band message on a channel to `peer`, a carrying one if possible.
+    /// Returns false when no channel to it is open.
+    @discardableResult
+    mutating func sendOutOfBand(_ message: SyncMessage, to peer: String, now: UInt64) -> Bool {
+        let carriers = selectors[peer]?.carriers ?? []
+        let open = channels.filter { $0.value.peer == peer && $0.value.open }.keys.sorted()
+        guard let id = open.first(where: { carriers.contains($0.raw) }) ?? open.first, let channel = channels[id] else {
+            return false
+        }
+        perform(channel.session.outOfBand(message), on: id, now: now)
+        return true
+    }
+}
+
+extension NodeEngine {
+    /// Whether a channel is open.
+    public func isOpen(_ id: ChannelID) -> Bool { channels[id]?.open ?? false }
+}

@@ -1,0 +1,140 @@
+import Crypto
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonReplication
+import LiaisonStore
+import LiaisonWire
+import NIOCore
+
+/// What the world checks after every interpreter call, and the hostile node's behaviour on
+/// the wire.
+extension Simulation {
+    /// Builds a node's interpreter over its memory store: the daemon's engine and
+    /// interpreter, with the simulator's timing and a generator drawn from the run's seed.
+    func makeInterpreter(
+        name: String,
+        store: MemoryStore,
+        transport: SimulatedTransport,
+        partners: [NodeEngine.Partner],
+        isRelay: Bool,
+        signingKey: Curve25519.Signing.PrivateKey,
+        sealingKey: Curve25519.KeyAgreement.PrivateKey
+    ) throws -> NodeInterpreter<SimulatedTransport> {
+        let me = partners.first { $0.recipient.name == name }!.recipient
+        let neighbours = partners.compactMap { other -> ReplicationNeighbour? in
+            let outbound = links[name]?[other.recipient.name]
+            let inbound = links[other.recipient.name]?[name]
+            guard outbound != nil || inbound != nil else { return nil }
+            return ReplicationNeighbour(partner: other.recipient, outbound: outbound, inbound: inbound)
+        }
+        let configuration = NodeEngine.Configuration(
+            me: me,
+            partners: partners,
+            links: neighbours,
+            isRelay: isRelay,
+            channels: settings,
+            signingKey: signingKey,
+            sealingKey: sealingKey
+        )
+        return try NodeInterpreter(
+            configuration: configuration,
+            store: store,
+            ladder: ladder,
+            maxClockSkewMillis: 60_000,
+            transport: transport,
+            nowMillis: now,
+            random: SeededRandom(seed: random.next()),
+            logger: nil
+        )
+    }
+
+    /// Checks one interpreter call at `name`: honest nodes never strike honest ones; what
+    /// arrived in clear was releasable; the hostile node's bad ops were refused and audited.
+    func check(_ report: NodeInterpreter<SimulatedTransport>.Report, at name: String) throws {
+        for action in report.actions {
+            if case .strike(let peer, let detail) = action, name != hostile, peer != hostile {
+                violations.append("t=\(now - start) \(name) struck honest \(peer): \(detail)")
+            }
+        }
+        // Custody written since the last look at this node (it includes this call's).
+        var fresh = [CustodyEntry]()
+        if !report.commits.isEmpty {
+            let seen = custodyCounts[name] ?? 0
+            fresh = try nodes[name]!.store.custody(from: seen + 1, limit: 1_000_000)
+            custodyCounts[name] = fresh.last?.sequence ?? seen
+        }
+        for (request, outcome) in report.commits {
+            let peer = request.peer
+            switch request.source {
+            case .channel(let id, let through):
+                guard let key = ends[id] else { break }
+                if let mustRefuse = expectedRefusals["\(peer)>\(name)@\(key)"]?.removeValue(forKey: through) {
+                    if outcome.refused < mustRefuse {
+                        violations.append("hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused")
+                    }
+                    if mustRefuse > 0,
+                        !fresh.contains(where: { $0.kind == .opsRejected && $0.peer == nodes[peer]!.author.nodeID.text })
+                    {
+                        violations.append("I5: \(name) refused ops from hostile \(peer) without a custody entry")
+                    }
+                } else if peer != hostile {
+                    refusals += outcome.refused
+                }
+                trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
+            case .envelope(_, let via):
+                if peer != hostile { refusals += outcome.refused }
+                envelopesOpened += 1
+                trace.string("open \(name)<\(peer) via \(via) \(outcome.accepted)")
+            }
+            try checkReceived(request.ops, at: name, from: peer, onlyStored: peer == hostile)
+        }
+    }
+
+    /// The hostile node's behaviour: now and then it slips bad ops into a batch it sends.
+    func attack(_ frame: ByteBuffer, by name: String, against peer: String, channel key: String) throws -> ByteBuffer {
+        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame), attackRandom.chance(0.5) else { return frame }
+        let (extra, mustRefuse) = try makeAttacks(by: name, against: peer)
+        attacksSent += extra.count
+        expectedRefusals["\(name)>\(peer)@\(key)", default: [:]][through] = mustRefuse
+        return try SyncFrameCodec.encode(.batch(ops: ops + extra, throughSeq: through))
+    }
+
+    /// Counts envelopes as their senders first send them.
+    func countSealed(_ frame: ByteBuffer, from name: String) {
+        guard case .envelope(let bytes)? = try? SyncFrameCodec.decode(frame),
+            let envelope = try? SealedEnvelope.decode(bytes), envelope.header.from == nodes[name]!.author.nodeID
+        else { return }
+        if sealedEnvelopes.insert(envelope.header.id).inserted {
+            envelopesSealed += 1
+            trace.string("seal \(name) \(envelope.idText)")
+        }
+    }
+
+    /// Remembers which ops a relay carried sealed (the world can open any envelope).
+    func recordRelayed(_ envelope: SealedEnvelope, at relay: String) {
+        guard let recipient = names.first(where: { nodes[$0]!.author.nodeID == envelope.header.to }),
+            let sender = names.first(where: { nodes[$0]!.author.nodeID == envelope.header.from }),
+            let ops = try? envelope.open(with: nodes[recipient]!.sealingKey, senderSealingKey: nodes[sender]!.sealingKey.publicKey)
+        else { return }
+        for bytes in ops {
+            if let op = try? VerifiedOp(storedEncoding: bytes) { relayedOps[relay, default: []].insert(op.id) }
+        }
+    }
+
+    /// I2 for relays: an op that went sealed through a relay is never held by that relay
+    /// unless its markings released it there.
+    func checkRelaysHoldNoSealedContent() throws {
+        for (relay, ids) in relayedOps.sorted(by: { $0.key < $1.key }) {
+            for id in ids.sorted() {
+                guard let stored = try nodes[relay]!.store.op(id) else { continue }
+                let own = nodes[relay]!.author.nodeID
+                guard stored.op.body.originator != own, stored.op.body.author != own else { continue }
+                let versions = markingsVersions(of: stored.op.body.itemID)
+                if !versions.contains(where: { $0.isReleasable(toPartner: relay, groups: nodes[relay]!.groups) }) {
+                    violations.append("I2: relay \(relay) holds op \(id.hash.hex.prefix(8)) it carried sealed and was never entitled to")
+                }
+            }
+        }
+    }
+}
