@@ -31,7 +31,12 @@ final class FederationFixture: Sendable {
 
     deinit {
         federation.stopAll(kill: true)
-        try? FileManager.default.removeItem(at: federation.root)
+        // LIAISON_TEST_KEEP=1 keeps the node directories and logs for a look after the run.
+        if ProcessInfo.processInfo.environment["LIAISON_TEST_KEEP"] == nil {
+            try? FileManager.default.removeItem(at: federation.root)
+        } else {
+            print("kept \(federation.root.path)")
+        }
     }
 
     /// Polls `condition` until it holds or `timeout` passes; returns whether it held.

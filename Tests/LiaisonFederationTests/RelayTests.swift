@@ -168,6 +168,12 @@ struct RelayTests {
         let fixture = try Self.fixture(unreachable: [0, 1], yaml: yaml)
         try Self.cut(fixture, dialler: "bravo", peer: "delta", endpoints: [0])
         try await fixture.start()
+        // Both relays reachable from alpha before the write, so the first choice is delta's.
+        let relaysUp = try await fixture.eventually {
+            let links = try await fixture.client("alpha").links()
+            return ["delta", "echo"].allSatisfy { name in links.contains { $0.peer == name && $0.state == "up" } }
+        }
+        #expect(relaysUp, "alpha's channels to delta and echo never opened")
         let put = try await fixture.client("alpha").put(
             PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string("second try")])
         )
