@@ -5,7 +5,7 @@ import Testing
 @Suite("Deterministic simulation")
 struct SimulationTests {
     /// Seeds per CI run; `LIAISON_SIM_SEEDS` overrides.
-    static let sweepSize = Int(ProcessInfo.processInfo.environment["LIAISON_SIM_SEEDS"] ?? "") ?? 500
+    static let sweepSize = Int(ProcessInfo.processInfo.environment["LIAISON_SIM_SEEDS"] ?? "") ?? 1_000
 
     static func regressionSeeds() throws -> [UInt64] {
         let url = try #require(Bundle.module.url(forResource: "regression-seeds", withExtension: "txt"))
