@@ -118,6 +118,17 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Real-process drills: fault proxies, local federations on loopback, reports. Not in the daemon.
+        .target(
+            name: "LiaisonDrill",
+            dependencies: [
+                "LiaisonCore",
+                "LiaisonNode",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: upcoming
+        ),
         // The one executable.
         .executableTarget(
             name: "liaison",
@@ -126,6 +137,7 @@ let package = Package(
                 "LiaisonSimulation",
                 "LiaisonStore",
                 "LiaisonNode",
+                "LiaisonDrill",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -166,10 +178,16 @@ let package = Package(
         .testTarget(
             name: "LiaisonFederationTests",
             dependencies: [
-                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonTransport", "LiaisonWire",
-                "LiaisonTestSupport",
+                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonDrill", "LiaisonTransport",
+                "LiaisonWire", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
+            swiftSettings: upcoming
+        ),
+        // The fault proxy on loopback sockets, and `liaison drill` on real processes.
+        .testTarget(
+            name: "LiaisonDrillTests",
+            dependencies: ["liaison", "LiaisonCore", "LiaisonNode", "LiaisonDrill", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
         .testTarget(

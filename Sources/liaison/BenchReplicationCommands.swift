@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LiaisonCore
+import LiaisonDrill
 import LiaisonNode
 
 extension BenchCommand {

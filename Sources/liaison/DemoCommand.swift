@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import LiaisonCore
+import LiaisonDrill
 import LiaisonNode
 import Synchronization
 

@@ -1,5 +1,6 @@
 public import Foundation
 public import LiaisonCore
+public import LiaisonNode
 import Synchronization
 
 /// A drill on real processes: a federation of `liaison run` nodes on loopback in which every

@@ -1,4 +1,5 @@
 public import LiaisonCore
+public import LiaisonNode
 
 /// What a drill on real processes breaks.
 public enum DrillScenario: String, Sendable, Codable, CaseIterable {

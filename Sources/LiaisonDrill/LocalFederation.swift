@@ -1,5 +1,6 @@
 public import Foundation
 public import LiaisonCore
+public import LiaisonNode
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import Foundation
+import LiaisonDrill
 import LiaisonNode
 import LiaisonTestSupport
 import Testing

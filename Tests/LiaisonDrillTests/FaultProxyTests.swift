@@ -1,5 +1,6 @@
 import Foundation
 import LiaisonCore
+import LiaisonDrill
 import LiaisonNode
 import Testing
 

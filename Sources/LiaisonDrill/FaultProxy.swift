@@ -1,4 +1,5 @@
 public import LiaisonCore
+public import LiaisonNode
 import NIOCore
 import NIOPosix
 import Synchronization

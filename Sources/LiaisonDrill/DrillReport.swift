@@ -1,4 +1,5 @@
 import Foundation
+public import LiaisonNode
 
 /// What a drill on real processes measured. Times given as `…Millis` offsets count from the
 /// moment the drill began writing; latencies are put-to-first-seen, so they include up to one

@@ -1,5 +1,6 @@
 import Foundation
 public import LiaisonCore
+public import LiaisonNode
 
 /// The items a drill writes: one template per kind of item, derived from the topology's
 /// links so that items go to different sets of partners. Each template knows who should end
