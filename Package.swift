@@ -109,12 +109,24 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // The node's loopback HTTP API (Hummingbird 2) and the URLSession client of it.
+        .target(
+            name: "LiaisonAPI",
+            dependencies: [
+                "LiaisonCore",
+                "LiaisonStore",
+                "LiaisonNode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
         ),
@@ -124,6 +136,7 @@ let package = Package(
             dependencies: [
                 "LiaisonCore",
                 "LiaisonNode",
+                "LiaisonAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -137,6 +150,7 @@ let package = Package(
                 "LiaisonSimulation",
                 "LiaisonStore",
                 "LiaisonNode",
+                "LiaisonAPI",
                 "LiaisonDrill",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -178,8 +192,8 @@ let package = Package(
         .testTarget(
             name: "LiaisonFederationTests",
             dependencies: [
-                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonDrill", "LiaisonTransport",
-                "LiaisonWire", "LiaisonTestSupport",
+                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonAPI", "LiaisonDrill",
+                "LiaisonTransport", "LiaisonWire", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming

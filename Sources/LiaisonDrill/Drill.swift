@@ -1,4 +1,5 @@
 public import Foundation
+import LiaisonAPI
 public import LiaisonCore
 public import LiaisonNode
 import Synchronization

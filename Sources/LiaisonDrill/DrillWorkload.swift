@@ -1,4 +1,5 @@
 import Foundation
+public import LiaisonAPI
 public import LiaisonCore
 public import LiaisonNode
 

@@ -1,4 +1,5 @@
 public import Foundation
+public import LiaisonAPI
 public import LiaisonCore
 public import LiaisonNode
 import Synchronization

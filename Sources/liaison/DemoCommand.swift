@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import LiaisonAPI
 import LiaisonCore
 import LiaisonDrill
 import LiaisonNode

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiaisonAPI
 import LiaisonCore
 import LiaisonNode
 

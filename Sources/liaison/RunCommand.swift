@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LiaisonAPI
 import LiaisonCore
 import LiaisonNode
 import Logging
@@ -32,7 +33,7 @@ struct RunCommand: AsyncParsableCommand {
             logger[metadataKey: "liaison.node"] = "\(node.config.name)"
             let engine = try ReplicationEngine(node: node, federation: federation, logger: logger)
             let replication = ReplicationService(engine: engine, identity: node.identity, federation: federation, logger: logger)
-            let api = APIServer.application(engine: engine, federation: federation, token: token, logger: logger)
+            let api = await APIServer.application(engine: engine, federation: federation, token: token, logger: logger)
             let pidFile = try RunningNode.claim(nodeDirectory)
             defer { RunningNode.release(pidFile) }
             let group = ServiceGroup(

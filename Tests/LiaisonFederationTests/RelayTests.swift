@@ -1,4 +1,5 @@
 import Foundation
+import LiaisonAPI
 import LiaisonCore
 import LiaisonDrill
 import LiaisonNode

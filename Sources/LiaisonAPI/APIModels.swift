@@ -1,5 +1,6 @@
 public import Foundation
 public import LiaisonCore
+public import LiaisonNode
 
 /// The body of `POST /v1/items`.
 public struct PutItemBody: Codable, Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import LiaisonCore
+public import LiaisonNode
 import LiaisonStore
 public import Logging
 public import ServiceLifecycle
@@ -28,13 +29,15 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// The node's loopback HTTP API (DESIGN §7), on Hummingbird 2.
 public enum APIServer {
-    /// Builds the API application for a running node.
+    /// Builds the API application for a running node. Writes and link health go through the
+    /// engine; reads of items and custody go to the node's store without waiting for the engine.
     public static func application(
         engine: ReplicationEngine,
         federation: FederationConfig,
         token: String,
         logger: Logger
-    ) -> some Service {
+    ) async -> some Service {
+        let node = await engine.node
         let router = Router()
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ in "ready\n" }
@@ -55,7 +58,7 @@ public enum APIServer {
             let query = request.uri.queryParameters
             let limit = query.get("limit").flatMap { Int($0) } ?? 1000
             guard limit > 0 else { throw HTTPError(.badRequest, message: "limit must be at least 1") }
-            let items = try engine.node.items(
+            let items = try node.items(
                 ItemQuery(
                     collection: query.get("collection"),
                     tag: query.get("tag"),
@@ -68,7 +71,9 @@ public enum APIServer {
         v1.get("items/{id}") { _, context -> ItemView in
             let text = try context.parameters.require("id")
             guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
-            guard let item = try engine.node.item(id) else { throw HTTPError(.notFound, message: "no item \(text) at this node") }
+            guard let item = try node.item(id) else {
+                throw HTTPError(.notFound, message: "no item \(text) at this node")
+            }
             return ItemView(item)
         }
         v1.patch("items/{id}") { request, context -> ItemView in
@@ -99,7 +104,7 @@ public enum APIServer {
             let query = request.uri.queryParameters
             let from = query.get("from").flatMap { UInt64($0) } ?? 1
             let limit = min(query.get("limit").flatMap { Int($0) } ?? 100, 10_000)
-            return try engine.node.store.custody(from: from, limit: max(limit, 1))
+            return try node.store.custody(from: from, limit: max(limit, 1))
         }
         return Application(
             router: router,

@@ -3,6 +3,7 @@ public import Foundation
 import FoundationNetworking
 #endif
 public import LiaisonCore
+public import LiaisonNode
 
 /// A client of a running node's API, for the CLI, the demo and tests.
 public struct NodeClient: Sendable {
