@@ -166,11 +166,13 @@ let package = Package(
             dependencies: ["LiaisonCore", "LiaisonStore"],
             swiftSettings: upcoming
         ),
+        // Merge laws, item rules, HLC, eligibility, redaction, signatures and bit flips, custody chain.
         .testTarget(
             name: "LiaisonCoreTests",
             dependencies: ["LiaisonCore", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
+        // Commits on both stores (SQLite and in-memory), SQLite files: reopening, custody, refusals.
         .testTarget(
             name: "LiaisonStoreTests",
             dependencies: [
@@ -179,16 +181,33 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // The sync frame codec: round trips, compression, garbage, oversized frames, zip bombs.
         .testTarget(
-            name: "LiaisonReplicationTests",
+            name: "LiaisonWireTests",
             dependencies: [
-                "LiaisonCore", "LiaisonWire", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport",
+                "LiaisonCore", "LiaisonWire", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: upcoming
         ),
+        // The pure replication pieces: node engine, session state machine, channels, sealing, relays.
+        .testTarget(
+            name: "LiaisonReplicationTests",
+            dependencies: [
+                "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: upcoming
+        ),
+        // The node's composition root: topology parsing and rendering, expected reach.
+        .testTarget(
+            name: "LiaisonNodeTests",
+            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonTestSupport"],
+            swiftSettings: upcoming
+        ),
+        // Real `liaison run` processes on loopback: replication, sealed relays, crashes, the demo.
         .testTarget(
             name: "LiaisonFederationTests",
             dependencies: [
@@ -204,12 +223,14 @@ let package = Package(
             dependencies: ["liaison", "LiaisonCore", "LiaisonNode", "LiaisonDrill", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
+        // The deterministic simulator: seed sweeps, replay of a seed, every seed that ever failed.
         .testTarget(
             name: "LiaisonSimulationTests",
             dependencies: ["LiaisonSimulation"],
             resources: [.copy("regression-seeds.txt")],
             swiftSettings: upcoming
         ),
+        // The `liaison` commands as a user runs them.
         .testTarget(
             name: "LiaisonCLITests",
             dependencies: [
