@@ -2,6 +2,7 @@ import Foundation
 import LiaisonCore
 import LiaisonDrill
 import LiaisonNode
+import LiaisonTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -43,7 +44,7 @@ struct FaultProxyTests {
             try client.send("lost-forward")
             try server.send("lost-back")
             // Once the proxy has swallowed all 21 bytes they can no longer arrive anywhere.
-            #expect(await eventually { proxy.bytesDropped == 21 })
+            #expect(await eventually(timeout: .seconds(5), every: .milliseconds(5)) { proxy.bytesDropped == 21 })
             #expect(try server.pending() == .nothing)
             #expect(try client.pending() == .nothing)
             #expect(proxy.connectionCount == 1)
@@ -93,7 +94,7 @@ struct FaultProxyTests {
         try await withProxy(to: target.port) { proxy in
             let client = try TestSocket.connect(port: proxy.endpoint.port)
             #expect(try client.waitForClose(within: .seconds(5)))
-            #expect(await eventually { proxy.connectionCount == 0 })
+            #expect(await eventually(timeout: .seconds(5), every: .milliseconds(5)) { proxy.connectionCount == 0 })
         }
         // Held to here: released earlier, its port could go to another test's listener.
         target.close()
@@ -109,17 +110,6 @@ struct FaultProxyTests {
             throw error
         }
         await proxy.shutdown()
-    }
-
-    /// Polls `condition` until it holds or five seconds pass.
-    private func eventually(_ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            await Task.yield()
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return condition()
     }
 }
 

@@ -41,14 +41,10 @@ final class FederationFixture: Sendable {
         }
     }
 
-    /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+    /// LiaisonTestSupport's `eventually`, so that tests holding a fixture read
+    /// `fixture.eventually { … }`.
     func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
+        try await LiaisonTestSupport.eventually(timeout: timeout, condition)
     }
 
     /// Whether every running node's outbound links are up and acknowledged to the end of
