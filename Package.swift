@@ -160,7 +160,7 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Fakes shared by every test target: manual clock, seeded generator, op factories.
+        // Fakes and helpers shared by every test target: seeded generator, op factories, eventually.
         .target(
             name: "LiaisonTestSupport",
             dependencies: ["LiaisonCore", "LiaisonStore"],
