@@ -1,23 +1,22 @@
-/// A deterministic random number generator (SplitMix64) for reproducible tests.
+import LiaisonCore
+
+/// A deterministic random number generator for reproducible tests: LiaisonCore's
+/// `SeededRandom` (SplitMix64, the generator the node engine and the simulator draw from),
+/// with `bytes(_:)` packing eight bytes into each draw as the tests' fixed vectors expect.
 ///
 /// The same seed always yields the same sequence, so a failing property test can be
 /// replayed from the seed it prints.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    /// The internal state; advances by a fixed odd constant on every draw.
-    public private(set) var state: UInt64
+    private var random: SeededRandom
 
     /// Starts the sequence for `seed`.
     public init(seed: UInt64) {
-        self.state = seed
+        self.random = SeededRandom(seed: seed)
     }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        random.next()
     }
 
     /// `count` random bytes.
