@@ -102,7 +102,8 @@ public struct UpdateItemBody: Codable, Sendable {
         var values = [(name: String, value: Data)]()
         for (name, value) in (fields ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard Names.isValid(name) else {
-                throw LiaisonError(.invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
+                throw LiaisonError(
+                    .invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
             }
             do {
                 values.append((name, try encoder.encode(value)))

@@ -15,13 +15,16 @@ extension CustodyEntry: ResponseEncodable {}
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let presented = Array((request.headers[.authorization] ?? "").utf8)
         let expected = Array("Bearer ".utf8) + token
         var difference = presented.count ^ expected.count
         for index in 0..<min(presented.count, expected.count) { difference |= Int(presented[index] ^ expected[index]) }
         guard difference == 0 else {
-            throw HTTPError(.unauthorized, message: "missing or wrong bearer token; it is in the node directory's api.token")
+            throw HTTPError(
+                .unauthorized, message: "missing or wrong bearer token; it is in the node directory's api.token")
         }
         return try await next(request, context)
     }
@@ -51,7 +54,8 @@ public enum APIServer {
                     response: PutItemResult(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
                 )
             } catch let error as LiaisonError {
-                throw HTTPError(error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
+                throw HTTPError(
+                    error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
             }
         }
         v1.get("items") { request, _ -> [ItemView] in
@@ -108,7 +112,8 @@ public enum APIServer {
         }
         return Application(
             router: router,
-            configuration: .init(address: .hostname(federation.api.host, port: federation.api.port), serverName: "liaison"),
+            configuration: .init(
+                address: .hostname(federation.api.host, port: federation.api.port), serverName: "liaison"),
             logger: logger
         )
     }

@@ -1,9 +1,10 @@
 public import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 public import LiaisonCore
 public import LiaisonNode
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// A client of a running node's API, for the CLI, the demo and tests.
 public struct NodeClient: Sendable {
@@ -43,11 +44,15 @@ public struct NodeClient: Sendable {
         do {
             (data, response) = try await Self.session.data(for: request)
         } catch {
-            throw LiaisonError(.io, "the node's API at \(base.absoluteString) did not answer (\(error.localizedDescription)); is 'liaison run' up?", cause: error)
+            throw LiaisonError(
+                .io,
+                "the node's API at \(base.absoluteString) did not answer (\(error.localizedDescription)); is 'liaison run' up?",
+                cause: error)
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
-            let message = (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error.message
+            let message =
+                (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error.message
                 ?? String(decoding: data, as: UTF8.self)
             let code: LiaisonError.Code =
                 switch status {
@@ -108,13 +113,15 @@ public struct NodeClient: Sendable {
     public func item(_ id: String) async throws(LiaisonError) -> ItemView? {
         do {
             return try decode(ItemView.self, try await call("GET", "/v1/items/\(id)"))
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return nil
         }
     }
 
     /// `GET /v1/items`.
-    public func items(collection: String? = nil, tag: String? = nil, all: Bool = false, limit: Int = 1000) async throws(LiaisonError)
+    public func items(
+        collection: String? = nil, tag: String? = nil, all: Bool = false, limit: Int = 1000
+    ) async throws(LiaisonError)
         -> [ItemView]
     {
         var components = URLComponents()

@@ -22,9 +22,11 @@ public struct ClassificationLadder: Sendable, Equatable, Codable {
         var seen = Set<String>()
         for level in levels {
             let upper = level.uppercased()
-            guard !level.trimmingCharacters(in: .whitespaces).isEmpty, level == level.trimmingCharacters(in: .whitespaces)
+            guard !level.trimmingCharacters(in: .whitespaces).isEmpty,
+                level == level.trimmingCharacters(in: .whitespaces)
             else {
-                throw LiaisonError(.invalidArgument, "classification level names must be non-empty without surrounding spaces")
+                throw LiaisonError(
+                    .invalidArgument, "classification level names must be non-empty without surrounding spaces")
             }
             guard seen.insert(upper).inserted else {
                 throw LiaisonError(.invalidArgument, "classification level '\(level)' appears twice in the ladder")

@@ -60,7 +60,9 @@ extension ItemState {
         }
         var fields = [String: FieldRegister]()
         for field in record.fields {
-            guard let stamp = OpStamp(record: field.stamp), let digest = Hash32(bytes: field.digest) else { throw damaged }
+            guard let stamp = OpStamp(record: field.stamp), let digest = Hash32(bytes: field.digest) else {
+                throw damaged
+            }
             fields[field.name] = FieldRegister(stamp: stamp, digest: digest, value: field.hasValue ? field.value : nil)
         }
         var recalledFrom = [String: OpStamp]()

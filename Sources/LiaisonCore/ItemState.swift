@@ -204,7 +204,9 @@ public struct ItemState: Hashable, Sendable, Codable {
         for (tag, instances) in other.tagsRemoved { result.tagsRemoved[tag, default: []].formUnion(instances) }
         result.tombstone = [result.tombstone, other.tombstone].compactMap { $0 }.max()
         result.recalledFromAll = [result.recalledFromAll, other.recalledFromAll].compactMap { $0 }.max()
-        for (name, stamp) in other.recalledFrom { result.recalledFrom[name] = max(result.recalledFrom[name] ?? stamp, stamp) }
+        for (name, stamp) in other.recalledFrom {
+            result.recalledFrom[name] = max(result.recalledFrom[name] ?? stamp, stamp)
+        }
         result.lastChange = max(result.lastChange, other.lastChange)
         result.dropContentIfWithdrawn()
         return result
@@ -260,7 +262,8 @@ public struct ItemState: Hashable, Sendable, Codable {
     private mutating func setFields(_ commitments: [FieldCommitment], op: VerifiedOp) {
         guard !isWithdrawn else { return }
         for commitment in commitments {
-            let register = FieldRegister(stamp: op.stamp, digest: commitment.digest, value: op.openings[commitment.name]?.value)
+            let register = FieldRegister(
+                stamp: op.stamp, digest: commitment.digest, value: op.openings[commitment.name]?.value)
             fields[commitment.name] = fields[commitment.name].map { $0.joined(with: register) } ?? register
         }
     }

@@ -144,14 +144,17 @@ public struct OpAuthor: Sendable {
         return UnsignedOp(body: body, bodyBytes: bytes, openings: openings.sorted { $0.name < $1.name })
     }
 
-    private func commit(_ fields: [(name: String, value: Data)], using generator: inout some RandomNumberGenerator)
+    private func commit(
+        _ fields: [(name: String, value: Data)], using generator: inout some RandomNumberGenerator
+    )
         throws(LiaisonError) -> ([FieldCommitment], [FieldOpening])
     {
         var commitments = [FieldCommitment]()
         var openings = [FieldOpening]()
         for (name, value) in fields {
             guard Names.isValid(name) else {
-                throw LiaisonError(.invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
+                throw LiaisonError(
+                    .invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
             }
             guard (try? JSONSerialization.jsonObject(with: value, options: [.fragmentsAllowed])) != nil else {
                 throw LiaisonError(.invalidArgument, "the value of field '\(name)' is not JSON text")

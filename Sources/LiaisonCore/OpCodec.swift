@@ -93,7 +93,8 @@ extension Markings {
         guard message.relTo.count <= OpLimits.maxMarkingsEntries, message.caveats.count <= OpLimits.maxMarkingsEntries,
             message.relTo.allSatisfy(Names.isValidLabel), message.caveats.allSatisfy(Names.isValidLabel)
         else { throw OpRejection(.invalidContent, "REL TO or caveats hold an invalid or excessive entry") }
-        guard message.relTo == Array(Set(message.relTo)).sorted(), message.caveats == Array(Set(message.caveats)).sorted()
+        guard message.relTo == Array(Set(message.relTo)).sorted(),
+            message.caveats == Array(Set(message.caveats)).sorted()
         else { throw OpRejection(.invalidContent, "REL TO and caveats must be sorted and distinct") }
         self.init(
             classification: message.classification,
@@ -172,7 +173,9 @@ extension OpBody {
             guard c.nonce.count == 16 else { throw OpRejection(.malformed, "create nonce must be 16 bytes") }
             guard Names.isValid(c.collection) else { throw OpRejection(.invalidContent, "invalid collection name") }
             guard c.hasMarkings else { throw OpRejection(.malformed, "create without markings") }
-            guard author == originator else { throw OpRejection(.invalidContent, "create authored by a non-originator") }
+            guard author == originator else {
+                throw OpRejection(.invalidContent, "create authored by a non-originator")
+            }
             guard ItemID(originator: originator, nonce: c.nonce) == itemID else {
                 throw OpRejection(.invalidContent, "item id does not derive from originator and nonce")
             }
@@ -225,10 +228,14 @@ extension OpBody {
             else { throw OpRejection(.invalidContent, "recall audience or reason is invalid") }
             change = .recall(audience: r.audience, reason: r.reason)
         }
-        self.init(itemID: itemID, originator: originator, author: author, hlc: HLCTimestamp(rawValue: message.hlc), change: change)
+        self.init(
+            itemID: itemID, originator: originator, author: author, hlc: HLCTimestamp(rawValue: message.hlc),
+            change: change)
     }
 
-    private static func commitments(_ fields: [Liaison_V1_FieldCommitment], allowEmpty: Bool) throws(OpRejection)
+    private static func commitments(
+        _ fields: [Liaison_V1_FieldCommitment], allowEmpty: Bool
+    ) throws(OpRejection)
         -> [FieldCommitment]
     {
         guard fields.count <= OpLimits.maxFields, allowEmpty || !fields.isEmpty else {
@@ -281,7 +288,9 @@ extension FieldOpening {
 enum CanonicalProto {
     /// Parses `bytes` as `M` and requires them to be exactly the deterministic encoding of
     /// what they decode to: no unknown fields, no repeated singular fields, no odd varints.
-    static func decode<M: SwiftProtobuf.Message>(_ type: M.Type, from bytes: Data, what: String) throws(OpRejection) -> M {
+    static func decode<M: SwiftProtobuf.Message>(
+        _ type: M.Type, from bytes: Data, what: String
+    ) throws(OpRejection) -> M {
         var options = BinaryDecodingOptions()
         options.discardUnknownFields = true
         options.messageDepthLimit = 16

@@ -1,7 +1,7 @@
 import Crypto
 public import Foundation
-import Synchronization
 import SwiftProtobuf
+import Synchronization
 
 /// Checks received ops: canonical encoding, body validity, the Merkle proof, the author's
 /// signature over the batch root, that the signer's key is the author's, and every field
@@ -31,7 +31,8 @@ public final class OpVerifier: Sendable {
 
         guard signed.hasProof else { throw OpRejection(.badProof, "no signature proof") }
         let proof = signed.proof
-        guard proof.signerKey.count == 32, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: proof.signerKey)
+        guard proof.signerKey.count == 32,
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: proof.signerKey)
         else { throw OpRejection(.badSignature, "signer key is not an Ed25519 public key") }
         guard NodeID(signingKey: key) == body.author else {
             throw OpRejection(.authorKeyMismatch, "the signing key is not the author's")
@@ -90,7 +91,8 @@ extension VerifiedOp {
             var signed = try Liaison_V1_SignedOp(serializedBytes: encoded)
             signed.openings.removeAll { withheld.contains($0.name) }
             let bytes: Data = try signed.serializedBytes()
-            return VerifiedOp(id: id, body: body, openings: openings.filter { !withheld.contains($0.key) }, encoded: bytes)
+            return VerifiedOp(
+                id: id, body: body, openings: openings.filter { !withheld.contains($0.key) }, encoded: bytes)
         } catch {
             throw LiaisonError(.invalidOp, "re-encoding a redacted op failed", cause: error)
         }
@@ -106,7 +108,8 @@ extension VerifiedOp {
             let body = try OpBody(proto: Liaison_V1_OpBody(serializedBytes: signed.body))
             var openings = [String: FieldOpening]()
             for message in signed.openings {
-                openings[message.name] = FieldOpening(name: message.name, salt: Array(message.salt), value: message.value)
+                openings[message.name] = FieldOpening(
+                    name: message.name, salt: Array(message.salt), value: message.value)
             }
             self.init(id: OpID(body: signed.body), body: body, openings: openings, encoded: encoded)
         } catch {

@@ -367,7 +367,8 @@ public final class Drill: Sendable {
                     // fault must hit a settled link.
                     let settled =
                         row.channels.allSatisfy { $0.state == "carrying" || $0.state == "standby" }
-                        && (federation.topology.channels.mode == .activeActive || row.channels.first?.state == "carrying")
+                        && (federation.topology.channels.mode == .activeActive
+                            || row.channels.first?.state == "carrying")
                     if !settled { pending.append("\(name)-\(neighbour) (channels settling)") }
                 }
             }
@@ -427,7 +428,8 @@ public final class Drill: Sendable {
     }
 
     /// Puts one item of every template whose originator is up, at once.
-    private static func burst(ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double) async {
+    private static func burst(ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double) async
+    {
         let live = ledger.live
         for (index, template) in ledger.templates.enumerated() where live.contains(template.originator) {
             guard let client = clients[template.originator] else { continue }

@@ -3,8 +3,9 @@ public import LiaisonAPI
 public import LiaisonCore
 public import LiaisonNode
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A federation of real `liaison run` processes on loopback, rendered from a topology into a
@@ -36,7 +37,9 @@ public final class LocalFederation: Sendable {
     }
 
     /// The node directory of a partner.
-    public func directory(_ name: String) -> NodeDirectory { NodeDirectory(path: root.appendingPathComponent(name).path) }
+    public func directory(_ name: String) -> NodeDirectory {
+        NodeDirectory(path: root.appendingPathComponent(name).path)
+    }
 
     /// An API client for a partner's node.
     public func client(_ name: String) throws(LiaisonError) -> NodeClient { try NodeClient(directory: directory(name)) }
@@ -79,7 +82,9 @@ public final class LocalFederation: Sendable {
             while !(await client.isHealthy()) {
                 let log = root.appendingPathComponent("\(name).log").path
                 guard isRunning(name) else { throw LiaisonError(.io, "node \(name) exited while starting; see \(log)") }
-                guard ContinuousClock.now < deadline else { throw LiaisonError(.io, "node \(name) did not come up; see \(log)") }
+                guard ContinuousClock.now < deadline else {
+                    throw LiaisonError(.io, "node \(name) did not come up; see \(log)")
+                }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
@@ -90,7 +95,8 @@ public final class LocalFederation: Sendable {
 
     /// Resident and peak resident memory of a partner's node, in KiB (from /proc).
     public func memory(of name: String) -> (rssKiB: Int, peakKiB: Int)? {
-        guard let pid = pid(of: name), let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
+        guard let pid = pid(of: name), let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        else {
             return nil
         }
         func value(_ key: String) -> Int? {

@@ -52,7 +52,9 @@ public struct ItemView: Codable, Sendable, Equatable {
         var redacted = [String]()
         for (name, register) in item.fields {
             if let value = register.value {
-                fields[name] = (try? JSONDecoder().decode(JSONValue.self, from: value)) ?? .string(String(decoding: value, as: UTF8.self))
+                fields[name] =
+                    (try? JSONDecoder().decode(JSONValue.self, from: value))
+                    ?? .string(String(decoding: value, as: UTF8.self))
             } else {
                 redacted.append(name)
             }

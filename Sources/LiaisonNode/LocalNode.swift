@@ -93,7 +93,9 @@ public struct LocalNode: Sendable {
 
     /// Creates many items at once, signed in batches (one signature per `signatureBatch`
     /// ops) and committed in one transaction per batch. For bulk loads and benchmarks.
-    public func putMany(_ requests: [PutRequest], now: Date, signatureBatch: Int = 1000) throws(LiaisonError) -> [ItemID] {
+    public func putMany(
+        _ requests: [PutRequest], now: Date, signatureBatch: Int = 1000
+    ) throws(LiaisonError) -> [ItemID] {
         var ids = [ItemID]()
         var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
         var generator = SystemRandomNumberGenerator()
@@ -149,10 +151,13 @@ public struct LocalNode: Sendable {
         var generator = SystemRandomNumberGenerator()
         var unsigned = [UnsignedOp]()
         if !fields.isEmpty {
-            unsigned.append(try author.setFields(fields, of: item, hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
+            unsigned.append(
+                try author.setFields(fields, of: item, hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
         }
         if !addTags.isEmpty {
-            unsigned.append(try author.change(item, .addTags(Array(Set(addTags)).sorted()), hlc: clock.tick(physicalMillis: nowMillis)))
+            unsigned.append(
+                try author.change(
+                    item, .addTags(Array(Set(addTags)).sorted()), hlc: clock.tick(physicalMillis: nowMillis)))
         }
         let removals = Set(removeTags).sorted().map { TagRemoval(tag: $0, observed: item.liveInstances(of: $0)) }
             .filter { !$0.observed.isEmpty }
@@ -181,7 +186,8 @@ extension PutRequest {
     /// bad input writes nothing.
     public func validatedMarkings(config: NodeConfig, now: Date) throws(LiaisonError) -> Markings {
         guard Names.isValid(collection) else {
-            throw LiaisonError(.invalidArgument, "invalid collection '\(collection)': use 1-128 letters, digits or . _ - : /")
+            throw LiaisonError(
+                .invalidArgument, "invalid collection '\(collection)': use 1-128 letters, digits or . _ - : /")
         }
         let level = try classification.map(config.classifications.level(named:)) ?? config.classifications.lowest
         for name in releasableTo where !Names.isValidLabel(name) {
@@ -196,7 +202,8 @@ extension PutRequest {
         guard Set(tags).count == tags.count else { throw LiaisonError(.invalidArgument, "a tag is given twice") }
         for (name, value) in fields {
             guard Names.isValid(name) else {
-                throw LiaisonError(.invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
+                throw LiaisonError(
+                    .invalidArgument, "invalid field name '\(name)': use 1-128 letters, digits or . _ - : /")
             }
             guard (try? JSONSerialization.jsonObject(with: value, options: [.fragmentsAllowed])) != nil else {
                 throw LiaisonError(.invalidArgument, "the value of field '\(name)' is not JSON text")
@@ -206,7 +213,8 @@ extension PutRequest {
             throw LiaisonError(.invalidArgument, "a field is given twice")
         }
         guard fields.count <= OpLimits.maxFields, tags.count <= OpLimits.maxTags else {
-            throw LiaisonError(.invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
+            throw LiaisonError(
+                .invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
         }
         if let expiresAt, expiresAt <= now {
             throw LiaisonError(

@@ -51,7 +51,8 @@ public struct NodeDirectory: Sendable {
         if files.fileExists(atPath: url.path, isDirectory: &isDirectory) && !isDirectory.boolValue {
             throw LiaisonError(.alreadyExists, "\(url.path) is a file, not a directory; choose another --dir")
         }
-        for existing in [configURL, keysURL, URL(fileURLWithPath: storePath)] where files.fileExists(atPath: existing.path) {
+        for existing in [configURL, keysURL, URL(fileURLWithPath: storePath)]
+        where files.fileExists(atPath: existing.path) {
             throw LiaisonError(
                 .alreadyExists,
                 "\(url.path) already holds a node (\(existing.lastPathComponent) exists); refusing to overwrite its identity"
@@ -66,13 +67,15 @@ public struct NodeDirectory: Sendable {
         )
         do {
             try files.createDirectory(at: url, withIntermediateDirectories: true)
-            try files.createDirectory(at: keysURL, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            try files.createDirectory(
+                at: keysURL, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
             try writeSecret(identity.signingKey.rawRepresentation.base64EncodedString(), to: signingKeyURL)
             try writeSecret(identity.sealingKey.rawRepresentation.base64EncodedString(), to: sealingKeyURL)
             try writeSecret(identity.tlsKeyPEM, to: tlsKeyURL)
             try Data(identity.tlsCertificatePEM.utf8).write(to: certificateURL, options: .withoutOverwriting)
         } catch {
-            throw LiaisonError(.io, "could not write the identity into \(url.path): \(error.localizedDescription)", cause: error)
+            throw LiaisonError(
+                .io, "could not write the identity into \(url.path): \(error.localizedDescription)", cause: error)
         }
         let store = try SQLiteStore(path: storePath, create: true)
         _ = try store.appendCustody(
@@ -105,7 +108,9 @@ public struct NodeDirectory: Sendable {
     /// Reads `node.json`; a missing or foreign directory gets a message saying what to do.
     public func loadConfig() throws(LiaisonError) -> NodeConfig {
         guard FileManager.default.fileExists(atPath: url.path) else {
-            throw LiaisonError(.notFound, "no node directory at \(url.path); create one with 'liaison init --name NAME --dir \(url.path)'")
+            throw LiaisonError(
+                .notFound,
+                "no node directory at \(url.path); create one with 'liaison init --name NAME --dir \(url.path)'")
         }
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
             throw LiaisonError(
@@ -117,10 +122,13 @@ public struct NodeDirectory: Sendable {
         do {
             config = try JSONDecoder().decode(NodeConfig.self, from: data)
         } catch {
-            throw LiaisonError(.corrupt, "\(configURL.path) is damaged (\(error)); restore it from a backup", cause: error)
+            throw LiaisonError(
+                .corrupt, "\(configURL.path) is damaged (\(error)); restore it from a backup", cause: error)
         }
         guard config.format == NodeConfig.currentFormat else {
-            throw LiaisonError(.corrupt, "\(configURL.path) has format \(config.format); this build reads format \(NodeConfig.currentFormat)")
+            throw LiaisonError(
+                .corrupt,
+                "\(configURL.path) has format \(config.format); this build reads format \(NodeConfig.currentFormat)")
         }
         return config
     }
@@ -128,8 +136,12 @@ public struct NodeDirectory: Sendable {
     /// Reads the keys and checks them against `node.json`.
     public func loadIdentity(config: NodeConfig) throws(LiaisonError) -> NodeIdentity {
         func read(_ file: URL) throws(LiaisonError) -> String {
-            guard let data = FileManager.default.contents(atPath: file.path), let text = String(data: data, encoding: .utf8)
-            else { throw LiaisonError(.notFound, "\(file.path) is missing or unreadable; the node's identity is incomplete") }
+            guard let data = FileManager.default.contents(atPath: file.path),
+                let text = String(data: data, encoding: .utf8)
+            else {
+                throw LiaisonError(
+                    .notFound, "\(file.path) is missing or unreadable; the node's identity is incomplete")
+            }
             return text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let identity: NodeIdentity

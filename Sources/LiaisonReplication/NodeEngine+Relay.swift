@@ -31,11 +31,17 @@ extension NodeEngine {
             sealNext(for: peer, candidates: candidates)
         }
         let reachable = Dictionary(uniqueKeysWithValues: configuration.links.keys.map { ($0, relays(for: $0)) })
-        let overdue = sealed.overdue(nowMillis: now, timeoutMillis: settings.receiptTimeoutMillis) { reachable[$0] ?? [] }
-        for retry in overdue.sorted(by: { ($0.destination, $0.relay, $0.encoded.count) < ($1.destination, $1.relay, $1.encoded.count) }) {
+        let overdue = sealed.overdue(nowMillis: now, timeoutMillis: settings.receiptTimeoutMillis) {
+            reachable[$0] ?? []
+        }
+        for retry in overdue.sorted(by: {
+            ($0.destination, $0.relay, $0.encoded.count) < ($1.destination, $1.relay, $1.encoded.count)
+        }) {
             sendOutOfBand(.envelope(retry.encoded), to: retry.relay, now: now)
             counters[retry.destination]?.relayVia = retry.relay
-            log(.info, "no receipt in time; envelope sent again", peer: retry.destination, ["liaison.relay": retry.relay])
+            log(
+                .info, "no receipt in time; envelope sent again", peer: retry.destination,
+                ["liaison.relay": retry.relay])
         }
     }
 
@@ -49,7 +55,9 @@ extension NodeEngine {
         let relay = candidates[turn % candidates.count]
         sealingLoads.insert(peer)
         output.append(
-            .loadBatch(BatchRequest(peer: peer, after: cursor, limit: configuration.maxOpsPerEnvelope, purpose: .seal(relay: relay)))
+            .loadBatch(
+                BatchRequest(
+                    peer: peer, after: cursor, limit: configuration.maxOpsPerEnvelope, purpose: .seal(relay: relay)))
         )
     }
 
@@ -77,7 +85,9 @@ extension NodeEngine {
                 sendOutOfBand(.envelope(envelope.encoded()), to: relay, now: now)
                 counters[peer]?.opsSent += UInt64(batch.sent)
                 counters[peer]?.relayVia = relay
-                log(.debug, "sealed envelope sent", peer: peer, ["liaison.relay": relay, "liaison.envelope": envelope.idText])
+                log(
+                    .debug, "sealed envelope sent", peer: peer,
+                    ["liaison.relay": relay, "liaison.envelope": envelope.idText])
             } catch {
                 log(.error, "could not seal", peer: peer, ["liaison.error": "\(error)"])
                 return
@@ -136,7 +146,8 @@ extension NodeEngine {
                     strike(neighbour, "receipt for \(receipt.to.short), whom this node does not relay to")
                     return
                 }
-                try? relayQueue.enqueue(receipt: receipt, encoded: bytes, destination: destination.recipient.name, nowMillis: now)
+                try? relayQueue.enqueue(
+                    receipt: receipt, encoded: bytes, destination: destination.recipient.name, nowMillis: now)
                 flushRelayQueue(for: destination.recipient.name, now: now)
             }
         default:
@@ -147,7 +158,8 @@ extension NodeEngine {
     /// An envelope addressed to us: open it and hand its ops to the store work; the receipt
     /// goes back once they are committed.
     private mutating func openEnvelope(_ envelope: SealedEnvelope, via neighbour: String) {
-        guard let sender = partner(id: envelope.header.from), configuration.links[sender.recipient.name]?.inbound != nil else {
+        guard let sender = partner(id: envelope.header.from), configuration.links[sender.recipient.name]?.inbound != nil
+        else {
             strike(neighbour, "sealed envelope from \(envelope.header.from.short), who has no link to this node")
             return
         }
@@ -155,15 +167,19 @@ extension NodeEngine {
         do {
             ops = try envelope.open(with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
         } catch {
-            strike(neighbour, "sealed envelope \(envelope.idText) from \(sender.recipient.name) refused: \(error.message)")
+            strike(
+                neighbour, "sealed envelope \(envelope.idText) from \(sender.recipient.name) refused: \(error.message)")
             return
         }
-        output.append(.commit(CommitRequest(peer: sender.recipient.name, ops: ops, source: .envelope(envelope, via: neighbour))))
+        output.append(
+            .commit(CommitRequest(peer: sender.recipient.name, ops: ops, source: .envelope(envelope, via: neighbour))))
     }
 
     /// The ops of an envelope are committed: sign a receipt and send it straight back if a
     /// channel to the sender is open, else the way the envelope came.
-    mutating func receiptEnvelope(_ envelope: SealedEnvelope, from sender: String, via neighbour: String, outcome: CommitOutcome, now: UInt64) {
+    mutating func receiptEnvelope(
+        _ envelope: SealedEnvelope, from sender: String, via neighbour: String, outcome: CommitOutcome, now: UInt64
+    ) {
         do {
             let receipt = try EnvelopeReceipt.sign(
                 for: envelope,
@@ -205,7 +221,8 @@ extension NodeEngine {
                 CustodyEvent(
                     kind: .opsRelayed,
                     peer: name,
-                    detail: "sealed envelope \(envelope.idText) from \(neighbour), \(encoded.count) bytes, content not readable here"
+                    detail:
+                        "sealed envelope \(envelope.idText) from \(neighbour), \(encoded.count) bytes, content not readable here"
                 )
             )
         )
@@ -214,7 +231,9 @@ extension NodeEngine {
 
     /// Hands what the relay queue holds for `peer` to an open channel to it.
     mutating func flushRelayQueue(for peer: String, now: UInt64) {
-        guard relayQueue.held(for: peer) > 0, channels.values.contains(where: { $0.peer == peer && $0.open }) else { return }
+        guard relayQueue.held(for: peer) > 0, channels.values.contains(where: { $0.peer == peer && $0.open }) else {
+            return
+        }
         for message in relayQueue.drain(peer, nowMillis: now) { sendOutOfBand(message, to: peer, now: now) }
     }
 }

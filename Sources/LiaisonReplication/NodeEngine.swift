@@ -52,7 +52,8 @@ public struct NodeEngine: Sendable {
             sealingKey: Curve25519.KeyAgreement.PrivateKey
         ) {
             self.me = me
-            self.partners = Dictionary(partners.map { ($0.recipient.name, $0) }, uniquingKeysWith: { first, _ in first })
+            self.partners = Dictionary(
+                partners.map { ($0.recipient.name, $0) }, uniquingKeysWith: { first, _ in first })
             self.links = Dictionary(links.map { ($0.partner.name, $0) }, uniquingKeysWith: { first, _ in first })
             self.isRelay = isRelay
             self.channels = channels
@@ -74,7 +75,9 @@ public struct NodeEngine: Sendable {
         public var sealingKey: Curve25519.KeyAgreement.PublicKey
 
         /// Creates a partner.
-        public init(recipient: Recipient, relay: Bool, neighbours: Set<String>, sealingKey: Curve25519.KeyAgreement.PublicKey) {
+        public init(
+            recipient: Recipient, relay: Bool, neighbours: Set<String>, sealingKey: Curve25519.KeyAgreement.PublicKey
+        ) {
             self.recipient = recipient
             self.relay = relay
             self.neighbours = neighbours
@@ -342,7 +345,9 @@ public struct NodeEngine: Sendable {
 
     /// Creates the engine. `acked` is, per neighbour, how far it acknowledged our log (the
     /// store's checkpoints); `highest` is the end of our log.
-    public init(configuration: Configuration, acked: [String: UInt64], highest: UInt64, nowMillis: UInt64, random: SeededRandom) {
+    public init(
+        configuration: Configuration, acked: [String: UInt64], highest: UInt64, nowMillis: UInt64, random: SeededRandom
+    ) {
         self.configuration = configuration
         self.localHighest = highest
         self.random = random
@@ -451,12 +456,15 @@ public struct NodeEngine: Sendable {
 
     // MARK: - Channels
 
-    private mutating func connected(_ id: ChannelID, peer: String, endpoint: Int, address: String, start: SessionStart, now: UInt64) {
+    private mutating func connected(
+        _ id: ChannelID, peer: String, endpoint: Int, address: String, start: SessionStart, now: UInt64
+    ) {
         guard let partner = configuration.partners[peer], configuration.links[peer] != nil else {
             output.append(.close(id, reason: "no link with \(peer)"))
             return
         }
-        for other in channels.keys.sorted() where channels[other]?.peer == peer && channels[other]?.endpoint == endpoint {
+        for other in channels.keys.sorted() where channels[other]?.peer == peer && channels[other]?.endpoint == endpoint
+        {
             output.append(.close(other, reason: "replaced by a newer channel"))
             remove(other, reason: "replaced by a newer channel", failed: false, now: now)
         }
@@ -524,7 +532,10 @@ public struct NodeEngine: Sendable {
             .info,
             "channel up",
             peer: peer,
-            ["liaison.channel": channel.address, "liaison.endpoint": "\(channel.endpoint)", "liaison.carrying": "\(carrying)"]
+            [
+                "liaison.channel": channel.address, "liaison.endpoint": "\(channel.endpoint)",
+                "liaison.carrying": "\(carrying)",
+            ]
         )
         setCarrying(id, carrying, now: now)
     }

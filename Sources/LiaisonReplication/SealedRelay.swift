@@ -66,7 +66,9 @@ public struct SealedOutbox: Sendable {
     }
 
     /// An envelope went out.
-    public mutating func sent(_ envelope: SealedEnvelope, opCount: Int, to destination: String, via relay: String, nowMillis: UInt64) {
+    public mutating func sent(
+        _ envelope: SealedEnvelope, opCount: Int, to destination: String, via relay: String, nowMillis: UInt64
+    ) {
         pending[destination, default: [:]][envelope.header.id] = Pending(
             envelope: envelope,
             encoded: envelope.encoded(),
@@ -81,7 +83,8 @@ public struct SealedOutbox: Sendable {
     /// A verified receipt came back from `destination`. Returns the envelope it settles,
     /// nil when it names none awaiting (a duplicate, or one that was given up).
     public mutating func receipt(_ receipt: EnvelopeReceipt, from destination: String) -> Pending? {
-        guard let entry = pending[destination]?[receipt.envelopeID], entry.envelope.digest == receipt.envelopeDigest else { return nil }
+        guard let entry = pending[destination]?[receipt.envelopeID], entry.envelope.digest == receipt.envelopeDigest
+        else { return nil }
         pending[destination]?[receipt.envelopeID] = nil
         receipted[destination, default: 0] += 1
         opsReceipted[destination, default: 0] += UInt64(entry.opCount)
@@ -101,7 +104,9 @@ public struct SealedOutbox: Sendable {
             let candidates = relays(destination)
             guard !candidates.isEmpty else { continue }
             for (id, entry) in entries where nowMillis >= entry.sentAtMillis + timeoutMillis {
-                let relay = candidates.first { !entry.tried.contains($0) } ?? candidates.first { $0 != entry.relay } ?? candidates[0]
+                let relay =
+                    candidates.first { !entry.tried.contains($0) } ?? candidates.first { $0 != entry.relay }
+                    ?? candidates[0]
                 var next = entry
                 next.relay = relay
                 next.tried.insert(relay)
@@ -189,16 +194,22 @@ public struct RelayQueue: Sendable {
         guard nowMillis < envelope.header.expiresMillis else { throw .expired }
         guard !(queues[destination]?.contains { $0.id == envelope.header.id } ?? false) else { return }
         try hold(
-            Held(id: envelope.header.id, message: .envelope(encoded), bytes: encoded.count, expiresMillis: envelope.header.expiresMillis),
+            Held(
+                id: envelope.header.id, message: .envelope(encoded), bytes: encoded.count,
+                expiresMillis: envelope.header.expiresMillis),
             for: destination
         )
         accepted += 1
     }
 
     /// Takes in a receipt travelling back to `destination`.
-    public mutating func enqueue(receipt: EnvelopeReceipt, encoded: Data, destination: String, nowMillis: UInt64) throws(Refusal) {
+    public mutating func enqueue(
+        receipt: EnvelopeReceipt, encoded: Data, destination: String, nowMillis: UInt64
+    ) throws(Refusal) {
         try hold(
-            Held(id: receipt.envelopeID, message: .receipt(encoded), bytes: encoded.count, expiresMillis: nowMillis + 10 * 60_000),
+            Held(
+                id: receipt.envelopeID, message: .receipt(encoded), bytes: encoded.count,
+                expiresMillis: nowMillis + 10 * 60_000),
             for: destination
         )
     }

@@ -71,10 +71,13 @@ extension Simulation {
                 guard let key = ends[id] else { break }
                 if let mustRefuse = expectedRefusals["\(peer)>\(name)@\(key)"]?.removeValue(forKey: through) {
                     if outcome.refused < mustRefuse {
-                        violations.append("hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused")
+                        violations.append(
+                            "hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused"
+                        )
                     }
                     if mustRefuse > 0,
-                        !fresh.contains(where: { $0.kind == .opsRejected && $0.peer == nodes[peer]!.author.nodeID.text })
+                        !fresh.contains(where: { $0.kind == .opsRejected && $0.peer == nodes[peer]!.author.nodeID.text }
+                        )
                     {
                         violations.append("I5: \(name) refused ops from hostile \(peer) without a custody entry")
                     }
@@ -93,7 +96,9 @@ extension Simulation {
 
     /// The hostile node's behaviour: now and then it slips bad ops into a batch it sends.
     func attack(_ frame: ByteBuffer, by name: String, against peer: String, channel key: String) throws -> ByteBuffer {
-        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame), attackRandom.chance(0.5) else { return frame }
+        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame), attackRandom.chance(0.5) else {
+            return frame
+        }
         let (extra, mustRefuse) = try makeAttacks(by: name, against: peer)
         attacksSent += extra.count
         expectedRefusals["\(name)>\(peer)@\(key)", default: [:]][through] = mustRefuse
@@ -115,7 +120,8 @@ extension Simulation {
     func recordRelayed(_ envelope: SealedEnvelope, at relay: String) {
         guard let recipient = names.first(where: { nodes[$0]!.author.nodeID == envelope.header.to }),
             let sender = names.first(where: { nodes[$0]!.author.nodeID == envelope.header.from }),
-            let ops = try? envelope.open(with: nodes[recipient]!.sealingKey, senderSealingKey: nodes[sender]!.sealingKey.publicKey)
+            let ops = try? envelope.open(
+                with: nodes[recipient]!.sealingKey, senderSealingKey: nodes[sender]!.sealingKey.publicKey)
         else { return }
         for bytes in ops {
             if let op = try? VerifiedOp(storedEncoding: bytes) { relayedOps[relay, default: []].insert(op.id) }
@@ -132,7 +138,9 @@ extension Simulation {
                 guard stored.op.body.originator != own, stored.op.body.author != own else { continue }
                 let versions = markingsVersions(of: stored.op.body.itemID)
                 if !versions.contains(where: { $0.isReleasable(toPartner: relay, groups: nodes[relay]!.groups) }) {
-                    violations.append("I2: relay \(relay) holds op \(id.hash.hex.prefix(8)) it carried sealed and was never entitled to")
+                    violations.append(
+                        "I2: relay \(relay) holds op \(id.hash.hex.prefix(8)) it carried sealed and was never entitled to"
+                    )
                 }
             }
         }

@@ -163,14 +163,18 @@ public final class Simulation {
                 for key in channels.keys.sorted() {
                     let channel = channels[key]!
                     if !channel.up { stuck.append("\(key) down") }
-                    for (to, queue) in channel.queues where !queue.isEmpty { stuck.append("\(queue.count) frames to \(to) on \(key)") }
+                    for (to, queue) in channel.queues where !queue.isEmpty {
+                        stuck.append("\(queue.count) frames to \(to) on \(key)")
+                    }
                 }
                 for name in names {
                     let highest = (try? nodes[name]!.store.highestSequence()) ?? 0
                     let engine = nodes[name]!.engine
                     for (id, channel) in engine.channels.sorted(by: { $0.key < $1.key }) {
                         let machine = channel.session
-                        guard machine.carrying && (machine.ackedThrough != highest || !machine.inFlight.isEmpty) else { continue }
+                        guard machine.carrying && (machine.ackedThrough != highest || !machine.inFlight.isEmpty) else {
+                            continue
+                        }
                         stuck.append(
                             "\(name) on \(ends[id] ?? "?") \(machine.phase) acked \(machine.ackedThrough)/\(highest) "
                                 + "sent \(machine.sentThrough) inflight \(machine.inFlight)"
@@ -180,7 +184,9 @@ public final class Simulation {
                         stuck.append("\(name)->\(peer) has no carrier")
                     }
                 }
-                violations.append("did not converge within \(options.healLimitMillis) ms after heal: \(stuck.prefix(6).joined(separator: "; "))")
+                violations.append(
+                    "did not converge within \(options.healLimitMillis) ms after heal: \(stuck.prefix(6).joined(separator: "; "))"
+                )
             }
             try checkFinalInvariants()
             try checkRelaysHoldNoSealedContent()
@@ -208,12 +214,15 @@ public final class Simulation {
             withholdingRelay: names.first { nodes[$0]?.withholds == true },
             endpointFaults: endpointFaults,
             linkCuts: linkCuts,
-            failovers: names.reduce(0) { total, name in total + (nodes[name]?.engine.selectors.values.reduce(0) { $0 + $1.switches } ?? 0) },
+            failovers: names.reduce(0) { total, name in
+                total + (nodes[name]?.engine.selectors.values.reduce(0) { $0 + $1.switches } ?? 0)
+            },
             envelopesSealed: envelopesSealed,
             envelopesOpened: envelopesOpened,
             envelopesWithheld: envelopesWithheld,
             envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.engine.sealed.retries ?? 0) },
-            replay: "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
+            replay:
+                "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
         )
     }
@@ -247,7 +256,9 @@ public final class Simulation {
         for pair in pairs.sorted(by: { $0.joined() < $1.joined() }) {
             for (from, to) in [(pair[0], pair[1]), (pair[1], pair[0])] {
                 var filter = LinkFilter()
-                if random.chance(0.3) { filter.collections = random.chance(0.5) ? ["reports"] : ["indicators", "reports"] }
+                if random.chance(0.3) {
+                    filter.collections = random.chance(0.5) ? ["reports"] : ["indicators", "reports"]
+                }
                 if random.chance(0.3) { filter.maxClassification = ladder.levels[1 + Int(random.next() % 3)] }
                 // Tag conditions are left out: an item that gains an excluded tag stops
                 // flowing, with the op that added it, so the two sides of such a link keep
@@ -343,7 +354,9 @@ public final class Simulation {
         checkAlwaysInvariants()
     }
 
-    func channelKey(_ a: String, _ b: String, _ index: Int) -> String { [a, b].sorted().joined(separator: "|") + "#\(index)" }
+    func channelKey(_ a: String, _ b: String, _ index: Int) -> String {
+        [a, b].sorted().joined(separator: "|") + "#\(index)"
+    }
 
     /// The other end of a channel.
     func peer(on key: String, of name: String) -> String {
@@ -375,7 +388,8 @@ public final class Simulation {
             trace.string("up \(key) \(channel.epoch)")
             for (me, peer) in [(a, b), (b, a)] {
                 guard channels[key]?.up == true, let id = channels[key]?.ids[me] else { continue }
-                let report = nodes[me]!.interpreter.channelConnected(id, peer: peer, endpoint: channel.index, address: key, nowMillis: now)
+                let report = nodes[me]!.interpreter.channelConnected(
+                    id, peer: peer, endpoint: channel.index, address: key, nowMillis: now)
                 try settle(me, report)
             }
         }
@@ -436,7 +450,9 @@ public final class Simulation {
         let transport = nodes[name]!.transport
         while !transport.outbox.isEmpty {
             let item = transport.outbox.removeFirst()
-            guard let key = ends[item.channel], let channel = channels[key], channel.up, channel.ids[name] == item.channel else { continue }
+            guard let key = ends[item.channel], let channel = channels[key], channel.up,
+                channel.ids[name] == item.channel
+            else { continue }
             let peer = channel.a == name ? channel.b : channel.a
             switch item.kind {
             case .frame(var frame):
@@ -592,10 +608,14 @@ public final class Simulation {
         } else {
             // A small hot set: the first few items this node holds.
             let item = held[Int(random.next() % UInt64(min(held.count, 4)))]
-            guard case .success = item.permits(author: author.nodeID, change: .setFields([])), !item.isWithdrawn else { return }
+            guard case .success = item.permits(author: author.nodeID, change: .setFields([])), !item.isWithdrawn else {
+                return
+            }
             switch roll {
             case 35..<70:
-                unsigned.append(try author.setFields([("title", Data("\"v\(random.next() % 1000)\"".utf8))], of: item, hlc: hlc, using: &random))
+                unsigned.append(
+                    try author.setFields(
+                        [("title", Data("\"v\(random.next() % 1000)\"".utf8))], of: item, hlc: hlc, using: &random))
             case 70..<80:
                 unsigned.append(try author.change(item, .addTags([random.chance(0.5) ? "red" : "internal"]), hlc: hlc))
             case 80..<88:
@@ -692,7 +712,9 @@ public final class Simulation {
             let a = Dictionary(uniqueKeysWithValues: mine.map { ($0.id, $0.digest) })
             let b = Dictionary(uniqueKeysWithValues: theirs.map { ($0.id, $0.digest) })
             if a != b {
-                violations.append("hostile \(hostile)'s attacks changed what honest \(name) holds (\(a.count) items vs \(b.count) without attacks)")
+                violations.append(
+                    "hostile \(hostile)'s attacks changed what honest \(name) holds (\(a.count) items vs \(b.count) without attacks)"
+                )
             }
         }
     }
@@ -709,13 +731,16 @@ public final class Simulation {
             // that nothing of it is kept.
             guard var op = try? VerifiedOp(storedEncoding: bytes) else { continue }
             if onlyStored {
-                guard let stored = try node.store.op(op.id), stored.receivedFrom == nodes[peer]!.author.nodeID else { continue }
+                guard let stored = try node.store.op(op.id), stored.receivedFrom == nodes[peer]!.author.nodeID else {
+                    continue
+                }
                 op = stored.op
             }
             let versions = markingsVersions(of: op.body.itemID)
             guard op.body.originator != node.author.nodeID else { continue }
             if !versions.contains(where: { $0.isReleasable(toPartner: name, groups: node.groups) }) {
-                violations.append("I2: \(name) holds op \(op.id.hash.hex.prefix(8)) of an item never releasable to it (from \(peer))")
+                violations.append(
+                    "I2: \(name) holds op \(op.id.hash.hex.prefix(8)) of an item never releasable to it (from \(peer))")
             }
             if !versions.isEmpty, versions.allSatisfy(\.orcon), nodes[peer]!.author.nodeID != op.body.originator,
                 nodes[peer]!.author.nodeID != op.body.author
@@ -725,7 +750,9 @@ public final class Simulation {
             // Values of fields the sender's link redacts never arrive in clear.
             // (From a hostile sender they are refused on receipt; the stored copy's values may
             // have come from another path, so only honest senders are checked here.)
-            if !onlyStored, let filter = links[peer]?[name], !Set(op.openings.keys).isDisjoint(with: filter.redactFields) {
+            if !onlyStored, let filter = links[peer]?[name],
+                !Set(op.openings.keys).isDisjoint(with: filter.redactFields)
+            {
                 violations.append("I2: \(peer) sent redacted field values of \(op.id.hash.hex.prefix(8)) to \(name)")
             }
         }
@@ -744,8 +771,10 @@ public final class Simulation {
 
     func checkAlwaysInvariants() {
         for name in names where nodes[name]!.up {
-            for (id, channel) in nodes[name]!.engine.channels where channel.session.inFlight.count > channel.session.configuration.window {
-                violations.append("I7: \(name) on \(ends[id] ?? "?") has \(channel.session.inFlight.count) batches in flight")
+            for (id, channel) in nodes[name]!.engine.channels
+            where channel.session.inFlight.count > channel.session.configuration.window {
+                violations.append(
+                    "I7: \(name) on \(ends[id] ?? "?") has \(channel.session.inFlight.count) batches in flight")
             }
             for peer in nodes[name]!.engine.configuration.links.keys {
                 for link in [ReplicationStore.sentLink(peer), ReplicationStore.receivedLink(peer)] {
@@ -777,7 +806,9 @@ public final class Simulation {
             for channel in engine.channels.values {
                 let machine = channel.session
                 guard case .open = machine.phase else { return false }
-                guard !machine.carrying || (machine.ackedThrough == highest && machine.inFlight.isEmpty) else { return false }
+                guard !machine.carrying || (machine.ackedThrough == highest && machine.inFlight.isEmpty) else {
+                    return false
+                }
             }
             for peer in engine.configuration.links.keys where engine.selectors[peer]?.carriers.isEmpty != false {
                 return false
@@ -804,30 +835,43 @@ public final class Simulation {
             else { continue }
             // A node must hold an op when the op can reach it from its author and the item
             // itself (its create) can reach it from the originator.
-            let mustHold = entitled(op: op, item: item, from: authorName).intersection(entitled(item: item, from: originatorName))
+            let mustHold = entitled(op: op, item: item, from: authorName).intersection(
+                entitled(item: item, from: originatorName))
             for holder in mustHold.sorted() {
                 if try nodes[holder]!.store.op(op.id) == nil {
                     let holds = try nodes[holder]!.store.item(op.body.itemID) != nil
                     var custody = [String]()
                     for name in names {
-                        for entry in try nodes[name]!.store.custody(from: 1, limit: 100_000) where entry.opIDs.contains(op.id) {
-                            custody.append("\(name):\(entry.kind.rawValue)>\(entry.peer?.prefix(4) ?? "-") \(entry.detail)")
+                        for entry in try nodes[name]!.store.custody(from: 1, limit: 100_000)
+                        where entry.opIDs.contains(op.id) {
+                            custody.append(
+                                "\(name):\(entry.kind.rawValue)>\(entry.peer?.prefix(4) ?? "-") \(entry.detail)")
                         }
                     }
                     if ProcessInfo.processInfo.environment["LIAISON_SIM_DEBUG"] != nil {
-                        print("missing \(op.id.hash.hex.prefix(8)) at \(holder):\n    " + custody.joined(separator: "\n    "))
+                        print(
+                            "missing \(op.id.hash.hex.prefix(8)) at \(holder):\n    "
+                                + custody.joined(separator: "\n    "))
                         for (from, filters) in links.sorted(by: { $0.key < $1.key }) {
-                            guard let filter = filters[holder], let neighbourItem = try nodes[from]!.store.item(op.body.itemID) else { continue }
+                            guard let filter = filters[holder],
+                                let neighbourItem = try nodes[from]!.store.item(op.body.itemID)
+                            else { continue }
                             let has = try nodes[from]!.store.op(op.id)
                             let reason = Eligibility.withholdReason(
                                 markings: neighbourItem.markings, collection: neighbourItem.collection,
-                                tags: neighbourItem.isWithdrawn ? nil : Set(neighbourItem.tags), originator: neighbourItem.originator,
-                                opAuthor: op.body.author, sender: nodes[from]!.author.nodeID, recipient: nodes[holder]!.recipient,
+                                tags: neighbourItem.isWithdrawn ? nil : Set(neighbourItem.tags),
+                                originator: neighbourItem.originator,
+                                opAuthor: op.body.author, sender: nodes[from]!.author.nodeID,
+                                recipient: nodes[holder]!.recipient,
                                 filter: filter, ladder: ladder
                             )
-                            print("    neighbour \(from): has op \(has != nil) seq \(has?.sequence ?? 0) from \(has?.receivedFrom?.short ?? "-") decision \(reason?.rawValue ?? "send") tags \(neighbourItem.tags) checkpoint to:\(holder)=\((try? nodes[from]!.store.checkpoint(link: ReplicationStore.sentLink(holder))) ?? 0)/\((try? nodes[from]!.store.highestSequence()) ?? 0)")
+                            print(
+                                "    neighbour \(from): has op \(has != nil) seq \(has?.sequence ?? 0) from \(has?.receivedFrom?.short ?? "-") decision \(reason?.rawValue ?? "send") tags \(neighbourItem.tags) checkpoint to:\(holder)=\((try? nodes[from]!.store.checkpoint(link: ReplicationStore.sentLink(holder))) ?? 0)/\((try? nodes[from]!.store.highestSequence()) ?? 0)"
+                            )
                             for stored in try nodes[from]!.store.ops(ofItem: op.body.itemID) {
-                                print("        seq \(stored.sequence) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) from \(stored.receivedFrom?.short ?? "local")")
+                                print(
+                                    "        seq \(stored.sequence) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) from \(stored.receivedFrom?.short ?? "local")"
+                                )
                             }
                         }
                     }
@@ -847,7 +891,9 @@ public final class Simulation {
                 let opSet = Set(try nodes[name]!.store.ops(ofItem: id).map(\.op.id))
                 if let first = digestsByOpSet[opSet] {
                     if first.digest != state.digest {
-                        violations.append("I1: \(name) and \(first.holder) hold the same ops of \(id.text.prefix(8)) but different states")
+                        violations.append(
+                            "I1: \(name) and \(first.holder) hold the same ops of \(id.text.prefix(8)) but different states"
+                        )
                     }
                 } else {
                     digestsByOpSet[opSet] = (name, state.digest)

@@ -147,11 +147,14 @@ enum CommitEngine {
         }
     }
 
-    static func append<T: StoreTransaction>(_ event: CustodyEvent, timeMillis: Int64, in tx: inout T) throws
+    static func append<T: StoreTransaction>(
+        _ event: CustodyEvent, timeMillis: Int64, in tx: inout T
+    ) throws
         -> CustodyEntry
     {
         let head = try tx.custodyHead()
-        let entry = CustodyEntry(event: event, timeMillis: timeMillis, after: head.count == 0 ? nil : (head.count, head.hash))
+        let entry = CustodyEntry(
+            event: event, timeMillis: timeMillis, after: head.count == 0 ? nil : (head.count, head.hash))
         try tx.appendCustody(entry)
         return entry
     }

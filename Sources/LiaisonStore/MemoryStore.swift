@@ -110,7 +110,8 @@ public final class MemoryStore: Store {
         state.withLock { current in
             var verifier = CustodyChainVerifier()
             for entry in current.custody { verifier.check(entry) }
-            verifier.finish(head: CustodyHead(count: UInt64(current.custody.count), hash: current.custody.last?.hash ?? .zero))
+            verifier.finish(
+                head: CustodyHead(count: UInt64(current.custody.count), hash: current.custody.last?.hash ?? .zero))
             return verifier.defect.map(CustodyVerification.broken) ?? .intact(entries: verifier.verifiedCount)
         }
     }

@@ -42,7 +42,8 @@ public final class SQLiteStore: Store {
         do {
             pool = try DatabasePool(path: path, configuration: config)
         } catch {
-            throw LiaisonError(.corrupt, "cannot open the store \(path): \(error); restore it from a backup", cause: error)
+            throw LiaisonError(
+                .corrupt, "cannot open the store \(path): \(error); restore it from a backup", cause: error)
         }
         do {
             try pool.write { db in
@@ -52,14 +53,16 @@ public final class SQLiteStore: Store {
                     throw LiaisonError(.corrupt, "\(path) is an SQLite file but not a Liaison store")
                 }
                 if try Self.migrator.hasBeenSuperseded(db) {
-                    throw LiaisonError(.corrupt, "the store \(path) was written by a newer Liaison; upgrade this binary")
+                    throw LiaisonError(
+                        .corrupt, "the store \(path) was written by a newer Liaison; upgrade this binary")
                 }
             }
             try Self.migrator.migrate(pool)
         } catch let error as LiaisonError {
             throw error
         } catch {
-            throw LiaisonError(.corrupt, "the store \(path) is damaged (\(error)); restore it from a backup", cause: error)
+            throw LiaisonError(
+                .corrupt, "the store \(path) is damaged (\(error)); restore it from a backup", cause: error)
         }
     }
 
@@ -71,7 +74,8 @@ public final class SQLiteStore: Store {
         defer { try? handle.close() }
         let header = (try? handle.read(upToCount: 16)) ?? Data()
         if !header.isEmpty && header != Data("SQLite format 3\0".utf8) {
-            throw LiaisonError(.corrupt, "\(path) is not a Liaison store (not an SQLite file); restore it from a backup")
+            throw LiaisonError(
+                .corrupt, "\(path) is not a Liaison store (not an SQLite file); restore it from a backup")
         }
     }
 

@@ -11,7 +11,9 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_id = ?"), arguments: [id.hash.data])
+        guard
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_id = ?"), arguments: [id.hash.data])
         else { return nil }
         let sequence: Int64 = row["seq"]
         let redacted: Int = row["redacted"]
@@ -41,7 +43,8 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func isPending(_ id: OpID) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM pending_ops WHERE op_id = ?"), arguments: [id.hash.data]) ?? false
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT 1 FROM pending_ops WHERE op_id = ?"), arguments: [id.hash.data]) ?? false
     }
 
     mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws {
@@ -57,7 +60,8 @@ struct SQLiteTransaction: StoreTransaction {
     mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)] {
         let key = Data(item.bytes)
         let rows = try Row.fetchAll(
-            db.cachedStatement(sql: "SELECT received_from, encoded FROM pending_ops WHERE item_id = ? ORDER BY arrival"),
+            db.cachedStatement(
+                sql: "SELECT received_from, encoded FROM pending_ops WHERE item_id = ? ORDER BY arrival"),
             arguments: [key]
         )
         if rows.isEmpty { return [] }
@@ -131,7 +135,8 @@ struct SQLiteTransaction: StoreTransaction {
     mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws {
         guard stamp > (try Self.highestHLC(db)) else { return }
         try db.execute(
-            sql: "INSERT INTO meta(key, value) VALUES ('highest_hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            sql:
+                "INSERT INTO meta(key, value) VALUES ('highest_hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             arguments: [Int64(bitPattern: stamp.rawValue)]
         )
     }

@@ -34,7 +34,9 @@ public struct CommandRunner: Sendable {
             }
             folder = folder.deletingLastPathComponent()
         }
-        throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "liaison executable not found; build it or set LIAISON_BIN"])
+        throw CocoaError(
+            .fileNoSuchFile,
+            userInfo: [NSLocalizedDescriptionKey: "liaison executable not found; build it or set LIAISON_BIN"])
     }
 
     /// Runs `liaison` with `arguments` and waits for it to exit.
@@ -80,7 +82,8 @@ extension CommandRunner {
             else { continue }
             let arguments = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             guard let executable = arguments.first, executable.hasSuffix("/\(name)") || executable == name,
-                arguments.contains(argument), arguments.contains(where: { $0.contains(temporary) && $0.contains("liaison-demo-") })
+                arguments.contains(argument),
+                arguments.contains(where: { $0.contains(temporary) && $0.contains("liaison-demo-") })
             else { continue }
             found.append(pid)
         }

@@ -48,7 +48,9 @@ public struct OpFactory: Sendable {
     }
 
     /// A signed op by `node` that adds tags to `item`.
-    public func addTags(_ tags: [String], to item: ItemState, by node: TestNode, at hlc: HLCTimestamp)
+    public func addTags(
+        _ tags: [String], to item: ItemState, by node: TestNode, at hlc: HLCTimestamp
+    )
         throws(LiaisonError) -> VerifiedOp
     {
         try change(item, .addTags(tags), by: node, at: hlc)
@@ -56,7 +58,9 @@ public struct OpFactory: Sendable {
 
     /// A signed op by `node` that removes the instances of `tags` live in `observed`: the
     /// state the author had seen. Instances added concurrently elsewhere survive it.
-    public func removeTags(_ tags: [String], observedIn observed: ItemState, by node: TestNode, at hlc: HLCTimestamp)
+    public func removeTags(
+        _ tags: [String], observedIn observed: ItemState, by node: TestNode, at hlc: HLCTimestamp
+    )
         throws(LiaisonError) -> VerifiedOp
     {
         let removals = tags.map { TagRemoval(tag: $0, observed: observed.liveInstances(of: $0)) }
@@ -69,7 +73,9 @@ public struct OpFactory: Sendable {
     }
 
     /// A signed change of `item`'s markings by `node`.
-    public func changeMarkings(of item: ItemState, to markings: Markings, by node: TestNode, at hlc: HLCTimestamp)
+    public func changeMarkings(
+        of item: ItemState, to markings: Markings, by node: TestNode, at hlc: HLCTimestamp
+    )
         throws(LiaisonError) -> VerifiedOp
     {
         try change(item, .changeMarkings(markings), by: node, at: hlc)
@@ -87,14 +93,18 @@ public struct OpFactory: Sendable {
     }
 
     /// A signed op by `node` making any change that carries no field values.
-    public func change(_ item: ItemState, _ change: OpChange, by node: TestNode, at hlc: HLCTimestamp)
+    public func change(
+        _ item: ItemState, _ change: OpChange, by node: TestNode, at hlc: HLCTimestamp
+    )
         throws(LiaisonError) -> VerifiedOp
     {
         try Self.signOne(node.author.change(item, change, hlc: hlc), by: node)
     }
 
     /// Signs `count` distinct set-fields ops on `item` by `node` as one batch.
-    public mutating func batch(of count: Int, on item: ItemState, by node: TestNode, startingAt millis: UInt64 = 100)
+    public mutating func batch(
+        of count: Int, on item: ItemState, by node: TestNode, startingAt millis: UInt64 = 100
+    )
         throws(LiaisonError) -> [VerifiedOp]
     {
         var unsigned = [UnsignedOp]()

@@ -68,7 +68,8 @@ public enum TLSTransport {
                 channel.eventLoop.makeCompletedFuture {
                     try PeerConnection.configure(
                         channel,
-                        tls: NIOSSLServerHandler(context: context, customVerificationCallbackWithMetadata: PinnedTLS.verifier(pins))
+                        tls: NIOSSLServerHandler(
+                            context: context, customVerificationCallbackWithMetadata: PinnedTLS.verifier(pins))
                     )
                 }
             }

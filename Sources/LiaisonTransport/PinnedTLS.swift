@@ -34,7 +34,8 @@ public struct PinnedTLS: Sendable {
         let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
         var configuration =
             server
-            ? TLSConfiguration.makeServerConfiguration(certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))
+            ? TLSConfiguration.makeServerConfiguration(
+                certificateChain: [.certificate(certificate)], privateKey: .privateKey(key))
             : TLSConfiguration.makeClientConfiguration()
         if !server {
             configuration.certificateChain = [.certificate(certificate)]
@@ -49,7 +50,8 @@ public struct PinnedTLS: Sendable {
     /// The verification callback: accept exactly the pinned leaf certificates.
     static func verifier(_ pins: Set<String>) -> NIOSSLCustomVerificationCallbackWithMetadata {
         { presented, promise in
-            guard let leaf = presented.first, let fingerprint = try? PinnedTLS.fingerprint(leaf), pins.contains(fingerprint)
+            guard let leaf = presented.first, let fingerprint = try? PinnedTLS.fingerprint(leaf),
+                pins.contains(fingerprint)
             else { return promise.succeed(.failed) }
             promise.succeed(.certificateVerified(VerificationMetadata(ValidatedCertificateChain([leaf]))))
         }

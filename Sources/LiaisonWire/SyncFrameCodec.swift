@@ -96,7 +96,9 @@ public enum SyncFrameCodec {
             throw DecodingError(reason: "empty frame")
         case .hello(let h):
             guard let node = NodeID(bytes: h.nodeID) else { throw DecodingError(reason: "hello with a bad NodeID") }
-            return .hello(SyncHello(versions: h.versions, nodeID: node, hlc: HLCTimestamp(rawValue: h.hlc), checkpoint: h.checkpoint))
+            return .hello(
+                SyncHello(
+                    versions: h.versions, nodeID: node, hlc: HLCTimestamp(rawValue: h.hlc), checkpoint: h.checkpoint))
         case .batch(let b):
             if b.compressed.isEmpty { return .batch(ops: b.ops, throughSeq: b.throughSeq) }
             guard b.ops.isEmpty else { throw DecodingError(reason: "batch with both plain and compressed ops") }
@@ -110,7 +112,8 @@ public enum SyncFrameCodec {
                 let list = try Liaison_V1_OpList(serializedBytes: Data(plain.readableBytesView))
                 return .batch(ops: list.ops, throughSeq: b.throughSeq)
             } catch {
-                throw DecodingError(reason: "compressed batch does not inflate to at most \(maxFrameBytes) bytes of ops: \(error)")
+                throw DecodingError(
+                    reason: "compressed batch does not inflate to at most \(maxFrameBytes) bytes of ops: \(error)")
             }
         case .ack(let a):
             return .ack(throughSeq: a.throughSeq)

@@ -13,7 +13,8 @@ struct AuditCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the hash chain: exit 0 with the entry count when intact, 65 with the first bad entry when not."
+            abstract:
+                "Check the hash chain: exit 0 with the entry count when intact, 65 with the first bad entry when not."
         )
 
         @OptionGroup var directory: DirectoryOption
@@ -39,8 +40,11 @@ struct AuditCommand: ParsableCommand {
                         print("custody log intact: \(entries) entries")
                     }
                 case .broken(let defect):
-                    if json { try printJSON(Output(intact: false, firstBadEntry: defect.sequence, problem: defect.problem)) }
-                    throw LiaisonError(.tampered, "custody log tampered: first bad entry \(defect.sequence): \(defect.problem)")
+                    if json {
+                        try printJSON(Output(intact: false, firstBadEntry: defect.sequence, problem: defect.problem))
+                    }
+                    throw LiaisonError(
+                        .tampered, "custody log tampered: first bad entry \(defect.sequence): \(defect.problem)")
                 }
             }
         }
@@ -72,8 +76,10 @@ struct AuditCommand: ParsableCommand {
                 printTable(
                     header: ["SEQ", "TIME", "KIND", "PEER", "OPS", "DETAIL"],
                     rows: entries.map {
-                        ["\($0.sequence)", ISO8601.format(millis: $0.timeMillis), $0.kind.rawValue,
-                         $0.peer.map { String($0.prefix(9)) } ?? "-", "\($0.opIDs.count)", $0.detail]
+                        [
+                            "\($0.sequence)", ISO8601.format(millis: $0.timeMillis), $0.kind.rawValue,
+                            $0.peer.map { String($0.prefix(9)) } ?? "-", "\($0.opIDs.count)", $0.detail,
+                        ]
                     }
                 )
             }
@@ -112,7 +118,9 @@ struct AuditCommand: ParsableCommand {
                     throw LiaisonError(.notFound, "no custody entry covers op \(opID)")
                 } else {
                     for entry in found {
-                        print("\(entry.sequence)  \(ISO8601.format(millis: entry.timeMillis))  \(entry.kind.rawValue)  \(entry.peer ?? "-")  \(entry.detail)")
+                        print(
+                            "\(entry.sequence)  \(ISO8601.format(millis: entry.timeMillis))  \(entry.kind.rawValue)  \(entry.peer ?? "-")  \(entry.detail)"
+                        )
                     }
                 }
             }

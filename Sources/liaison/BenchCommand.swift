@@ -15,7 +15,8 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Signed ops created, verified and applied into SQLite per second, per-op versus batched signatures."
+            abstract:
+                "Signed ops created, verified and applied into SQLite per second, per-op versus batched signatures."
         )
 
         @Option(help: "Ops per run.")
@@ -62,18 +63,26 @@ struct BenchCommand: AsyncParsableCommand {
                 defer { if scratch == nil { try? FileManager.default.removeItem(at: base) } }
                 var runs = [Run]()
                 for (mode, batch) in [("per-op signatures", 1), ("batched signatures", signatureBatch)] {
-                    runs.append(try measure(mode: mode, batch: batch, path: base.appendingPathComponent("\(batch).sqlite").path))
+                    runs.append(
+                        try measure(mode: mode, batch: batch, path: base.appendingPathComponent("\(batch).sqlite").path)
+                    )
                 }
                 if json {
                     try printJSON(runs)
                     return
                 }
-                print("\(count) ops, \(size)-byte field value, store transactions of \(transaction), \(ProcessInfo.processInfo.activeProcessorCount) cores")
+                print(
+                    "\(count) ops, \(size)-byte field value, store transactions of \(transaction), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+                )
                 printTable(
-                    header: ["MODE", "CREATE/s", "SIGN/s", "VERIFY/s 1 CORE", "VERIFY/s ALL", "APPLY/s", "END-TO-END/s"],
+                    header: [
+                        "MODE", "CREATE/s", "SIGN/s", "VERIFY/s 1 CORE", "VERIFY/s ALL", "APPLY/s", "END-TO-END/s",
+                    ],
                     rows: runs.map {
-                        [$0.mode, rate($0.createPerSecond), rate($0.signPerSecond), rate($0.verifyPerSecondOneCore),
-                         rate($0.verifyPerSecondAllCores), rate($0.applyPerSecond), rate($0.endToEndPerSecond)]
+                        [
+                            $0.mode, rate($0.createPerSecond), rate($0.signPerSecond), rate($0.verifyPerSecondOneCore),
+                            rate($0.verifyPerSecondAllCores), rate($0.applyPerSecond), rate($0.endToEndPerSecond),
+                        ]
                     }
                 )
             }
@@ -141,7 +150,11 @@ struct BenchCommand: AsyncParsableCommand {
                     var verified = [VerifiedOp]()
                     verified.reserveCapacity(range.count)
                     for index in range {
-                        if let op = try? verifier.verify(encoded[index]) { verified.append(op) } else { failures.withLock { $0 += 1 } }
+                        if let op = try? verifier.verify(encoded[index]) {
+                            verified.append(op)
+                        } else {
+                            failures.withLock { $0 += 1 }
+                        }
                     }
                     results.withLock { $0[part] = verified }
                 }

@@ -45,7 +45,8 @@ extension BenchCommand {
         @Option(help: "Bytes of field value per op.")
         var size = 1024
 
-        @Flag(help: "Cut every alpha-bravo channel so that the catch-up travels sealed through a relay partner (delta).")
+        @Flag(
+            help: "Cut every alpha-bravo channel so that the catch-up travels sealed through a relay partner (delta).")
         var viaRelay = false
 
         @Flag(help: "Print JSON.")
@@ -64,9 +65,14 @@ extension BenchCommand {
 
         func run() async throws {
             try await reportingErrorsAsync {
-                guard ops > 0, size > 2 else { throw LiaisonError(.invalidArgument, "--ops and --size must be positive") }
-                guard let executable = Bundle.main.executableURL else { throw LiaisonError(.io, "cannot find the liaison executable") }
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-bench-\(UUID().uuidString.prefix(8))")
+                guard ops > 0, size > 2 else {
+                    throw LiaisonError(.invalidArgument, "--ops and --size must be positive")
+                }
+                guard let executable = Bundle.main.executableURL else {
+                    throw LiaisonError(.io, "cannot find the liaison executable")
+                }
+                let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "liaison-bench-\(UUID().uuidString.prefix(8))")
                 let federation = try LocalFederation(
                     topology: try Topology.parse(viaRelay ? BenchCommand.relayTopology : BenchCommand.pairTopology),
                     root: root,
@@ -82,7 +88,9 @@ extension BenchCommand {
                 while loaded < ops {
                     let chunk = min(10_000, ops - loaded)
                     _ = try alpha.putMany(
-                        (0..<chunk).map { _ in PutRequest(collection: "bench", releasableTo: ["bravo"], fields: [("body", value)]) },
+                        (0..<chunk).map { _ in
+                            PutRequest(collection: "bench", releasableTo: ["bravo"], fields: [("body", value)])
+                        },
                         now: Date()
                     )
                     loaded += chunk
@@ -105,9 +113,15 @@ extension BenchCommand {
                 var peakReceiver = 0
                 while true {
                     let link = try? await client.links().first { $0.peer == "bravo" }
-                    if let link, viaRelay ? link.sealedOpsReceipted >= UInt64(ops) : (link.state == "up" && link.lagOps == 0) { break }
+                    if let link,
+                        viaRelay ? link.sealedOpsReceipted >= UInt64(ops) : (link.state == "up" && link.lagOps == 0)
+                    {
+                        break
+                    }
                     peakReceiver = max(peakReceiver, federation.memory(of: "bravo")?.peakKiB ?? 0)
-                    guard ContinuousClock.now - start < .seconds(1800) else { throw LiaisonError(.io, "catch-up did not finish") }
+                    guard ContinuousClock.now - start < .seconds(1800) else {
+                        throw LiaisonError(.io, "catch-up did not finish")
+                    }
                     try await Task.sleep(for: .milliseconds(20))
                 }
                 let elapsed = ContinuousClock.now - start
@@ -127,8 +141,12 @@ extension BenchCommand {
                 if json {
                     try printJSON(result)
                 } else {
-                    print("caught up \(ops) ops \(result.path) in \(String(format: "%.2f", seconds)) s: \(Int(result.opsPerSecond)) ops/s (includes TLS connect and hello)")
-                    print("receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB")
+                    print(
+                        "caught up \(ops) ops \(result.path) in \(String(format: "%.2f", seconds)) s: \(Int(result.opsPerSecond)) ops/s (includes TLS connect and hello)"
+                    )
+                    print(
+                        "receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB"
+                    )
                 }
             }
         }
@@ -157,8 +175,11 @@ extension BenchCommand {
         func run() async throws {
             try await reportingErrorsAsync {
                 guard puts > 0 else { throw LiaisonError(.invalidArgument, "--puts must be positive") }
-                guard let executable = Bundle.main.executableURL else { throw LiaisonError(.io, "cannot find the liaison executable") }
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-bench-\(UUID().uuidString.prefix(8))")
+                guard let executable = Bundle.main.executableURL else {
+                    throw LiaisonError(.io, "cannot find the liaison executable")
+                }
+                let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "liaison-bench-\(UUID().uuidString.prefix(8))")
                 let federation = try LocalFederation(
                     topology: try Topology.parse(DemoTopology.yaml, file: "demo.yaml (embedded)"),
                     root: root,
@@ -183,21 +204,34 @@ extension BenchCommand {
                 for index in 0..<puts {
                     let start = ContinuousClock.now
                     let put = try await alpha.put(
-                        PutItemBody(collection: "indicators", classification: "RESTRICTED", relTo: ["bravo", "charlie"], fields: ["n": .integer(Int64(index))])
+                        PutItemBody(
+                            collection: "indicators", classification: "RESTRICTED", relTo: ["bravo", "charlie"],
+                            fields: ["n": .integer(Int64(index))])
                     )
                     while try await charlie.item(put.id) == nil {
-                        guard ContinuousClock.now - start < .seconds(30) else { throw LiaisonError(.io, "put \(index) never reached charlie") }
+                        guard ContinuousClock.now - start < .seconds(30) else {
+                            throw LiaisonError(.io, "put \(index) never reached charlie")
+                        }
                     }
                     let elapsed = ContinuousClock.now - start
-                    samples.append(Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
+                    samples.append(
+                        Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15)
                 }
                 samples.sort()
-                func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)] }
-                let result = Result(puts: puts, p50Millis: percentile(0.5), p90Millis: percentile(0.9), p99Millis: percentile(0.99), maxMillis: samples.last!)
+                func percentile(_ p: Double) -> Double {
+                    samples[min(samples.count - 1, Int((Double(samples.count) * p).rounded(.up)) - 1)]
+                }
+                let result = Result(
+                    puts: puts, p50Millis: percentile(0.5), p90Millis: percentile(0.9), p99Millis: percentile(0.99),
+                    maxMillis: samples.last!)
                 if json {
                     try printJSON(result)
                 } else {
-                    print(String(format: "put at alpha -> visible at charlie (2 hops), %d puts: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms", puts, result.p50Millis, result.p90Millis, result.p99Millis, result.maxMillis))
+                    print(
+                        String(
+                            format:
+                                "put at alpha -> visible at charlie (2 hops), %d puts: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms",
+                            puts, result.p50Millis, result.p90Millis, result.p99Millis, result.maxMillis))
                 }
             }
         }

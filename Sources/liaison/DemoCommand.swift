@@ -10,7 +10,8 @@ import Synchronization
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a three-partner federation on loopback and show who received what, and who was refused what and why.",
+        abstract:
+            "Run a three-partner federation on loopback and show who received what, and who was refused what and why.",
         discussion: """
             Renders the demo topology (topology/demo.yaml, embedded) into a temporary directory, starts one \
             'liaison run' per partner, writes items with different markings at each partner, waits until every \
@@ -19,7 +20,8 @@ struct DemoCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "A topology file to use instead of the embedded demo (its items assume partners alpha, bravo, charlie).")
+    @Option(
+        help: "A topology file to use instead of the embedded demo (its items assume partners alpha, bravo, charlie).")
     var topology: String?
 
     @Option(help: "Keep the node directories and logs here instead of a temporary directory.")
@@ -53,7 +55,8 @@ struct DemoCommand: AsyncParsableCommand {
             label: "CONFIDENTIAL indicator for bravo and charlie",
             originator: "alpha",
             body: PutItemBody(
-                collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo", "charlie"], tags: ["phishing"],
+                collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo", "charlie"],
+                tags: ["phishing"],
                 fields: ["indicator": .string("198.51.100.23"), "source": .string("sensor-12")]
             )
         ),
@@ -68,22 +71,30 @@ struct DemoCommand: AsyncParsableCommand {
         Scenario(
             label: "TOP SECRET report for bravo",
             originator: "alpha",
-            body: PutItemBody(collection: "reports", classification: "TOP SECRET", relTo: ["bravo"], fields: ["title": .string("Beyond the ceiling")])
+            body: PutItemBody(
+                collection: "reports", classification: "TOP SECRET", relTo: ["bravo"],
+                fields: ["title": .string("Beyond the ceiling")])
         ),
         Scenario(
             label: "RESTRICTED indicator for alpha and bravo",
             originator: "charlie",
-            body: PutItemBody(collection: "indicators", classification: "RESTRICTED", relTo: ["alpha", "bravo"], fields: ["indicator": .string("203.0.113.9")])
+            body: PutItemBody(
+                collection: "indicators", classification: "RESTRICTED", relTo: ["alpha", "bravo"],
+                fields: ["indicator": .string("203.0.113.9")])
         ),
         Scenario(
             label: "RESTRICTED indicator for alpha only",
             originator: "charlie",
-            body: PutItemBody(collection: "indicators", classification: "RESTRICTED", relTo: ["alpha"], fields: ["indicator": .string("192.0.2.77")])
+            body: PutItemBody(
+                collection: "indicators", classification: "RESTRICTED", relTo: ["alpha"],
+                fields: ["indicator": .string("192.0.2.77")])
         ),
         Scenario(
             label: "SECRET report for the WEST group",
             originator: "bravo",
-            body: PutItemBody(collection: "reports", classification: "SECRET", relTo: ["WEST"], fields: ["title": .string("Western approaches")])
+            body: PutItemBody(
+                collection: "reports", classification: "SECRET", relTo: ["WEST"],
+                fields: ["title": .string("Western approaches")])
         ),
     ]
 
@@ -108,10 +119,14 @@ struct DemoCommand: AsyncParsableCommand {
                 try topology.map { try Topology.load(path: $0) }
                 ?? Topology.parse(DemoTopology.yaml, file: "demo.yaml (embedded)")
             for name in ["alpha", "bravo", "charlie"] where topologyModel.partner(name) == nil {
-                throw LiaisonError(.invalidArgument, "the demo's items need partners alpha, bravo and charlie; the topology lacks \(name)")
+                throw LiaisonError(
+                    .invalidArgument,
+                    "the demo's items need partners alpha, bravo and charlie; the topology lacks \(name)")
             }
-            let root = keep.map { URL(fileURLWithPath: $0) }
-                ?? FileManager.default.temporaryDirectory.appendingPathComponent("liaison-demo-\(UUID().uuidString.prefix(8))")
+            let root =
+                keep.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent(
+                    "liaison-demo-\(UUID().uuidString.prefix(8))")
             guard let executable = Bundle.main.executableURL else {
                 throw LiaisonError(.io, "cannot find the liaison executable to start nodes")
             }
@@ -125,7 +140,9 @@ struct DemoCommand: AsyncParsableCommand {
             say("rendered \(topologyModel.partners.count) partners into \(root.path)")
             try federation.startAll()
             try await federation.waitUntilHealthy()
-            say("started \(topologyModel.partners.map(\.name).joined(separator: ", ")) on loopback (pinned mutual TLS 1.3)")
+            say(
+                "started \(topologyModel.partners.map(\.name).joined(separator: ", ")) on loopback (pinned mutual TLS 1.3)"
+            )
 
             var outcomes = [Outcome]()
             var puts = [(Scenario, String, Set<String>, [Topology.Refusal])]()
@@ -171,7 +188,9 @@ struct DemoCommand: AsyncParsableCommand {
                 )
             }
             var links = [String: [LinkStatus]]()
-            for partner in federation.topology.partners { links[partner.name] = try await federation.client(partner.name).links() }
+            for partner in federation.topology.partners {
+                links[partner.name] = try await federation.client(partner.name).links()
+            }
 
             let passed = outcomes.allSatisfy(\.ok)
             if json {
@@ -186,10 +205,15 @@ struct DemoCommand: AsyncParsableCommand {
                 printTable(
                     header: ["ITEM", "FROM", "WHAT", "EXPECTED AT", "RECEIVED AT", "REDACTED", "CHECK"],
                     rows: outcomes.map { outcome in
-                        [String(outcome.item.prefix(8)), outcome.originator, outcome.label, outcome.expected.joined(separator: ","),
-                         outcome.received.joined(separator: ","),
-                         outcome.redacted.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value.joined(separator: "+"))" }.joined(separator: " "),
-                         outcome.ok ? "ok" : "MISMATCH"]
+                        [
+                            String(outcome.item.prefix(8)), outcome.originator, outcome.label,
+                            outcome.expected.joined(separator: ","),
+                            outcome.received.joined(separator: ","),
+                            outcome.redacted.sorted { $0.key < $1.key }.map {
+                                "\($0.key): \($0.value.joined(separator: "+"))"
+                            }.joined(separator: " "),
+                            outcome.ok ? "ok" : "MISMATCH",
+                        ]
                     }
                 )
                 print("\nWHO WAS REFUSED WHAT, AND WHY")
@@ -198,7 +222,9 @@ struct DemoCommand: AsyncParsableCommand {
                     rows: outcomes.flatMap { outcome in
                         outcome.refused.map { refusal in
                             let parts = refusal.components(separatedBy: ": ")
-                            return [String(outcome.item.prefix(8)), parts[0], parts.dropFirst().joined(separator: ": ")]
+                            return [
+                                String(outcome.item.prefix(8)), parts[0], parts.dropFirst().joined(separator: ": "),
+                            ]
                         }
                     }
                 )
@@ -206,7 +232,10 @@ struct DemoCommand: AsyncParsableCommand {
                     print("\nLINKS AT \(partner.name.uppercased())")
                     printLinks(links[partner.name] ?? [])
                 }
-                print(passed ? "\ndemo passed: every item reached exactly the partners entitled to it" : "\ndemo FAILED: see MISMATCH rows above")
+                print(
+                    passed
+                        ? "\ndemo passed: every item reached exactly the partners entitled to it"
+                        : "\ndemo FAILED: see MISMATCH rows above")
             }
             if !passed { throw ExitCode(1) }
         }
@@ -218,7 +247,9 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// Waits until every expected holder has its items and every link has been acknowledged
     /// to the end of its sender's log (so nothing more is on its way).
-    private func waitForConvergence(_ federation: LocalFederation, puts: [(String, Set<String>)]) async throws(LiaisonError) {
+    private func waitForConvergence(
+        _ federation: LocalFederation, puts: [(String, Set<String>)]
+    ) async throws(LiaisonError) {
         let deadline = ContinuousClock.now + .seconds(timeout)
         while true {
             var done = true
@@ -227,14 +258,18 @@ struct DemoCommand: AsyncParsableCommand {
             }
             if done {
                 for partner in federation.topology.partners {
-                    for link in try await federation.client(partner.name).links() where link.outbound && (link.lagOps > 0 || link.state != "up") {
+                    for link in try await federation.client(partner.name).links()
+                    where link.outbound && (link.lagOps > 0 || link.state != "up") {
                         done = false
                     }
                 }
             }
             if done { return }
             guard ContinuousClock.now < deadline else {
-                throw LiaisonError(.io, "the federation did not converge within \(timeout) s; node logs are in \(federation.root.path) (use --keep)")
+                throw LiaisonError(
+                    .io,
+                    "the federation did not converge within \(timeout) s; node logs are in \(federation.root.path) (use --keep)"
+                )
             }
             try? await Task.sleep(for: .milliseconds(100))
         }

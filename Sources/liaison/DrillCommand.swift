@@ -9,7 +9,8 @@ import LiaisonSimulation
 struct DrillCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drill",
-        abstract: "Break things on purpose and report: real nodes behind fault proxies, or (--simulate) whole federations in one process.",
+        abstract:
+            "Break things on purpose and report: real nodes behind fault proxies, or (--simulate) whole federations in one process.",
         discussion: """
             liaison drill TOPOLOGY --scenario link-cut|endpoint-down|partner-down renders the topology into a \
             temporary directory, starts one 'liaison run' per partner with a TCP proxy in front of every endpoint \
@@ -31,7 +32,10 @@ struct DrillCommand: AsyncParsableCommand {
     @Option(help: "What to break: link-cut, endpoint-down or partner-down.")
     var scenario: String?
 
-    @Option(help: "What exactly: A-B (link-cut), PARTNER:INDEX (endpoint-down), PARTNER (partner-down). Default: chosen from the topology.")
+    @Option(
+        help:
+            "What exactly: A-B (link-cut), PARTNER:INDEX (endpoint-down), PARTNER (partner-down). Default: chosen from the topology."
+    )
     var target: String?
 
     @Option(help: "How long the fault lasts, in seconds (1-600).")
@@ -58,7 +62,9 @@ struct DrillCommand: AsyncParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Make one node hostile (default: every third seed).")
     var hostile: Bool?
 
-    @Flag(inversion: .prefixedNo, help: "Make one relay withhold every envelope it should carry (default: the seed decides).")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Make one relay withhold every envelope it should carry (default: the seed decides).")
     var withholdingRelay: Bool?
 
     @Flag(help: "Print JSON (the drill report; with --simulate, one report per seed).")
@@ -68,13 +74,16 @@ struct DrillCommand: AsyncParsableCommand {
         if simulate && topology != nil { throw ValidationError("give a TOPOLOGY file or --simulate, not both") }
         guard simulate else {
             guard topology != nil else {
-                throw ValidationError("give a TOPOLOGY file for a drill on real processes, or --simulate for the simulator")
+                throw ValidationError(
+                    "give a TOPOLOGY file for a drill on real processes, or --simulate for the simulator")
             }
             if seed != nil || seeds != nil || nodes != nil || hostile != nil || withholdingRelay != nil {
-                throw ValidationError("--seed, --seeds, --nodes, --hostile and --withholding-relay belong to --simulate")
+                throw ValidationError(
+                    "--seed, --seeds, --nodes, --hostile and --withholding-relay belong to --simulate")
             }
             guard let scenario else {
-                throw ValidationError("--scenario is required: \(DrillScenario.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "--scenario is required: \(DrillScenario.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard DrillScenario(rawValue: scenario) != nil else {
                 throw ValidationError(
@@ -84,11 +93,14 @@ struct DrillCommand: AsyncParsableCommand {
             if let faultSeconds, !(1...600).contains(faultSeconds) {
                 throw ValidationError("--fault-seconds must be between 1 and 600")
             }
-            if let target, target.isEmpty { throw ValidationError("--target is empty; leave it out to use the default") }
+            if let target, target.isEmpty {
+                throw ValidationError("--target is empty; leave it out to use the default")
+            }
             return
         }
         if scenario != nil || target != nil || faultSeconds != nil || keep {
-            throw ValidationError("--scenario, --target, --fault-seconds and --keep belong to drills on real processes (a TOPOLOGY file)")
+            throw ValidationError(
+                "--scenario, --target, --fault-seconds and --keep belong to drills on real processes (a TOPOLOGY file)")
         }
         if let nodes, !(3...7).contains(nodes) { throw ValidationError("--nodes must be between 3 and 7") }
         if seed != nil && seeds != nil { throw ValidationError("give --seed or --seeds, not both") }
@@ -115,7 +127,9 @@ struct DrillCommand: AsyncParsableCommand {
             if !json {
                 if report.passed {
                     if list.count <= 20 {
-                        print("seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  endpoint faults \(report.endpointFaults)  link cuts \(report.linkCuts)  \(report.channelMode)  failovers \(report.failovers)  envelopes \(report.envelopesSealed) sealed \(report.envelopesOpened) opened \(report.envelopesWithheld) withheld \(report.envelopeRetries) resent  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))")
+                        print(
+                            "seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  endpoint faults \(report.endpointFaults)  link cuts \(report.linkCuts)  \(report.channelMode)  failovers \(report.failovers)  envelopes \(report.envelopesSealed) sealed \(report.envelopesOpened) opened \(report.envelopesWithheld) withheld \(report.envelopeRetries) resent  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))"
+                        )
                     }
                 } else {
                     print("seed \(value): FAILED")
@@ -130,7 +144,8 @@ struct DrillCommand: AsyncParsableCommand {
         } else {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            print("\(reports.count - failed.count) passed, \(failed.count) failed (\(String(format: "%.1f", seconds)) s)")
+            print(
+                "\(reports.count - failed.count) passed, \(failed.count) failed (\(String(format: "%.1f", seconds)) s)")
         }
         if !failed.isEmpty { throw ExitCode(1) }
     }
@@ -144,7 +159,8 @@ struct DrillCommand: AsyncParsableCommand {
             guard let executable = Bundle.main.executableURL else {
                 throw LiaisonError(.io, "cannot find the liaison executable to start nodes")
             }
-            let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-drill-\(UUID().uuidString.prefix(8))")
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "liaison-drill-\(UUID().uuidString.prefix(8))")
             let drill: Drill
             do {
                 drill = try Drill(topology: model, options: options, root: root, executable: executable)
@@ -165,7 +181,8 @@ struct DrillCommand: AsyncParsableCommand {
                 }
             } catch let error as LiaisonError where !keep && error.message.contains(root.path) {
                 // The directory named in the message is removed on the way out.
-                throw LiaisonError(error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
+                throw LiaisonError(
+                    error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
             }
             if keep { report.directory = root.path }
             if json {

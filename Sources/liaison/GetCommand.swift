@@ -63,7 +63,9 @@ func printItem(_ view: ItemView) {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     for name in names {
-        let value = view.fields[name].map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) } ?? "[redacted]"
+        let value =
+            view.fields[name].map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) }
+            ?? "[redacted]"
         print("  \(name) = \(value)")
     }
 }

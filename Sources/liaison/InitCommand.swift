@@ -7,7 +7,8 @@ struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
         abstract: "Create a node identity (signing, sealing and TLS keys) and an empty store.",
-        discussion: "Prints the NodeID and the TLS certificate fingerprint that partners pin. Never overwrites an identity."
+        discussion:
+            "Prints the NodeID and the TLS certificate fingerprint that partners pin. Never overwrites an identity."
     )
 
     @Option(help: "The partner's name: 1-64 letters, digits, '.', '_' or '-'.")
@@ -17,7 +18,8 @@ struct InitCommand: ParsableCommand {
 
     @Option(
         name: .customLong("classifications"),
-        help: "The federation's classification levels, lowest first, comma-separated (default: UNCLASSIFIED,RESTRICTED,CONFIDENTIAL,SECRET,TOP SECRET)."
+        help:
+            "The federation's classification levels, lowest first, comma-separated (default: UNCLASSIFIED,RESTRICTED,CONFIDENTIAL,SECRET,TOP SECRET)."
     )
     var classifications: String?
 
@@ -35,7 +37,8 @@ struct InitCommand: ParsableCommand {
         try reportingErrors {
             let ladder =
                 try classifications.map {
-                    try ClassificationLadder(levels: $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
+                    try ClassificationLadder(
+                        levels: $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) })
                 } ?? .standard
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let (config, _) = try nodeDirectory.initialize(name: name, classifications: ladder, now: Date())

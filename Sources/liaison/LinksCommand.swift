@@ -38,12 +38,16 @@ struct LinksCommand: AsyncParsableCommand {
 /// The human table of link health: one row per link, then one row per channel.
 func printLinks(_ links: [LinkStatus]) {
     printTable(
-        header: ["PEER", "STATE", "PATH", "RTT", "LAST CONTACT", "LAG OPS", "LAG s", "SENT", "RECV", "WITHHELD", "REJECTS", "FAILOVERS", "SEALED WAIT", "DIRECTION"],
+        header: [
+            "PEER", "STATE", "PATH", "RTT", "LAST CONTACT", "LAG OPS", "LAG s", "SENT", "RECV", "WITHHELD", "REJECTS",
+            "FAILOVERS", "SEALED WAIT", "DIRECTION",
+        ],
         rows: links.map { link in
             [
                 link.peer, link.state, link.path, link.rttMillis.map { "\($0) ms" } ?? "-",
                 link.lastContact ?? "-", "\(link.lagOps)", String(format: "%.1f", link.lagSeconds), "\(link.opsSent)",
-                "\(link.opsReceived)", "\(link.opsWithheld)", "\(link.rejects)", "\(link.failovers)", "\(link.envelopesAwaiting)",
+                "\(link.opsReceived)", "\(link.opsWithheld)", "\(link.rejects)", "\(link.failovers)",
+                "\(link.envelopesAwaiting)",
                 link.outbound && link.inbound ? "both" : (link.outbound ? "out" : "in"),
             ]
         }
@@ -54,8 +58,10 @@ func printLinks(_ links: [LinkStatus]) {
         rows: links.flatMap { link in
             link.channels.map { channel in
                 [
-                    link.peer, "\(channel.endpoint)", channel.state, channel.address ?? "-", channel.rttMillis.map { "\($0) ms" } ?? "-",
-                    channel.lastContact ?? "-", "\(channel.failures)", channel.lastError.map { String($0.prefix(60)) } ?? "-",
+                    link.peer, "\(channel.endpoint)", channel.state, channel.address ?? "-",
+                    channel.rttMillis.map { "\($0) ms" } ?? "-",
+                    channel.lastContact ?? "-", "\(channel.failures)",
+                    channel.lastError.map { String($0.prefix(60)) } ?? "-",
                 ]
             }
         }

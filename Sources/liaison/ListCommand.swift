@@ -6,7 +6,8 @@ import LiaisonNode
 import LiaisonStore
 
 struct ListCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List items, most recently changed first.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List items, most recently changed first.")
 
     @OptionGroup var directory: DirectoryOption
 
@@ -31,7 +32,8 @@ struct ListCommand: AsyncParsableCommand {
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let views: [ItemView]
             if RunningNode.runningPID(nodeDirectory) != nil {
-                views = try await NodeClient(directory: nodeDirectory).items(collection: collection, tag: tag, all: all, limit: limit)
+                views = try await NodeClient(directory: nodeDirectory).items(
+                    collection: collection, tag: tag, all: all, limit: limit)
             } else {
                 views = try LocalNode.open(nodeDirectory)
                     .items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
@@ -46,8 +48,10 @@ struct ListCommand: AsyncParsableCommand {
                 return
             }
             let rows = views.map { view in
-                [view.id, view.collection, view.classification, view.releasableTo.joined(separator: ","),
-                 view.tags.joined(separator: ","), view.changedAt]
+                [
+                    view.id, view.collection, view.classification, view.releasableTo.joined(separator: ","),
+                    view.tags.joined(separator: ","), view.changedAt,
+                ]
             }
             printTable(header: ["ID", "COLLECTION", "CLASSIFICATION", "REL TO", "TAGS", "CHANGED"], rows: rows)
         }

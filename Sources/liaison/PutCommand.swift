@@ -69,21 +69,27 @@ struct PutCommand: AsyncParsableCommand {
                 let (name, value) = try splitAssignment(text, flag: "--field-json")
                 let data = Data(value.utf8)
                 guard (try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])) != nil else {
-                    throw LiaisonError(.invalidArgument, "--field-json \(name)=…: the value is not JSON; use --field for text")
+                    throw LiaisonError(
+                        .invalidArgument, "--field-json \(name)=…: the value is not JSON; use --field for text")
                 }
                 fields.append((name, data))
             }
             var expiresAt: Date?
             if let expires {
                 guard let date = ISO8601.parse(expires) else {
-                    throw LiaisonError(.invalidArgument, "--expires '\(expires)' is not ISO 8601, e.g. 2027-01-31T00:00:00Z")
+                    throw LiaisonError(
+                        .invalidArgument, "--expires '\(expires)' is not ISO 8601, e.g. 2027-01-31T00:00:00Z")
                 }
                 expiresAt = date
             }
             let request = PutRequest(
                 collection: collection,
                 classification: classification,
-                releasableTo: relTo.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingCharacters(in: .whitespaces) } },
+                releasableTo: relTo.flatMap {
+                    $0.split(separator: ",", omittingEmptySubsequences: false).map {
+                        String($0).trimmingCharacters(in: .whitespaces)
+                    }
+                },
                 orcon: orcon,
                 caveats: caveat,
                 expiresAt: expiresAt,

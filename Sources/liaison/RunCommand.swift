@@ -22,17 +22,22 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             guard let level = Logger.Level(rawValue: logLevel) else {
-                throw LiaisonError(.invalidArgument, "--log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
+                throw LiaisonError(
+                    .invalidArgument,
+                    "--log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
             }
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let node = try LocalNode.open(nodeDirectory)
             let federation = try FederationConfig.load(from: nodeDirectory)
             let token = try nodeDirectory.readAPIToken()
-            var logger = Logger(label: "liaison.\(node.config.name)") { label in StreamLogHandler.standardError(label: label) }
+            var logger = Logger(label: "liaison.\(node.config.name)") { label in
+                StreamLogHandler.standardError(label: label)
+            }
             logger.logLevel = level
             logger[metadataKey: "liaison.node"] = "\(node.config.name)"
             let engine = try ReplicationEngine(node: node, federation: federation, logger: logger)
-            let replication = ReplicationService(engine: engine, identity: node.identity, federation: federation, logger: logger)
+            let replication = ReplicationService(
+                engine: engine, identity: node.identity, federation: federation, logger: logger)
             let api = await APIServer.application(engine: engine, federation: federation, token: token, logger: logger)
             let pidFile = try RunningNode.claim(nodeDirectory)
             defer { RunningNode.release(pidFile) }
@@ -43,7 +48,12 @@ struct RunCommand: AsyncParsableCommand {
                     logger: logger
                 )
             )
-            logger.info("node running", metadata: ["liaison.api": "\(federation.api)", "liaison.peers": "\(federation.listen.map(\.description).joined(separator: ", "))"])
+            logger.info(
+                "node running",
+                metadata: [
+                    "liaison.api": "\(federation.api)",
+                    "liaison.peers": "\(federation.listen.map(\.description).joined(separator: ", "))",
+                ])
             try await group.run()
         }
     }

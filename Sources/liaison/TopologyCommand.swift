@@ -11,7 +11,8 @@ struct TopologyCommand: ParsableCommand {
     )
 
     struct Check: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Check a topology file; print its partners and links.")
+        static let configuration = CommandConfiguration(
+            abstract: "Check a topology file; print its partners and links.")
 
         @Argument(help: "The topology file.")
         var file: String
@@ -19,7 +20,9 @@ struct TopologyCommand: ParsableCommand {
         func run() throws {
             try reportingErrors {
                 let topology = try Topology.load(path: file)
-                print("federation \(topology.federation): \(topology.partners.count) partners, \(topology.links.count) links")
+                print(
+                    "federation \(topology.federation): \(topology.partners.count) partners, \(topology.links.count) links"
+                )
                 for link in topology.links { print("  \(link.from) -> \(link.to)") }
             }
         }
@@ -52,12 +55,15 @@ struct TopologyCommand: ParsableCommand {
                 let made = try topology.render(into: URL(fileURLWithPath: out), now: Date())
                 let rows = topology.partners.map { partner in
                     let (config, directory) = made[partner.name]!
-                    return Row(name: partner.name, nodeID: config.nodeID.text, tlsFingerprint: config.tlsFingerprint, dir: directory.url.path)
+                    return Row(
+                        name: partner.name, nodeID: config.nodeID.text, tlsFingerprint: config.tlsFingerprint,
+                        dir: directory.url.path)
                 }
                 if json {
                     try printJSON(rows)
                 } else {
-                    printTable(header: ["PARTNER", "NODEID", "DIRECTORY"], rows: rows.map { [$0.name, $0.nodeID, $0.dir] })
+                    printTable(
+                        header: ["PARTNER", "NODEID", "DIRECTORY"], rows: rows.map { [$0.name, $0.nodeID, $0.dir] })
                     print("start each node with: liaison run --dir DIRECTORY")
                 }
             }

@@ -91,7 +91,8 @@ struct CLITests {
         let (path, nodeID) = try initNode()
         let put = try cli.run([
             "put", "--dir", path, "--collection", "reports", "--classification", "secret", "--rel-to", "bravo,charlie",
-            "--rel-to", "FVEY", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field", "title=Spear phishing wave",
+            "--rel-to", "FVEY", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field",
+            "title=Spear phishing wave",
             "--field-json", "score=7", "--field", "note=a=b", "--expires", "2099-01-31T00:00:00Z",
         ])
         #expect(put.status == 0, "\(put)")
@@ -122,9 +123,11 @@ struct CLITests {
         let all = try #require(try json(list) as? [[String: Any]])
         #expect(all.count == 2)
         #expect(all.first?["collection"] as? String == "indicators")
-        let reports = try #require(try json(try cli.run(["list", "--dir", path, "--collection", "reports", "--json"])) as? [[String: Any]])
+        let reports = try #require(
+            try json(try cli.run(["list", "--dir", path, "--collection", "reports", "--json"])) as? [[String: Any]])
         #expect(reports.map { $0["id"] as? String } == [id])
-        let phishing = try #require(try json(try cli.run(["list", "--dir", path, "--tag", "phishing", "--json"])) as? [[String: Any]])
+        let phishing = try #require(
+            try json(try cli.run(["list", "--dir", path, "--tag", "phishing", "--json"])) as? [[String: Any]])
         #expect(phishing.count == 1)
 
         let human = try cli.run(["get", "--dir", path, id])
@@ -166,7 +169,9 @@ struct CLITests {
     @Test("a missing node directory is reported with what to do, and not created")
     func missingDirectory() throws {
         let path = dir("nowhere")
-        for arguments in [["list", "--dir", path], ["put", "--dir", path, "--collection", "r"], ["audit", "verify", "--dir", path]] {
+        for arguments in [
+            ["list", "--dir", path], ["put", "--dir", path, "--collection", "r"], ["audit", "verify", "--dir", path],
+        ] {
             let outcome = try cli.run(arguments)
             #expect(outcome.status == 66, "\(arguments)")
             expectOneErrorLine(outcome, mentioning: "liaison init")
@@ -212,7 +217,8 @@ struct CLITests {
     func auditVerify() throws {
         let (path, _) = try initNode()
         for index in 0..<3 {
-            #expect(try cli.run(["put", "--dir", path, "--collection", "reports", "--field", "n=\(index)"]).status == 0)
+            #expect(
+                try cli.run(["put", "--dir", path, "--collection", "reports", "--field", "n=\(index)"]).status == 0)
         }
         let intact = try cli.run(["audit", "verify", "--dir", path])
         #expect(intact.status == 0, "\(intact)")

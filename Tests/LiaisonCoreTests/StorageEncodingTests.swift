@@ -13,9 +13,11 @@ struct StorageEncodingTests {
             for cut in [set.ops.count / 2, set.ops.count] {
                 var ops = Array(set.ops.prefix(cut))
                 if seed % 3 == 0, let first = ops.first { ops[0] = try first.redacting(RandomOpSet.fieldNames) }
-                let state = try ItemState.build(set.create, ops.filter { op in
-                    (try? ItemState.build(set.create, [op])) != nil
-                })
+                let state = try ItemState.build(
+                    set.create,
+                    ops.filter { op in
+                        (try? ItemState.build(set.create, [op])) != nil
+                    })
                 let decoded = try ItemState(storageEncoding: try state.storageEncoding())
                 #expect(decoded == state, "seed \(seed)")
                 #expect(decoded.digest == state.digest, "seed \(seed)")

@@ -29,7 +29,9 @@ struct CrashTests {
         let alphaNode = try LocalNode.open(federation.directory("alpha"))
         let ids = try alphaNode.putMany(
             (0..<count).map { index in
-                PutRequest(collection: "reports", releasableTo: ["bravo"], fields: [("body", body), ("n", Data("\(index)".utf8))])
+                PutRequest(
+                    collection: "reports", releasableTo: ["bravo"],
+                    fields: [("body", body), ("n", Data("\(index)".utf8))])
             },
             now: Date()
         )

@@ -13,7 +13,8 @@ final class FederationFixture: Sendable {
 
     init(yaml: String) throws {
         let topology = try Topology.parse(yaml, file: "test topology")
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-federation-\(UUID().uuidString.prefix(8))")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liaison-federation-\(UUID().uuidString.prefix(8))")
         federation = try LocalFederation(topology: topology, root: root, executable: try CommandRunner().executable)
     }
 

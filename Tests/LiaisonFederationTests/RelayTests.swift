@@ -41,7 +41,8 @@ struct RelayTests {
 
     /// A fixture in which alpha (the dialling side) sees bravo's endpoints at `unreachable`
     /// indexes as ports nobody listens on.
-    static func fixture(mode: String = "failover", unreachable: [Int], yaml: String = yaml) throws -> FederationFixture {
+    static func fixture(mode: String = "failover", unreachable: [Int], yaml: String = yaml) throws -> FederationFixture
+    {
         let fixture = try FederationFixture(yaml: yaml.replacingOccurrences(of: "MODE", with: mode))
         try cut(fixture, dialler: "alpha", peer: "bravo", endpoints: unreachable)
         return fixture
@@ -68,7 +69,8 @@ struct RelayTests {
         try await fixture.start()
         let marker = "harbour-office-\(UUID().uuidString.prefix(8))"
         let put = try await fixture.client("alpha").put(
-            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string(marker)])
+            PutItemBody(
+                collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string(marker)])
         )
         let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(arrived, "logs in \(fixture.federation.root.path)")
@@ -79,7 +81,8 @@ struct RelayTests {
         // alpha shows the path and, once the receipt is in, nothing awaiting.
         let receipted = try await fixture.eventually {
             guard let link = try await Self.link(fixture, at: "alpha", to: "bravo") else { return false }
-            return link.state == "relayed" && link.path == "relay via delta" && link.sealedOpsReceipted >= 1 && link.envelopesAwaiting == 0
+            return link.state == "relayed" && link.path == "relay via delta" && link.sealedOpsReceipted >= 1
+                && link.envelopesAwaiting == 0
         }
         let seen = try await Self.link(fixture, at: "alpha", to: "bravo")
         #expect(receipted, "\(String(describing: seen))")
@@ -91,7 +94,9 @@ struct RelayTests {
 
         // The other way too.
         let back = try await fixture.client("bravo").put(
-            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["alpha"], fields: ["body": .string(marker + "-reply")])
+            PutItemBody(
+                collection: "reports", classification: "SECRET", relTo: ["alpha"],
+                fields: ["body": .string(marker + "-reply")])
         )
         #expect(try await fixture.eventually { try await fixture.client("alpha").item(back.id) != nil })
 
@@ -107,7 +112,9 @@ struct RelayTests {
         }
         fixture.federation.stop("delta")
         let root = fixture.federation.root
-        let files = ["delta/store.sqlite", "delta/store.sqlite-wal", "delta.log"].map { root.appendingPathComponent($0) }
+        let files = ["delta/store.sqlite", "delta/store.sqlite-wal", "delta.log"].map {
+            root.appendingPathComponent($0)
+        }
         for file in files {
             guard let data = FileManager.default.contents(atPath: file.path) else { continue }
             #expect(data.range(of: Data(marker.utf8)) == nil, "\(file.lastPathComponent) holds the sealed content")
@@ -126,7 +133,9 @@ struct RelayTests {
         let seen = try await Self.link(fixture, at: "alpha", to: "bravo")
         #expect(onBackup, "\(String(describing: seen))")
         let put = try await fixture.client("alpha").put(
-            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string("on the backup")])
+            PutItemBody(
+                collection: "reports", classification: "SECRET", relTo: ["bravo"],
+                fields: ["body": .string("on the backup")])
         )
         #expect(try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil })
         #expect(try await Self.link(fixture, at: "alpha", to: "bravo")?.envelopesAwaiting == 0)
@@ -144,7 +153,9 @@ struct RelayTests {
         var ids = [String]()
         for index in 0..<20 {
             let put = try await fixture.client("alpha").put(
-                PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["n": .number(Double(index))])
+                PutItemBody(
+                    collection: "reports", classification: "SECRET", relTo: ["bravo"],
+                    fields: ["n": .number(Double(index))])
             )
             ids.append(put.id)
         }
@@ -152,7 +163,9 @@ struct RelayTests {
         let held = try await fixture.client("bravo").items(collection: "reports")
         #expect(Set(held.map(\.id)) == Set(ids))
         #expect(held.count == ids.count)
-        #expect(try await Self.link(fixture, at: "bravo", to: "alpha")?.opsReceived ?? 0 > UInt64(ids.count), "both channels carried")
+        #expect(
+            try await Self.link(fixture, at: "bravo", to: "alpha")?.opsReceived ?? 0 > UInt64(ids.count),
+            "both channels carried")
     }
 
     @Test("an envelope a relay cannot deliver is sent again through another relay when its receipt is overdue")
@@ -166,7 +179,9 @@ struct RelayTests {
             "  - {from: bravo, to: echo, filter: {max-classification: UNCLASSIFIED}}",
             "  - {from: echo, to: bravo, filter: {max-classification: UNCLASSIFIED}}",
         ]
-        let yaml = Self.yaml.replacingOccurrences(of: "\nchannels:", with: "\n" + echo + "channels:") + "\n" + echoLinks.joined(separator: "\n")
+        let yaml =
+            Self.yaml.replacingOccurrences(of: "\nchannels:", with: "\n" + echo + "channels:") + "\n"
+            + echoLinks.joined(separator: "\n")
         let fixture = try Self.fixture(unreachable: [0, 1], yaml: yaml)
         try Self.cut(fixture, dialler: "bravo", peer: "delta", endpoints: [0])
         try await fixture.start()
@@ -177,7 +192,9 @@ struct RelayTests {
         }
         #expect(relaysUp, "alpha's channels to delta and echo never opened")
         let put = try await fixture.client("alpha").put(
-            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string("second try")])
+            PutItemBody(
+                collection: "reports", classification: "SECRET", relTo: ["bravo"],
+                fields: ["body": .string("second try")])
         )
         // The first envelope goes through delta (relays are taken in name order) and sticks.
         let stuck = try await fixture.eventually {

@@ -22,7 +22,9 @@ struct ReplicationTests {
         let fixture = try FederationFixture.demo()
         try await fixture.start()
         let put = try await fixture.client("alpha").put(
-            PutItemBody(collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo"], fields: ["indicator": .string("10.1.1.1")])
+            PutItemBody(
+                collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo"],
+                fields: ["indicator": .string("10.1.1.1")])
         )
         let atBravo = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(atBravo)
@@ -66,9 +68,12 @@ struct ReplicationTests {
             let arrived = try await fixture.eventually { try await fixture.client(name).item(put.id) != nil }
             #expect(arrived, "\(name)")
         }
-        async let a = fixture.client("alpha").update(put.id, UpdateItemBody(fields: ["title": .string("alpha's")], addTags: ["red"], removeTags: ["triage"]))
-        async let b = fixture.client("bravo").update(put.id, UpdateItemBody(fields: ["title": .string("bravo's"), "score": .integer(3)], addTags: ["triage"]))
-        async let c = fixture.client("charlie").update(put.id, UpdateItemBody(fields: ["title": .string("charlie's")], addTags: ["blue"]))
+        async let a = fixture.client("alpha").update(
+            put.id, UpdateItemBody(fields: ["title": .string("alpha's")], addTags: ["red"], removeTags: ["triage"]))
+        async let b = fixture.client("bravo").update(
+            put.id, UpdateItemBody(fields: ["title": .string("bravo's"), "score": .integer(3)], addTags: ["triage"]))
+        async let c = fixture.client("charlie").update(
+            put.id, UpdateItemBody(fields: ["title": .string("charlie's")], addTags: ["blue"]))
         _ = try await (a, b, c)
         try await fixture.waitQuiet(all)
         var views = [String: ItemView]()
@@ -100,7 +105,8 @@ struct ReplicationTests {
         )
         let bravoAddress = bravoPartner.endpoints[0]
         for (payload, malformed) in [
-            (ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), true), (ByteBuffer(repeating: 0x01, count: 5 << 20), false),
+            (ByteBuffer(bytes: [0xFF, 0x00, 0x13, 0x37, 0x42]), true),
+            (ByteBuffer(repeating: 0x01, count: 5 << 20), false),
         ] {
             let connection = try await TLSTransport.dial(host: bravoAddress.host, port: bravoAddress.port, tls: tls)
             _ = try await connection.peerFingerprint()
@@ -124,12 +130,15 @@ struct ReplicationTests {
             }
         }
         let refused = try await fixture.eventually {
-            let entries = try await fixture.client("bravo").audit().filter { $0.kind == .peerRefused && $0.peer == "charlie" }
+            let entries = try await fixture.client("bravo").audit().filter {
+                $0.kind == .peerRefused && $0.peer == "charlie"
+            }
             return entries.count >= 2
         }
         #expect(refused)
         // bravo still serves alpha.
-        let put = try await fixture.client("alpha").put(PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"]))
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"]))
         let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(arrived)
     }
@@ -139,17 +148,24 @@ struct ReplicationTests {
         let fixture = try FederationFixture.demo()
         try await fixture.start()
         let stranger = try NodeIdentity.generate(name: "stranger", now: Date())
-        let bravo = try #require(try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
-        let tls = PinnedTLS(certificatePEM: stranger.tlsCertificatePEM, privateKeyPEM: stranger.tlsKeyPEM, pins: [bravo.tlsFingerprint])
-        let connection = try await TLSTransport.dial(host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, tls: tls)
-        let gotData: Bool = await (try? connection.io.executeThenClose { inbound, outbound in
-            try? await outbound.write(ByteBuffer(bytes: [1, 2, 3]))
-            for try await _ in inbound { return true }
-            return false
-        }) ?? false
+        let bravo = try #require(
+            try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
+        let tls = PinnedTLS(
+            certificatePEM: stranger.tlsCertificatePEM, privateKeyPEM: stranger.tlsKeyPEM, pins: [bravo.tlsFingerprint])
+        let connection = try await TLSTransport.dial(
+            host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, tls: tls)
+        let gotData: Bool =
+            await
+            (try? connection.io.executeThenClose { inbound, outbound in
+                try? await outbound.write(ByteBuffer(bytes: [1, 2, 3]))
+                for try await _ in inbound { return true }
+                return false
+            }) ?? false
         #expect(!gotData)
         let audited = try await fixture.eventually {
-            try await fixture.client("bravo").audit().contains { $0.kind == .peerRefused && $0.detail.contains("TLS handshake") }
+            try await fixture.client("bravo").audit().contains {
+                $0.kind == .peerRefused && $0.detail.contains("TLS handshake")
+            }
         }
         #expect(audited)
     }

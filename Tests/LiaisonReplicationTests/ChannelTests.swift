@@ -90,7 +90,9 @@ struct ChannelTests {
         #expect(selector.carriers == [2])
     }
 
-    @Test("a standby channel answers and receives but sends no batch until it carries; then it resumes after what the link acknowledged")
+    @Test(
+        "a standby channel answers and receives but sends no batch until it carries; then it resumes after what the link acknowledged"
+    )
     func standbyThenCarry() {
         var machine = Machine(
             local: TestNode.alice.nodeID,
@@ -101,10 +103,14 @@ struct ChannelTests {
             carrying: false
         )
         _ = machine.start(hlc: .test(0))
-        let opened = machine.received(.hello(SyncHello(nodeID: TestNode.bob.nodeID, hlc: .test(0), checkpoint: 10)), nowMillis: 0)
+        let opened = machine.received(
+            .hello(SyncHello(nodeID: TestNode.bob.nodeID, hlc: .test(0), checkpoint: 10)), nowMillis: 0)
         #expect(!opened.contains { if case .loadBatch = $0 { true } else { false } })
         #expect(machine.received(.ping(nonce: 3), nowMillis: 1) == [.send(.pong(nonce: 3))])
-        #expect(machine.received(.batch(ops: [Data("x".utf8)], throughSeq: 4), nowMillis: 2) == [.commit(ops: [Data("x".utf8)], throughSeq: 4)])
+        #expect(
+            machine.received(.batch(ops: [Data("x".utf8)], throughSeq: 4), nowMillis: 2) == [
+                .commit(ops: [Data("x".utf8)], throughSeq: 4)
+            ])
         #expect(machine.logGrew(to: 120).isEmpty)
         // Another channel got the peer's acks up to 60: this one resumes after 60, not 10.
         let actions = machine.setCarrying(true, resumeAfter: 60)
@@ -118,11 +124,14 @@ struct ChannelTests {
 
     @Test("an envelope or a receipt on an open channel goes to the relay logic; before hello it is a violation")
     func sealedTrafficPassesThrough() {
-        var machine = Machine(local: TestNode.alice.nodeID, peer: TestNode.bob.nodeID, checkpoint: 0, localHighest: 0, nowMillis: 0)
+        var machine = Machine(
+            local: TestNode.alice.nodeID, peer: TestNode.bob.nodeID, checkpoint: 0, localHighest: 0, nowMillis: 0)
         _ = machine.start(hlc: .test(0))
         #expect(machine.outOfBand(.envelope(Data([1]))).isEmpty, "nothing goes out before the session is open")
         var early = machine
-        #expect(early.received(.envelope(Data([1])), nowMillis: 0).contains(.close(.protocolViolation("a message before hello"))))
+        #expect(
+            early.received(.envelope(Data([1])), nowMillis: 0).contains(
+                .close(.protocolViolation("a message before hello"))))
         _ = machine.received(.hello(SyncHello(nodeID: TestNode.bob.nodeID, hlc: .test(0), checkpoint: 0)), nowMillis: 0)
         #expect(machine.received(.envelope(Data([1])), nowMillis: 1) == [.sealedTraffic(.envelope(Data([1])))])
         #expect(machine.received(.receipt(Data([2])), nowMillis: 1) == [.sealedTraffic(.receipt(Data([2])))])

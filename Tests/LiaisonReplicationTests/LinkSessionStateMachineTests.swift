@@ -557,7 +557,9 @@ struct LinkSessionStateMachineTests {
         #expect(machine.received(.ping(nonce: 4242), nowMillis: 1_100) == [.send(.pong(nonce: 4242))])
     }
 
-    @Test("silence for deadAfterMillis closes an open session with heartbeatTimeout; before hello the peer has helloTimeoutMillis")
+    @Test(
+        "silence for deadAfterMillis closes an open session with heartbeatTimeout; before hello the peer has helloTimeoutMillis"
+    )
     func silenceKills() {
         var (machine, _) = Self.openMachine(now: 1_000)
         for now in stride(from: UInt64(1_100), to: 3_000, by: 100) {

@@ -15,10 +15,12 @@ struct NodeEngineTests {
         var now: UInt64 = 1_700_000_000_000
         let sealingKeys: [String: Curve25519.KeyAgreement.PrivateKey]
 
-        init(bobIsRelay: Bool = false, carolIsRelay: Bool = true, carolLinksBob: Bool = true, aliceRelays: Bool = false) {
+        init(bobIsRelay: Bool = false, carolIsRelay: Bool = true, carolLinksBob: Bool = true, aliceRelays: Bool = false)
+        {
             var keys = [String: Curve25519.KeyAgreement.PrivateKey]()
             for (index, name) in ["alice", "bob", "carol"].enumerated() {
-                keys[name] = try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(repeating: UInt8(index + 1), count: 32))
+                keys[name] = try! Curve25519.KeyAgreement.PrivateKey(
+                    rawRepresentation: Data(repeating: UInt8(index + 1), count: 32))
             }
             sealingKeys = keys
             let partners = [
@@ -56,7 +58,8 @@ struct NodeEngineTests {
                 signingKey: TestNode.alice.author.signingKey,
                 sealingKey: keys["alice"]!
             )
-            engine = NodeEngine(configuration: configuration, acked: [:], highest: 10, nowMillis: now, random: SeededRandom(seed: 7))
+            engine = NodeEngine(
+                configuration: configuration, acked: [:], highest: 10, nowMillis: now, random: SeededRandom(seed: 7))
         }
 
         mutating func handle(_ event: NodeEngine.Event) -> [NodeEngine.Action] {
@@ -65,9 +68,12 @@ struct NodeEngineTests {
 
         /// Connects a channel and completes the peer's hello.
         mutating func open(_ id: Int, to peer: TestNode, endpoint: Int = 0) -> [NodeEngine.Action] {
-            let start = NodeEngine.SessionStart(checkpoint: 0, highest: 10, hlc: HLCTimestamp(physicalMillis: now, logical: 0))
-            _ = handle(.channelConnected(ChannelID(id), peer: peer.name, endpoint: endpoint, address: "test", start: start))
-            let hello = SyncHello(nodeID: peer.nodeID, hlc: HLCTimestamp(physicalMillis: now, logical: 0), checkpoint: 0)
+            let start = NodeEngine.SessionStart(
+                checkpoint: 0, highest: 10, hlc: HLCTimestamp(physicalMillis: now, logical: 0))
+            _ = handle(
+                .channelConnected(ChannelID(id), peer: peer.name, endpoint: endpoint, address: "test", start: start))
+            let hello = SyncHello(
+                nodeID: peer.nodeID, hlc: HLCTimestamp(physicalMillis: now, logical: 0), checkpoint: 0)
             return handle(.frame(ChannelID(id), .hello(hello), bytes: 64, atMillis: now))
         }
     }
@@ -89,19 +95,22 @@ struct NodeEngineTests {
     @Test("a new channel says hello; after the peer's hello it carries and asks for our log from the peer's checkpoint")
     func helloThenCarry() {
         var world = World()
-        let start = NodeEngine.SessionStart(checkpoint: 4, highest: 10, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0))
+        let start = NodeEngine.SessionStart(
+            checkpoint: 4, highest: 10, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0))
         let first = world.handle(.channelConnected(ChannelID(1), peer: "bob", endpoint: 0, address: "x", start: start))
         guard case .hello(let hello)? = Self.sends(first).first?.1 else {
             Issue.record("no hello: \(first)")
             return
         }
         #expect(hello.checkpoint == 4)
-        let peerHello = SyncHello(nodeID: TestNode.bob.nodeID, hlc: HLCTimestamp(physicalMillis: world.now, logical: 3), checkpoint: 2)
+        let peerHello = SyncHello(
+            nodeID: TestNode.bob.nodeID, hlc: HLCTimestamp(physicalMillis: world.now, logical: 3), checkpoint: 2)
         let actions = world.handle(.frame(ChannelID(1), .hello(peerHello), bytes: 64, atMillis: world.now))
         #expect(actions.contains { if case .observeClock = $0 { return true } else { return false } })
         #expect(Self.loads(actions) == [.init(peer: "bob", after: 2, limit: 512, purpose: .channel(ChannelID(1)))])
         let loaded = world.handle(
-            .batchLoaded(Self.loads(actions)[0], NodeEngine.LoadedBatch(ops: [Data([1])], sent: 1, withheld: 0, throughSeq: 10))
+            .batchLoaded(
+                Self.loads(actions)[0], NodeEngine.LoadedBatch(ops: [Data([1])], sent: 1, withheld: 0, throughSeq: 10))
         )
         #expect(Self.sends(loaded).map(\.1) == [.batch(ops: [Data([1])], throughSeq: 10)])
         #expect(world.engine.counters["bob"]?.opsSent == 1)
@@ -110,13 +119,18 @@ struct NodeEngineTests {
     @Test("a hello from the wrong partner is a protocol violation: goodbye, close, custody")
     func wrongHello() {
         var world = World()
-        let start = NodeEngine.SessionStart(checkpoint: 0, highest: 10, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0))
+        let start = NodeEngine.SessionStart(
+            checkpoint: 0, highest: 10, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0))
         _ = world.handle(.channelConnected(ChannelID(1), peer: "bob", endpoint: 0, address: "x", start: start))
-        let hello = SyncHello(nodeID: TestNode.mallory.nodeID, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0), checkpoint: 0)
+        let hello = SyncHello(
+            nodeID: TestNode.mallory.nodeID, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0), checkpoint: 0)
         let actions = world.handle(.frame(ChannelID(1), .hello(hello), bytes: 64, atMillis: world.now))
         #expect(Self.sends(actions).contains { if case .goodbye = $0.1 { return true } else { return false } })
         #expect(actions.contains { if case .close(ChannelID(1), _) = $0 { return true } else { return false } })
-        #expect(actions.contains { if case .custody(let event) = $0 { return event.kind == .peerRefused } else { return false } })
+        #expect(
+            actions.contains {
+                if case .custody(let event) = $0 { return event.kind == .peerRefused } else { return false }
+            })
         #expect(world.engine.channels.isEmpty)
     }
 
@@ -154,7 +168,9 @@ struct NodeEngineTests {
         #expect(world.engine.isOpen(ChannelID(1)))
     }
 
-    @Test("a link with no channel seals its ops through a relay that links to the destination, and the receipt settles them")
+    @Test(
+        "a link with no channel seals its ops through a relay that links to the destination, and the receipt settles them"
+    )
     func sealThroughRelay() throws {
         var world = World()
         _ = world.open(3, to: .carol)
@@ -162,7 +178,8 @@ struct NodeEngineTests {
         let actions = world.handle(.tick())
         let seal = Self.loads(actions).filter { $0.peer == "bob" }
         #expect(seal.map(\.purpose) == [.seal(relay: "carol")])
-        let loaded = world.handle(.batchLoaded(seal[0], NodeEngine.LoadedBatch(ops: [Data([9])], sent: 1, withheld: 0, throughSeq: 10)))
+        let loaded = world.handle(
+            .batchLoaded(seal[0], NodeEngine.LoadedBatch(ops: [Data([9])], sent: 1, withheld: 0, throughSeq: 10)))
         guard let (id, message) = Self.sends(loaded).first, case .envelope(let bytes) = message else {
             Issue.record("no envelope sent: \(loaded)")
             return
@@ -170,9 +187,12 @@ struct NodeEngineTests {
         #expect(id == ChannelID(3))
         let envelope = try SealedEnvelope.decode(bytes)
         #expect(envelope.header.to == TestNode.bob.nodeID)
-        #expect(try envelope.open(with: world.sealingKeys["bob"]!, senderSealingKey: world.sealingKeys["alice"]!.publicKey) == [Data([9])])
+        #expect(
+            try envelope.open(with: world.sealingKeys["bob"]!, senderSealingKey: world.sealingKeys["alice"]!.publicKey)
+                == [Data([9])])
         #expect(world.engine.sealed.awaiting("bob") == 1)
-        let receipt = try EnvelopeReceipt.sign(for: envelope, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
+        let receipt = try EnvelopeReceipt.sign(
+            for: envelope, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
         _ = world.handle(.frame(ChannelID(3), .receipt(receipt.encoded()), bytes: 100, atMillis: world.now))
         #expect(world.engine.sealed.awaiting("bob") == 0)
         #expect(world.engine.sealed.receipted["bob"] == 1)
@@ -261,7 +281,10 @@ struct NodeEngineTests {
             expiresMillis: world.now + 60_000
         )
         let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
-        #expect(actions.contains { if case .custody(let event) = $0 { return event.kind == .opsRelayed } else { return false } })
+        #expect(
+            actions.contains {
+                if case .custody(let event) = $0 { return event.kind == .opsRelayed } else { return false }
+            })
         #expect(world.engine.relayQueue.held(for: "bob") == 1)
         let opened = world.open(4, to: .bob)
         #expect(Self.sends(opened).contains { $0.0 == ChannelID(4) && $0.1 == .envelope(envelope.encoded()) })

@@ -25,7 +25,9 @@ struct SealedRelayTests {
         return [create.encoded]
     }
 
-    static func seal(_ ops: [Data], expires: UInt64 = 10_000, id: Data = Data(repeating: 7, count: 16)) throws -> SealedEnvelope {
+    static func seal(
+        _ ops: [Data], expires: UInt64 = 10_000, id: Data = Data(repeating: 7, count: 16)
+    ) throws -> SealedEnvelope {
         try SealedEnvelope.seal(
             ops: ops,
             to: TestNode.bob.nodeID,
@@ -53,8 +55,12 @@ struct SealedRelayTests {
     @Test("nobody but the recipient opens it, and it opens only as the named sender's")
     func onlyTheRecipient() throws {
         let envelope = try Self.seal(try Self.ops())
-        #expect(throws: LiaisonError.self) { try envelope.open(with: Self.mallorySealing, senderSealingKey: Self.aliceSealing.publicKey) }
-        #expect(throws: LiaisonError.self) { try envelope.open(with: Self.bobSealing, senderSealingKey: Self.mallorySealing.publicKey) }
+        #expect(throws: LiaisonError.self) {
+            try envelope.open(with: Self.mallorySealing, senderSealingKey: Self.aliceSealing.publicKey)
+        }
+        #expect(throws: LiaisonError.self) {
+            try envelope.open(with: Self.bobSealing, senderSealingKey: Self.mallorySealing.publicKey)
+        }
     }
 
     @Test("a relay that alters the header, the ciphertext or the signature is caught before anyone opens it")
@@ -89,13 +95,16 @@ struct SealedRelayTests {
             expiresMillis: 10
         )
         #expect(envelope.header.from == TestNode.mallory.nodeID)
-        #expect(throws: LiaisonError.self) { try envelope.open(with: Self.bobSealing, senderSealingKey: Self.aliceSealing.publicKey) }
+        #expect(throws: LiaisonError.self) {
+            try envelope.open(with: Self.bobSealing, senderSealingKey: Self.aliceSealing.publicKey)
+        }
     }
 
     @Test("a receipt names the envelope and verifies under the recipient's key only")
     func receipts() throws {
         let envelope = try Self.seal(try Self.ops())
-        let receipt = try EnvelopeReceipt.sign(for: envelope, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
+        let receipt = try EnvelopeReceipt.sign(
+            for: envelope, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
         let decoded = try EnvelopeReceipt.decode(receipt.encoded())
         #expect(decoded.envelopeID == envelope.header.id)
         #expect(decoded.from == TestNode.bob.nodeID)
@@ -117,7 +126,8 @@ struct SealedRelayTests {
         outbox.advance("bob", to: 50)
         #expect(outbox.awaiting("bob") == 2)
         #expect(outbox.overdue(nowMillis: 2_999, timeoutMillis: 3_000) { _ in ["delta", "echo"] }.isEmpty)
-        let bobReceipt = try EnvelopeReceipt.sign(for: first, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
+        let bobReceipt = try EnvelopeReceipt.sign(
+            for: first, applied: 1, refused: 0, signingKey: TestNode.bob.author.signingKey)
         #expect(outbox.receipt(bobReceipt, from: "bob") != nil)
         #expect(outbox.receipt(bobReceipt, from: "bob") == nil, "a duplicate receipt settles nothing")
         let retries = outbox.overdue(nowMillis: 3_000, timeoutMillis: 3_000) { _ in ["delta", "echo"] }
@@ -142,8 +152,12 @@ struct SealedRelayTests {
         try queue.enqueue(envelope: a, encoded: a.encoded(), destination: "bob", nowMillis: 0)
         try queue.enqueue(envelope: b, encoded: b.encoded(), destination: "bob", nowMillis: 0)
         #expect(queue.held(for: "bob") == 2)
-        #expect(throws: RelayQueue.Refusal.full) { try queue.enqueue(envelope: c, encoded: c.encoded(), destination: "bob", nowMillis: 0) }
-        #expect(throws: RelayQueue.Refusal.expired) { try queue.enqueue(envelope: a, encoded: a.encoded(), destination: "carol", nowMillis: 200) }
+        #expect(throws: RelayQueue.Refusal.full) {
+            try queue.enqueue(envelope: c, encoded: c.encoded(), destination: "bob", nowMillis: 0)
+        }
+        #expect(throws: RelayQueue.Refusal.expired) {
+            try queue.enqueue(envelope: a, encoded: a.encoded(), destination: "carol", nowMillis: 200)
+        }
         let out = queue.drain("bob", nowMillis: 200)
         #expect(out == [.envelope(b.encoded())])
         #expect(queue.expired == 1)
@@ -162,13 +176,18 @@ struct SealedDeliveryTests {
             store: store,
             ladder: .standard,
             knownAuthors: [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID],
-            neighbours: [ReplicationNeighbour(partner: TestNode.alice.recipient(), outbound: .passAll, inbound: .passAll)],
+            neighbours: [
+                ReplicationNeighbour(partner: TestNode.alice.recipient(), outbound: .passAll, inbound: .passAll)
+            ],
             maxClockSkewMillis: 60_000
         )
         var factory = OpFactory(seed: 3)
-        let forBob = try factory.create(by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["bob"]))
-        let notForBob = try factory.create(by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["carol"]))
-        let outcome = try logic.receive(ops: [forBob.encoded, notForBob.encoded], through: nil, from: "alice", nowMillis: 1_700_000_100_000)
+        let forBob = try factory.create(
+            by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["bob"]))
+        let notForBob = try factory.create(
+            by: TestNode.alice, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["carol"]))
+        let outcome = try logic.receive(
+            ops: [forBob.encoded, notForBob.encoded], through: nil, from: "alice", nowMillis: 1_700_000_100_000)
         let why = try store.custody(from: 1, limit: 100).map(\.detail)
         #expect(outcome.accepted == 1, "\(why)")
         #expect(outcome.refused == 1, "a sealed op not releasable to the recipient is refused like any other")

@@ -55,7 +55,9 @@ struct SimulationTests {
         #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
     }
 
-    @Test("a hostile partner's forgeries, unauthorized writes, unreleasable items and future stamps are refused, audited, and change nothing for honest nodes")
+    @Test(
+        "a hostile partner's forgeries, unauthorized writes, unreleasable items and future stamps are refused, audited, and change nothing for honest nodes"
+    )
     func hostilePartner() {
         for seed in [UInt64(3), 6, 9] {
             let report = Simulation.run(Simulation.Options(seed: seed, hostile: true))
@@ -74,7 +76,9 @@ struct SimulationTests {
         #expect(reports.allSatisfy { $0.convergeMillis != nil })
     }
 
-    @Test("several channels per link, failover, link cuts and sealed relays (withholding relays too) really happen, and the invariants hold")
+    @Test(
+        "several channels per link, failover, link cuts and sealed relays (withholding relays too) really happen, and the invariants hold"
+    )
     func channelsAndRelaysHappen() {
         let reports = (1...UInt64(40)).map { Simulation.run(Simulation.Options(seed: $0)) }
         let allPassed = reports.allSatisfy { $0.passed }
@@ -95,8 +99,13 @@ struct SimulationTests {
             return Simulation.run(options)
         }
         let stillPassed = withholding.allSatisfy { $0.passed }
-        #expect(stillPassed, "\(withholding.filter { !$0.passed }.map { "\($0.replay) (withholding relay): \($0.violations.prefix(3))" })")
+        #expect(
+            stillPassed,
+            "\(withholding.filter { !$0.passed }.map { "\($0.replay) (withholding relay): \($0.violations.prefix(3))" })"
+        )
         #expect(withholding.contains { $0.envelopesWithheld > 0 }, "no relay withheld an envelope")
-        #expect(withholding.contains { $0.envelopesWithheld > 0 && $0.envelopeRetries > 0 }, "withheld envelopes were never sent again")
+        #expect(
+            withholding.contains { $0.envelopesWithheld > 0 && $0.envelopeRetries > 0 },
+            "withheld envelopes were never sent again")
     }
 }

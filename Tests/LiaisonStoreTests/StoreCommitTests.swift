@@ -26,7 +26,8 @@ struct StoreCommitTests {
         let item = try ItemState(create: create)
         return [
             create,
-            try factory.setFields([(name: "title", value: JSONText.string("second"))], of: item, by: alice, at: .test(2)),
+            try factory.setFields(
+                [(name: "title", value: JSONText.string("second"))], of: item, by: alice, at: .test(2)),
             try factory.addTags(["blue"], to: item, by: alice, at: .test(3)),
             try factory.removeTags(["red"], observedIn: item, by: alice, at: .test(4)),
         ]
@@ -157,7 +158,10 @@ struct StoreCommitTests {
         #expect(try store.items(ItemQuery()).map(\.id) == [b.body.itemID, a.body.itemID])
         #expect(try store.items(ItemQuery(collection: "reports")).map(\.id) == [a.body.itemID])
         #expect(try store.items(ItemQuery(tag: "blue")).map(\.id) == [b.body.itemID])
-        #expect(try store.items(ItemQuery(collection: "reports", includeWithdrawn: true)).map(\.id) == [c.body.itemID, a.body.itemID])
+        #expect(
+            try store.items(ItemQuery(collection: "reports", includeWithdrawn: true)).map(\.id) == [
+                c.body.itemID, a.body.itemID,
+            ])
         #expect(try store.items(ItemQuery(limit: 1)).count == 1)
     }
 }

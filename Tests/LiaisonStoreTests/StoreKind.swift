@@ -1,7 +1,7 @@
-import Testing
 import Foundation
 import LiaisonCore
 import LiaisonStore
+import Testing
 
 /// The store implementations every behavioural test runs against.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
@@ -16,7 +16,8 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         case .memory:
             return MemoryStore(fault: fault)
         case .sqlite:
-            return try SQLiteStore(path: TemporaryDirectory.make().appendingPathComponent("store.sqlite").path, create: true, fault: fault)
+            return try SQLiteStore(
+                path: TemporaryDirectory.make().appendingPathComponent("store.sqlite").path, create: true, fault: fault)
         }
     }
 }
@@ -24,7 +25,8 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
 /// Unique temporary directories for store files.
 enum TemporaryDirectory {
     static func make() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-store-tests-\(UUID().uuidString)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liaison-store-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }

@@ -126,7 +126,9 @@ public struct ChannelSelector: Sendable {
             return Set(free.keys)
         case .failover:
             let current = carriers.filter { free[$0] != nil }
-            guard let carrier = current.first, let carrying = free[carrier] else { return best(free).map { [$0] } ?? [] }
+            guard let carrier = current.first, let carrying = free[carrier] else {
+                return best(free).map { [$0] } ?? []
+            }
             // Move back to a better channel only once it has proven itself.
             let settled = free.filter {
                 $0.value.endpoint < carrying.endpoint && nowMillis >= $0.value.openedAt + settings.failbackAfterMillis

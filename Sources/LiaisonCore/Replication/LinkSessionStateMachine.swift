@@ -170,7 +170,8 @@ public struct LinkSessionStateMachine: Sendable {
                 return close(.protocolViolation("no common protocol version in \(hello.versions)"))
             }
             guard hello.checkpoint <= localHighest else {
-                return close(.protocolViolation("peer claims our log up to \(hello.checkpoint), it ends at \(localHighest)"))
+                return close(
+                    .protocolViolation("peer claims our log up to \(hello.checkpoint), it ends at \(localHighest)"))
             }
             phase = .open
             sentThrough = hello.checkpoint
@@ -305,7 +306,8 @@ public struct LinkSessionStateMachine: Sendable {
     }
 
     private mutating func pump() -> [Action] {
-        guard case .open = phase, carrying, !loading, inFlight.count < configuration.window, sentThrough < localHighest else {
+        guard case .open = phase, carrying, !loading, inFlight.count < configuration.window, sentThrough < localHighest
+        else {
             return []
         }
         loading = true

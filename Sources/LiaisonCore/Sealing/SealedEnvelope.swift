@@ -91,7 +91,8 @@ public struct SealedEnvelope: Sendable {
                 signature: signature
             )
             guard envelope.encoded().count <= maxEncodedBytes else {
-                throw LiaisonError(.invalidArgument, "a sealed envelope of \(ops.count) ops is too large; seal fewer ops")
+                throw LiaisonError(
+                    .invalidArgument, "a sealed envelope of \(ops.count) ops is too large; seal fewer ops")
             }
             return envelope
         } catch let error as LiaisonError {
@@ -104,7 +105,9 @@ public struct SealedEnvelope: Sendable {
     /// Decodes an envelope and checks its shape and its sender's signature. What a relay does
     /// before it accepts one; says nothing about the payload.
     public static func decode(_ bytes: Data) throws(LiaisonError) -> SealedEnvelope {
-        guard bytes.count <= maxEncodedBytes else { throw LiaisonError(.invalidOp, "sealed envelope of \(bytes.count) bytes is too large") }
+        guard bytes.count <= maxEncodedBytes else {
+            throw LiaisonError(.invalidOp, "sealed envelope of \(bytes.count) bytes is too large")
+        }
         let message: Liaison_V1_SealedEnvelope
         let header: Liaison_V1_EnvelopeHeader
         do {
@@ -116,7 +119,8 @@ public struct SealedEnvelope: Sendable {
         guard message.unknownFields.data.isEmpty, header.unknownFields.data.isEmpty else {
             throw LiaisonError(.invalidOp, "sealed envelope with unknown fields")
         }
-        guard let to = NodeID(bytes: header.to), let from = NodeID(bytes: header.from), header.envelopeID.count == 16 else {
+        guard let to = NodeID(bytes: header.to), let from = NodeID(bytes: header.from), header.envelopeID.count == 16
+        else {
             throw LiaisonError(.invalidOp, "sealed envelope header with malformed ids")
         }
         guard message.encapsulatedKey.count == 32, !message.ciphertext.isEmpty, message.signature.count == 64,
@@ -127,7 +131,8 @@ public struct SealedEnvelope: Sendable {
         guard NodeID(signingKey: senderKey) == from else {
             throw LiaisonError(.invalidOp, "sealed envelope signed by a key that is not its sender's")
         }
-        let signed = signedBytes(headerBytes: message.header, encapsulatedKey: message.encapsulatedKey, ciphertext: message.ciphertext)
+        let signed = signedBytes(
+            headerBytes: message.header, encapsulatedKey: message.encapsulatedKey, ciphertext: message.ciphertext)
         guard senderKey.isValidSignature(message.signature, for: signed) else {
             throw LiaisonError(.tampered, "sealed envelope from \(from.short) has a bad signature")
         }
@@ -169,7 +174,8 @@ public struct SealedEnvelope: Sendable {
             )
             plaintext = try recipient.open(ciphertext, authenticating: headerBytes)
         } catch {
-            throw LiaisonError(.tampered, "sealed envelope \(idText) from \(header.from.short) does not open: \(error)", cause: error)
+            throw LiaisonError(
+                .tampered, "sealed envelope \(idText) from \(header.from.short) does not open: \(error)", cause: error)
         }
         do {
             let payload = try Liaison_V1_SealedPayload(serializedBytes: plaintext)
@@ -243,7 +249,9 @@ public struct EnvelopeReceipt: Sendable {
 
     /// Decodes a receipt and checks its signature against its signer's key.
     public static func decode(_ bytes: Data) throws(LiaisonError) -> EnvelopeReceipt {
-        guard bytes.count <= 4096 else { throw LiaisonError(.invalidOp, "receipt of \(bytes.count) bytes is too large") }
+        guard bytes.count <= 4096 else {
+            throw LiaisonError(.invalidOp, "receipt of \(bytes.count) bytes is too large")
+        }
         let message: Liaison_V1_EnvelopeReceipt
         let body: Liaison_V1_ReceiptBody
         do {
@@ -253,12 +261,15 @@ public struct EnvelopeReceipt: Sendable {
             throw LiaisonError(.invalidOp, "undecodable receipt: \(error)", cause: error)
         }
         guard message.unknownFields.data.isEmpty, body.unknownFields.data.isEmpty, body.envelopeID.count == 16,
-            let from = NodeID(bytes: body.from), let to = NodeID(bytes: body.to), let digest = Hash32(bytes: body.envelopeDigest),
+            let from = NodeID(bytes: body.from), let to = NodeID(bytes: body.to),
+            let digest = Hash32(bytes: body.envelopeDigest),
             let key = try? Curve25519.Signing.PublicKey(rawRepresentation: message.signerKey)
         else {
             throw LiaisonError(.invalidOp, "malformed receipt")
         }
-        guard NodeID(signingKey: key) == from else { throw LiaisonError(.invalidOp, "receipt signed by a key that is not its sender's") }
+        guard NodeID(signingKey: key) == from else {
+            throw LiaisonError(.invalidOp, "receipt signed by a key that is not its sender's")
+        }
         guard key.isValidSignature(message.signature, for: context + Data(SHA256.hash(data: message.body))) else {
             throw LiaisonError(.tampered, "receipt from \(from.short) has a bad signature")
         }

@@ -4,8 +4,8 @@ public import LiaisonReplication
 public import LiaisonStore
 public import LiaisonTransport
 import LiaisonWire
-import NIOCore
 public import Logging
+import NIOCore
 
 /// The one interpreter of the node engine (DESIGN §3): feeds it events, carries out its
 /// actions — store work through `ReplicationStore`, frames through the real wire codec and
@@ -90,7 +90,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             report.failures.append("session start for \(peer): \(error.message)")
             return report
         }
-        return handle(.channelConnected(id, peer: peer, endpoint: endpoint, address: address, start: start), nowMillis: nowMillis)
+        return handle(
+            .channelConnected(id, peer: peer, endpoint: endpoint, address: address, start: start), nowMillis: nowMillis)
     }
 
     /// Ops were committed here (a local write): the clock observes their stamps and the
@@ -131,7 +132,9 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     }
 
     /// Carries out one action; returns the event that reports store work back.
-    private mutating func carryOut(_ action: NodeEngine.Action, nowMillis now: UInt64, report: inout Report) -> NodeEngine.Event? {
+    private mutating func carryOut(
+        _ action: NodeEngine.Action, nowMillis now: UInt64, report: inout Report
+    ) -> NodeEngine.Event? {
         switch action {
         case .send(let id, let message):
             do {
@@ -168,16 +171,20 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             }
         case .commit(let request):
             do {
-                let outcome = try replicationStore.receive(ops: request.ops, through: request.through, from: request.peer, nowMillis: now)
+                let outcome = try replicationStore.receive(
+                    ops: request.ops, through: request.through, from: request.peer, nowMillis: now)
                 report.commits.append((request, outcome))
-                let summary = NodeEngine.CommitOutcome(accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest)
+                let summary = NodeEngine.CommitOutcome(
+                    accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest)
                 return .committed(request, summary)
             } catch {
                 if case .channel(let id, _) = request.source {
                     return storeFailed(peer: request.peer, purpose: .channel(id), error, report: &report)
                 }
                 report.failures.append("commit of sealed ops from \(request.peer): \(error.message)")
-                logger?.error("could not commit a sealed envelope", metadata: ["liaison.partner": "\(request.peer)", "liaison.error": "\(error.message)"])
+                logger?.error(
+                    "could not commit a sealed envelope",
+                    metadata: ["liaison.partner": "\(request.peer)", "liaison.error": "\(error.message)"])
                 return nil
             }
         case .advanceCheckpoint(let peer, let through):
@@ -226,7 +233,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         report: inout Report
     ) -> NodeEngine.Event {
         report.failures.append("store work for \(peer): \(error.message)")
-        logger?.error("store work failed", metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+        logger?.error(
+            "store work failed", metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
         return .storeFailed(peer: peer, purpose: purpose, reason: error.message)
     }
 }

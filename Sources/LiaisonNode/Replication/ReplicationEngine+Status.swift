@@ -21,7 +21,8 @@ extension ReplicationEngine {
             let carriers = selector.carriers.compactMap { raw in open[ChannelID(raw)].map { (raw, $0) } }
                 .sorted { $0.1.endpoint < $1.1.endpoint }
             // A link has one channel per endpoint of the listening side.
-            let endpointCount = neighbour.dial ? (federation.partner(named: name)?.endpoints.count ?? 1) : federation.listen.count
+            let endpointCount =
+                neighbour.dial ? (federation.partner(named: name)?.endpoints.count ?? 1) : federation.listen.count
             var channels = [ChannelStatus]()
             for index in 0..<endpointCount {
                 let session = mine.filter { $0.value.endpoint == index }.max { $0.key < $1.key }

@@ -34,7 +34,8 @@ public actor ReplicationEngine {
     /// Creates the engine for an opened node and its federation configuration.
     public init(node: LocalNode, federation: FederationConfig, logger: Logger) throws(LiaisonError) {
         guard let me = federation.partner(named: federation.me), me.nodeID == node.config.nodeID else {
-            throw LiaisonError(.corrupt, "federation.json does not describe this node (\(node.config.name)); render it again")
+            throw LiaisonError(
+                .corrupt, "federation.json does not describe this node (\(node.config.name)); render it again")
         }
         self.node = node
         self.federation = federation
@@ -66,10 +67,13 @@ public actor ReplicationEngine {
             guard let raw = Data(base64Encoded: partner.sealingKey),
                 let key = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
             else {
-                throw LiaisonError(.corrupt, "federation.json has a malformed sealing key for \(partner.name); render it again")
+                throw LiaisonError(
+                    .corrupt, "federation.json has a malformed sealing key for \(partner.name); render it again")
             }
             partners.append(
-                NodeEngine.Partner(recipient: partner.recipient, relay: partner.relay, neighbours: Set(partner.neighbours), sealingKey: key)
+                NodeEngine.Partner(
+                    recipient: partner.recipient, relay: partner.relay, neighbours: Set(partner.neighbours),
+                    sealingKey: key)
             )
         }
         let links = federation.neighbours.compactMap { neighbour in
@@ -100,7 +104,9 @@ public actor ReplicationEngine {
     }
 
     /// Changes an item here and pushes the change to the sessions.
-    public func update(_ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String])
+    public func update(
+        _ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String]
+    )
         throws(LiaisonError) -> ItemState
     {
         let result = try node.update(id, fields: fields, addTags: addTags, removeTags: removeTags, now: Date())

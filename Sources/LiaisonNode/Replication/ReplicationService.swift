@@ -30,7 +30,8 @@ public struct ReplicationService: Service {
         var bound = [(index: Int, listener: NIOAsyncChannel<PeerConnection, Never>)]()
         for (index, endpoint) in federation.listen.enumerated() {
             bound.append((index, try await TLSTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)))
-            logger.info("listening for peers", metadata: ["liaison.address": "\(endpoint)", "liaison.endpoint": "\(index)"])
+            logger.info(
+                "listening for peers", metadata: ["liaison.address": "\(endpoint)", "liaison.endpoint": "\(index)"])
         }
         let listeners = bound
         // On graceful shutdown (SIGTERM, SIGINT) every dial loop and session is cancelled:
@@ -79,11 +80,14 @@ public struct ReplicationService: Service {
         guard let peer = federation.partners.first(where: { $0.tlsFingerprint == fingerprint }),
             federation.neighbours.contains(where: { $0.name == peer.name })
         else {
-            await engine.refused(peer: nil, detail: "certificate \(fingerprint.prefix(16)) from \(connection.remoteAddress) is no neighbour's")
+            await engine.refused(
+                peer: nil,
+                detail: "certificate \(fingerprint.prefix(16)) from \(connection.remoteAddress) is no neighbour's")
             await connection.reject()
             return
         }
-        _ = await SessionRunner.run(connection: connection, peer: peer, endpoint: endpoint, engine: engine, logger: logger)
+        _ = await SessionRunner.run(
+            connection: connection, peer: peer, endpoint: endpoint, engine: engine, logger: logger)
     }
 
     /// Keeps one channel to one of a neighbour's endpoints: dials it; after the channel ends,
@@ -108,14 +112,22 @@ public struct ReplicationService: Service {
                 }
                 if fingerprint == peer.tlsFingerprint {
                     connected = true
-                    let open = await SessionRunner.run(connection: connection, peer: peer, endpoint: index, engine: engine, logger: logger)
+                    let open = await SessionRunner.run(
+                        connection: connection, peer: peer, endpoint: index, engine: engine, logger: logger)
                     if open > .seconds(2) { backoffMillis = 100 }
                 } else {
-                    await engine.refused(peer: peer.name, detail: "\(endpoint) presented certificate \(fingerprint.prefix(16)), not \(peer.name)'s")
+                    await engine.refused(
+                        peer: peer.name,
+                        detail: "\(endpoint) presented certificate \(fingerprint.prefix(16)), not \(peer.name)'s")
                     await connection.reject()
                 }
             } catch {
-                logger.debug("dial failed", metadata: ["liaison.partner": "\(peer.name)", "liaison.address": "\(endpoint)", "liaison.error": "\(error)"])
+                logger.debug(
+                    "dial failed",
+                    metadata: [
+                        "liaison.partner": "\(peer.name)", "liaison.address": "\(endpoint)",
+                        "liaison.error": "\(error)",
+                    ])
             }
             let wait = await engine.reconnectDelay(capMillis: backoffMillis)
             backoffMillis = min(backoffMillis * 2, connected ? 1_000 : 5_000)

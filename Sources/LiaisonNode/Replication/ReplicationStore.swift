@@ -69,7 +69,9 @@ public struct ReplicationStore: Sendable {
     }
 
     /// A new session's starting point: how far we applied the peer's log, our log's end, our clock.
-    public func sessionStart(peer: String) throws(LiaisonError) -> (checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
+    public func sessionStart(
+        peer: String
+    ) throws(LiaisonError) -> (checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
         (try store.checkpoint(link: Self.receivedLink(peer)), try store.highestSequence(), clock.last)
     }
 
@@ -108,12 +110,17 @@ public struct ReplicationStore: Sendable {
             if entry.op.body.change.mayChangeEligibility {
                 for earlier in try store.ops(ofItem: id) where earlier.sequence < entry.sequence {
                     if included.insert(earlier.op.id).inserted {
-                        candidates.append(OutboxCandidate(sequence: earlier.sequence, op: earlier.op, item: item, receivedFrom: earlier.receivedFrom))
+                        candidates.append(
+                            OutboxCandidate(
+                                sequence: earlier.sequence, op: earlier.op, item: item,
+                                receivedFrom: earlier.receivedFrom))
                     }
                 }
             }
             if included.insert(entry.op.id).inserted {
-                candidates.append(OutboxCandidate(sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom))
+                candidates.append(
+                    OutboxCandidate(
+                        sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom))
             }
         }
         let batch = try LinkOutbox.prepare(
@@ -130,7 +137,8 @@ public struct ReplicationStore: Sendable {
                 CustodyEvent(
                     kind: .opsSent,
                     peer: peer,
-                    detail: relay.map { "sealed via \($0) through \(batch.throughSeq)" } ?? "through \(batch.throughSeq)",
+                    detail: relay.map { "sealed via \($0) through \(batch.throughSeq)" }
+                        ?? "through \(batch.throughSeq)",
                     opIDs: batch.sent
                 ),
                 timeMillis: now
@@ -139,12 +147,16 @@ public struct ReplicationStore: Sendable {
         if !batch.redacted.isEmpty {
             let fields = Set(batch.redacted.flatMap(\.fields)).sorted().joined(separator: ", ")
             _ = try store.appendCustody(
-                CustodyEvent(kind: .opsRedacted, peer: peer, detail: "withheld values of \(fields)", opIDs: batch.redacted.map(\.id)),
+                CustodyEvent(
+                    kind: .opsRedacted, peer: peer, detail: "withheld values of \(fields)",
+                    opIDs: batch.redacted.map(\.id)),
                 timeMillis: now
             )
         }
         if !batch.withheld.isEmpty {
-            let reasons = Dictionary(grouping: batch.withheld, by: \.reason.rawValue).map { "\($0.value.count)× \($0.key)" }
+            let reasons = Dictionary(grouping: batch.withheld, by: \.reason.rawValue).map {
+                "\($0.value.count)× \($0.key)"
+            }
             _ = try store.appendCustody(
                 CustodyEvent(
                     kind: .filterWithheld,
@@ -163,7 +175,9 @@ public struct ReplicationStore: Sendable {
     /// rest still commit (the peer's other traffic keeps flowing). Ops that came sealed
     /// (`through` nil) are admitted the same way but move no checkpoint: they are not a
     /// contiguous stretch of the peer's log.
-    public mutating func receive(ops encoded: [Data], through: UInt64?, from peer: String, nowMillis: UInt64) throws(LiaisonError) -> ReceiveOutcome {
+    public mutating func receive(
+        ops encoded: [Data], through: UInt64?, from peer: String, nowMillis: UInt64
+    ) throws(LiaisonError) -> ReceiveOutcome {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
         let partner = neighbour.partner
         let now = nowMillis
@@ -217,13 +231,16 @@ public struct ReplicationStore: Sendable {
         var outcome = ReceiveOutcome()
         if !accepted.isEmpty {
             let before = try store.highestSequence()
-            let result = try store.commit(CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
+            let result = try store.commit(
+                CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
             outcome.refused += result.rejected.count
             outcome.logGrew = try store.highestSequence() > before
         }
         outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
-            let reasons = Dictionary(grouping: refused, by: { $0.reason.description }).map { "\($0.value.count)× \($0.key)" }
+            let reasons = Dictionary(grouping: refused, by: { $0.reason.description }).map {
+                "\($0.value.count)× \($0.key)"
+            }
             _ = try store.appendCustody(
                 CustodyEvent(
                     kind: .opsRejected,
@@ -240,4 +257,3 @@ public struct ReplicationStore: Sendable {
         return outcome
     }
 }
-

@@ -21,7 +21,8 @@ enum SessionRunner {
     ) async -> Duration {
         let started = ContinuousClock.now
         let (outgoing, continuation) = AsyncStream<DaemonTransport.Outgoing>.makeStream()
-        let id = await engine.connect(peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation)
+        let id = await engine.connect(
+            peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation)
         var lostError: String?
         do {
             try await connection.io.executeThenClose { inbound, outbound in

@@ -1,5 +1,5 @@
-public import Foundation
 import Crypto
+public import Foundation
 public import LiaisonCore
 
 /// `federation.json` in a node directory: what `liaison run` needs to know of the
@@ -103,7 +103,8 @@ extension Topology {
         var made = [String: (NodeConfig, NodeIdentity, NodeDirectory)]()
         for partner in partners {
             let directory = NodeDirectory(path: out.appendingPathComponent(partner.name).path)
-            let (config, identity) = try directory.initialize(name: partner.name, classifications: classifications, now: now)
+            let (config, identity) = try directory.initialize(
+                name: partner.name, classifications: classifications, now: now)
             try directory.writeAPIToken(ApiToken.generate())
             made[partner.name] = (config, identity, directory)
         }
@@ -117,7 +118,8 @@ extension Topology {
                 sealingKey: made[partner.name]!.1.sealingKey.publicKey.rawRepresentation.base64EncodedString(),
                 relay: partner.relay,
                 neighbours: partners.map(\.name).filter { other in
-                    other != partner.name && (link(from: partner.name, to: other) != nil || link(from: other, to: partner.name) != nil)
+                    other != partner.name
+                        && (link(from: partner.name, to: other) != nil || link(from: other, to: partner.name) != nil)
                 }
             )
         }
@@ -128,7 +130,8 @@ extension Topology {
                 let inbound = link(from: other.name, to: partner.name)?.filter
                 guard outbound != nil || inbound != nil else { continue }
                 neighbours.append(
-                    FederationConfig.Neighbour(name: other.name, outbound: outbound, inbound: inbound, dial: partner.name < other.name)
+                    FederationConfig.Neighbour(
+                        name: other.name, outbound: outbound, inbound: inbound, dial: partner.name < other.name)
                 )
             }
             let config = FederationConfig(
@@ -160,14 +163,17 @@ extension NodeDirectory {
 
     /// Writes the API token (mode 0600).
     public func writeAPIToken(_ token: String) throws(LiaisonError) {
-        guard FileManager.default.createFile(atPath: apiTokenURL.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: apiTokenURL.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
         else { throw LiaisonError(.io, "could not write \(apiTokenURL.path)") }
     }
 
     /// Reads the API token.
     public func readAPIToken() throws(LiaisonError) -> String {
         guard let data = FileManager.default.contents(atPath: apiTokenURL.path) else {
-            throw LiaisonError(.notFound, "\(apiTokenURL.path) is missing; render the node with 'liaison topology render'")
+            throw LiaisonError(
+                .notFound, "\(apiTokenURL.path) is missing; render the node with 'liaison topology render'")
         }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }

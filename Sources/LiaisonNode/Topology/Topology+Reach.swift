@@ -42,7 +42,9 @@ extension Topology {
                     ladder: classifications
                 )
                 if let reason {
-                    if !holders.contains(link.to) { refusals.append(Refusal(from: sender, to: link.to, reason: reason)) }
+                    if !holders.contains(link.to) {
+                        refusals.append(Refusal(from: sender, to: link.to, reason: reason))
+                    }
                 } else if holders.insert(link.to).inserted {
                     frontier.append(link.to)
                 }

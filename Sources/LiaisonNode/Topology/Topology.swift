@@ -73,7 +73,8 @@ public struct Topology: Sendable {
     /// Loads and checks a topology file. Every inconsistency is reported with the file and
     /// line at fault.
     public static func load(path: String) throws(LiaisonError) -> Topology {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw LiaisonError(.notFound, "cannot read topology file \(path)")
         }
         return try parse(text, file: path)
@@ -112,7 +113,9 @@ private struct TopologyReader {
         for (key, value) in mapping {
             guard let name = key.string else { throw fail(key, "keys of \(what) must be text") }
             guard allowed.contains(name) else {
-                throw fail(key, "unknown key '\(name)' in \(what); expected one of: \(allowed.sorted().joined(separator: ", "))")
+                throw fail(
+                    key,
+                    "unknown key '\(name)' in \(what); expected one of: \(allowed.sorted().joined(separator: ", "))")
             }
             out[name] = value
         }
@@ -120,7 +123,9 @@ private struct TopologyReader {
     }
 
     func string(_ node: Node?, _ what: String) throws(LiaisonError) -> String {
-        guard let node, let value = node.scalar?.string, !value.isEmpty else { throw fail(node, "\(what) must be text") }
+        guard let node, let value = node.scalar?.string, !value.isEmpty else {
+            throw fail(node, "\(what) must be text")
+        }
         return value
     }
 
@@ -153,7 +158,8 @@ private struct TopologyReader {
                 throw fail(levels, error.message)
             }
         }
-        guard let partnersNode = top["partners"], let partnerMapping = partnersNode.mapping, !partnerMapping.isEmpty else {
+        guard let partnersNode = top["partners"], let partnerMapping = partnersNode.mapping, !partnerMapping.isEmpty
+        else {
             throw fail(top["partners"] ?? root, "partners must be a mapping of partner names to their settings")
         }
         var partners = [Topology.Partner]()
@@ -163,7 +169,9 @@ private struct TopologyReader {
             guard NodeConfig.isValidPartnerName(name) else {
                 throw fail(key, "invalid partner name '\(name)': use 1-64 letters, digits, '.', '_' or '-'")
             }
-            guard !partners.contains(where: { $0.name == name }) else { throw fail(key, "partner '\(name)' appears twice") }
+            guard !partners.contains(where: { $0.name == name }) else {
+                throw fail(key, "partner '\(name)' appears twice")
+            }
             let fields = try mapping(value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay"])
             guard let endpointsNode = fields["endpoints"], let list = endpointsNode.sequence, !list.isEmpty else {
                 throw fail(fields["endpoints"] ?? value, "partner '\(name)' needs at least one endpoint (host:port)")
@@ -178,7 +186,9 @@ private struct TopologyReader {
                 endpoints.append(endpoint)
             }
             let api = try endpoint(fields["api"], "the api address of '\(name)'")
-            if let other = seenEndpoints[api] { throw fail(fields["api"], "endpoint \(api) is used by both '\(other)' and '\(name)'") }
+            if let other = seenEndpoints[api] {
+                throw fail(fields["api"], "endpoint \(api) is used by both '\(other)' and '\(name)'")
+            }
             seenEndpoints[api] = name
             var relay = false
             if let node = fields["relay"] {
@@ -188,7 +198,9 @@ private struct TopologyReader {
                 relay = value
             }
             partners.append(
-                Topology.Partner(name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"), relay: relay)
+                Topology.Partner(
+                    name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"),
+                    relay: relay)
             )
         }
         var links = [Topology.Link]()
@@ -198,7 +210,8 @@ private struct TopologyReader {
                 let fields = try mapping(item, "a link", allowed: ["from", "to", "filter"])
                 let from = try string(fields["from"], "from")
                 let to = try string(fields["to"], "to")
-                for (name, node) in [(from, fields["from"]), (to, fields["to"])] where !partners.contains(where: { $0.name == name }) {
+                for (name, node) in [(from, fields["from"]), (to, fields["to"])]
+                where !partners.contains(where: { $0.name == name }) {
                     throw fail(node, "link names unknown partner '\(name)'")
                 }
                 guard from != to else { throw fail(item, "a link from '\(from)' to itself") }
@@ -217,7 +230,9 @@ private struct TopologyReader {
         let fields = try mapping(
             node,
             "channels",
-            allowed: ["mode", "heartbeat-ms", "dead-after-ms", "relay-after-ms", "receipt-timeout-ms", "failback-after-ms"]
+            allowed: [
+                "mode", "heartbeat-ms", "dead-after-ms", "relay-after-ms", "receipt-timeout-ms", "failback-after-ms",
+            ]
         )
         var settings = ChannelSettings()
         if let mode = fields["mode"] {
@@ -230,17 +245,22 @@ private struct TopologyReader {
         func millis(_ key: String, _ range: ClosedRange<UInt64>) throws(LiaisonError) -> UInt64? {
             guard let node = fields[key] else { return nil }
             guard let value = node.scalar.flatMap({ UInt64($0.string) }), range.contains(value) else {
-                throw fail(node, "\(key) must be a whole number of milliseconds from \(range.lowerBound) to \(range.upperBound)")
+                throw fail(
+                    node,
+                    "\(key) must be a whole number of milliseconds from \(range.lowerBound) to \(range.upperBound)")
             }
             return value
         }
         settings.heartbeatMillis = try millis("heartbeat-ms", 20...60_000) ?? settings.heartbeatMillis
         settings.deadAfterMillis = try millis("dead-after-ms", 60...600_000) ?? settings.deadAfterMillis
         settings.relayAfterMillis = try millis("relay-after-ms", 0...3_600_000) ?? settings.relayAfterMillis
-        settings.receiptTimeoutMillis = try millis("receipt-timeout-ms", 100...3_600_000) ?? settings.receiptTimeoutMillis
+        settings.receiptTimeoutMillis =
+            try millis("receipt-timeout-ms", 100...3_600_000) ?? settings.receiptTimeoutMillis
         settings.failbackAfterMillis = try millis("failback-after-ms", 0...3_600_000) ?? settings.failbackAfterMillis
         guard settings.deadAfterMillis >= 2 * settings.heartbeatMillis else {
-            throw fail(fields["dead-after-ms"] ?? node, "dead-after-ms must be at least twice heartbeat-ms, or healthy channels are declared dead")
+            throw fail(
+                fields["dead-after-ms"] ?? node,
+                "dead-after-ms must be at least twice heartbeat-ms, or healthy channels are declared dead")
         }
         return settings
     }
@@ -255,8 +275,12 @@ private struct TopologyReader {
         var filter = LinkFilter()
         if let collections = fields["collections"] {
             let names = try strings(collections, "collections")
-            guard !names.isEmpty else { throw fail(collections, "collections names nothing; leave it out to share every collection") }
-            for name in names where !Names.isValid(name) { throw fail(collections, "invalid collection name '\(name)'") }
+            guard !names.isEmpty else {
+                throw fail(collections, "collections names nothing; leave it out to share every collection")
+            }
+            for name in names where !Names.isValid(name) {
+                throw fail(collections, "invalid collection name '\(name)'")
+            }
             filter.collections = Set(names)
         }
         if let ceiling = fields["max-classification"] {
@@ -266,7 +290,9 @@ private struct TopologyReader {
                 throw fail(ceiling, error.message)
             }
         }
-        for (key, keyPath) in [("require-tags", \LinkFilter.requiredTags), ("exclude-tags", \.excludedTags), ("redact", \.redactFields)] {
+        for (key, keyPath) in [
+            ("require-tags", \LinkFilter.requiredTags), ("exclude-tags", \.excludedTags), ("redact", \.redactFields),
+        ] {
             guard let list = fields[key] else { continue }
             let names = try strings(list, key)
             guard !names.isEmpty else { throw fail(list, "\(key) names nothing; leave it out instead") }
