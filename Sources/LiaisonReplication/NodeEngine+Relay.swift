@@ -111,7 +111,7 @@ extension NodeEngine {
                 return
             }
             if envelope.header.to == configuration.me.nodeID {
-                openEnvelope(envelope, via: neighbour)
+                openEnvelope(envelope, via: neighbour, now: now)
             } else {
                 carry(envelope, encoded: bytes, from: neighbour, now: now)
             }
@@ -157,22 +157,55 @@ extension NodeEngine {
 
     /// An envelope addressed to us: open it and hand its ops to the store work; the receipt
     /// goes back once they are committed.
-    private mutating func openEnvelope(_ envelope: SealedEnvelope, via neighbour: String) {
+    private mutating func openEnvelope(_ envelope: SealedEnvelope, via neighbour: String, now: UInt64) {
         guard let sender = partner(id: envelope.header.from), configuration.links[sender.recipient.name]?.inbound != nil
         else {
             strike(neighbour, "sealed envelope from \(envelope.header.from.short), who has no link to this node")
+            return
+        }
+        let name = sender.recipient.name
+        if let seen = openedEnvelopes[envelope.header.id] {
+            // A replay, or the sender's retry through another relay: nothing is committed
+            // twice; the receipt goes again in case the first was lost.
+            log(.debug, "envelope seen before; not opened again", peer: name, ["liaison.envelope": envelope.idText])
+            if let receipt = seen.receipt, !sendOutOfBand(.receipt(receipt), to: name, now: now) {
+                sendOutOfBand(.receipt(receipt), to: neighbour, now: now)
+            }
+            return
+        }
+        guard envelope.header.expiresMillis > now else {
+            log(.info, "expired envelope dropped", peer: name, ["liaison.envelope": envelope.idText])
             return
         }
         let ops: [Data]
         do {
             ops = try envelope.open(with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
         } catch {
-            strike(
-                neighbour, "sealed envelope \(envelope.idText) from \(sender.recipient.name) refused: \(error.message)")
+            strike(neighbour, "sealed envelope \(envelope.idText) from \(name) refused: \(error.message)")
             return
         }
-        output.append(
-            .commit(CommitRequest(peer: sender.recipient.name, ops: ops, source: .envelope(envelope, via: neighbour))))
+        remember(envelope, now: now)
+        output.append(.commit(CommitRequest(peer: name, ops: ops, source: .envelope(envelope, via: neighbour))))
+    }
+
+    /// Remembers an opened envelope until it expires (at most one lifetime ahead); past the
+    /// bound, those expiring first are forgotten.
+    private mutating func remember(_ envelope: SealedEnvelope, now: UInt64) {
+        let until = min(envelope.header.expiresMillis, now + configuration.envelopeLifetimeMillis)
+        openedEnvelopes[envelope.header.id] = OpenedEnvelope(untilMillis: until, receipt: nil)
+        let excess = openedEnvelopes.count - Self.maxOpenedEnvelopes
+        guard excess > 0 else { return }
+        let first = openedEnvelopes.sorted {
+            $0.value.untilMillis != $1.value.untilMillis
+                ? $0.value.untilMillis < $1.value.untilMillis : $0.key.lexicographicallyPrecedes($1.key)
+        }
+        for (id, _) in first.prefix(excess) { openedEnvelopes[id] = nil }
+    }
+
+    /// Forgets opened envelopes past their expiry (a relay drops them by then too).
+    mutating func forgetExpiredEnvelopes(now: UInt64) {
+        guard openedEnvelopes.values.contains(where: { $0.untilMillis <= now }) else { return }
+        openedEnvelopes = openedEnvelopes.filter { $0.value.untilMillis > now }
     }
 
     /// The ops of an envelope are committed: sign a receipt and send it straight back if a
@@ -188,6 +221,7 @@ extension NodeEngine {
                 signingKey: configuration.signingKey
             )
             let message = SyncMessage.receipt(receipt.encoded())
+            openedEnvelopes[envelope.header.id]?.receipt = receipt.encoded()
             if !sendOutOfBand(message, to: sender, now: now) { sendOutOfBand(message, to: neighbour, now: now) }
         } catch {
             log(.error, "could not sign a receipt", peer: sender, ["liaison.error": "\(error)"])

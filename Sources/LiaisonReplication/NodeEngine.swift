@@ -286,6 +286,17 @@ public struct NodeEngine: Sendable {
         public var lastContactMillis: UInt64?
     }
 
+    /// An envelope this node opened.
+    public struct OpenedEnvelope: Sendable, Hashable {
+        /// Until when it is remembered (its expiry, at most one envelope lifetime ahead).
+        public var untilMillis: UInt64
+        /// The signed receipt sent for it, once its ops were committed.
+        public var receipt: Data?
+    }
+
+    /// Most envelopes remembered as opened; past it, those expiring first are forgotten.
+    public static let maxOpenedEnvelopes = 65_536
+
     /// Counters of one link, for link health.
     public struct LinkCounters: Sendable {
         /// When anything last arrived from the peer.
@@ -335,6 +346,9 @@ public struct NodeEngine: Sendable {
     public internal(set) var relayQueue = RelayQueue()
     /// Per-link counters.
     public internal(set) var counters: [String: LinkCounters] = [:]
+    /// Envelopes addressed here that were opened, by id, kept until they expire: a replay
+    /// is not committed again, and gets the receipt again (the first may have been lost).
+    public internal(set) var openedEnvelopes: [Data: OpenedEnvelope] = [:]
     /// The end of our log as far as the engine was told.
     public internal(set) var localHighest: UInt64
     /// Destinations with a batch read for sealing under way.
@@ -405,6 +419,7 @@ public struct NodeEngine: Sendable {
                 nextMaintenanceMillis = now + configuration.maintenanceIntervalMillis
                 for peer in selectors.keys.sorted() { reselect(peer, now: now) }
                 relaySealed(now: now)
+                forgetExpiredEnvelopes(now: now)
             }
         case .logGrew(let highest):
             logGrew(highest, now: now)

@@ -53,8 +53,13 @@ extension Simulation {
     /// arrived in clear was releasable; the hostile node's bad ops were refused and audited.
     func check(_ report: NodeInterpreter<SimulatedTransport>.Report, at name: String) throws {
         for action in report.actions {
-            if case .strike(let peer, let detail) = action, name != hostile, peer != hostile {
+            switch action {
+            case .strike(let peer, let detail) where name != hostile && peer != hostile:
                 violations.append("t=\(now - start) \(name) struck honest \(peer): \(detail)")
+            case .send(_, .envelope(let bytes)):
+                countSealed(bytes, from: name)
+            default:
+                break
             }
         }
         // Custody written since the last look at this node (it includes this call's).
@@ -106,10 +111,11 @@ extension Simulation {
     }
 
     /// Counts envelopes as their senders first send them.
-    func countSealed(_ frame: ByteBuffer, from name: String) {
-        guard case .envelope(let bytes)? = try? SyncFrameCodec.decode(frame),
-            let envelope = try? SealedEnvelope.decode(bytes), envelope.header.from == nodes[name]!.author.nodeID
-        else { return }
+    func countSealed(_ bytes: Data, from name: String) {
+        guard let envelope = try? SealedEnvelope.decode(bytes), envelope.header.from == nodes[name]!.author.nodeID
+        else {
+            return
+        }
         if sealedEnvelopes.insert(envelope.header.id).inserted {
             envelopesSealed += 1
             trace.string("seal \(name) \(envelope.idText)")

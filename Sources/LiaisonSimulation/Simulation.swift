@@ -51,7 +51,8 @@ public final class Simulation {
         }
     }
 
-    struct Node {
+    /// One node of the world: a class, so that looking at it copies nothing.
+    final class Node {
         let name: String
         let author: OpAuthor
         let groups: Set<String>
@@ -59,11 +60,33 @@ public final class Simulation {
         let sealingKey: Curve25519.KeyAgreement.PrivateKey
         let transport: SimulatedTransport
         var interpreter: NodeInterpreter<SimulatedTransport>
-        var isRelay = false
-        var withholds = false
+        let isRelay: Bool
+        let withholds: Bool
         var up = true
         var recipient: Recipient { Recipient(name: name, nodeID: author.nodeID, groups: groups) }
         var engine: NodeEngine { interpreter.engine }
+
+        init(
+            name: String,
+            author: OpAuthor,
+            groups: Set<String>,
+            store: MemoryStore,
+            sealingKey: Curve25519.KeyAgreement.PrivateKey,
+            transport: SimulatedTransport,
+            interpreter: NodeInterpreter<SimulatedTransport>,
+            isRelay: Bool,
+            withholds: Bool
+        ) {
+            self.name = name
+            self.author = author
+            self.groups = groups
+            self.store = store
+            self.sealingKey = sealingKey
+            self.transport = transport
+            self.interpreter = interpreter
+            self.isRelay = isRelay
+            self.withholds = withholds
+        }
     }
 
     struct Channel {
@@ -464,7 +487,6 @@ public final class Simulation {
                 if name == hostile, options.attacks {
                     frame = try attack(frame, by: name, against: peer, channel: key)
                 }
-                countSealed(frame, from: name)
                 // A blocked direction holds frames back (as TCP would keep retransmitting); if
                 // the block outlasts the heartbeat deadline, the receiver closes the channel.
                 let delay = 1 + random.next() % 20
@@ -556,7 +578,7 @@ public final class Simulation {
     /// The node comes back with what its store committed and nothing else: a new engine
     /// and interpreter, as a restarted daemon has.
     func restart(_ name: String) throws {
-        var node = nodes[name]!
+        let node = nodes[name]!
         node.transport.outbox = []
         node.interpreter = try makeInterpreter(
             name: name,
@@ -568,7 +590,6 @@ public final class Simulation {
             sealingKey: node.sealingKey
         )
         node.up = true
-        nodes[name] = node
         downUntil[name] = nil
         trace.string("restart \(name)")
     }

@@ -301,4 +301,44 @@ struct NodeEngineTests {
         #expect(first.allSatisfy { $0 <= 1_000 })
         #expect(Set(first).count > 1)
     }
+    @Test("a replayed envelope is not committed again; its receipt is sent again; an expired one is dropped unopened")
+    func envelopeReplays() throws {
+        var world = World()
+        _ = world.open(3, to: .carol)
+        func envelope(id: UInt8, expires: UInt64) throws -> SealedEnvelope {
+            try SealedEnvelope.seal(
+                ops: [Data([id])],
+                to: TestNode.alice.nodeID,
+                recipientSealingKey: world.sealingKeys["alice"]!.publicKey,
+                signingKey: TestNode.bob.author.signingKey,
+                sealingKey: world.sealingKeys["bob"]!,
+                id: Data(repeating: id, count: 16),
+                expiresMillis: expires
+            )
+        }
+        func commits(_ actions: [NodeEngine.Action]) -> [NodeEngine.CommitRequest] {
+            actions.compactMap { if case .commit(let request) = $0 { return request } else { return nil } }
+        }
+        let first = try envelope(id: 7, expires: world.now + 60_000)
+        let opened = world.handle(.frame(ChannelID(3), .envelope(first.encoded()), bytes: 200, atMillis: world.now))
+        #expect(commits(opened).count == 1)
+        let done = world.handle(
+            .committed(commits(opened)[0], NodeEngine.CommitOutcome(accepted: 1, refused: 0, highest: 11)))
+        let receipts = Self.sends(done).filter { if case .receipt = $0.1 { return true } else { return false } }
+        #expect(receipts.count == 1)
+
+        let replay = world.handle(.frame(ChannelID(3), .envelope(first.encoded()), bytes: 200, atMillis: world.now))
+        #expect(commits(replay).isEmpty, "a replay is not committed twice")
+        #expect(Self.sends(replay).map(\.1) == receipts.map(\.1), "the same receipt goes again")
+        #expect(world.engine.counters["bob"]?.envelopesOpened == 1)
+
+        let stale = try envelope(id: 8, expires: world.now - 1)
+        let dropped = world.handle(.frame(ChannelID(3), .envelope(stale.encoded()), bytes: 200, atMillis: world.now))
+        #expect(commits(dropped).isEmpty, "an expired envelope is not opened")
+
+        // Once the first has expired it is forgotten: the memory of replays is bounded by time.
+        world.now += 61_000
+        _ = world.handle(.tick())
+        #expect(world.engine.openedEnvelopes.isEmpty)
+    }
 }
