@@ -136,6 +136,7 @@ let package = Package(
             dependencies: [
                 "LiaisonCore",
                 "LiaisonNode",
+                "LiaisonReplication",
                 "LiaisonAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -204,7 +205,7 @@ let package = Package(
         // The node's composition root: topology parsing and rendering, expected reach.
         .testTarget(
             name: "LiaisonNodeTests",
-            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonTestSupport"],
+            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
         // Real `liaison run` processes on loopback: replication, sealed relays, crashes, the demo.

@@ -2,6 +2,7 @@ public import Foundation
 import LiaisonAPI
 public import LiaisonCore
 public import LiaisonNode
+import LiaisonReplication
 import Synchronization
 
 /// A drill on real processes: a federation of `liaison run` nodes on loopback in which every

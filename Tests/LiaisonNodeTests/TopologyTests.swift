@@ -1,6 +1,7 @@
 import Foundation
 import LiaisonCore
 import LiaisonNode
+import LiaisonReplication
 import LiaisonTestSupport
 import Testing
 

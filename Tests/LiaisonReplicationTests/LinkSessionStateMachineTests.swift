@@ -1,5 +1,6 @@
 import Foundation
 import LiaisonCore
+import LiaisonReplication
 import LiaisonTestSupport
 import Testing
 

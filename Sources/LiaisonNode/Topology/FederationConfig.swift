@@ -1,6 +1,7 @@
 import Crypto
 public import Foundation
 public import LiaisonCore
+public import LiaisonReplication
 
 /// `federation.json` in a node directory: what `liaison run` needs to know of the
 /// federation, written by `liaison topology render`.

@@ -1,5 +1,6 @@
 import Foundation
 public import LiaisonCore
+public import LiaisonReplication
 import Yams
 
 /// A host and port.

@@ -1,4 +1,5 @@
 public import Foundation
+public import LiaisonCore
 
 /// Why a session ended.
 public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
