@@ -42,12 +42,6 @@ final class FederationFixture: Sendable {
         }
     }
 
-    /// LiaisonTestSupport's `eventually`, so that tests holding a fixture read
-    /// `fixture.eventually { … }`.
-    func eventually(timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
-        try await LiaisonTestSupport.eventually(timeout: timeout, condition)
-    }
-
     /// Whether every running node's outbound links are up and acknowledged to the end of
     /// its log: nothing is on its way anywhere.
     func quiet(_ names: [String]) async throws -> Bool {

@@ -72,14 +72,14 @@ struct RelayTests {
             PutItemBody(
                 collection: "reports", classification: "SECRET", relTo: ["bravo"], fields: ["body": .string(marker)])
         )
-        let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        let arrived = try await eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(arrived, "logs in \(fixture.federation.root.path)")
         let view = try #require(try await fixture.client("bravo").item(put.id))
         #expect(view.fields["body"] == .string(marker))
         #expect(view.digest == put.digest)
 
         // alpha shows the path and, once the receipt is in, nothing awaiting.
-        let receipted = try await fixture.eventually {
+        let receipted = try await eventually {
             guard let link = try await Self.link(fixture, at: "alpha", to: "bravo") else { return false }
             return link.state == "relayed" && link.path == "relay via delta" && link.sealedOpsReceipted >= 1
                 && link.envelopesAwaiting == 0
@@ -98,7 +98,7 @@ struct RelayTests {
                 collection: "reports", classification: "SECRET", relTo: ["alpha"],
                 fields: ["body": .string(marker + "-reply")])
         )
-        #expect(try await fixture.eventually { try await fixture.client("alpha").item(back.id) != nil })
+        #expect(try await eventually { try await fixture.client("alpha").item(back.id) != nil })
 
         // delta carried envelopes and holds no trace of what was in them.
         #expect(try await fixture.client("delta").item(put.id) == nil)
@@ -126,7 +126,7 @@ struct RelayTests {
     func backupChannelCarries() async throws {
         let fixture = try Self.fixture(unreachable: [0])
         try await fixture.start()
-        let onBackup = try await fixture.eventually {
+        let onBackup = try await eventually {
             guard let link = try await Self.link(fixture, at: "alpha", to: "bravo") else { return false }
             return link.state == "up" && link.path.hasPrefix("channel 1 ") && link.channels.first?.state == "down"
         }
@@ -137,7 +137,7 @@ struct RelayTests {
                 collection: "reports", classification: "SECRET", relTo: ["bravo"],
                 fields: ["body": .string("on the backup")])
         )
-        #expect(try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil })
+        #expect(try await eventually { try await fixture.client("bravo").item(put.id) != nil })
         #expect(try await Self.link(fixture, at: "alpha", to: "bravo")?.envelopesAwaiting == 0)
     }
 
@@ -145,7 +145,7 @@ struct RelayTests {
     func activeActive() async throws {
         let fixture = try Self.fixture(mode: "active-active", unreachable: [])
         try await fixture.start()
-        let both = try await fixture.eventually {
+        let both = try await eventually {
             try await Self.link(fixture, at: "alpha", to: "bravo")?.path == "channels 0, 1"
         }
         let seen = try await Self.link(fixture, at: "alpha", to: "bravo")
@@ -186,7 +186,7 @@ struct RelayTests {
         try Self.cut(fixture, dialler: "bravo", peer: "delta", endpoints: [0])
         try await fixture.start()
         // Both relays reachable from alpha before the write, so the first choice is delta's.
-        let relaysUp = try await fixture.eventually {
+        let relaysUp = try await eventually {
             let links = try await fixture.client("alpha").links()
             return ["delta", "echo"].allSatisfy { name in links.contains { $0.peer == name && $0.state == "up" } }
         }
@@ -197,13 +197,13 @@ struct RelayTests {
                 fields: ["body": .string("second try")])
         )
         // The first envelope goes through delta (relays are taken in name order) and sticks.
-        let stuck = try await fixture.eventually {
+        let stuck = try await eventually {
             try await Self.link(fixture, at: "delta", to: "bravo")?.relayHeld ?? 0 >= 1
         }
         #expect(stuck, "delta never held an envelope for bravo")
-        let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        let arrived = try await eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(arrived, "logs in \(fixture.federation.root.path)")
-        let settled = try await fixture.eventually {
+        let settled = try await eventually {
             let link = try await Self.link(fixture, at: "alpha", to: "bravo")
             return link?.envelopesAwaiting == 0 && (link?.envelopesReceipted ?? 0) >= 1
         }

@@ -26,7 +26,7 @@ struct ReplicationTests {
                 collection: "indicators", classification: "CONFIDENTIAL", relTo: ["bravo"],
                 fields: ["indicator": .string("10.1.1.1")])
         )
-        let atBravo = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        let atBravo = try await eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(atBravo)
         try await fixture.waitQuiet(all)
         #expect(try await fixture.client("charlie").item(put.id) == nil)
@@ -44,7 +44,7 @@ struct ReplicationTests {
                 fields: ["indicator": .string("203.0.113.5"), "source": .string("agent-9")]
             )
         )
-        let atCharlie = try await fixture.eventually { try await fixture.client("charlie").item(put.id) != nil }
+        let atCharlie = try await eventually { try await fixture.client("charlie").item(put.id) != nil }
         #expect(atCharlie)
         let view = try #require(try await fixture.client("charlie").item(put.id))
         #expect(view.fields["indicator"] == .string("203.0.113.5"))
@@ -65,7 +65,7 @@ struct ReplicationTests {
             )
         )
         for name in all {
-            let arrived = try await fixture.eventually { try await fixture.client(name).item(put.id) != nil }
+            let arrived = try await eventually { try await fixture.client(name).item(put.id) != nil }
             #expect(arrived, "\(name)")
         }
         async let a = fixture.client("alpha").update(
@@ -129,7 +129,7 @@ struct ReplicationTests {
                 }
             }
         }
-        let refused = try await fixture.eventually {
+        let refused = try await eventually {
             let entries = try await fixture.client("bravo").audit().filter {
                 $0.kind == .peerRefused && $0.peer == "charlie"
             }
@@ -139,7 +139,7 @@ struct ReplicationTests {
         // bravo still serves alpha.
         let put = try await fixture.client("alpha").put(
             PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"]))
-        let arrived = try await fixture.eventually { try await fixture.client("bravo").item(put.id) != nil }
+        let arrived = try await eventually { try await fixture.client("bravo").item(put.id) != nil }
         #expect(arrived)
     }
 
@@ -162,7 +162,7 @@ struct ReplicationTests {
                 return false
             }) ?? false
         #expect(!gotData)
-        let audited = try await fixture.eventually {
+        let audited = try await eventually {
             try await fixture.client("bravo").audit().contains {
                 $0.kind == .peerRefused && $0.detail.contains("TLS handshake")
             }
