@@ -58,13 +58,21 @@ public struct LocalNode: Sendable {
     public let identity: NodeIdentity
     /// The store.
     public let store: any Store
+    /// What `open` found open to other users and made owner-only, relative to the directory
+    /// (`.` for the directory itself); empty when everything already was.
+    public let madeOwnerOnly: [String]
 
-    /// Opens the node in `directory`; refuses a missing, foreign or damaged directory.
+    /// Opens the node in `directory`; refuses a missing, foreign or damaged directory. A
+    /// node directory that other users may read (made by an older Liaison, or copied) is
+    /// first made owner-only, before its keys and store are opened; `madeOwnerOnly` says
+    /// what changed.
     public static func open(_ directory: NodeDirectory) throws(LiaisonError) -> LocalNode {
         let config = try directory.loadConfig()
+        let madeOwnerOnly = try OwnerOnlyFiles.restrict(directory.url)
         let identity = try directory.loadIdentity(config: config)
         let store = try directory.openStore()
-        return LocalNode(directory: directory, config: config, identity: identity, store: store)
+        return LocalNode(
+            directory: directory, config: config, identity: identity, store: store, madeOwnerOnly: madeOwnerOnly)
     }
 
     /// Validates a put request, creates and signs the item's create op, and commits it.

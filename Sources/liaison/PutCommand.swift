@@ -122,7 +122,7 @@ struct PutCommand: AsyncParsableCommand {
                 let result = try await NodeClient(directory: nodeDirectory).put(body)
                 output = Output(id: result.id, opID: result.opID, digest: result.digest)
             } else {
-                let node = try LocalNode.open(nodeDirectory)
+                let node = try LocalNode.openForCommand(nodeDirectory)
                 let (item, op) = try node.put(request, now: now)
                 output = Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
             }

@@ -76,6 +76,35 @@ struct CLITests {
         #expect(human.stdout.contains("sha256:"))
     }
 
+    @Test("init and put leave the node directory owner-only: directories 0700, every file 0600 or stricter")
+    func nodeDirectoryIsOwnerOnly() throws {
+        let (path, _) = try initNode()
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+        let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--field", "title=in clear"])
+        #expect(put.status == 0, "\(put)")
+        let entries = try FileModes.entries(under: path)
+        for expected in ["store.sqlite", "node.json", "tls.crt", "keys/signing.key"] {
+            #expect(entries[expected] != nil, "\(expected) missing")
+        }
+        // store.sqlite-wal and -shm, when SQLite leaves them, are covered too.
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+    }
+
+    @Test("a node directory open to other users is made owner-only with one warning, once")
+    func looseDirectoryIsRestricted() throws {
+        let (path, _) = try initNode()
+        try FileModes.openToEveryone(path)
+        let first = try cli.run(["list", "--dir", path])
+        #expect(first.status == 0, "\(first)")
+        let lines = first.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(first)")
+        #expect(lines.first?.hasPrefix("warning: \(path) was open to other users; made it owner-only") == true)
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+        let second = try cli.run(["list", "--dir", path])
+        #expect(second.status == 0, "\(second)")
+        #expect(second.stderr.isEmpty, "\(second)")
+    }
+
     @Test("init refuses to overwrite an existing identity and changes nothing")
     func initRefusesOverwrite() throws {
         let (path, _) = try initNode()
