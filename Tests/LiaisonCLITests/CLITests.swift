@@ -26,6 +26,26 @@ struct CLITests {
         return (path, try #require(json?["nodeID"] as? String))
     }
 
+    static let demoTopology = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // LiaisonCLITests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()  // the package
+        .appendingPathComponent("topology/demo.yaml")
+        .path
+
+    /// Renders topology/demo.yaml (alpha in EAST, bravo in EAST and WEST, charlie in WEST)
+    /// with `liaison topology render`; returns each partner's directory and NodeID.
+    private func renderDemo() throws -> [String: (dir: String, nodeID: String)] {
+        let outcome = try cli.run(["topology", "render", Self.demoTopology, "--out", dir("demo"), "--json"])
+        try #require(outcome.status == 0, "\(outcome)")
+        let rows = try #require(try json(outcome) as? [[String: String]])
+        var nodes = [String: (dir: String, nodeID: String)]()
+        for row in rows {
+            nodes[try #require(row["name"])] = (try #require(row["dir"]), try #require(row["nodeID"]))
+        }
+        return nodes
+    }
+
     private func json(_ outcome: CommandRunner.Outcome) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8))
     }
@@ -117,10 +137,10 @@ struct CLITests {
 
     @Test("put, get and list --json show the item as it was put")
     func putGetList() throws {
-        let (path, nodeID) = try initNode()
+        let (path, nodeID) = try #require(try renderDemo()["alpha"])
         let put = try cli.run([
             "put", "--dir", path, "--collection", "reports", "--classification", "secret", "--rel-to", "bravo,charlie",
-            "--rel-to", "FVEY", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field",
+            "--rel-to", "WEST", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field",
             "title=Spear phishing wave",
             "--field-json", "score=7", "--field", "note=a=b", "--expires", "2099-01-31T00:00:00Z",
         ])
@@ -134,7 +154,7 @@ struct CLITests {
         #expect(item["id"] as? String == id)
         #expect(item["collection"] as? String == "reports")
         #expect(item["classification"] as? String == "SECRET")
-        #expect(item["releasableTo"] as? [String] == ["FVEY", "bravo", "charlie"])
+        #expect(item["releasableTo"] as? [String] == ["WEST", "bravo", "charlie"])
         #expect(item["orcon"] as? Bool == true)
         #expect(item["tags"] as? [String] == ["apt29", "phishing"])
         #expect(item["originator"] as? String == nodeID)
@@ -185,6 +205,60 @@ struct CLITests {
         #expect(outcome.status == 64, "\(outcome)")
         expectOneErrorLine(outcome, mentioning: message)
         #expect(try contents(of: path) == before)
+    }
+
+    @Test(
+        "REL TO naming no partner or group of the federation is refused with the known names, and writes nothing",
+        arguments: [
+            (["--rel-to", "delta"], "unknown REL TO 'delta': known partners alpha, bravo, charlie; groups EAST, WEST"),
+            (
+                ["--rel-to", "bravo,NORTH"],
+                "unknown REL TO 'NORTH': known partners alpha, bravo, charlie; groups EAST, WEST"
+            ),
+            (["--rel-to", "EAST", "--rel-to", "all"], "unknown REL TO 'all'"),
+        ]
+    )
+    func unknownReleasability(extra: [String], message: String) throws {
+        let path = try #require(try renderDemo()["alpha"]).dir
+        let before = try contents(of: path)
+        let outcome = try cli.run(["put", "--dir", path, "--collection", "reports"] + extra)
+        #expect(outcome.status == 64, "\(outcome)")
+        expectOneErrorLine(outcome, mentioning: message)
+        #expect(try contents(of: path) == before)
+    }
+
+    @Test("REL TO may name a partner, a group, the node itself or ALL")
+    func knownReleasability() throws {
+        let path = try #require(try renderDemo()["alpha"]).dir
+        for relTo in ["bravo", "EAST", "alpha", "ALL", "charlie,WEST"] {
+            let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", relTo])
+            #expect(put.status == 0, "\(relTo): \(put)")
+            let id = put.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let item = try json(try cli.run(["get", "--dir", path, id, "--json"])) as? [String: Any]
+            #expect(item?["releasableTo"] as? [String] == relTo.split(separator: ",").map(String.init).sorted())
+        }
+    }
+
+    @Test("a node without a federation accepts only ALL and its own name in REL TO, and says how to get one")
+    func releasabilityWithoutFederation() throws {
+        let (path, _) = try initNode()
+        let before = try contents(of: path)
+        let refused = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", "bravo"])
+        #expect(refused.status == 64, "\(refused)")
+        expectOneErrorLine(refused, mentioning: "unknown REL TO 'bravo': node alpha has no federation yet")
+        #expect(refused.stderr.contains("liaison topology render"), "\(refused)")
+        #expect(try contents(of: path) == before)
+        for relTo in ["ALL", "alpha"] {
+            let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", relTo])
+            #expect(put.status == 0, "\(relTo): \(put)")
+        }
+    }
+
+    @Test("topology render writes owner-only node directories")
+    func renderIsOwnerOnly() throws {
+        let nodes = try renderDemo()
+        #expect(nodes.keys.sorted() == ["alpha", "bravo", "charlie"])
+        #expect(try FileModes.notOwnerOnly(under: dir("demo")) == [])
     }
 
     @Test("an unknown flag is a usage error")
