@@ -16,27 +16,24 @@ public enum OwnerOnlyFiles {
     /// already exists, its group and other permissions are removed; parents that exist are
     /// left as they are.
     public static func createDirectory(at url: URL) throws(LiaisonError) {
-        let path = url.standardizedFileURL.path
+        let url = url.standardizedFileURL
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw LiaisonError(.alreadyExists, "\(path) is a file, not a directory")
-            }
-            _ = try restrict(url, recursive: false)
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            try createMissing(url)
             return
         }
-        let parent = url.standardizedFileURL.deletingLastPathComponent()
-        if parent.path != path { try createDirectory(missing: parent) }
-        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
-            throw LiaisonError(.io, "cannot create the directory \(path): \(describe(errno))")
+        guard isDirectory.boolValue else {
+            throw LiaisonError(.alreadyExists, "\(url.path) is a file, not a directory")
         }
+        _ = try restrict(url, recursive: false)
     }
 
-    /// Creates missing directories up to `url` with mode 0700; existing ones are untouched.
-    private static func createDirectory(missing url: URL) throws(LiaisonError) {
+    /// Creates `url` and the missing directories above it with mode 0700; existing ones are
+    /// untouched.
+    private static func createMissing(_ url: URL) throws(LiaisonError) {
         guard !FileManager.default.fileExists(atPath: url.path) else { return }
         let parent = url.deletingLastPathComponent()
-        if parent.path != url.path { try createDirectory(missing: parent) }
+        if parent.path != url.path { try createMissing(parent) }
         guard mkdir(url.path, 0o700) == 0 || errno == EEXIST else {
             throw LiaisonError(.io, "cannot create the directory \(url.path): \(describe(errno))")
         }
