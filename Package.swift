@@ -202,10 +202,11 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // The node's composition root: topology parsing and rendering, expected reach.
+        // The node's composition root: topology parsing and rendering, expected reach, owner-only node
+        // directories, put-time checks.
         .testTarget(
             name: "LiaisonNodeTests",
-            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport"],
+            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTestSupport"],
             swiftSettings: upcoming
         ),
         // Real `liaison run` processes on loopback: replication, sealed relays, crashes, the demo.

@@ -8,7 +8,7 @@ public struct PutItemBody: Codable, Sendable {
     public var collection: String
     /// Classification level (default: the lowest).
     public var classification: String?
-    /// REL TO partner or group names.
+    /// REL TO partner or group names, or `ALL`; a name the node does not know is refused (400).
     public var relTo: [String]?
     /// Originator controls dissemination.
     public var orcon: Bool?

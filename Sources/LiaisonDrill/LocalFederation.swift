@@ -27,11 +27,7 @@ public final class LocalFederation: Sendable {
         self.root = root
         self.executable = executable
         self.topology = try topology.onFreeLoopbackPorts()
-        do {
-            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        } catch {
-            throw LiaisonError(.io, "cannot create \(root.path)", cause: error)
-        }
+        try OwnerOnlyFiles.createDirectory(at: root)
         let made = try self.topology.render(into: root, now: Date())
         self.nodeIDs = made.mapValues(\.0.nodeID)
     }
@@ -44,10 +40,10 @@ public final class LocalFederation: Sendable {
     /// An API client for a partner's node.
     public func client(_ name: String) throws(LiaisonError) -> NodeClient { try NodeClient(directory: directory(name)) }
 
-    /// Starts a partner's node; its output goes to `ROOT/NAME.log`.
+    /// Starts a partner's node; its output goes to `ROOT/NAME.log` (mode 0600, emptied).
     public func start(_ name: String) throws(LiaisonError) {
         let log = root.appendingPathComponent("\(name).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        try OwnerOnlyFiles.write(Data(), to: log, replacing: true)
         let process = Process()
         process.executableURL = executable
         process.arguments = ["run", "--dir", directory(name).url.path]

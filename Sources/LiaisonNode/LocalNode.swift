@@ -58,19 +58,37 @@ public struct LocalNode: Sendable {
     public let identity: NodeIdentity
     /// The store.
     public let store: any Store
+    /// `federation.json`: the partners and groups REL TO may name. Nil for a node made by
+    /// `liaison init` alone, which knows no partner.
+    public let federation: FederationConfig?
+    /// What `open` found open to other users and made owner-only, relative to the directory
+    /// (`.` for the directory itself); empty when everything already was.
+    public let madeOwnerOnly: [String]
 
-    /// Opens the node in `directory`; refuses a missing, foreign or damaged directory.
+    /// Opens the node in `directory`; refuses a missing, foreign or damaged directory. A
+    /// node directory that other users may read (made by an older Liaison, or copied) is
+    /// first made owner-only, before its keys and store are opened; `madeOwnerOnly` says
+    /// what changed.
     public static func open(_ directory: NodeDirectory) throws(LiaisonError) -> LocalNode {
         let config = try directory.loadConfig()
+        let madeOwnerOnly = try OwnerOnlyFiles.restrict(directory.url)
         let identity = try directory.loadIdentity(config: config)
+        let federation = try FederationConfig.loadIfPresent(from: directory)
         let store = try directory.openStore()
-        return LocalNode(directory: directory, config: config, identity: identity, store: store)
+        return LocalNode(
+            directory: directory,
+            config: config,
+            identity: identity,
+            store: store,
+            federation: federation,
+            madeOwnerOnly: madeOwnerOnly
+        )
     }
 
     /// Validates a put request, creates and signs the item's create op, and commits it.
     /// Nothing is written when the request is invalid.
     public func put(_ request: PutRequest, now: Date) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
-        let markings = try request.validatedMarkings(config: config, now: now)
+        let markings = try request.validatedMarkings(config: config, federation: federation, now: now)
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
         var generator = SystemRandomNumberGenerator()
@@ -104,7 +122,7 @@ public struct LocalNode: Sendable {
         while start < requests.count {
             var unsigned = [UnsignedOp]()
             for request in requests[start..<min(requests.count, start + signatureBatch)] {
-                let markings = try request.validatedMarkings(config: config, now: now)
+                let markings = try request.validatedMarkings(config: config, federation: federation, now: now)
                 unsigned.append(
                     try identity.author.create(
                         collection: request.collection,
@@ -181,10 +199,15 @@ public struct LocalNode: Sendable {
 }
 
 extension PutRequest {
-    /// Checks the request against the node's configuration without touching the store,
-    /// and returns the item's markings. Callers validate before opening anything, so that
-    /// bad input writes nothing.
-    public func validatedMarkings(config: NodeConfig, now: Date) throws(LiaisonError) -> Markings {
+    /// Checks the request against the node's configuration and what it knows of its
+    /// federation (nil: none) without touching the store, and returns the item's markings.
+    /// Callers validate before opening anything, so that bad input writes nothing.
+    ///
+    /// REL TO may name `ALL`, the node itself, and the federation's partners and groups; any
+    /// other name would release the item to no one, so it is refused with the names known.
+    public func validatedMarkings(
+        config: NodeConfig, federation: FederationConfig?, now: Date
+    ) throws(LiaisonError) -> Markings {
         guard Names.isValid(collection) else {
             throw LiaisonError(
                 .invalidArgument, "invalid collection '\(collection)': use 1-128 letters, digits or . _ - : /")
@@ -193,6 +216,7 @@ extension PutRequest {
         for name in releasableTo where !Names.isValidLabel(name) {
             throw LiaisonError(.invalidArgument, "invalid REL TO entry '\(name)': use a partner or group name")
         }
+        try Self.checkKnown(releasableTo, config: config, federation: federation)
         for caveat in caveats where !Names.isValidLabel(caveat) {
             throw LiaisonError(.invalidArgument, "invalid caveat '\(caveat)'")
         }
@@ -229,5 +253,30 @@ extension PutRequest {
             caveats: caveats,
             expiresAtMillis: expiresAt.map { Int64($0.timeIntervalSince1970 * 1000) }
         )
+    }
+
+    /// Refuses the first REL TO name that is neither `ALL`, nor this node, nor a partner or
+    /// group of its federation, naming the ones it knows.
+    static func checkKnown(
+        _ names: [String], config: NodeConfig, federation: FederationConfig?
+    ) throws(LiaisonError) {
+        guard let federation else {
+            for name in names where name != Markings.everyone && name != config.name {
+                throw LiaisonError(
+                    .invalidArgument,
+                    "unknown REL TO '\(name)': node \(config.name) has no federation yet (no federation.json), so REL TO may name only ALL or \(config.name); partners and groups are known to nodes rendered with 'liaison topology render FILE --out DIR'"
+                )
+            }
+            return
+        }
+        let partners = Set(federation.partners.map(\.name)).union([config.name])
+        let groups = Set(federation.partners.flatMap(\.groups))
+        for name in names where name != Markings.everyone && !partners.contains(name) && !groups.contains(name) {
+            let knownGroups = groups.isEmpty ? "no groups" : "groups \(groups.sorted().joined(separator: ", "))"
+            throw LiaisonError(
+                .invalidArgument,
+                "unknown REL TO '\(name)': known partners \(partners.sorted().joined(separator: ", ")); \(knownGroups)"
+            )
+        }
     }
 }

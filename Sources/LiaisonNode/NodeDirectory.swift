@@ -7,13 +7,14 @@ public import LiaisonStore
 ///
 /// ```
 /// DIR/node.json          name, NodeID, TLS fingerprint, classification ladder
-/// DIR/keys/signing.key   Ed25519 private key, base64 (mode 0600)
-/// DIR/keys/sealing.key   X25519 private key, base64 (mode 0600)
-/// DIR/keys/tls.key       P-256 TLS private key, PEM (mode 0600)
+/// DIR/keys/signing.key   Ed25519 private key, base64
+/// DIR/keys/sealing.key   X25519 private key, base64
+/// DIR/keys/tls.key       P-256 TLS private key, PEM
 /// DIR/tls.crt            self-signed TLS certificate, PEM
-/// DIR/store.sqlite       the store (SQLite, WAL)
+/// DIR/store.sqlite       the store (SQLite, WAL: also store.sqlite-wal and -shm)
 /// ```
-/// `keys/` is mode 0700. `node.json` is written last: a directory without it holds no
+/// Everything is owner-only from the moment it exists: directories mode 0700, files mode
+/// 0600 (`OwnerOnlyFiles`). `node.json` is written last: a directory without it holds no
 /// complete identity.
 public struct NodeDirectory: Sendable {
     /// The directory.
@@ -65,18 +66,12 @@ public struct NodeDirectory: Sendable {
             tlsFingerprint: identity.tlsFingerprint,
             classifications: classifications
         )
-        do {
-            try files.createDirectory(at: url, withIntermediateDirectories: true)
-            try files.createDirectory(
-                at: keysURL, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            try writeSecret(identity.signingKey.rawRepresentation.base64EncodedString(), to: signingKeyURL)
-            try writeSecret(identity.sealingKey.rawRepresentation.base64EncodedString(), to: sealingKeyURL)
-            try writeSecret(identity.tlsKeyPEM, to: tlsKeyURL)
-            try Data(identity.tlsCertificatePEM.utf8).write(to: certificateURL, options: .withoutOverwriting)
-        } catch {
-            throw LiaisonError(
-                .io, "could not write the identity into \(url.path): \(error.localizedDescription)", cause: error)
-        }
+        try OwnerOnlyFiles.createDirectory(at: url)
+        try OwnerOnlyFiles.createDirectory(at: keysURL)
+        try writeOwnerOnly(identity.signingKey.rawRepresentation.base64EncodedString(), to: signingKeyURL)
+        try writeOwnerOnly(identity.sealingKey.rawRepresentation.base64EncodedString(), to: sealingKeyURL)
+        try writeOwnerOnly(identity.tlsKeyPEM, to: tlsKeyURL)
+        try writeOwnerOnly(identity.tlsCertificatePEM, to: certificateURL)
         let store = try SQLiteStore(path: storePath, create: true)
         _ = try store.appendCustody(
             CustodyEvent(
@@ -86,23 +81,20 @@ public struct NodeDirectory: Sendable {
             ),
             timeMillis: Int64(now.timeIntervalSince1970 * 1000)
         )
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let encoded: Data
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(config).write(to: configURL, options: .withoutOverwriting)
+            encoded = try encoder.encode(config)
         } catch {
-            throw LiaisonError(.io, "could not write \(configURL.path)", cause: error)
+            throw LiaisonError(.io, "could not encode \(configURL.path)", cause: error)
         }
+        try OwnerOnlyFiles.write(encoded, to: configURL, replacing: false)
         return (config, identity)
     }
 
-    private func writeSecret(_ text: String, to file: URL) throws {
-        let created = FileManager.default.createFile(
-            atPath: file.path,
-            contents: Data(text.utf8),
-            attributes: [.posixPermissions: 0o600]
-        )
-        if !created { throw LiaisonError(.io, "could not create \(file.path)") }
+    private func writeOwnerOnly(_ text: String, to file: URL) throws(LiaisonError) {
+        try OwnerOnlyFiles.write(Data(text.utf8), to: file, replacing: false)
     }
 
     /// Reads `node.json`; a missing or foreign directory gets a message saying what to do.

@@ -2,6 +2,12 @@ import Foundation
 import GRDB
 public import LiaisonCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The durable store: SQLite through GRDB, in WAL mode with `synchronous = FULL`, so a
 /// committed batch survives `kill -9` and power loss. The schema is versioned with GRDB
 /// migrations; a store written by a newer Liaison is refused rather than misread.
@@ -29,6 +35,8 @@ public final class SQLiteStore: Store {
         }
         if exists {
             try Self.checkHeader(path)
+        } else {
+            try Self.createOwnerOnly(path)
         }
         var config = Configuration()
         config.busyMode = .timeout(10)
@@ -64,6 +72,17 @@ public final class SQLiteStore: Store {
             throw LiaisonError(
                 .corrupt, "the store \(path) is damaged (\(error)); restore it from a backup", cause: error)
         }
+    }
+
+    /// Creates the empty database file with mode 0600 before SQLite opens it: the store holds
+    /// every item in clear, and SQLite creates its `-wal` and `-shm` files with the mode of
+    /// the database file, so all three stay owner-only whatever the process umask.
+    private static func createOwnerOnly(_ path: String) throws(LiaisonError) {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            throw LiaisonError(.io, "cannot create the store \(path): \(String(cString: strerror(errno)))")
+        }
+        close(descriptor)
     }
 
     /// Refuses a file that does not start like an SQLite database, before SQLite touches it.

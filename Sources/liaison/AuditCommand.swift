@@ -31,7 +31,7 @@ struct AuditCommand: ParsableCommand {
 
         func run() throws {
             try reportingErrors {
-                let node = try LocalNode.open(NodeDirectory(path: directory.dir))
+                let node = try LocalNode.openForCommand(NodeDirectory(path: directory.dir))
                 switch try node.store.verifyCustody() {
                 case .intact(let entries):
                     if json {
@@ -67,7 +67,7 @@ struct AuditCommand: ParsableCommand {
         func run() throws {
             try reportingErrors {
                 guard limit > 0 else { throw LiaisonError(.invalidArgument, "--limit must be at least 1") }
-                let node = try LocalNode.open(NodeDirectory(path: directory.dir))
+                let node = try LocalNode.openForCommand(NodeDirectory(path: directory.dir))
                 let entries = try node.store.custody(from: from, limit: limit)
                 if json {
                     try printJSON(entries)
@@ -103,7 +103,7 @@ struct AuditCommand: ParsableCommand {
                     throw LiaisonError(.invalidArgument, "'\(opID)' is not an op id (64 hex digits)")
                 }
                 let id = OpID(hash: hash)
-                let node = try LocalNode.open(NodeDirectory(path: directory.dir))
+                let node = try LocalNode.openForCommand(NodeDirectory(path: directory.dir))
                 var found = [CustodyEntry]()
                 var next: UInt64 = 1
                 while true {

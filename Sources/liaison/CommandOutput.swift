@@ -54,6 +54,11 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
 }
 
+/// One line on stderr, prefixed `warning: `.
+func printWarning(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
 /// Pretty, key-sorted JSON on stdout.
 func printJSON(_ value: some Encodable) throws {
     let encoder = JSONEncoder()

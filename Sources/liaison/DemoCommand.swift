@@ -149,8 +149,10 @@ struct DemoCommand: AsyncParsableCommand {
             for scenario in Self.scenarios {
                 let result = try await federation.client(scenario.originator).put(scenario.body)
                 let request = try scenario.body.request()
+                let directory = federation.directory(scenario.originator)
                 let markings = try request.validatedMarkings(
-                    config: LocalNode.open(federation.directory(scenario.originator)).config,
+                    config: directory.loadConfig(),
+                    federation: FederationConfig.loadIfPresent(from: directory),
                     now: Date()
                 )
                 let reach = federation.topology.expectedReach(

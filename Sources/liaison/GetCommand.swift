@@ -25,7 +25,7 @@ struct GetCommand: AsyncParsableCommand {
             if RunningNode.runningPID(nodeDirectory) != nil {
                 found = try await NodeClient(directory: nodeDirectory).item(itemID.text)
             } else {
-                found = try LocalNode.open(nodeDirectory).item(itemID).map(ItemView.init)
+                found = try LocalNode.openForCommand(nodeDirectory).item(itemID).map(ItemView.init)
             }
             guard let view = found else { throw LiaisonError(.notFound, "no item \(itemID.text) at this node") }
             if json {

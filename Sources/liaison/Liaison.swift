@@ -1,4 +1,11 @@
 import ArgumentParser
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 @main
 struct Liaison: AsyncParsableCommand {
@@ -16,4 +23,13 @@ struct Liaison: AsyncParsableCommand {
             AuditCommand.self, TopologyCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
         ]
     )
+
+    /// Everything a command creates is owner-only (directories 0700, files 0600): node
+    /// directories hold private keys and every item in clear. The library creates node files
+    /// with those modes itself; the umask covers anything else the process writes (bench
+    /// stores, demo and drill directories, logs) and the nodes the demo and drills start.
+    static func main() async {
+        umask(0o077)
+        await main(nil)
+    }
 }

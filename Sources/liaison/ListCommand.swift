@@ -35,7 +35,7 @@ struct ListCommand: AsyncParsableCommand {
                 views = try await NodeClient(directory: nodeDirectory).items(
                     collection: collection, tag: tag, all: all, limit: limit)
             } else {
-                views = try LocalNode.open(nodeDirectory)
+                views = try LocalNode.openForCommand(nodeDirectory)
                     .items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
                     .map(ItemView.init)
             }

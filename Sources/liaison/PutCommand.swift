@@ -9,8 +9,9 @@ struct PutCommand: AsyncParsableCommand {
         commandName: "put",
         abstract: "Create an item and print its id.",
         discussion: """
-            An item without --rel-to stays with this node. REL TO names partners or groups; \
-            ALL releases to every partner. --field values are strings; --field-json values are JSON.
+            An item without --rel-to stays with this node. REL TO names partners or groups of the \
+            node's federation, or the node itself; ALL releases to every partner. An unknown name is \
+            refused. --field values are strings; --field-json values are JSON.
             """
     )
 
@@ -100,7 +101,11 @@ struct PutCommand: AsyncParsableCommand {
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let now = Date()
             // Validate before anything is opened, so bad input writes nothing.
-            _ = try request.validatedMarkings(config: try nodeDirectory.loadConfig(), now: now)
+            _ = try request.validatedMarkings(
+                config: try nodeDirectory.loadConfig(),
+                federation: try FederationConfig.loadIfPresent(from: nodeDirectory),
+                now: now
+            )
             let output: Output
             if RunningNode.runningPID(nodeDirectory) != nil {
                 // The node runs: go through its API so it pushes the item at once.
@@ -122,7 +127,7 @@ struct PutCommand: AsyncParsableCommand {
                 let result = try await NodeClient(directory: nodeDirectory).put(body)
                 output = Output(id: result.id, opID: result.opID, digest: result.digest)
             } else {
-                let node = try LocalNode.open(nodeDirectory)
+                let node = try LocalNode.openForCommand(nodeDirectory)
                 let (item, op) = try node.put(request, now: now)
                 output = Output(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
             }

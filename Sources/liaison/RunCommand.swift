@@ -27,7 +27,7 @@ struct RunCommand: AsyncParsableCommand {
                     "--log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
             }
             let nodeDirectory = NodeDirectory(path: directory.dir)
-            let node = try LocalNode.open(nodeDirectory)
+            let node = try LocalNode.openForCommand(nodeDirectory)
             let federation = try FederationConfig.load(from: nodeDirectory)
             let token = try nodeDirectory.readAPIToken()
             var logger = Logger(label: "liaison.\(node.config.name)") { label in
@@ -69,9 +69,7 @@ enum RunningNode {
         if let pid = runningPID(directory) {
             throw LiaisonError(.alreadyExists, "node \(directory.url.path) already runs as process \(pid)")
         }
-        guard FileManager.default.createFile(atPath: url.path, contents: Data("\(getpid())\n".utf8)) else {
-            throw LiaisonError(.io, "cannot write \(url.path)")
-        }
+        try OwnerOnlyFiles.write(Data("\(getpid())\n".utf8), to: url, replacing: true)
         return url
     }
 

@@ -26,6 +26,26 @@ struct CLITests {
         return (path, try #require(json?["nodeID"] as? String))
     }
 
+    static let demoTopology = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // LiaisonCLITests
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()  // the package
+        .appendingPathComponent("topology/demo.yaml")
+        .path
+
+    /// Renders topology/demo.yaml (alpha in EAST, bravo in EAST and WEST, charlie in WEST)
+    /// with `liaison topology render`; returns each partner's directory and NodeID.
+    private func renderDemo() throws -> [String: (dir: String, nodeID: String)] {
+        let outcome = try cli.run(["topology", "render", Self.demoTopology, "--out", dir("demo"), "--json"])
+        try #require(outcome.status == 0, "\(outcome)")
+        let rows = try #require(try json(outcome) as? [[String: String]])
+        var nodes = [String: (dir: String, nodeID: String)]()
+        for row in rows {
+            nodes[try #require(row["name"])] = (try #require(row["dir"]), try #require(row["nodeID"]))
+        }
+        return nodes
+    }
+
     private func json(_ outcome: CommandRunner.Outcome) throws -> Any {
         try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8))
     }
@@ -76,6 +96,35 @@ struct CLITests {
         #expect(human.stdout.contains("sha256:"))
     }
 
+    @Test("init and put leave the node directory owner-only: directories 0700, every file 0600 or stricter")
+    func nodeDirectoryIsOwnerOnly() throws {
+        let (path, _) = try initNode()
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+        let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--field", "title=in clear"])
+        #expect(put.status == 0, "\(put)")
+        let entries = try FileModes.entries(under: path)
+        for expected in ["store.sqlite", "node.json", "tls.crt", "keys/signing.key"] {
+            #expect(entries[expected] != nil, "\(expected) missing")
+        }
+        // store.sqlite-wal and -shm, when SQLite leaves them, are covered too.
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+    }
+
+    @Test("a node directory open to other users is made owner-only with one warning, once")
+    func looseDirectoryIsRestricted() throws {
+        let (path, _) = try initNode()
+        try FileModes.openToEveryone(path)
+        let first = try cli.run(["list", "--dir", path])
+        #expect(first.status == 0, "\(first)")
+        let lines = first.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(first)")
+        #expect(lines.first?.hasPrefix("warning: \(path) was open to other users; made it owner-only") == true)
+        #expect(try FileModes.notOwnerOnly(under: path) == [])
+        let second = try cli.run(["list", "--dir", path])
+        #expect(second.status == 0, "\(second)")
+        #expect(second.stderr.isEmpty, "\(second)")
+    }
+
     @Test("init refuses to overwrite an existing identity and changes nothing")
     func initRefusesOverwrite() throws {
         let (path, _) = try initNode()
@@ -88,10 +137,10 @@ struct CLITests {
 
     @Test("put, get and list --json show the item as it was put")
     func putGetList() throws {
-        let (path, nodeID) = try initNode()
+        let (path, nodeID) = try #require(try renderDemo()["alpha"])
         let put = try cli.run([
             "put", "--dir", path, "--collection", "reports", "--classification", "secret", "--rel-to", "bravo,charlie",
-            "--rel-to", "FVEY", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field",
+            "--rel-to", "WEST", "--orcon", "--tag", "apt29", "--tag", "phishing", "--field",
             "title=Spear phishing wave",
             "--field-json", "score=7", "--field", "note=a=b", "--expires", "2099-01-31T00:00:00Z",
         ])
@@ -105,7 +154,7 @@ struct CLITests {
         #expect(item["id"] as? String == id)
         #expect(item["collection"] as? String == "reports")
         #expect(item["classification"] as? String == "SECRET")
-        #expect(item["releasableTo"] as? [String] == ["FVEY", "bravo", "charlie"])
+        #expect(item["releasableTo"] as? [String] == ["WEST", "bravo", "charlie"])
         #expect(item["orcon"] as? Bool == true)
         #expect(item["tags"] as? [String] == ["apt29", "phishing"])
         #expect(item["originator"] as? String == nodeID)
@@ -156,6 +205,60 @@ struct CLITests {
         #expect(outcome.status == 64, "\(outcome)")
         expectOneErrorLine(outcome, mentioning: message)
         #expect(try contents(of: path) == before)
+    }
+
+    @Test(
+        "REL TO naming no partner or group of the federation is refused with the known names, and writes nothing",
+        arguments: [
+            (["--rel-to", "delta"], "unknown REL TO 'delta': known partners alpha, bravo, charlie; groups EAST, WEST"),
+            (
+                ["--rel-to", "bravo,NORTH"],
+                "unknown REL TO 'NORTH': known partners alpha, bravo, charlie; groups EAST, WEST"
+            ),
+            (["--rel-to", "EAST", "--rel-to", "all"], "unknown REL TO 'all'"),
+        ]
+    )
+    func unknownReleasability(extra: [String], message: String) throws {
+        let path = try #require(try renderDemo()["alpha"]).dir
+        let before = try contents(of: path)
+        let outcome = try cli.run(["put", "--dir", path, "--collection", "reports"] + extra)
+        #expect(outcome.status == 64, "\(outcome)")
+        expectOneErrorLine(outcome, mentioning: message)
+        #expect(try contents(of: path) == before)
+    }
+
+    @Test("REL TO may name a partner, a group, the node itself or ALL")
+    func knownReleasability() throws {
+        let path = try #require(try renderDemo()["alpha"]).dir
+        for relTo in ["bravo", "EAST", "alpha", "ALL", "charlie,WEST"] {
+            let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", relTo])
+            #expect(put.status == 0, "\(relTo): \(put)")
+            let id = put.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let item = try json(try cli.run(["get", "--dir", path, id, "--json"])) as? [String: Any]
+            #expect(item?["releasableTo"] as? [String] == relTo.split(separator: ",").map(String.init).sorted())
+        }
+    }
+
+    @Test("a node without a federation accepts only ALL and its own name in REL TO, and says how to get one")
+    func releasabilityWithoutFederation() throws {
+        let (path, _) = try initNode()
+        let before = try contents(of: path)
+        let refused = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", "bravo"])
+        #expect(refused.status == 64, "\(refused)")
+        expectOneErrorLine(refused, mentioning: "unknown REL TO 'bravo': node alpha has no federation yet")
+        #expect(refused.stderr.contains("liaison topology render"), "\(refused)")
+        #expect(try contents(of: path) == before)
+        for relTo in ["ALL", "alpha"] {
+            let put = try cli.run(["put", "--dir", path, "--collection", "reports", "--rel-to", relTo])
+            #expect(put.status == 0, "\(relTo): \(put)")
+        }
+    }
+
+    @Test("topology render writes owner-only node directories")
+    func renderIsOwnerOnly() throws {
+        let nodes = try renderDemo()
+        #expect(nodes.keys.sorted() == ["alpha", "bravo", "charlie"])
+        #expect(try FileModes.notOwnerOnly(under: dir("demo")) == [])
     }
 
     @Test("an unknown flag is a usage error")

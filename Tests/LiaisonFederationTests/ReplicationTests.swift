@@ -34,6 +34,25 @@ struct ReplicationTests {
         #expect(withheld.contains { $0.peer == "charlie" && $0.detail.contains("not-releasable") })
     }
 
+    @Test("POST /v1/items with an unknown REL TO is a 400 naming the known partners and groups, and writes nothing")
+    func unknownReleasabilityOverTheAPI() async throws {
+        let fixture = try FederationFixture.demo()
+        try fixture.federation.start("alpha")
+        try await fixture.federation.waitUntilHealthy(["alpha"])
+        let alpha = try fixture.client("alpha")
+        do {
+            _ = try await alpha.put(PutItemBody(collection: "reports", relTo: ["bravo", "delta"]))
+            Issue.record("REL TO delta was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument, "\(error)")
+            #expect(error.message == "unknown REL TO 'delta': known partners alpha, bravo, charlie; groups EAST, WEST")
+        }
+        #expect(try await alpha.items(all: true).isEmpty)
+        #expect(try await alpha.audit().filter { $0.kind == .opsCreated }.isEmpty)
+        let known = try await alpha.put(PutItemBody(collection: "reports", relTo: ["bravo", "WEST"]))
+        #expect(try await alpha.item(known.id)?.releasableTo == ["WEST", "bravo"])
+    }
+
     @Test("an item for charlie reaches charlie through bravo, redacted as the first hop says")
     func multiHop() async throws {
         let fixture = try FederationFixture.demo()

@@ -78,15 +78,26 @@ public struct FederationConfig: Codable, Sendable, Equatable {
         }
     }
 
-    /// Writes `federation.json` into a node directory.
+    /// Reads `federation.json` from a node directory; nil when the directory has none (a node
+    /// made by `liaison init` alone knows no federation).
+    public static func loadIfPresent(from directory: NodeDirectory) throws(LiaisonError) -> FederationConfig? {
+        let url = directory.url.appendingPathComponent("federation.json")
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try load(from: directory)
+    }
+
+    /// Writes `federation.json` into a node directory (mode 0600, replacing it atomically).
     public func write(to directory: NodeDirectory) throws(LiaisonError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let encoded: Data
         do {
-            try encoder.encode(self).write(to: directory.url.appendingPathComponent("federation.json"))
+            encoded = try encoder.encode(self)
         } catch {
-            throw LiaisonError(.io, "could not write federation.json into \(directory.url.path)", cause: error)
+            throw LiaisonError(.io, "could not encode federation.json for \(directory.url.path)", cause: error)
         }
+        try OwnerOnlyFiles.write(
+            encoded, to: directory.url.appendingPathComponent("federation.json"), replacing: true)
     }
 }
 
@@ -164,10 +175,7 @@ extension NodeDirectory {
 
     /// Writes the API token (mode 0600).
     public func writeAPIToken(_ token: String) throws(LiaisonError) {
-        guard
-            FileManager.default.createFile(
-                atPath: apiTokenURL.path, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
-        else { throw LiaisonError(.io, "could not write \(apiTokenURL.path)") }
+        try OwnerOnlyFiles.write(Data(token.utf8), to: apiTokenURL, replacing: true)
     }
 
     /// Reads the API token.

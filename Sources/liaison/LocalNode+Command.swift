@@ -1,0 +1,20 @@
+import Foundation
+import LiaisonCore
+import LiaisonNode
+
+extension LocalNode {
+    /// Opens the node in `directory` for a command. When the directory was open to other
+    /// users (made by an older Liaison, or copied), opening makes it owner-only; this says so
+    /// in one line on stderr, once: the next command finds nothing to change.
+    static func openForCommand(_ directory: NodeDirectory) throws(LiaisonError) -> LocalNode {
+        let node = try open(directory)
+        if !node.madeOwnerOnly.isEmpty {
+            let shown = node.madeOwnerOnly.prefix(6).joined(separator: ", ")
+            let more = node.madeOwnerOnly.count > 6 ? ", …" : ""
+            printWarning(
+                "\(directory.url.path) was open to other users; made it owner-only (\(node.madeOwnerOnly.count) entries: \(shown)\(more))"
+            )
+        }
+        return node
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonStore
+import LiaisonTestSupport
+import Testing
+
+/// Put-time checks on REL TO: a name that is neither ALL, nor the node, nor a partner or
+/// group of its federation would release the item to no one, so the put is refused and
+/// nothing is written. `LocalNode.put` is what both `liaison put` and `POST /v1/items` call.
+@Suite("Put validation")
+struct PutValidationTests {
+    @Test("a rendered node accepts its partners, groups, itself and ALL, and refuses anything else naming them")
+    func releasabilityInAFederation() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try TopologyTests.demo().render(into: root, now: Date())
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        #expect(node.federation?.me == "alpha")
+
+        for relTo in [["bravo"], ["charlie", "WEST"], ["EAST"], ["alpha"], ["ALL"], []] {
+            let (item, _) = try node.put(PutRequest(collection: "reports", releasableTo: relTo), now: Date())
+            #expect(item.markings.releasableTo == relTo.sorted())
+        }
+        let sequence = try node.store.highestSequence()
+        let custody = try node.store.custody(from: 1, limit: 1000).count
+        for (relTo, unknown) in [(["delta"], "delta"), (["bravo", "NORTH"], "NORTH"), (["all"], "all")] {
+            do {
+                _ = try node.put(PutRequest(collection: "reports", releasableTo: relTo), now: Date())
+                Issue.record("REL TO \(relTo) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(
+                    error.message
+                        == "unknown REL TO '\(unknown)': known partners alpha, bravo, charlie; groups EAST, WEST")
+            }
+        }
+        #expect(try node.store.highestSequence() == sequence, "a refused put wrote an op")
+        #expect(try node.store.custody(from: 1, limit: 1000).count == custody, "a refused put wrote custody")
+    }
+
+    @Test("a federation without groups says so")
+    func federationWithoutGroups() throws {
+        let yaml = """
+            federation: pair
+            partners:
+              alpha: {endpoints: ["127.0.0.1:1"], api: "127.0.0.1:2"}
+              bravo: {endpoints: ["127.0.0.1:3"], api: "127.0.0.1:4"}
+            links:
+              - {from: alpha, to: bravo}
+            """
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try Topology.parse(yaml).render(into: root, now: Date())
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("bravo").path))
+        let error = #expect(throws: LiaisonError.self) {
+            _ = try node.put(PutRequest(collection: "reports", releasableTo: ["EAST"]), now: Date())
+        }
+        #expect(error?.message == "unknown REL TO 'EAST': known partners alpha, bravo; no groups")
+    }
+
+    @Test("a node without a federation accepts only ALL and its own name")
+    func releasabilityWithoutFederation() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let directory = NodeDirectory(path: root.appendingPathComponent("alpha").path)
+        _ = try directory.initialize(name: "alpha", now: Date())
+        let node = try LocalNode.open(directory)
+        #expect(node.federation == nil)
+        for relTo in [["ALL"], ["alpha"], []] {
+            _ = try node.put(PutRequest(collection: "reports", releasableTo: relTo), now: Date())
+        }
+        let sequence = try node.store.highestSequence()
+        do {
+            _ = try node.put(PutRequest(collection: "reports", releasableTo: ["ALL", "bravo"]), now: Date())
+            Issue.record("REL TO bravo was accepted by a node with no federation")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.message.hasPrefix("unknown REL TO 'bravo': node alpha has no federation yet"))
+            #expect(error.message.contains("liaison topology render"))
+        }
+        #expect(try node.store.highestSequence() == sequence)
+    }
+}
