@@ -294,6 +294,18 @@ public struct NodeEngine: Sendable {
         public var receipt: Data?
     }
 
+    /// Refused connections counted per source (a partner's name, or every outsider as one).
+    struct RefusalWindow: Sendable {
+        var endsMillis: UInt64
+        var suppressed: Int
+        var lastDetail: String
+    }
+
+    /// The source under which connections from no known partner are counted.
+    static let outsiders = "(outsiders)"
+    /// How long refused connections from one source are counted before they are audited.
+    public static let refusalWindowMillis: UInt64 = 60_000
+
     /// Most envelopes remembered as opened; past it, those expiring first are forgotten.
     public static let maxOpenedEnvelopes = 65_536
 
@@ -353,6 +365,7 @@ public struct NodeEngine: Sendable {
     public internal(set) var localHighest: UInt64
     /// Destinations with a batch read for sealing under way.
     var sealingLoads: Set<String> = []
+    var refusalWindows: [String: RefusalWindow] = [:]
     private var nextMaintenanceMillis: UInt64 = 0
     var random: SeededRandom
     var output: [Action] = []
@@ -420,6 +433,7 @@ public struct NodeEngine: Sendable {
                 for peer in selectors.keys.sorted() { reselect(peer, now: now) }
                 relaySealed(now: now)
                 forgetExpiredEnvelopes(now: now)
+                closeRefusalWindows(now: now)
             }
         case .logGrew(let highest):
             logGrew(highest, now: now)
@@ -438,7 +452,7 @@ public struct NodeEngine: Sendable {
         case .committed(let request, let outcome):
             committed(request, outcome, now: now)
         case .connectionRefused(let peer, let detail):
-            refused(peer, detail, now: now)
+            connectionRefused(peer, detail, now: now)
         case .storeFailed(let peer, let purpose, let reason):
             log(.error, "store work failed", peer: peer, ["liaison.error": reason])
             switch purpose {
@@ -634,6 +648,40 @@ public struct NodeEngine: Sendable {
         if let peer { counters[peer]?.lastError = detail }
         output.append(.custody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail)))
         log(.warning, "refused peer", peer: peer ?? "unknown", ["liaison.reason": detail])
+    }
+
+    /// A connection refused before it became a channel. The first from a source in a window
+    /// is audited at once; the rest are counted and audited as one entry when the window
+    /// closes, so a connect loop cannot grow the custody log (or the log) without bound.
+    private mutating func connectionRefused(_ peer: String?, _ detail: String, now: UInt64) {
+        let source = peer ?? Self.outsiders
+        if var window = refusalWindows[source], now < window.endsMillis {
+            window.suppressed += 1
+            window.lastDetail = detail
+            refusalWindows[source] = window
+            return
+        }
+        flushRefusals(source)
+        refusalWindows[source] = RefusalWindow(
+            endsMillis: now + Self.refusalWindowMillis, suppressed: 0, lastDetail: detail)
+        refused(peer, detail, now: now)
+    }
+
+    /// Audits what a closed refusal window counted.
+    mutating func flushRefusals(_ source: String) {
+        guard let window = refusalWindows.removeValue(forKey: source), window.suppressed > 0 else { return }
+        let peer = source == Self.outsiders ? nil : source
+        let detail =
+            "\(window.suppressed) more refused connections in \(Self.refusalWindowMillis / 1000) s; last: \(window.lastDetail)"
+        output.append(.custody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail)))
+        log(.warning, "refused connections", peer: source, ["liaison.count": "\(window.suppressed)"])
+    }
+
+    /// Closes the refusal windows that ended.
+    mutating func closeRefusalWindows(now: UInt64) {
+        for source in refusalWindows.keys.sorted() where refusalWindows[source]!.endsMillis <= now {
+            flushRefusals(source)
+        }
     }
 
     /// A partner sent something it must not: audited and counted against it.

@@ -341,4 +341,26 @@ struct NodeEngineTests {
         _ = world.handle(.tick())
         #expect(world.engine.openedEnvelopes.isEmpty)
     }
+    @Test("a connect loop is audited once per minute per source, with a count, not once per attempt")
+    func refusedConnectionsAggregate() {
+        var world = World()
+        func custody(_ actions: [NodeEngine.Action]) -> [CustodyEvent] {
+            actions.compactMap { if case .custody(let event) = $0 { return event } else { return nil } }
+        }
+        var entries = [CustodyEvent]()
+        for attempt in 0..<100 {
+            world.now += 100
+            entries += custody(
+                world.handle(.connectionRefused(peer: nil, detail: "certificate from 10.0.0.\(attempt)")))
+            entries += custody(world.handle(.tick()))
+        }
+        #expect(entries.count == 1, "only the first refusal of the window is audited at once")
+        entries += custody(world.handle(.connectionRefused(peer: "bob", detail: "wrong certificate")))
+        #expect(entries.count == 2, "a partner's refusals are counted apart from outsiders'")
+        world.now += NodeEngine.refusalWindowMillis
+        entries += custody(world.handle(.tick()))
+        #expect(entries.count == 3)
+        #expect(entries.last?.detail.hasPrefix("99 more refused connections") == true, "\(entries.last?.detail ?? "")")
+        #expect(entries.last?.peer == nil)
+    }
 }
