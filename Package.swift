@@ -206,7 +206,10 @@ let package = Package(
         // directories, put-time checks.
         .testTarget(
             name: "LiaisonNodeTests",
-            dependencies: ["LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTestSupport"],
+            dependencies: [
+                "LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTransport",
+                "LiaisonTestSupport",
+            ],
             swiftSettings: upcoming
         ),
         // Real `liaison run` processes on loopback: replication, sealed relays, crashes, the demo.

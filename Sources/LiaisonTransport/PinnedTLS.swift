@@ -58,26 +58,50 @@ public struct PinnedTLS: Sendable {
     }
 }
 
+/// A TLS handshake that did not finish within its deadline.
+public struct HandshakeTimeout: Error, CustomStringConvertible {
+    /// The deadline in milliseconds.
+    public var deadlineMillis: Int64
+    public var description: String { "no TLS handshake within \(deadlineMillis) ms" }
+}
+
 /// Reports the peer's leaf certificate once the TLS handshake completes; fails the report
-/// when the channel errs, closes or is torn down first. Completes its promise exactly once.
+/// when the channel errs, closes or is torn down first, or when the handshake misses its
+/// deadline (then it closes the channel: a connection that never speaks TLS holds nothing
+/// for long). Completes its promise exactly once.
 final class TLSHandshakeHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
+    /// How long a new connection has to complete its TLS handshake.
+    static let deadline = TimeAmount.seconds(5)
+
     private let promise: EventLoopPromise<NIOSSLCertificate?>
     private var completed = false
+    private var timeout: Scheduled<Void>?
 
     init(promise: EventLoopPromise<NIOSSLCertificate?>) { self.promise = promise }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(in: Self.deadline) { [self] in
+            guard !completed else { return }
+            fail(HandshakeTimeout(deadlineMillis: Self.deadline.nanoseconds / 1_000_000))
+            channel.close(promise: nil)
+        }
+    }
 
     private func succeed(_ leaf: NIOSSLCertificate?) {
         guard !completed else { return }
         completed = true
+        timeout?.cancel()
         promise.succeed(leaf)
     }
 
     private func fail(_ error: any Error) {
         guard !completed else { return }
         completed = true
+        timeout?.cancel()
         promise.fail(error)
     }
 

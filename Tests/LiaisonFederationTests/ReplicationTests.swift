@@ -10,6 +10,10 @@ import LiaisonWire
 import NIOCore
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Real processes, real pinned TLS on loopback (DESIGN §12). Topology: topology/demo.yaml —
 /// alpha <-> bravo <-> charlie, no alpha–charlie link; alpha->bravo redacts `source` and
 /// caps at SECRET; bravo->charlie carries only indicators up to CONFIDENTIAL.
@@ -187,5 +191,50 @@ struct ReplicationTests {
             }
         }
         #expect(audited)
+    }
+    @Test("a connection that never starts its TLS handshake is closed at the deadline and audited")
+    func silentConnectionClosed() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let bravo = try #require(
+            try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
+        // A plain TCP connection that says nothing: bravo must close it by itself.
+        let closedByBravo = try await Task.detached {
+            try SilentSocket.connectAndWaitForClose(
+                host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, limitSeconds: 20)
+        }.value
+        #expect(closedByBravo, "bravo kept a silent connection open for 20 s")
+        let audited = try await eventually {
+            try await fixture.client("bravo").audit().contains {
+                $0.kind == .peerRefused && $0.detail.contains("no TLS handshake within")
+            }
+        }
+        #expect(audited)
+    }
+}
+
+/// A raw TCP client that connects and never writes.
+enum SilentSocket {
+    /// Connects, then blocks reading until the server closes (true) or `limitSeconds` pass (false).
+    static func connectAndWaitForClose(host: String, port: Int, limitSeconds: Int) throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LiaisonError(.io, "socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { throw LiaisonError(.io, "connect() to \(host):\(port) failed") }
+        var timeout = timeval(tv_sec: limitSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        // 0: orderly close; -1 with ECONNRESET: closed hard. Both count; a timeout does not.
+        let read = recv(fd, &byte, 1, 0)
+        return read == 0 || (read < 0 && errno == ECONNRESET)
     }
 }

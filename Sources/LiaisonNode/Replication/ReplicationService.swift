@@ -12,6 +12,12 @@ public struct ReplicationService: Service {
     let federation: FederationConfig
     let tls: PinnedTLS
     let logger: Logger
+    /// Connections open per remote address: a connect loop holds at most this many sockets.
+    let perAddress = ConnectionLimiter(limit: ReplicationService.maxConnectionsPerAddress)
+
+    /// Most connections accepted at once from one address (a partner's channels to every
+    /// endpoint, from every endpoint of its own, fit well within it).
+    public static let maxConnectionsPerAddress = 64
 
     /// Creates the service.
     public init(engine: ReplicationEngine, identity: NodeIdentity, federation: FederationConfig, logger: Logger) {
@@ -69,6 +75,15 @@ public struct ReplicationService: Service {
     }
 
     private func accept(_ connection: PeerConnection, endpoint: Int) async {
+        let address = connection.channel.remoteAddress?.ipAddress ?? "unknown"
+        guard perAddress.enter(address) else {
+            await engine.refused(
+                peer: nil,
+                detail: "\(address) already holds \(perAddress.limit) connections; one more refused")
+            await connection.reject()
+            return
+        }
+        defer { perAddress.leave(address) }
         let fingerprint: String
         do {
             fingerprint = try await connection.peerFingerprint()
