@@ -534,6 +534,10 @@ public struct NodeEngine: Sendable {
                 opened(id, now: now)
             case .close(let reason):
                 if case .protocolViolation = reason { refused(peer, reason.description, now: now) }
+                // A pinned peer that connects and never says hello is refused and audited too.
+                if case .heartbeatTimeout = reason, !channel.open {
+                    refused(peer, "no hello within \(configuration.session.helloTimeoutMillis) ms", now: now)
+                }
                 output.append(.close(id, reason: reason.description))
                 remove(id, reason: reason.description, failed: true, now: now)
                 return

@@ -110,7 +110,7 @@ extension Simulation {
         return try SyncFrameCodec.encode(.batch(ops: ops + extra, throughSeq: through))
     }
 
-    /// Counts envelopes as their senders first send them.
+    /// Counts envelopes as their senders first send them, and again when they retry.
     func countSealed(_ bytes: Data, from name: String) {
         guard let envelope = try? SealedEnvelope.decode(bytes), envelope.header.from == nodes[name]!.author.nodeID
         else {
@@ -119,6 +119,11 @@ extension Simulation {
         if sealedEnvelopes.insert(envelope.header.id).inserted {
             envelopesSealed += 1
             trace.string("seal \(name) \(envelope.idText)")
+        } else {
+            // The same envelope from its sender again: a retry after a missing receipt. Counted
+            // by the world, so a sender's crash does not lose the count.
+            envelopeRetries += 1
+            trace.string("reseal \(name) \(envelope.idText)")
         }
     }
 

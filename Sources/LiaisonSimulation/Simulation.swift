@@ -141,6 +141,7 @@ public final class Simulation {
     var envelopesWithheld = 0
     var relayedOps: [String: Set<OpID>] = [:]
     var sealedEnvelopes: Set<Data> = []
+    var envelopeRetries = 0
     var nextChannelID = 0
     /// The channel each end's id belongs to.
     var ends: [ChannelID: String] = [:]
@@ -243,7 +244,7 @@ public final class Simulation {
             envelopesSealed: envelopesSealed,
             envelopesOpened: envelopesOpened,
             envelopesWithheld: envelopesWithheld,
-            envelopeRetries: names.reduce(0) { $0 + Int(nodes[$1]?.engine.sealed.retries ?? 0) },
+            envelopeRetries: envelopeRetries,
             replay:
                 "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
@@ -854,6 +855,15 @@ public final class Simulation {
             guard let item = finalItems[op.body.itemID], let authorName = byNodeID[op.body.author],
                 let originatorName = byNodeID[item.originator]
             else { continue }
+            // An author that the final markings no longer release the item to stopped
+            // learning of its changes (a narrowing is not sent to it; recall is issue 10),
+            // so it judges its own op against markings it last saw, and its op is owed to
+            // no one (seed 102486: p0's tag op on an item narrowed to REL TO p3 alone).
+            if authorName != originatorName,
+                !item.markings.isReleasable(toPartner: authorName, groups: nodes[authorName]!.groups)
+            {
+                continue
+            }
             // A node must hold an op when the op can reach it from its author and the item
             // itself (its create) can reach it from the originator.
             let mustHold = entitled(op: op, item: item, from: authorName).intersection(

@@ -363,4 +363,48 @@ struct NodeEngineTests {
         #expect(entries.last?.detail.hasPrefix("99 more refused connections") == true, "\(entries.last?.detail ?? "")")
         #expect(entries.last?.peer == nil)
     }
+    @Test("an envelope with no receipt in time goes again, through another relay if there is one")
+    func envelopeRetry() throws {
+        var world = World()
+        _ = world.open(3, to: .carol)
+        world.now += 400
+        let seal = Self.loads(world.handle(.tick())).filter { $0.peer == "bob" }
+        #expect(seal.count == 1)
+        let sent = world.handle(
+            .batchLoaded(seal[0], NodeEngine.LoadedBatch(ops: [Data([9])], sent: 1, withheld: 0, throughSeq: 10)))
+        let envelopes = Self.sends(sent).filter { if case .envelope = $0.1 { return true } else { return false } }
+        #expect(envelopes.count == 1)
+        // The relay withholds it: no receipt. Past the receipt timeout it goes again.
+        var resent = [(ChannelID, SyncMessage)]()
+        for _ in 0..<20 where resent.isEmpty {
+            world.now += 100
+            _ = world.handle(.frame(ChannelID(3), .ping(nonce: world.now), bytes: 16, atMillis: world.now))
+            resent = Self.sends(world.handle(.tick())).filter {
+                if case .envelope = $0.1 { return true } else { return false }
+            }
+        }
+        #expect(resent.map(\.1) == envelopes.map(\.1), "the same envelope, sent again")
+        #expect(world.engine.sealed.retries == 1)
+    }
+    @Test("a pinned peer that connects and never says hello is closed at the hello deadline and audited")
+    func noHello() {
+        var world = World()
+        let start = NodeEngine.SessionStart(
+            checkpoint: 0, highest: 10, hlc: HLCTimestamp(physicalMillis: world.now, logical: 0))
+        _ = world.handle(.channelConnected(ChannelID(1), peer: "bob", endpoint: 0, address: "x", start: start))
+        var actions = [NodeEngine.Action]()
+        for _ in 0..<120 where world.engine.channels[ChannelID(1)] != nil {
+            world.now += 50
+            actions = world.handle(.tick())
+        }
+        #expect(actions.contains { if case .close(ChannelID(1), _) = $0 { return true } else { return false } })
+        #expect(
+            actions.contains {
+                if case .custody(let event) = $0 {
+                    return event.detail.hasPrefix("no hello within")
+                } else {
+                    return false
+                }
+            })
+    }
 }
