@@ -189,12 +189,14 @@ extension NodeEngine {
     }
 
     /// Remembers an opened envelope until it expires (at most one lifetime ahead); past the
-    /// bound, those expiring first are forgotten.
+    /// bound, the tenth expiring first is forgotten.
     private mutating func remember(_ envelope: SealedEnvelope, now: UInt64) {
         let until = min(envelope.header.expiresMillis, now + configuration.envelopeLifetimeMillis)
         openedEnvelopes[envelope.header.id] = OpenedEnvelope(untilMillis: until, receipt: nil)
-        let excess = openedEnvelopes.count - Self.maxOpenedEnvelopes
-        guard excess > 0 else { return }
+        guard openedEnvelopes.count > Self.maxOpenedEnvelopes else { return }
+        // Forget a tenth at once, so a partner flooding envelopes costs one sort per
+        // thousands of them, not one per envelope.
+        let excess = openedEnvelopes.count - Self.maxOpenedEnvelopes + Self.maxOpenedEnvelopes / 10
         let first = openedEnvelopes.sorted {
             $0.value.untilMillis != $1.value.untilMillis
                 ? $0.value.untilMillis < $1.value.untilMillis : $0.key.lexicographicallyPrecedes($1.key)
