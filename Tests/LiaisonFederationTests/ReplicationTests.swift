@@ -199,10 +199,17 @@ struct ReplicationTests {
         let bravo = try #require(
             try FederationConfig.load(from: fixture.federation.directory("alpha")).partner(named: "bravo"))
         // A plain TCP connection that says nothing: bravo must close it by itself.
-        let closedByBravo = try await Task.detached {
-            try SilentSocket.connectAndWaitForClose(
-                host: bravo.endpoints[0].host, port: bravo.endpoints[0].port, limitSeconds: 20)
-        }.value
+        // The blocking read runs on a thread of its own, not on the cooperative pool.
+        let endpoint = bravo.endpoints[0]
+        let closedByBravo = try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        try SilentSocket.connectAndWaitForClose(
+                            host: endpoint.host, port: endpoint.port, limitSeconds: 20)
+                    })
+            }.start()
+        }
         #expect(closedByBravo, "bravo kept a silent connection open for 20 s")
         let audited = try await eventually {
             try await fixture.client("bravo").audit().contains {

@@ -15,29 +15,37 @@ struct SimulationTests {
             .compactMap { UInt64($0) }
     }
 
-    /// Runs seeds two at a time (the machines have two cores); returns the failed reports.
-    static func sweep(_ seeds: [UInt64]) async -> [SimulationReport] {
-        await withTaskGroup(of: SimulationReport.self) { group in
-            var failed = [SimulationReport]()
-            var next = seeds.makeIterator()
-            for _ in 0..<2 {
-                if let seed = next.next() { group.addTask { Simulation.run(Simulation.Options(seed: seed)) } }
-            }
-            for await report in group {
-                if !report.passed { failed.append(report) }
-                if let seed = next.next() { group.addTask { Simulation.run(Simulation.Options(seed: seed)) } }
-            }
-            return failed.sorted { $0.seed < $1.seed }
+    /// Runs CPU-bound work on a thread of its own. The simulator never awaits, so run on the
+    /// cooperative pool it would hold both of this machine's pool threads for minutes and
+    /// starve every async test beside it.
+    static func onThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: work()) }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
     }
 
+    /// Runs seeds two at a time (the machines have two cores), each half on its own thread;
+    /// returns the failed reports.
+    static func sweep(_ seeds: [UInt64]) async -> [SimulationReport] {
+        let even = seeds.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)
+        let odd = seeds.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+        async let first = onThread { even.map { Simulation.run(Simulation.Options(seed: $0)) }.filter { !$0.passed } }
+        async let second = onThread { odd.map { Simulation.run(Simulation.Options(seed: $0)) }.filter { !$0.passed } }
+        return (await first + second).sorted { $0.seed < $1.seed }
+    }
+
     @Test("the same seed gives the same run: equal trace hashes and reports")
-    func deterministic() {
-        let first = Simulation.run(Simulation.Options(seed: 42))
-        let second = Simulation.run(Simulation.Options(seed: 42))
+    func deterministic() async {
+        let (first, second, other) = await Self.onThread {
+            (
+                Simulation.run(Simulation.Options(seed: 42)), Simulation.run(Simulation.Options(seed: 42)),
+                Simulation.run(Simulation.Options(seed: 43))
+            )
+        }
         #expect(first == second)
         #expect(first.opsWritten > 0)
-        let other = Simulation.run(Simulation.Options(seed: 43))
         #expect(other.traceHash != first.traceHash)
     }
 
@@ -58,9 +66,12 @@ struct SimulationTests {
     @Test(
         "a hostile partner's forgeries, unauthorized writes, unreleasable items and future stamps are refused, audited, and change nothing for honest nodes"
     )
-    func hostilePartner() {
-        for seed in [UInt64(3), 6, 9] {
-            let report = Simulation.run(Simulation.Options(seed: seed, hostile: true))
+    func hostilePartner() async {
+        let reports = await Self.onThread {
+            [UInt64(3), 6, 9].map { Simulation.run(Simulation.Options(seed: $0, hostile: true)) }
+        }
+        for report in reports {
+            let seed = report.seed
             #expect(report.hostile != nil, "seed \(seed)")
             #expect(report.attacks > 0, "seed \(seed)")
             #expect(report.passed, "seed \(seed): \(report.violations.prefix(3))")
@@ -68,8 +79,8 @@ struct SimulationTests {
     }
 
     @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
-    func faultsHappen() {
-        let reports = (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) }
+    func faultsHappen() async {
+        let reports = await Self.onThread { (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) } }
         #expect(reports.reduce(0) { $0 + $1.crashes } > 0)
         #expect(reports.reduce(0) { $0 + $1.partitions } > 0)
         #expect(reports.reduce(0) { $0 + $1.channelsBroken } > 0)
@@ -79,8 +90,8 @@ struct SimulationTests {
     @Test(
         "several channels per link, failover, link cuts and sealed relays (withholding relays too) really happen, and the invariants hold"
     )
-    func channelsAndRelaysHappen() {
-        let reports = (1...UInt64(40)).map { Simulation.run(Simulation.Options(seed: $0)) }
+    func channelsAndRelaysHappen() async {
+        let reports = await Self.onThread { (1...UInt64(40)).map { Simulation.run(Simulation.Options(seed: $0)) } }
         let allPassed = reports.allSatisfy { $0.passed }
         #expect(allPassed, "\(reports.filter { !$0.passed }.map { "\($0.replay): \($0.violations.prefix(3))" })")
         let modes = Set(reports.map(\.channelMode))
@@ -93,10 +104,12 @@ struct SimulationTests {
         // With a withholding relay wherever there is a relay: envelopes go missing, the
         // senders send them again (through another relay if there is one), and the
         // invariants still hold.
-        let withholding = (1...UInt64(40)).map { seed in
-            var options = Simulation.Options(seed: seed)
-            options.withholdingRelay = true
-            return Simulation.run(options)
+        let withholding = await Self.onThread {
+            (1...UInt64(40)).map { seed in
+                var options = Simulation.Options(seed: seed)
+                options.withholdingRelay = true
+                return Simulation.run(options)
+            }
         }
         let stillPassed = withholding.allSatisfy { $0.passed }
         #expect(
