@@ -106,8 +106,13 @@ struct ReplicationTests {
         }
         let digests = Set(views.values.map(\.digest))
         #expect(digests.count == 1, "\(views.mapValues(\.digest))")
-        // bravo's concurrent add of "triage" survives alpha's remove (add wins).
-        #expect(views["alpha"]?.tags == ["blue", "red", "triage"])
+        // Every node shows the same tags, with both adds that no one removed. Whether bravo's
+        // "triage" survives alpha's remove depends on whether alpha had already received it
+        // when it removed (then it observed that instance too), which the network decides;
+        // add-wins itself is proven in LiaisonCoreTests (ItemRuleTests, MergeLawTests).
+        #expect(Set(views.values.map(\.tags)).count == 1, "\(views.mapValues(\.tags))")
+        let alphaTags = Set(views["alpha"]?.tags ?? [])
+        #expect(alphaTags.isSuperset(of: ["blue", "red"]), "\(alphaTags)")
         #expect(Set(views.values.map { $0.fields["title"] }).count == 1)
     }
 
