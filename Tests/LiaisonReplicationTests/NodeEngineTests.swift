@@ -66,6 +66,21 @@ struct NodeEngineTests {
             engine.handle(event, nowMillis: now)
         }
 
+        /// An envelope of `ops` sealed by `sender` for `recipient`, with id bytes all `id`.
+        func envelope(
+            _ ops: [Data], from sender: TestNode, to recipient: TestNode, id: UInt8, expiresMillis: UInt64? = nil
+        ) throws -> SealedEnvelope {
+            try SealedEnvelope.seal(
+                ops: ops,
+                to: recipient.nodeID,
+                recipientSealingKey: sealingKeys[recipient.name]!.publicKey,
+                signingKey: sender.author.signingKey,
+                sealingKey: sealingKeys[sender.name]!,
+                id: Data(repeating: id, count: 16),
+                expiresMillis: expiresMillis ?? now + 60_000
+            )
+        }
+
         /// Connects a channel and completes the peer's hello.
         mutating func open(_ id: Int, to peer: TestNode, endpoint: Int = 0) -> [NodeEngine.Action] {
             let start = NodeEngine.SessionStart(
@@ -81,6 +96,13 @@ struct NodeEngineTests {
     static func loads(_ actions: [NodeEngine.Action]) -> [NodeEngine.BatchRequest] {
         actions.compactMap {
             if case .loadBatch(let request) = $0 { return request }
+            return nil
+        }
+    }
+
+    static func commits(_ actions: [NodeEngine.Action]) -> [NodeEngine.CommitRequest] {
+        actions.compactMap {
+            if case .commit(let request) = $0 { return request }
             return nil
         }
     }
@@ -222,17 +244,9 @@ struct NodeEngineTests {
     func openAndReceipt() throws {
         var world = World()
         _ = world.open(3, to: .carol)
-        let envelope = try SealedEnvelope.seal(
-            ops: [Data([5])],
-            to: TestNode.alice.nodeID,
-            recipientSealingKey: world.sealingKeys["alice"]!.publicKey,
-            signingKey: TestNode.bob.author.signingKey,
-            sealingKey: world.sealingKeys["bob"]!,
-            id: Data(repeating: 1, count: 16),
-            expiresMillis: world.now + 60_000
-        )
+        let envelope = try world.envelope([Data([5])], from: .bob, to: .alice, id: 1)
         let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
-        let commits = actions.compactMap { if case .commit(let request) = $0 { return request } else { return nil } }
+        let commits = Self.commits(actions)
         #expect(commits.count == 1)
         #expect(commits.first?.peer == "bob")
         #expect(commits.first?.ops == [Data([5])])
@@ -253,15 +267,7 @@ struct NodeEngineTests {
     func notARelay() throws {
         var world = World(aliceRelays: false)
         _ = world.open(3, to: .carol)
-        let envelope = try SealedEnvelope.seal(
-            ops: [Data([5])],
-            to: TestNode.bob.nodeID,
-            recipientSealingKey: world.sealingKeys["bob"]!.publicKey,
-            signingKey: TestNode.carol.author.signingKey,
-            sealingKey: world.sealingKeys["carol"]!,
-            id: Data(repeating: 2, count: 16),
-            expiresMillis: world.now + 60_000
-        )
+        let envelope = try world.envelope([Data([5])], from: .carol, to: .bob, id: 2)
         let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
         #expect(actions.contains { if case .strike(peer: "carol", _) = $0 { return true } else { return false } })
         #expect(world.engine.relayQueue.held(for: "bob") == 0)
@@ -271,15 +277,7 @@ struct NodeEngineTests {
     func carry() throws {
         var world = World(aliceRelays: true)
         _ = world.open(3, to: .carol)
-        let envelope = try SealedEnvelope.seal(
-            ops: [Data([5])],
-            to: TestNode.bob.nodeID,
-            recipientSealingKey: world.sealingKeys["bob"]!.publicKey,
-            signingKey: TestNode.carol.author.signingKey,
-            sealingKey: world.sealingKeys["carol"]!,
-            id: Data(repeating: 3, count: 16),
-            expiresMillis: world.now + 60_000
-        )
+        let envelope = try world.envelope([Data([5])], from: .carol, to: .bob, id: 3)
         let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
         #expect(
             actions.contains {
@@ -305,36 +303,22 @@ struct NodeEngineTests {
     func envelopeReplays() throws {
         var world = World()
         _ = world.open(3, to: .carol)
-        func envelope(id: UInt8, expires: UInt64) throws -> SealedEnvelope {
-            try SealedEnvelope.seal(
-                ops: [Data([id])],
-                to: TestNode.alice.nodeID,
-                recipientSealingKey: world.sealingKeys["alice"]!.publicKey,
-                signingKey: TestNode.bob.author.signingKey,
-                sealingKey: world.sealingKeys["bob"]!,
-                id: Data(repeating: id, count: 16),
-                expiresMillis: expires
-            )
-        }
-        func commits(_ actions: [NodeEngine.Action]) -> [NodeEngine.CommitRequest] {
-            actions.compactMap { if case .commit(let request) = $0 { return request } else { return nil } }
-        }
-        let first = try envelope(id: 7, expires: world.now + 60_000)
+        let first = try world.envelope([Data([7])], from: .bob, to: .alice, id: 7)
         let opened = world.handle(.frame(ChannelID(3), .envelope(first.encoded()), bytes: 200, atMillis: world.now))
-        #expect(commits(opened).count == 1)
+        #expect(Self.commits(opened).count == 1)
         let done = world.handle(
-            .committed(commits(opened)[0], NodeEngine.CommitOutcome(accepted: 1, refused: 0, highest: 11)))
+            .committed(Self.commits(opened)[0], NodeEngine.CommitOutcome(accepted: 1, refused: 0, highest: 11)))
         let receipts = Self.sends(done).filter { if case .receipt = $0.1 { return true } else { return false } }
         #expect(receipts.count == 1)
 
         let replay = world.handle(.frame(ChannelID(3), .envelope(first.encoded()), bytes: 200, atMillis: world.now))
-        #expect(commits(replay).isEmpty, "a replay is not committed twice")
+        #expect(Self.commits(replay).isEmpty, "a replay is not committed twice")
         #expect(Self.sends(replay).map(\.1) == receipts.map(\.1), "the same receipt goes again")
         #expect(world.engine.counters["bob"]?.envelopesOpened == 1)
 
-        let stale = try envelope(id: 8, expires: world.now - 1)
+        let stale = try world.envelope([Data([8])], from: .bob, to: .alice, id: 8, expiresMillis: world.now - 1)
         let dropped = world.handle(.frame(ChannelID(3), .envelope(stale.encoded()), bytes: 200, atMillis: world.now))
-        #expect(commits(dropped).isEmpty, "an expired envelope is not opened")
+        #expect(Self.commits(dropped).isEmpty, "an expired envelope is not opened")
 
         // Once the first has expired it is forgotten: the memory of replays is bounded by time.
         world.now += 61_000
