@@ -52,6 +52,12 @@ public struct LinkSessionStateMachine: Sendable {
         /// How long the peer has to say hello on a new channel (TLS set-up and a busy peer
         /// can take longer than a heartbeat deadline).
         public var helloTimeoutMillis: UInt64 = 5_000
+        /// The longest silence allowed while our batches wait for the peer's ack, as a
+        /// multiple of `deadAfterMillis`. A receiver that commits a window of ops writes
+        /// nothing until the first commit ends, and on a loaded machine that can take longer
+        /// than the idle deadline; the allowance follows the ack times measured on the
+        /// channel (twice the decaying worst), between `deadAfterMillis` and this cap.
+        public var maxBusyStretch: UInt64 = 10
 
         /// The defaults.
         public init() {}
@@ -109,6 +115,12 @@ public struct LinkSessionStateMachine: Sendable {
     public private(set) var localHighest: UInt64
     /// `throughSeq` of batches sent and not yet acknowledged, oldest first.
     public private(set) var inFlight: [UInt64] = []
+    /// When each batch of `inFlight` was handed over (the latest time the session knew).
+    private var inFlightSentAt: [UInt64] = []
+    /// Decaying worst time from handing a batch over to its ack; starts at the idle deadline.
+    public private(set) var ackLatencyMillis: UInt64
+    /// The latest time passed in.
+    private var latestMillis: UInt64
     private var loading = false
     /// Whether this channel carries our log to the peer. A standby channel (another channel
     /// of the same link carries) says hello, answers and sends heartbeats, and receives, but
@@ -148,6 +160,18 @@ public struct LinkSessionStateMachine: Sendable {
         self.localHighest = localHighest
         self.lastHeardMillis = nowMillis
         self.lastPingMillis = nowMillis
+        self.latestMillis = nowMillis
+        self.ackLatencyMillis = configuration.deadAfterMillis
+    }
+
+    /// How long the peer may stay silent now: the idle deadline, or while our batches wait
+    /// for an ack, twice the measured ack time (capped).
+    public var silenceAllowedMillis: UInt64 {
+        let idle = configuration.deadAfterMillis
+        guard !inFlight.isEmpty else { return idle }
+        let cap = idle.multipliedReportingOverflow(by: max(configuration.maxBusyStretch, 1))
+        let busy = min(ackLatencyMillis.multipliedReportingOverflow(by: 2).partialValue, cap.partialValue)
+        return max(idle, busy)
     }
 
     /// The first actions on a new channel: say hello.
@@ -162,6 +186,7 @@ public struct LinkSessionStateMachine: Sendable {
     public mutating func received(_ message: SyncMessage, nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }
         lastHeardMillis = max(lastHeardMillis, nowMillis)
+        latestMillis = max(latestMillis, nowMillis)
         switch (phase, message) {
         case (.awaitingHello, .hello(let hello)):
             guard hello.nodeID == peer else {
@@ -195,7 +220,12 @@ public struct LinkSessionStateMachine: Sendable {
             guard let first = inFlight.first, through >= first, through <= sentThrough else {
                 return close(.protocolViolation("ack through \(through) matches no batch in flight"))
             }
-            inFlight.removeAll { $0 <= through }
+            // The oldest batch acknowledged waited longest: its wait is the sample.
+            let waited = latestMillis - min(inFlightSentAt.first ?? latestMillis, latestMillis)
+            ackLatencyMillis = max(waited, ackLatencyMillis - ackLatencyMillis / 8)
+            let acknowledged = inFlight.prefix { $0 <= through }.count
+            inFlight.removeFirst(acknowledged)
+            inFlightSentAt.removeFirst(acknowledged)
             ackedThrough = max(ackedThrough, through)
             return [.acknowledged(throughSeq: through)] + pump()
         case (.open, .ping(let nonce)):
@@ -224,6 +254,7 @@ public struct LinkSessionStateMachine: Sendable {
         guard throughSeq > sentThrough else { return pump() }
         sentThrough = throughSeq
         inFlight.append(throughSeq)
+        inFlightSentAt.append(latestMillis)
         return [.send(.batch(ops: ops, throughSeq: throughSeq))] + pump()
     }
 
@@ -269,11 +300,12 @@ public struct LinkSessionStateMachine: Sendable {
     /// Time passed: send a heartbeat when due, or declare the channel dead.
     public mutating func tick(nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }
+        latestMillis = max(latestMillis, nowMillis)
         let deadline: UInt64
         if case .awaitingHello = phase {
             deadline = max(configuration.deadAfterMillis, configuration.helloTimeoutMillis)
         } else {
-            deadline = configuration.deadAfterMillis
+            deadline = silenceAllowedMillis
         }
         if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= deadline {
             return close(.heartbeatTimeout)

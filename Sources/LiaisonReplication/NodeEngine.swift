@@ -415,10 +415,10 @@ public struct NodeEngine: Sendable {
             perform(actions, on: id, now: now)
         case .channelLost(let id, let error):
             guard let channel = channels[id] else { break }
+            // A network error (a reset, a broken pipe) is a fault, not a refusal: logged and
+            // counted against the endpoint, not audited. The transport reports what the
+            // other end sent (a bad TLS record, an oversized frame) as a refusal itself.
             let reason = error.map { "channel error: \($0)" } ?? "closed by the peer"
-            if let error {
-                refused(channel.peer, "channel error: \(error)", now: now)
-            }
             remove(id, reason: reason, failed: true, now: now)
         case .tick(let heard):
             for id in channels.keys.sorted() {
@@ -466,7 +466,8 @@ public struct NodeEngine: Sendable {
         case .shutdown:
             for id in channels.keys.sorted() {
                 output.append(.close(id, reason: SessionCloseReason.localShutdown.description))
-                remove(id, reason: SessionCloseReason.localShutdown.description, failed: false, now: now)
+                remove(
+                    id, reason: SessionCloseReason.localShutdown.description, failed: false, expected: true, now: now)
             }
         }
         return output
@@ -495,7 +496,7 @@ public struct NodeEngine: Sendable {
         for other in channels.keys.sorted() where channels[other]?.peer == peer && channels[other]?.endpoint == endpoint
         {
             output.append(.close(other, reason: "replaced by a newer channel"))
-            remove(other, reason: "replaced by a newer channel", failed: false, now: now)
+            remove(other, reason: "replaced by a newer channel", failed: false, expected: true, now: now)
         }
         localHighest = max(localHighest, start.highest)
         var session = LinkSessionStateMachine(
@@ -595,8 +596,9 @@ public struct NodeEngine: Sendable {
         }
     }
 
-    /// A channel ended: it leaves the link's selection at once.
-    private mutating func remove(_ id: ChannelID, reason: String, failed: Bool, now: UInt64) {
+    /// A channel ended: it leaves the link's selection at once. An `expected` end (a shutdown,
+    /// a reconnect replacing the channel) does not mark the link down.
+    private mutating func remove(_ id: ChannelID, reason: String, failed: Bool, expected: Bool = false, now: UInt64) {
         guard let channel = channels.removeValue(forKey: id) else { return }
         let peer = channel.peer
         counters[peer]?.lastError = reason
@@ -605,7 +607,7 @@ public struct NodeEngine: Sendable {
         if counted { counters[peer]?.failures[channel.endpoint, default: 0] += 1 }
         selectors[peer]?.closed(id.raw, failed: counted, nowMillis: now)
         reselect(peer, now: now)
-        if selectors[peer]?.hasOpenChannel == false && downSince[peer] == nil {
+        if !expected && selectors[peer]?.hasOpenChannel == false && downSince[peer] == nil {
             downSince[peer] = now
             log(.warning, "link lost every channel", peer: peer)
         }

@@ -51,8 +51,17 @@ public struct PeerConnection: Sendable {
 
 /// Listens for and dials TLS channels to pinned peers.
 public enum TLSTransport {
-    /// Binds a listener; each accepted channel arrives as a `PeerConnection` whose handshake
-    /// may still fail.
+    /// Whether an error that ended an established channel is a network fault (a reset, a
+    /// broken pipe, an end of stream, a close without TLS close-notify) rather than something
+    /// the other end sent: a bad TLS record or alert, a frame over the size limit.
+    public static func isNetworkFault(_ error: any Error) -> Bool {
+        switch error {
+        case is IOError, is ChannelError: true
+        case NIOSSLError.uncleanShutdown: true
+        default: false
+        }
+    }
+
     public static func listen(
         host: String,
         port: Int,

@@ -613,6 +613,44 @@ struct LinkSessionStateMachineTests {
         #expect(machine.tick(nowMillis: 4_900).contains(.close(.heartbeatTimeout)))
     }
 
+    @Test(
+        "while batches wait for an ack the peer may be silent for twice the measured ack time, within the cap; idle, the deadline is deadAfterMillis"
+    )
+    func busyPeerAllowance() {
+        var (machine, _) = Self.openMachine(localHighest: 100, now: 1_000)
+        #expect(machine.silenceAllowedMillis == 2_000, "idle deadline")
+        _ = machine.batchReady(ops: [], throughSeq: 10)
+        // Before any ack is measured, the first estimate is the idle deadline: twice that.
+        #expect(machine.silenceAllowedMillis == 4_000)
+        #expect(!machine.tick(nowMillis: 4_999).contains(.close(.heartbeatTimeout)))
+        // The ack took 4 s (a receiver committing on a loaded machine).
+        _ = machine.received(.ack(throughSeq: 10), nowMillis: 5_000)
+        #expect(machine.ackLatencyMillis == 4_000)
+        _ = machine.batchReady(ops: [], throughSeq: 20)
+        #expect(machine.silenceAllowedMillis == 8_000)
+        #expect(!machine.tick(nowMillis: 12_999).contains(.close(.heartbeatTimeout)))
+        #expect(machine.tick(nowMillis: 13_000).contains(.close(.heartbeatTimeout)))
+
+        // Fast acks bring the allowance back down: the estimate decays by an eighth per ack.
+        var (fast, _) = Self.openMachine(localHighest: 100, now: 1_000)
+        var now: UInt64 = 1_000
+        for through in stride(from: UInt64(10), through: 100, by: 10) {
+            _ = fast.batchReady(ops: [], throughSeq: through)
+            now += 10
+            _ = fast.received(.ack(throughSeq: through), nowMillis: now)
+        }
+        #expect(fast.ackLatencyMillis < 1_000)
+        #expect(fast.inFlight.isEmpty && fast.silenceAllowedMillis == 2_000, "idle again: the idle deadline")
+
+        // A peer that never acks is dead at the cap (10 × deadAfterMillis), however slow it was.
+        var (stuck, _) = Self.openMachine(localHighest: 100, now: 0)
+        _ = stuck.batchReady(ops: [], throughSeq: 10)
+        _ = stuck.received(.ack(throughSeq: 10), nowMillis: 60_000)
+        _ = stuck.batchReady(ops: [], throughSeq: 20)
+        #expect(stuck.silenceAllowedMillis == 20_000)
+        #expect(stuck.tick(nowMillis: 80_000).contains(.close(.heartbeatTimeout)))
+    }
+
     // MARK: - After close
 
     @Test("after close, further events produce no actions")

@@ -136,6 +136,9 @@ public actor ReplicationEngine {
     /// A frame arrived on a channel at `atMillis`.
     func received(_ message: SyncMessage, bytes: Int, atMillis: UInt64, on id: ChannelID) {
         interpreter.handle(.frame(id, message, bytes: bytes, atMillis: atMillis), nowMillis: Self.nowMillis)
+        // The reader waited for this frame's work (a commit can take seconds on a loaded
+        // machine) and read nothing meanwhile: that time is not the peer's silence.
+        transport.arrived(on: id, atMillis: Self.nowMillis)
     }
 
     /// A frame that does not decode arrived on a channel.
@@ -187,7 +190,7 @@ final class DaemonTransport: PeerTransport, Sendable {
 
     /// A reader read a frame at `atMillis` (before handing it to the engine).
     func arrived(on id: ChannelID, atMillis: UInt64) {
-        arrivals.withLock { $0[id] = atMillis }
+        arrivals.withLock { $0[id] = max($0[id] ?? 0, atMillis) }
     }
 
     /// When each channel last read a frame.

@@ -53,6 +53,9 @@ enum SessionRunner {
                         }
                     } catch {
                         lostError = "\(error)"
+                        if !TLSTransport.isNetworkFault(error) {
+                            await engine.refused(peer: peer.name, detail: "channel error: \(error)")
+                        }
                     }
                     group.cancelAll()
                 }
