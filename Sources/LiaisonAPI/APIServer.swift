@@ -10,6 +10,8 @@ extension ItemView: ResponseEncodable {}
 extension LinkStatus: ResponseEncodable {}
 extension PutItemResult: ResponseEncodable {}
 extension CustodyEntry: ResponseEncodable {}
+extension QuarantineResult: ResponseEncodable {}
+extension ContainmentView: ResponseEncodable {}
 
 /// Requires `Authorization: Bearer TOKEN` (compared in constant time).
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -104,6 +106,27 @@ public enum APIServer {
             }
         }
         v1.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
+        v1.get("quarantines") { _, _ -> ContainmentView in
+            ContainmentView(await engine.containment(), policy: federation.containment ?? .default)
+        }
+        v1.post("quarantines") { request, context -> EditedResponse<QuarantineResult> in
+            let body = try await request.decode(as: QuarantineBody.self, context: context)
+            do {
+                let since = try body.sinceMillis(now: Date())
+                let result = try await engine.quarantine(body.partner, sinceMillis: since, reason: body.reasonText)
+                return EditedResponse(status: .created, response: QuarantineResult(partner: body.partner, result))
+            } catch let error as LiaisonError {
+                throw HTTPError(Self.status(of: error), message: error.message)
+            }
+        }
+        v1.delete("quarantines/{partner}") { _, context -> QuarantineResult in
+            let partner = try context.parameters.require("partner")
+            do {
+                return QuarantineResult(partner: partner, try await engine.release(partner))
+            } catch let error as LiaisonError {
+                throw HTTPError(Self.status(of: error), message: error.message)
+            }
+        }
         v1.get("audit") { request, _ -> [CustodyEntry] in
             let query = request.uri.queryParameters
             let from = query.get("from").flatMap { UInt64($0) } ?? 1
@@ -116,5 +139,15 @@ public enum APIServer {
                 address: .hostname(federation.api.host, port: federation.api.port), serverName: "liaison"),
             logger: logger
         )
+    }
+
+    /// The HTTP status of a refusal.
+    static func status(of error: LiaisonError) -> HTTPResponse.Status {
+        switch error.code {
+        case .invalidArgument: .badRequest
+        case .notFound: .notFound
+        case .forbidden: .forbidden
+        default: .internalServerError
+        }
     }
 }

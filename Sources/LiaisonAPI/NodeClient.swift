@@ -139,6 +139,28 @@ public struct NodeClient: Sendable {
         try decode([LinkStatus].self, try await call("GET", "/v1/links"))
     }
 
+    /// `POST /v1/quarantines`.
+    public func quarantine(_ body: QuarantineBody) async throws(LiaisonError) -> QuarantineResult {
+        let encoded: Data
+        do {
+            encoded = try JSONEncoder().encode(body)
+        } catch {
+            throw LiaisonError(.invalidArgument, "the quarantine cannot be encoded", cause: error)
+        }
+        return try decode(QuarantineResult.self, try await call("POST", "/v1/quarantines", body: encoded))
+    }
+
+    /// `DELETE /v1/quarantines/{partner}`.
+    public func release(_ partner: String) async throws(LiaisonError) -> QuarantineResult {
+        let path = partner.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? partner
+        return try decode(QuarantineResult.self, try await call("DELETE", "/v1/quarantines/\(path)"))
+    }
+
+    /// `GET /v1/quarantines`.
+    public func containment() async throws(LiaisonError) -> ContainmentView {
+        try decode(ContainmentView.self, try await call("GET", "/v1/quarantines"))
+    }
+
     /// `GET /v1/audit`.
     public func audit(from: UInt64 = 1, limit: Int = 1000) async throws(LiaisonError) -> [CustodyEntry] {
         try decode([CustodyEntry].self, try await call("GET", "/v1/audit?from=\(from)&limit=\(limit)"))

@@ -23,6 +23,11 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     /// A peer was refused at the channel level (unpinned certificate, wrong identity,
     /// malformed or oversized frames, protocol violations).
     case peerRefused = "peer.refused"
+    /// A partner was quarantined (by the operator or by its strikes); the entry lists the
+    /// ops left out of its items.
+    case partnerQuarantined = "partner.quarantined"
+    /// A partner's quarantine ended; the entry lists the ops put back.
+    case partnerReleased = "partner.released"
 }
 
 /// Something to record in the custody log.

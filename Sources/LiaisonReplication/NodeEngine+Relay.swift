@@ -10,7 +10,7 @@ extension NodeEngine {
     public func relays(for destination: String) -> [String] {
         configuration.links.keys.filter { name in
             guard name != destination, let partner = configuration.partners[name], partner.relay,
-                partner.neighbours.contains(destination)
+                partner.neighbours.contains(destination), !containment.isQuarantined(name)
             else { return false }
             return selectors[name]?.hasOpenChannel == true
         }.sorted()
@@ -20,7 +20,8 @@ extension NodeEngine {
     mutating func relaySealed(now: UInt64) {
         let settings = configuration.channels
         for peer in configuration.links.keys.sorted() where configuration.links[peer]?.outbound != nil {
-            guard selectors[peer]?.hasOpenChannel == false, let since = downSince[peer],
+            guard !containment.isQuarantined(peer), selectors[peer]?.hasOpenChannel == false,
+                let since = downSince[peer],
                 now >= since + settings.relayAfterMillis
             else { continue }
             let candidates = relays(for: peer)
@@ -107,7 +108,7 @@ extension NodeEngine {
             do {
                 envelope = try SealedEnvelope.decode(bytes)
             } catch {
-                strike(neighbour, "sealed envelope refused: \(error.message)")
+                strike(neighbour, .badEnvelope, "sealed envelope refused: \(error.message)", now: now)
                 return
             }
             if envelope.header.to == configuration.me.nodeID {
@@ -120,7 +121,7 @@ extension NodeEngine {
             do {
                 receipt = try EnvelopeReceipt.decode(bytes)
             } catch {
-                strike(neighbour, "receipt refused: \(error.message)")
+                strike(neighbour, .badEnvelope, "receipt refused: \(error.message)", now: now)
                 return
             }
             if receipt.to == configuration.me.nodeID {
@@ -143,7 +144,9 @@ extension NodeEngine {
                 guard configuration.isRelay, let destination = partner(id: receipt.to),
                     configuration.links[destination.recipient.name] != nil
                 else {
-                    strike(neighbour, "receipt for \(receipt.to.short), whom this node does not relay to")
+                    strike(
+                        neighbour, .badEnvelope, "receipt for \(receipt.to.short), whom this node does not relay to",
+                        now: now)
                     return
                 }
                 try? relayQueue.enqueue(
@@ -160,10 +163,16 @@ extension NodeEngine {
     private mutating func openEnvelope(_ envelope: SealedEnvelope, via neighbour: String, now: UInt64) {
         guard let sender = partner(id: envelope.header.from), configuration.links[sender.recipient.name]?.inbound != nil
         else {
-            strike(neighbour, "sealed envelope from \(envelope.header.from.short), who has no link to this node")
+            strike(
+                neighbour, .badEnvelope,
+                "sealed envelope from \(envelope.header.from.short), who has no link to this node", now: now)
             return
         }
         let name = sender.recipient.name
+        guard !containment.isQuarantined(name) else {
+            log(.info, "envelope from a quarantined partner dropped", peer: name, ["liaison.envelope": envelope.idText])
+            return
+        }
         if let seen = openedEnvelopes[envelope.header.id] {
             // A replay, or the sender's retry through another relay: nothing is committed
             // twice; the receipt goes again in case the first was lost.
@@ -181,7 +190,9 @@ extension NodeEngine {
         do {
             ops = try envelope.open(with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
         } catch {
-            strike(neighbour, "sealed envelope \(envelope.idText) from \(name) refused: \(error.message)")
+            strike(
+                neighbour, .badEnvelope, "sealed envelope \(envelope.idText) from \(name) refused: \(error.message)",
+                now: now)
             return
         }
         remember(envelope, now: now)
@@ -238,14 +249,20 @@ extension NodeEngine {
             fromNeighbour
         else {
             let refusal: RelayQueue.Refusal = fromNeighbour ? .unknownDestination : .senderMismatch
-            strike(neighbour, "sealed envelope \(envelope.idText) refused: \(refusal)")
+            strike(neighbour, .badEnvelope, "sealed envelope \(envelope.idText) refused: \(refusal)", now: now)
             return
         }
         guard configuration.isRelay else {
-            strike(neighbour, "sealed envelope \(envelope.idText) refused: \(RelayQueue.Refusal.notARelay)")
+            strike(
+                neighbour, .badEnvelope, "sealed envelope \(envelope.idText) refused: \(RelayQueue.Refusal.notARelay)",
+                now: now)
             return
         }
         let name = destination.recipient.name
+        guard !containment.isQuarantined(name) else {
+            log(.info, "envelope for a quarantined partner dropped", peer: name, ["liaison.envelope": envelope.idText])
+            return
+        }
         do {
             try relayQueue.enqueue(envelope: envelope, encoded: encoded, destination: name, nowMillis: now)
         } catch {

@@ -40,6 +40,8 @@ public struct NodeEngine: Sendable {
         public var signingKey: Curve25519.Signing.PrivateKey
         /// The node's sealing key (opening envelopes addressed to it).
         public var sealingKey: Curve25519.KeyAgreement.PrivateKey
+        /// When strikes quarantine a partner on their own.
+        public var containment: ContainmentPolicy = .default
 
         /// Creates a configuration.
         public init(
@@ -195,12 +197,15 @@ public struct NodeEngine: Sendable {
         public var refused: Int
         /// The end of our log after the commit.
         public var highest: UInt64
+        /// The refused ops by strike class, counted against the partner the ops came from.
+        public var strikes: [StrikeClass: Int]
 
         /// Creates an outcome.
-        public init(accepted: Int, refused: Int, highest: UInt64) {
+        public init(accepted: Int, refused: Int, highest: UInt64, strikes: [StrikeClass: Int] = [:]) {
             self.accepted = accepted
             self.refused = refused
             self.highest = highest
+            self.strikes = strikes
         }
     }
 
@@ -233,6 +238,11 @@ public struct NodeEngine: Sendable {
         case storeFailed(peer: String, purpose: BatchRequest.Purpose, reason: String)
         /// The node is shutting down: close every channel, count no failure.
         case shutdown
+        /// The operator quarantines a partner: its ops stamped from `sinceMillis` on are
+        /// excluded, its links and its relaying stop.
+        case quarantine(peer: String, sinceMillis: UInt64, reason: String)
+        /// The operator releases a quarantined partner.
+        case release(peer: String)
     }
 
     /// What the interpreter must do.
@@ -251,8 +261,13 @@ public struct NodeEngine: Sendable {
         case observeClock(HLCTimestamp)
         /// Append to the custody log.
         case custody(CustodyEvent)
-        /// A partner misbehaved: audit it and count it against the partner.
-        case strike(peer: String, detail: String)
+        /// A partner misbehaved: audit it (the engine counted it against the partner).
+        case strike(peer: String, strikeClass: StrikeClass, detail: String)
+        /// A partner is quarantined (by the operator or by its strikes): persist it, leave
+        /// its ops since the quarantine's start out of every item, audit it.
+        case quarantined(peer: String, Quarantine)
+        /// A partner's quarantine ended: persist it, put its ops back, audit it.
+        case released(peer: String)
         /// Tell the operator (structured log).
         case log(LogRecord)
     }
@@ -363,6 +378,8 @@ public struct NodeEngine: Sendable {
     public internal(set) var openedEnvelopes: [Data: OpenedEnvelope] = [:]
     /// The end of our log as far as the engine was told.
     public internal(set) var localHighest: UInt64
+    /// Strikes and quarantines (persisted by the interpreter; survives restart).
+    public internal(set) var containment: ContainmentState
     /// Destinations with a batch read for sealing under way.
     var sealingLoads: Set<String> = []
     var refusalWindows: [String: RefusalWindow] = [:]
@@ -373,11 +390,17 @@ public struct NodeEngine: Sendable {
     /// Creates the engine. `acked` is, per neighbour, how far it acknowledged our log (the
     /// store's checkpoints); `highest` is the end of our log.
     public init(
-        configuration: Configuration, acked: [String: UInt64], highest: UInt64, nowMillis: UInt64, random: SeededRandom
+        configuration: Configuration,
+        acked: [String: UInt64],
+        highest: UInt64,
+        nowMillis: UInt64,
+        random: SeededRandom,
+        containment: ContainmentState = ContainmentState()
     ) {
         self.configuration = configuration
         self.localHighest = highest
         self.random = random
+        self.containment = containment
         sealed.maxOpsPerEnvelope = configuration.maxOpsPerEnvelope
         for name in configuration.links.keys {
             var counter = LinkCounters()
@@ -463,6 +486,11 @@ public struct NodeEngine: Sendable {
             case .seal:
                 sealingLoads.remove(peer)
             }
+        case .quarantine(let peer, let since, let reason):
+            quarantine(
+                peer, Quarantine(sinceMillis: since, atMillis: now, reason: reason, automatic: false), now: now)
+        case .release(let peer):
+            release(peer, now: now)
         case .shutdown:
             for id in channels.keys.sorted() {
                 output.append(.close(id, reason: SessionCloseReason.localShutdown.description))
@@ -491,6 +519,11 @@ public struct NodeEngine: Sendable {
     ) {
         guard let partner = configuration.partners[peer], configuration.links[peer] != nil else {
             output.append(.close(id, reason: "no link with \(peer)"))
+            return
+        }
+        guard !containment.isQuarantined(peer) else {
+            output.append(.close(id, reason: "\(peer) is quarantined"))
+            connectionRefused(peer, "\(peer) is quarantined; its channel was closed", now: now)
             return
         }
         for other in channels.keys.sorted() where channels[other]?.peer == peer && channels[other]?.endpoint == endpoint
@@ -534,7 +567,9 @@ public struct NodeEngine: Sendable {
                 output.append(.observeClock(peerHLC))
                 opened(id, now: now)
             case .close(let reason):
-                if case .protocolViolation = reason { refused(peer, reason.description, now: now) }
+                if case .protocolViolation = reason {
+                    refused(peer, reason.description, strikeClass: .protocolViolation, now: now)
+                }
                 // A pinned peer that connects and never says hello is refused and audited too.
                 if case .heartbeatTimeout = reason, !channel.open {
                     refused(peer, "no hello within \(configuration.session.helloTimeoutMillis) ms", now: now)
@@ -627,6 +662,9 @@ public struct NodeEngine: Sendable {
 
     private mutating func committed(_ request: CommitRequest, _ outcome: CommitOutcome, now: UInt64) {
         let peer = request.peer
+        for (strikeClass, number) in outcome.strikes.sorted(by: { $0.key < $1.key }) {
+            countStrikes(peer, strikeClass, number, now: now)
+        }
         counters[peer]?.rejects += UInt64(outcome.refused)
         counters[peer]?.opsReceived += UInt64(outcome.accepted)
         if outcome.refused > 0 {
@@ -650,8 +688,11 @@ public struct NodeEngine: Sendable {
 
     /// A channel-level refusal (unpinned certificate, malformed frames, violations): audited,
     /// not counted as a refused op.
-    private mutating func refused(_ peer: String?, _ detail: String, now: UInt64) {
+    private mutating func refused(
+        _ peer: String?, _ detail: String, strikeClass: StrikeClass? = nil, now: UInt64
+    ) {
         if let peer { counters[peer]?.lastError = detail }
+        if let peer, let strikeClass { countStrikes(peer, strikeClass, 1, now: now) }
         output.append(.custody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail)))
         log(.warning, "refused peer", peer: peer ?? "unknown", ["liaison.reason": detail])
     }
@@ -691,10 +732,11 @@ public struct NodeEngine: Sendable {
     }
 
     /// A partner sent something it must not: audited and counted against it.
-    mutating func strike(_ peer: String, _ detail: String) {
+    mutating func strike(_ peer: String, _ strikeClass: StrikeClass, _ detail: String, now: UInt64) {
         counters[peer]?.rejects += 1
         counters[peer]?.lastError = detail
-        output.append(.strike(peer: peer, detail: detail))
+        output.append(.strike(peer: peer, strikeClass: strikeClass, detail: detail))
+        countStrikes(peer, strikeClass, 1, now: now)
     }
 
     mutating func log(_ level: LogRecord.Level, _ message: String, peer: String, _ metadata: [String: String] = [:]) {

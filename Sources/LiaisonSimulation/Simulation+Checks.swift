@@ -28,7 +28,7 @@ extension Simulation {
             guard outbound != nil || inbound != nil else { return nil }
             return ReplicationNeighbour(partner: other.recipient, outbound: outbound, inbound: inbound)
         }
-        let configuration = NodeEngine.Configuration(
+        var configuration = NodeEngine.Configuration(
             me: me,
             partners: partners,
             links: neighbours,
@@ -37,6 +37,10 @@ extension Simulation {
             signingKey: signingKey,
             sealingKey: sealingKey
         )
+        // Strikes are counted but quarantine nobody by themselves here: the twin run without
+        // attacks must hold the same items, and the hostile node's honest-looking ops would
+        // leave them. An honest node striking or quarantining an honest one is a violation.
+        configuration.containment.thresholds = [:]
         return try NodeInterpreter(
             configuration: configuration,
             store: store,
@@ -54,8 +58,10 @@ extension Simulation {
     func check(_ report: NodeInterpreter<SimulatedTransport>.Report, at name: String) throws {
         for action in report.actions {
             switch action {
-            case .strike(let peer, let detail) where name != hostile && peer != hostile:
-                violations.append("t=\(now - start) \(name) struck honest \(peer): \(detail)")
+            case .strike(let peer, let strikeClass, let detail) where name != hostile && peer != hostile:
+                violations.append("t=\(now - start) \(name) struck honest \(peer) (\(strikeClass.rawValue)): \(detail)")
+            case .quarantined(let peer, let quarantine) where name != hostile && peer != hostile:
+                violations.append("t=\(now - start) \(name) quarantined honest \(peer): \(quarantine.reason)")
             case .send(_, .envelope(let bytes)):
                 countSealed(bytes, from: name)
             default:

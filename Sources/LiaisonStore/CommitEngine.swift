@@ -15,6 +15,10 @@ protocol StoreTransaction {
     mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws
     /// Removes and returns the ops waiting for an item, oldest first.
     mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)]
+    /// Every stored op of an item, in log order.
+    mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp]
+    /// Removes an item's state.
+    mutating func deleteItem(_ id: ItemID) throws
     /// An item's state.
     mutating func loadItem(_ id: ItemID) throws -> ItemState?
     /// Saves an item's state.
@@ -134,6 +138,48 @@ enum CommitEngine {
                 CustodyEvent(kind: .opsRejected, peer: peer?.text, detail: reasons, opIDs: result.rejected.map(\.id))
             )
         }
+        return result
+    }
+
+    /// Rebuilds items from their stored ops, leaving out the `excluded` ones; see
+    /// `Store.rebuild`.
+    static func rebuild<T: StoreTransaction>(
+        _ ids: Set<ItemID>,
+        excluding excluded: (VerifiedOp) -> Bool,
+        custody event: CustodyEvent,
+        timeMillis: Int64,
+        in tx: inout T
+    ) throws -> RebuildResult {
+        var result = RebuildResult()
+        for id in ids.sorted() {
+            let before = try tx.loadItem(id)
+            var state: ItemState?
+            for stored in try tx.opsOfItem(id) {
+                let op = stored.op
+                if excluded(op) {
+                    result.excluded.append(op.id)
+                    continue
+                }
+                if var item = state {
+                    if rejection(applying: op, to: &item) == nil { state = item }
+                } else if case .create = op.body.change {
+                    state = try? ItemState(create: op)
+                }
+            }
+            if let state {
+                if state != before {
+                    try tx.saveItem(state)
+                    result.changed.insert(id)
+                }
+            } else if before != nil {
+                try tx.deleteItem(id)
+                result.changed.insert(id)
+                result.removed.insert(id)
+            }
+        }
+        var event = event
+        event.opIDs = result.excluded
+        result.custody = try append(event, timeMillis: timeMillis, in: &tx)
         return result
     }
 

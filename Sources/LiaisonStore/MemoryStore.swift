@@ -1,3 +1,4 @@
+public import Foundation
 public import LiaisonCore
 import Synchronization
 
@@ -15,6 +16,7 @@ public final class MemoryStore: Store {
         var checkpoints: [String: UInt64] = [:]
         var custody: [CustodyEntry] = []
         var highestHLC: HLCTimestamp = .zero
+        var metadata: [String: Data] = [:]
     }
 
     private let state: Mutex<Snapshot>
@@ -106,6 +108,36 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func metadata(_ key: String) throws(LiaisonError) -> Data? { state.withLock { $0.metadata[key] } }
+
+    public func setMetadata(_ key: String, _ value: Data) throws(LiaisonError) {
+        state.withLock { $0.metadata[key] = value }
+    }
+
+    public func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID> {
+        state.withLock { current in
+            Set(
+                current.ops.lazy.filter { $0.op.body.author == author && $0.op.body.hlc >= since }.map(\.op.body.itemID)
+            )
+        }
+    }
+
+    public func rebuild(
+        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+    ) throws(LiaisonError) -> RebuildResult {
+        try state.withLock { (current: inout Snapshot) throws(LiaisonError) -> RebuildResult in
+            var tx = MemoryTransaction(state: current)
+            do {
+                let result = try CommitEngine.rebuild(
+                    items, excluding: excluded, custody: custody, timeMillis: timeMillis, in: &tx)
+                current = tx.state
+                return result
+            } catch {
+                throw LiaisonError(.io, "rebuilding items failed; nothing changed", cause: error)
+            }
+        }
+    }
+
     public func verifyCustody() throws(LiaisonError) -> CustodyVerification {
         state.withLock { current in
             var verifier = CustodyChainVerifier()
@@ -149,6 +181,10 @@ private struct MemoryTransaction: StoreTransaction {
         for entry in waiting { state.pending[entry.op.id] = nil }
         return waiting.map { ($0.op, $0.peer) }
     }
+
+    mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp] { state.ops.filter { $0.op.body.itemID == id } }
+
+    mutating func deleteItem(_ id: ItemID) throws { state.items[id] = nil }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? { state.items[id] }
 

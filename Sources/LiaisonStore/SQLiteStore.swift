@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import GRDB
 public import LiaisonCore
 
@@ -233,7 +233,7 @@ public final class SQLiteStore: Store {
                 db,
                 sql: "SELECT seq, received_from, encoded FROM ops WHERE op_id = ?",
                 arguments: [id.hash.data]
-            ).map(Self.storedOp)
+            ).map(SQLiteTransaction.storedOp)
         }
     }
 
@@ -243,28 +243,51 @@ public final class SQLiteStore: Store {
                 db,
                 sql: "SELECT seq, received_from, encoded FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
                 arguments: [Int64(sequence), limit]
-            ).map(Self.storedOp)
+            ).map(SQLiteTransaction.storedOp)
         }
     }
 
     public func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp] {
         try read("reading an item's ops") { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT seq, received_from, encoded FROM ops WHERE item_id = ? ORDER BY seq",
-                arguments: [Data(id.bytes)]
-            ).map(Self.storedOp)
+            var tx = SQLiteTransaction(db: db)
+            return try tx.opsOfItem(id)
         }
     }
 
-    private static func storedOp(_ row: Row) throws -> StoredOp {
-        let sequence: Int64 = row["seq"]
-        let from: Data? = row["received_from"]
-        return StoredOp(
-            sequence: UInt64(sequence),
-            op: try VerifiedOp(storedEncoding: row["encoded"]),
-            receivedFrom: from.flatMap { NodeID(bytes: $0) }
-        )
+    public func metadata(_ key: String) throws(LiaisonError) -> Data? {
+        try read("reading node metadata") { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+        }
+    }
+
+    public func setMetadata(_ key: String, _ value: Data) throws(LiaisonError) {
+        try write("writing node metadata") { db in
+            try db.execute(
+                sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                arguments: [key, value]
+            )
+        }
+    }
+
+    public func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID> {
+        try read("finding a partner's items") { db in
+            let rows = try Data.fetchAll(
+                db,
+                sql: "SELECT DISTINCT item_id FROM ops WHERE author = ? AND hlc >= ?",
+                arguments: [author.hash.data, Int64(bitPattern: since.rawValue)]
+            )
+            return Set(rows.compactMap { ItemID(bytes: $0) })
+        }
+    }
+
+    public func rebuild(
+        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+    ) throws(LiaisonError) -> RebuildResult {
+        try write("rebuilding items") { db in
+            var tx = SQLiteTransaction(db: db)
+            return try CommitEngine.rebuild(
+                items, excluding: excluded, custody: custody, timeMillis: timeMillis, in: &tx)
+        }
     }
 
     public func highestSequence() throws(LiaisonError) -> UInt64 {

@@ -72,6 +72,30 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT seq, received_from, encoded FROM ops WHERE item_id = ? ORDER BY seq",
+            arguments: [Data(id.bytes)]
+        ).map(Self.storedOp)
+    }
+
+    static func storedOp(_ row: Row) throws -> StoredOp {
+        let sequence: Int64 = row["seq"]
+        let from: Data? = row["received_from"]
+        return StoredOp(
+            sequence: UInt64(sequence),
+            op: try VerifiedOp(storedEncoding: row["encoded"]),
+            receivedFrom: from.flatMap { NodeID(bytes: $0) }
+        )
+    }
+
+    mutating func deleteItem(_ id: ItemID) throws {
+        let key = Data(id.bytes)
+        try db.execute(sql: "DELETE FROM item_tags WHERE item_id = ?", arguments: [key])
+        try db.execute(sql: "DELETE FROM items WHERE id = ?", arguments: [key])
+    }
+
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
         guard
             let data = try Data.fetchOne(

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LiaisonCore
 
 /// Where a batch of ops came from.
@@ -144,4 +144,37 @@ public protocol Store: Sendable {
     func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]
     /// Walks the whole custody log and its recorded head.
     func verifyCustody() throws(LiaisonError) -> CustodyVerification
+    /// A value the node keeps about itself under `key` (e.g. its containment state), or nil.
+    func metadata(_ key: String) throws(LiaisonError) -> Data?
+    /// Sets such a value.
+    func setMetadata(_ key: String, _ value: Data) throws(LiaisonError)
+    /// The items with an op by `author` stamped at or after `since`.
+    func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID>
+    /// Rebuilds `items` from their stored ops in log order, leaving out the ops `excluded`
+    /// picks (they stay in the log), saves the new states (an item whose create is left out
+    /// is removed) and appends `custody` with the ops left out, in one transaction.
+    func rebuild(
+        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+    ) throws(LiaisonError) -> RebuildResult
+}
+
+/// What rebuilding items did.
+public struct RebuildResult: Sendable, Hashable {
+    /// Items whose state changed (removed ones included).
+    public var changed: Set<ItemID> = []
+    /// Items removed because their create was left out.
+    public var removed: Set<ItemID> = []
+    /// Ops left out.
+    public var excluded: [OpID] = []
+    /// The custody entry appended.
+    public var custody: CustodyEntry?
+
+    /// Nothing rebuilt.
+    public init() {}
+}
+
+/// Keys of `Store.metadata` the node uses.
+public enum MetadataKey {
+    /// The node's strikes and quarantines (JSON of `ContainmentState`).
+    public static let containment = "node.containment"
 }

@@ -269,7 +269,7 @@ struct NodeEngineTests {
         _ = world.open(3, to: .carol)
         let envelope = try world.envelope([Data([5])], from: .carol, to: .bob, id: 2)
         let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
-        #expect(actions.contains { if case .strike(peer: "carol", _) = $0 { return true } else { return false } })
+        #expect(actions.contains { if case .strike(peer: "carol", _, _) = $0 { return true } else { return false } })
         #expect(world.engine.relayQueue.held(for: "bob") == 0)
     }
 

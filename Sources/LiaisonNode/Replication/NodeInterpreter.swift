@@ -22,6 +22,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         public var commits: [(request: NodeEngine.CommitRequest, outcome: ReceiveOutcome)] = []
         /// Store failures.
         public var failures: [String] = []
+        /// Items rebuilt by a quarantine or a release.
+        public var rebuilds: [RebuildResult] = []
     }
 
     /// The engine.
@@ -31,6 +33,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     /// The transport.
     public let transport: Transport
     let logger: Logger?
+    /// The containment state as last persisted.
+    private var savedContainment: ContainmentState
 
     /// Creates the interpreter of a node: the engine starts from the store's checkpoints and
     /// log end; the clock resumes after the store's highest stamp.
@@ -44,7 +48,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         random: SeededRandom,
         logger: Logger?
     ) throws(LiaisonError) {
-        let replicationStore = try ReplicationStore(
+        var replicationStore = try ReplicationStore(
             me: configuration.me,
             store: store,
             ladder: ladder,
@@ -56,13 +60,22 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         for name in configuration.links.keys {
             acked[name] = try store.checkpoint(link: ReplicationStore.sentLink(name))
         }
+        let containment = try ReplicationStore.loadContainment(store)
+        replicationStore.restore(
+            Dictionary(
+                containment.quarantines.compactMap { name, quarantine in
+                    configuration.partners[name].map { ($0.recipient.nodeID, quarantine) }
+                },
+                uniquingKeysWith: { first, _ in first }))
         self.engine = NodeEngine(
             configuration: configuration,
             acked: acked,
             highest: try store.highestSequence(),
             nowMillis: nowMillis,
-            random: random
+            random: random,
+            containment: containment
         )
+        self.savedContainment = containment
         self.replicationStore = replicationStore
         self.transport = transport
         self.logger = logger
@@ -128,6 +141,16 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 if let followUp = carryOut(action, nowMillis: now, report: &report) { events.append(followUp) }
             }
         }
+        if engine.containment != savedContainment {
+            do {
+                try replicationStore.saveContainment(engine.containment)
+                savedContainment = engine.containment
+            } catch {
+                report.failures.append("containment: \(error.message)")
+                logger?.error(
+                    "could not persist strikes and quarantines", metadata: ["liaison.error": "\(error.message)"])
+            }
+        }
         return report
     }
 
@@ -175,7 +198,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                     ops: request.ops, through: request.through, from: request.peer, nowMillis: now)
                 report.commits.append((request, outcome))
                 let summary = NodeEngine.CommitOutcome(
-                    accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest)
+                    accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest,
+                    strikes: outcome.strikes)
                 return .committed(request, summary)
             } catch {
                 if case .channel(let id, _) = request.source {
@@ -200,9 +224,46 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         case .custody(let event):
             appendCustody(event, nowMillis: now, report: &report)
             return nil
-        case .strike(let peer, let detail):
-            appendCustody(CustodyEvent(kind: .peerRefused, peer: peer, detail: detail), nowMillis: now, report: &report)
-            logger?.warning("strike", metadata: ["liaison.partner": "\(peer)", "liaison.reason": "\(detail)"])
+        case .strike(let peer, let strikeClass, let detail):
+            appendCustody(
+                CustodyEvent(kind: .peerRefused, peer: peer, detail: "\(strikeClass.rawValue): \(detail)"),
+                nowMillis: now, report: &report)
+            logger?.warning(
+                "strike",
+                metadata: [
+                    "liaison.partner": "\(peer)", "liaison.class": "\(strikeClass.rawValue)",
+                    "liaison.reason": "\(detail)",
+                ])
+            return nil
+        case .quarantined(let peer, let quarantine):
+            guard let author = engine.configuration.partners[peer]?.recipient.nodeID else { return nil }
+            do {
+                let result = try replicationStore.quarantine(peer, author: author, quarantine, nowMillis: now)
+                report.rebuilds.append(result)
+                logger?.warning(
+                    "quarantine applied",
+                    metadata: [
+                        "liaison.partner": "\(peer)", "liaison.items": "\(result.changed.count)",
+                        "liaison.ops_left_out": "\(result.excluded.count)",
+                    ])
+            } catch {
+                report.failures.append("quarantine of \(peer): \(error.message)")
+                logger?.error(
+                    "could not apply a quarantine",
+                    metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+            }
+            return nil
+        case .released(let peer):
+            guard let author = engine.configuration.partners[peer]?.recipient.nodeID else { return nil }
+            do {
+                let result = try replicationStore.release(peer, author: author, nowMillis: now)
+                report.rebuilds.append(result)
+            } catch {
+                report.failures.append("release of \(peer): \(error.message)")
+                logger?.error(
+                    "could not apply a release",
+                    metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+            }
             return nil
         case .log(let record):
             guard let logger else { return nil }

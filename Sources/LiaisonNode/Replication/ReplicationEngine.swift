@@ -2,7 +2,7 @@ import Crypto
 public import Foundation
 public import LiaisonCore
 public import LiaisonReplication
-import LiaisonStore
+public import LiaisonStore
 import LiaisonTransport
 public import Logging
 import NIOCore
@@ -81,7 +81,7 @@ public actor ReplicationEngine {
                 ReplicationNeighbour(partner: $0.recipient, outbound: neighbour.outbound, inbound: neighbour.inbound)
             }
         }
-        return NodeEngine.Configuration(
+        var configuration = NodeEngine.Configuration(
             me: me.recipient,
             partners: partners,
             links: links,
@@ -90,6 +90,8 @@ public actor ReplicationEngine {
             signingKey: node.identity.signingKey,
             sealingKey: node.identity.sealingKey
         )
+        configuration.containment = federation.containment ?? .default
+        return configuration
     }
 
     static var nowMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
@@ -166,6 +168,38 @@ public actor ReplicationEngine {
     /// or wrong certificate).
     func refused(peer: String?, detail: String) {
         interpreter.handle(.connectionRefused(peer: peer, detail: detail), nowMillis: Self.nowMillis)
+    }
+
+    // MARK: - Containment (called by the API)
+
+    /// Whether a partner is quarantined (its dialling pauses).
+    func isQuarantined(_ peer: String) -> Bool { interpreter.engine.isQuarantined(peer) }
+
+    /// Quarantines a partner from `sinceMillis` on; returns what the rebuild did.
+    public func quarantine(_ peer: String, sinceMillis: UInt64, reason: String) throws(LiaisonError) -> RebuildResult {
+        try checkPartner(peer)
+        let report = interpreter.handle(
+            .quarantine(peer: peer, sinceMillis: sinceMillis, reason: reason), nowMillis: Self.nowMillis)
+        if let failure = report.failures.first { throw LiaisonError(.io, failure) }
+        return report.rebuilds.first ?? RebuildResult()
+    }
+
+    /// Releases a quarantined partner; returns what the rebuild did.
+    public func release(_ peer: String) throws(LiaisonError) -> RebuildResult {
+        try checkPartner(peer)
+        guard interpreter.engine.isQuarantined(peer) else {
+            throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
+        }
+        let report = interpreter.handle(.release(peer: peer), nowMillis: Self.nowMillis)
+        if let failure = report.failures.first { throw LiaisonError(.io, failure) }
+        return report.rebuilds.first ?? RebuildResult()
+    }
+
+    /// Strikes and quarantines.
+    public func containment() -> ContainmentState { interpreter.engine.containment }
+
+    private func checkPartner(_ peer: String) throws(LiaisonError) {
+        try federation.checkQuarantinable(peer)
     }
 
     /// How long to wait before dialling again, with full jitter (the engine's seeded

@@ -113,6 +113,11 @@ public struct ReplicationService: Service {
         let endpoint = peer.endpoints[index]
         var backoffMillis: UInt64 = 100
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // A quarantined partner is not dialled (the engine would close the channel).
+            if await engine.isQuarantined(peer.name) {
+                try? await Task.sleep(for: .seconds(1))
+                continue
+            }
             var connected = false
             do {
                 let connection = try await TLSTransport.dial(host: endpoint.host, port: endpoint.port, tls: tls)

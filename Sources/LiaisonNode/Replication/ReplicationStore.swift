@@ -13,6 +13,8 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var logGrew: Bool = false
     /// The end of our log after the commit.
     public var highest: UInt64 = 0
+    /// Refused ops by strike class (ops of a quarantined author are refused without one).
+    public var strikes: [StrikeClass: Int] = [:]
 }
 
 /// The store side of replication, run by the one interpreter for the engine's `.loadBatch`
@@ -33,6 +35,9 @@ public struct ReplicationStore: Sendable {
     public let neighbours: [String: ReplicationNeighbour]
     /// The node's clock (observes every accepted op).
     public private(set) var clock: HybridLogicalClock
+    /// Quarantined partners by NodeID: their ops from the quarantine's start on are refused,
+    /// not sent on, and left out of every item.
+    public private(set) var quarantines: [NodeID: Quarantine] = [:]
     let verifier: OpVerifier
 
     /// Creates the logic; the clock resumes after the store's highest stamp.
@@ -51,6 +56,91 @@ public struct ReplicationStore: Sendable {
         self.neighbours = Dictionary(uniqueKeysWithValues: neighbours.map { ($0.partner.name, $0) })
         self.clock = HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, last: try store.highestHLC())
         self.verifier = OpVerifier()
+    }
+
+    /// Whether an op is left out because its author is quarantined.
+    public func isExcluded(_ op: VerifiedOp) -> Bool {
+        quarantines[op.body.author]?.excludes(op.body.hlc) ?? false
+    }
+
+    /// The containment state persisted in the store (empty when there is none).
+    public static func loadContainment(_ store: any Store) throws(LiaisonError) -> ContainmentState {
+        guard let data = try store.metadata(MetadataKey.containment) else { return ContainmentState() }
+        do {
+            return try JSONDecoder().decode(ContainmentState.self, from: data)
+        } catch {
+            throw LiaisonError(
+                .corrupt, "the store's containment state does not decode (\(error)); restore the store from a backup")
+        }
+    }
+
+    /// Persists the containment state.
+    public func saveContainment(_ state: ContainmentState) throws(LiaisonError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data: Data
+        do {
+            data = try encoder.encode(state)
+        } catch {
+            throw LiaisonError(.io, "cannot encode the containment state: \(error)")
+        }
+        try store.setMetadata(MetadataKey.containment, data)
+    }
+
+    /// Quarantines `author` (named `name`): its ops from `quarantine.sinceMillis` on leave
+    /// every item they touched (they stay in the log), in one transaction with its custody
+    /// entry. Also sets the quarantine at start-up (then nothing is rebuilt if the items
+    /// already leave the ops out).
+    @discardableResult
+    public mutating func quarantine(
+        _ name: String, author: NodeID, _ quarantine: Quarantine, nowMillis: UInt64
+    ) throws(LiaisonError) -> RebuildResult {
+        let earliest = min(quarantine.sinceMillis, quarantines[author]?.sinceMillis ?? .max)
+        quarantines[author] = quarantine
+        let detail =
+            "\(quarantine.automatic ? "by its strikes" : "by the operator"): \(quarantine.reason); "
+            + "its ops since \(quarantine.sinceMillis) ms are left out"
+        return try rebuild(
+            author: author, sinceMillis: earliest,
+            custody: CustodyEvent(kind: .partnerQuarantined, peer: name, detail: detail), nowMillis: nowMillis)
+    }
+
+    /// Sets the quarantines a restarted node held (its items already leave their ops out).
+    public mutating func restore(_ quarantines: [NodeID: Quarantine]) {
+        self.quarantines = quarantines
+    }
+
+    /// Ends `author`'s quarantine: its ops count again and the items they touched are
+    /// rebuilt with them.
+    @discardableResult
+    public mutating func release(
+        _ name: String, author: NodeID, nowMillis: UInt64
+    ) throws(LiaisonError)
+        -> RebuildResult
+    {
+        guard let quarantine = quarantines.removeValue(forKey: author) else { return RebuildResult() }
+        return try rebuild(
+            author: author, sinceMillis: quarantine.sinceMillis,
+            custody: CustodyEvent(kind: .partnerReleased, peer: name, detail: "its ops count again"),
+            nowMillis: nowMillis)
+    }
+
+    private func rebuild(
+        author: NodeID, sinceMillis: UInt64, custody: CustodyEvent, nowMillis: UInt64
+    ) throws(LiaisonError) -> RebuildResult {
+        let items = try store.items(authoredBy: author, since: HLCTimestamp(physicalMillis: sinceMillis, logical: 0))
+        let quarantines = self.quarantines
+        var result = try store.rebuild(
+            items: items,
+            excluding: { quarantines[$0.body.author]?.excludes($0.body.hlc) ?? false },
+            custody: custody,
+            timeMillis: Int64(nowMillis)
+        )
+        // Only the author's own ops are reported as left out or put back.
+        if custody.kind == .partnerReleased {
+            result.excluded = []
+        }
+        return result
     }
 
     /// The checkpoint names of the two directions of a link.
@@ -101,14 +191,21 @@ public struct ReplicationStore: Sendable {
         var items = [ItemID: ItemState]()
         var candidates = [OutboxCandidate]()
         var included = Set<OpID>()
+        var quarantined = [OpID]()
         for entry in stored {
             let id = entry.op.body.itemID
+            // Ops of a quarantined partner since its quarantine's start go nowhere.
+            if isExcluded(entry.op) {
+                quarantined.append(entry.op.id)
+                continue
+            }
             if items[id] == nil { items[id] = try store.item(id) }
             guard let item = items[id] else { continue }
             // When markings or tags change, the whole item may become eligible: send its
             // history too (duplicates are harmless), so the item arrives complete (§5.7).
             if entry.op.body.change.mayChangeEligibility {
-                for earlier in try store.ops(ofItem: id) where earlier.sequence < entry.sequence {
+                for earlier in try store.ops(ofItem: id)
+                where earlier.sequence < entry.sequence && !isExcluded(earlier.op) {
                     if included.insert(earlier.op.id).inserted {
                         candidates.append(
                             OutboxCandidate(
@@ -132,6 +229,14 @@ public struct ReplicationStore: Sendable {
             ladder: ladder
         )
         let now = Int64(nowMillis)
+        if !quarantined.isEmpty {
+            _ = try store.appendCustody(
+                CustodyEvent(
+                    kind: .filterWithheld, peer: peer, detail: "\(quarantined.count)× author quarantined",
+                    opIDs: quarantined),
+                timeMillis: now
+            )
+        }
         if !batch.sent.isEmpty {
             _ = try store.appendCustody(
                 CustodyEvent(
@@ -184,9 +289,17 @@ public struct ReplicationStore: Sendable {
         var accepted = [VerifiedOp]()
         var refused = [(id: OpID?, reason: StrikeReason)]()
         var verified = [VerifiedOp]()
+        var quarantined = [VerifiedOp]()
         for bytes in encoded {
             do {
-                verified.append(try verifier.verify(bytes))
+                let op = try verifier.verify(bytes)
+                // A quarantined partner's ops since its quarantine's start are refused from
+                // whoever passes them on; the forwarder is not struck (it may not know yet).
+                if isExcluded(op) {
+                    quarantined.append(op)
+                } else {
+                    verified.append(op)
+                }
             } catch {
                 refused.append((nil, .invalid(error)))
             }
@@ -234,7 +347,17 @@ public struct ReplicationStore: Sendable {
             let result = try store.commit(
                 CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
             outcome.refused += result.rejected.count
+            if !result.rejected.isEmpty { outcome.strikes[.nonWriter, default: 0] += result.rejected.count }
             outcome.logGrew = try store.highestSequence() > before
+        }
+        if !quarantined.isEmpty {
+            _ = try store.appendCustody(
+                CustodyEvent(
+                    kind: .opsRejected, peer: partner.nodeID.text,
+                    detail: "\(quarantined.count)× author quarantined", opIDs: quarantined.map(\.id)),
+                timeMillis: Int64(now)
+            )
+            outcome.refused += quarantined.count
         }
         outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
@@ -254,6 +377,7 @@ public struct ReplicationStore: Sendable {
         if let through { try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through) }
         outcome.accepted = accepted.count
         outcome.refused += refused.count
+        for entry in refused { outcome.strikes[entry.reason.strikeClass, default: 0] += 1 }
         return outcome
     }
 }

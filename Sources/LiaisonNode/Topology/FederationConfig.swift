@@ -49,6 +49,9 @@ public struct FederationConfig: Codable, Sendable, Equatable {
     public var listen: [Endpoint]
     /// How links run their channels.
     public var channels: ChannelSettings
+    /// When strikes quarantine a partner on their own (nil in files rendered before
+    /// containment existed: the defaults).
+    public var containment: ContainmentPolicy?
     /// Where its API listens.
     public var api: Endpoint
     /// Every partner of the federation, this node included.
@@ -58,6 +61,15 @@ public struct FederationConfig: Codable, Sendable, Equatable {
 
     /// The partner record of `name`.
     public func partner(named name: String) -> Partner? { partners.first { $0.name == name } }
+
+    /// Checks that `name` is a partner this node may quarantine (not itself).
+    public func checkQuarantinable(_ name: String) throws(LiaisonError) {
+        guard name != me else { throw LiaisonError(.invalidArgument, "a node cannot quarantine itself") }
+        guard partner(named: name) != nil else {
+            let known = partners.map(\.name).filter { $0 != me }.sorted().joined(separator: ", ")
+            throw LiaisonError(.notFound, "no partner '\(name)' in federation \(federation); known: \(known)")
+        }
+    }
 
     /// The partner record of a NodeID.
     public func partner(id: NodeID) -> Partner? { partners.first { $0.nodeID == id } }
@@ -151,6 +163,7 @@ extension Topology {
                 me: partner.name,
                 listen: partner.endpoints,
                 channels: channels,
+                containment: containment,
                 api: partner.api,
                 partners: records,
                 neighbours: neighbours

@@ -64,6 +64,8 @@ public struct Topology: Sendable {
     public var links: [Link]
     /// How links run their channels: failover or active-active, heartbeats, relaying.
     public var channels = ChannelSettings()
+    /// When strikes quarantine a partner on their own.
+    public var containment = ContainmentPolicy.default
 
     /// The partner named `name`.
     public func partner(_ name: String) -> Partner? { partners.first { $0.name == name } }
@@ -148,7 +150,7 @@ private struct TopologyReader {
         let top = try mapping(
             root,
             "the topology",
-            allowed: ["federation", "classifications", "partners", "links", "channels", "drills"]
+            allowed: ["federation", "classifications", "partners", "links", "channels", "containment", "drills"]
         )
         let federation = try string(top["federation"], "federation")
         var ladder = ClassificationLadder.standard
@@ -224,7 +226,36 @@ private struct TopologyReader {
         }
         var topology = Topology(federation: federation, classifications: ladder, partners: partners, links: links)
         if let node = top["channels"] { topology.channels = try channels(node) }
+        if let node = top["containment"] { topology.containment = try containment(node) }
         return topology
+    }
+
+    /// `containment: {window-ms: N, thresholds: {CLASS: N, …}}`: a class's threshold of
+    /// strikes within the window quarantines the partner; 0 turns a class's off. Classes
+    /// left out keep their defaults.
+    func containment(_ node: Node) throws(LiaisonError) -> ContainmentPolicy {
+        let fields = try mapping(node, "containment", allowed: ["window-ms", "thresholds"])
+        var policy = ContainmentPolicy.default
+        if let window = fields["window-ms"] {
+            guard let value = window.scalar.flatMap({ UInt64($0.string) }), (1_000...2_592_000_000).contains(value)
+            else {
+                throw fail(window, "window-ms must be a whole number of milliseconds from 1000 to 2592000000 (30 days)")
+            }
+            policy.windowMillis = value
+        }
+        if let thresholds = fields["thresholds"] {
+            let known = StrikeClass.allCases.map(\.rawValue)
+            let entries = try mapping(thresholds, "containment thresholds", allowed: Set(known))
+            for (key, value) in entries {
+                guard let strikeClass = StrikeClass(rawValue: key),
+                    let number = value.scalar.flatMap({ UInt32($0.string) }), number <= 1_000_000
+                else {
+                    throw fail(value, "the threshold of \(key) must be a whole number from 0 (never) to 1000000")
+                }
+                policy.thresholds[strikeClass] = number == 0 ? nil : number
+            }
+        }
+        return policy
     }
 
     func channels(_ node: Node) throws(LiaisonError) -> ChannelSettings {

@@ -1,0 +1,68 @@
+import Foundation
+public import LiaisonCore
+public import LiaisonStore
+
+/// Quarantine and release on a node that is not running (`liaison quarantine` without a
+/// daemon): the same store work the running engine's interpreter does, with the state
+/// persisted for the engine to find when it starts.
+extension LocalNode {
+    /// Strikes and quarantines held in the store.
+    public func containment() throws(LiaisonError) -> ContainmentState {
+        try ReplicationStore.loadContainment(store)
+    }
+
+    /// Quarantines `peer` from `sinceMillis` on: its ops since then leave every item.
+    public func quarantine(
+        _ peer: String, sinceMillis: UInt64, reason: String, nowMillis: UInt64
+    ) throws(LiaisonError) -> RebuildResult {
+        var (replication, federation, state) = try containmentContext()
+        try federation.checkQuarantinable(peer)
+        let author = federation.partner(named: peer)!.nodeID
+        let quarantine = Quarantine(sinceMillis: sinceMillis, atMillis: nowMillis, reason: reason, automatic: false)
+        let result = try replication.quarantine(peer, author: author, quarantine, nowMillis: nowMillis)
+        state.quarantines[peer] = quarantine
+        try replication.saveContainment(state)
+        return result
+    }
+
+    /// Ends `peer`'s quarantine: its ops count again.
+    public func release(_ peer: String, nowMillis: UInt64) throws(LiaisonError) -> RebuildResult {
+        var (replication, federation, state) = try containmentContext()
+        try federation.checkQuarantinable(peer)
+        guard state.quarantines.removeValue(forKey: peer) != nil else {
+            throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
+        }
+        if var tallies = state.strikes[peer] {
+            for key in tallies.keys { tallies[key]?.inWindow = 0 }
+            state.strikes[peer] = tallies
+        }
+        let result = try replication.release(
+            peer, author: federation.partner(named: peer)!.nodeID, nowMillis: nowMillis)
+        try replication.saveContainment(state)
+        return result
+    }
+
+    private func containmentContext() throws(LiaisonError) -> (ReplicationStore, FederationConfig, ContainmentState) {
+        guard let federation, let me = federation.partner(named: federation.me) else {
+            throw LiaisonError(
+                .notFound,
+                "\(directory.url.path) belongs to no federation; render it with 'liaison topology render'")
+        }
+        var replication = try ReplicationStore(
+            me: me.recipient,
+            store: store,
+            ladder: config.classifications,
+            knownAuthors: Set(federation.partners.map(\.nodeID)),
+            neighbours: [],
+            maxClockSkewMillis: config.maxClockSkewMillis
+        )
+        let state = try ReplicationStore.loadContainment(store)
+        replication.restore(
+            Dictionary(
+                state.quarantines.compactMap { name, quarantine in
+                    federation.partner(named: name).map { ($0.nodeID, quarantine) }
+                },
+                uniquingKeysWith: { first, _ in first }))
+        return (replication, federation, state)
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import LiaisonCore
+import LiaisonStore
+import LiaisonTestSupport
+import Testing
+
+/// Rebuilding items without a quarantined partner's ops (DESIGN §6, I4).
+@Suite("Store rebuilds")
+struct StoreRebuildTests {
+    /// Alice's item X (annotations allowed) annotated by bob at 5 and retitled by alice at 6,
+    /// and bob's own item Y at 7. Returns the ops and the two item ids.
+    private func history(_ store: any Store) throws -> (ops: [VerifiedOp], x: ItemID, y: ItemID) {
+        var factory = OpFactory(seed: 41)
+        let create = try factory.create(
+            by: .alice, fields: [(name: "title", value: JSONText.string("first"))], writePolicy: .annotations,
+            at: .test(1))
+        let x = try ItemState(create: create)
+        let note = try factory.setFields(
+            [(name: "note", value: JSONText.string("planted"))], of: x, by: .bob, at: .test(5))
+        let retitle = try factory.setFields(
+            [(name: "title", value: JSONText.string("second"))], of: x, by: .alice, at: .test(6))
+        let own = try factory.create(by: .bob, at: .test(7))
+        let ops = [create, note, retitle, own]
+        _ = try store.commit(CommitBatch(ops: ops, source: .local, timeMillis: 1_700_000_000_000))
+        return (ops, x.id, own.body.itemID)
+    }
+
+    @Test(
+        "leaving out a partner's ops since T rebuilds its annotations away, removes its items, keeps the ops in the log, and audits them",
+        arguments: StoreKind.allCases)
+    func leavesOut(kind: StoreKind) throws {
+        let store = try kind.make()
+        let (ops, x, y) = try history(store)
+        let bob = TestNode.bob.nodeID
+        #expect(try store.items(authoredBy: bob, since: .test(4)) == [x, y])
+        #expect(try store.items(authoredBy: bob, since: .test(8)).isEmpty)
+        let logBefore = try store.ops(after: 0, limit: 100)
+
+        let result = try store.rebuild(
+            items: [x, y],
+            excluding: { $0.body.author == bob && $0.body.hlc >= .test(4) },
+            custody: CustodyEvent(kind: .partnerQuarantined, peer: "bob", detail: "test"),
+            timeMillis: 1_700_000_001_000
+        )
+        #expect(result.changed == [x, y])
+        #expect(result.removed == [y])
+        #expect(Set(result.excluded) == [ops[1].id, ops[3].id])
+        let item = try #require(try store.item(x))
+        #expect(item.fields["note"] == nil, "bob's annotation survived")
+        #expect(item.fields["title"]?.value == JSONText.string("second"), "alice's later op was lost")
+        #expect(try store.item(y) == nil)
+        #expect(try store.ops(after: 0, limit: 100) == logBefore, "the log changed")
+        let entry = try #require(try store.custody(from: 1, limit: 100).last)
+        #expect(entry.kind == .partnerQuarantined && Set(entry.opIDs) == [ops[1].id, ops[3].id])
+        guard case .intact = try store.verifyCustody() else {
+            Issue.record("custody chain broken by the rebuild")
+            return
+        }
+    }
+
+    @Test("rebuilding with nothing left out restores every item exactly", arguments: StoreKind.allCases)
+    func restores(kind: StoreKind) throws {
+        let store = try kind.make()
+        let (_, x, y) = try history(store)
+        let before = try [x, y].map { try store.item($0) }
+        let bob = TestNode.bob.nodeID
+        _ = try store.rebuild(
+            items: [x, y], excluding: { $0.body.author == bob },
+            custody: CustodyEvent(kind: .partnerQuarantined), timeMillis: 1)
+        let back = try store.rebuild(
+            items: [x, y], excluding: { _ in false }, custody: CustodyEvent(kind: .partnerReleased), timeMillis: 2)
+        #expect(back.changed == [x, y] && back.excluded.isEmpty)
+        #expect(try [x, y].map { try store.item($0) } == before)
+        #expect(try store.item(x)?.digest == before[0]?.digest)
+    }
+
+    @Test("node metadata round-trips and survives reopening the SQLite store")
+    func metadata() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        do {
+            let store = try SQLiteStore(path: path, create: true)
+            #expect(try store.metadata(MetadataKey.containment) == nil)
+            try store.setMetadata(MetadataKey.containment, Data("one".utf8))
+            try store.setMetadata(MetadataKey.containment, Data("two".utf8))
+        }
+        let reopened = try SQLiteStore(path: path, create: false)
+        #expect(try reopened.metadata(MetadataKey.containment) == Data("two".utf8))
+    }
+}
