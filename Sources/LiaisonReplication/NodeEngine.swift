@@ -197,11 +197,12 @@ public struct NodeEngine: Sendable {
         public var refused: Int
         /// The end of our log after the commit.
         public var highest: UInt64
-        /// The refused ops by strike class, counted against the partner the ops came from.
-        public var strikes: [StrikeClass: Int]
+        /// Strikes by culprit (the sender, or an op's author when the op alone proves its
+        /// misconduct) and class.
+        public var strikes: [NodeID: [StrikeClass: Int]]
 
         /// Creates an outcome.
-        public init(accepted: Int, refused: Int, highest: UInt64, strikes: [StrikeClass: Int] = [:]) {
+        public init(accepted: Int, refused: Int, highest: UInt64, strikes: [NodeID: [StrikeClass: Int]] = [:]) {
             self.accepted = accepted
             self.refused = refused
             self.highest = highest
@@ -662,8 +663,11 @@ public struct NodeEngine: Sendable {
 
     private mutating func committed(_ request: CommitRequest, _ outcome: CommitOutcome, now: UInt64) {
         let peer = request.peer
-        for (strikeClass, number) in outcome.strikes.sorted(by: { $0.key < $1.key }) {
-            countStrikes(peer, strikeClass, number, now: now)
+        for (culprit, classes) in outcome.strikes.sorted(by: { $0.key < $1.key }) {
+            guard let name = partner(id: culprit)?.recipient.name else { continue }
+            for (strikeClass, number) in classes.sorted(by: { $0.key < $1.key }) {
+                countStrikes(name, strikeClass, number, now: now)
+            }
         }
         counters[peer]?.rejects += UInt64(outcome.refused)
         counters[peer]?.opsReceived += UInt64(outcome.accepted)

@@ -101,6 +101,20 @@ extension Simulation {
                 envelopesOpened += 1
                 trace.string("open \(name)<\(peer) via \(via) \(outcome.accepted)")
             }
+            // Strikes quarantine: an honest node must never count one against an honest
+            // partner, whatever the races of markings, filters and clocks.
+            let hostileID = hostile.map { nodes[$0]!.author.nodeID }
+            let honestStruck = outcome.strikes.filter { $0.key != hostileID }
+            if name != hostile, !honestStruck.isEmpty {
+                let classes = honestStruck.sorted { $0.key < $1.key }.flatMap { culprit, classes in
+                    classes.sorted { $0.key < $1.key }.map {
+                        "\($0.value)× \($0.key.rawValue) against \(culprit.short)"
+                    }
+                }
+                let why = fresh.filter { $0.kind == .opsRejected }.map(\.detail).joined(separator: "; ")
+                violations.append(
+                    "t=\(now - start) \(name) struck honest \(peer): \(classes.joined(separator: ", ")) (\(why))")
+            }
             try checkReceived(request.ops, at: name, from: peer, onlyStored: peer == hostile)
         }
     }

@@ -72,6 +72,7 @@ enum CommitEngine {
             if var item = try state(op.body.itemID) {
                 if let rejection = rejection(applying: op, to: &item) {
                     result.rejected.append((op.id, rejection))
+                    result.rejectedAuthors[op.id] = op.body.author
                 } else {
                     items[item.id] = item
                     result.changedItems.insert(item.id)
@@ -81,11 +82,13 @@ enum CommitEngine {
                 switch Result(catching: { () throws(ItemRejection) in try ItemState(create: op) }) {
                 case .failure(let rejection):
                     result.rejected.append((op.id, rejection))
+                    result.rejectedAuthors[op.id] = op.body.author
                 case .success(var item):
                     result.applied.append((op.id, try tx.insertOp(op, from: peer)))
                     for waiting in try tx.takePending(item: item.id) {
                         if let rejection = rejection(applying: waiting.op, to: &item) {
                             result.rejected.append((waiting.op.id, rejection))
+                            result.rejectedAuthors[waiting.op.id] = waiting.op.body.author
                         } else {
                             result.applied.append((waiting.op.id, try tx.insertOp(waiting.op, from: waiting.peer)))
                         }

@@ -43,6 +43,9 @@ public struct CommitResult: Sendable, Equatable {
     public var pending: [OpID]
     /// Ops the item refused, with the reason; recorded in custody, not stored.
     public var rejected: [(id: OpID, reason: ItemRejection)]
+    /// The author of each refused op (a pending op refused when its create arrives was not
+    /// in the batch).
+    public var rejectedAuthors: [OpID: NodeID]
     /// The items whose state changed.
     public var changedItems: Set<ItemID>
     /// The custody entries the commit appended.
@@ -54,6 +57,7 @@ public struct CommitResult: Sendable, Equatable {
         duplicates = []
         pending = []
         rejected = []
+        rejectedAuthors = [:]
         changedItems = []
         custody = []
     }

@@ -13,8 +13,12 @@ public struct ReceiveOutcome: Sendable, Equatable {
     public var logGrew: Bool = false
     /// The end of our log after the commit.
     public var highest: UInt64 = 0
-    /// Refused ops by strike class (ops of a quarantined author are refused without one).
-    public var strikes: [StrikeClass: Int] = [:]
+    /// Strikes by culprit and class. The sender answers for what it should have refused
+    /// itself (bad signatures, unknown authors, ops it was not entitled to send us, future
+    /// stamps, unredacted values); an op its item refuses (a non-originator deleting, a
+    /// non-writer writing, a second create) proves its author's misconduct whoever carried
+    /// it, so the author answers for it. Ops of a quarantined author are refused without one.
+    public var strikes: [NodeID: [StrikeClass: Int]] = [:]
 }
 
 /// The store side of replication, run by the one interpreter for the engine's `.loadBatch`
@@ -287,7 +291,7 @@ public struct ReplicationStore: Sendable {
         let partner = neighbour.partner
         let now = nowMillis
         var accepted = [VerifiedOp]()
-        var refused = [(id: OpID?, reason: StrikeReason)]()
+        var refused = [(id: OpID?, reason: StrikeReason, culprit: NodeID)]()
         var verified = [VerifiedOp]()
         var quarantined = [VerifiedOp]()
         for bytes in encoded {
@@ -301,7 +305,7 @@ public struct ReplicationStore: Sendable {
                     verified.append(op)
                 }
             } catch {
-                refused.append((nil, .invalid(error)))
+                refused.append((nil, .invalid(error), partner.nodeID))
             }
         }
         // Each item as this batch leaves it: our state plus the batch's ops (a create in the
@@ -321,7 +325,7 @@ public struct ReplicationStore: Sendable {
         }
         for op in verified {
             guard let inbound = neighbour.inbound else {
-                refused.append((op.id, .notEntitled(.notReleasable)))
+                refused.append((op.id, .notEntitled(.notReleasable), partner.nodeID))
                 continue
             }
             if let strike = Admission.check(
@@ -335,7 +339,11 @@ public struct ReplicationStore: Sendable {
                 clock: clock,
                 nowMillis: now
             ) {
-                refused.append((op.id, strike))
+                if case .refusedByItem = strike {
+                    refused.append((op.id, strike, op.body.author))
+                } else {
+                    refused.append((op.id, strike, partner.nodeID))
+                }
                 continue
             }
             try? clock.observe(op.body.hlc, physicalMillis: now)
@@ -347,7 +355,10 @@ public struct ReplicationStore: Sendable {
             let result = try store.commit(
                 CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
             outcome.refused += result.rejected.count
-            if !result.rejected.isEmpty { outcome.strikes[.nonWriter, default: 0] += result.rejected.count }
+            for rejected in result.rejected {
+                let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
+                outcome.strikes[author, default: [:]][.nonWriter, default: 0] += 1
+            }
             outcome.logGrew = try store.highestSequence() > before
         }
         if !quarantined.isEmpty {
@@ -377,7 +388,7 @@ public struct ReplicationStore: Sendable {
         if let through { try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through) }
         outcome.accepted = accepted.count
         outcome.refused += refused.count
-        for entry in refused { outcome.strikes[entry.reason.strikeClass, default: 0] += 1 }
+        for entry in refused { outcome.strikes[entry.culprit, default: [:]][entry.reason.strikeClass, default: 0] += 1 }
         return outcome
     }
 }
