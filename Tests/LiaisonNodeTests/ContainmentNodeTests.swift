@@ -1,0 +1,139 @@
+import Crypto
+import Foundation
+import LiaisonCore
+import LiaisonNode
+import LiaisonReplication
+import LiaisonStore
+import LiaisonTestSupport
+import LiaisonTransport
+import NIOCore
+import Testing
+
+/// Containment in the topology and across a restart of the interpreter.
+@Suite("Containment at a node")
+struct ContainmentNodeTests {
+    static let base = """
+        federation: f
+        partners:
+          alpha: {endpoints: ["127.0.0.1:1"], api: "127.0.0.1:2"}
+          bravo: {endpoints: ["127.0.0.1:3"], api: "127.0.0.1:4"}
+        links:
+          - {from: alpha, to: bravo}
+          - {from: bravo, to: alpha}
+
+        """
+
+    @Test("containment thresholds and window come from the topology; 0 turns a class off; others keep defaults")
+    func topology() throws {
+        let topology = try Topology.parse(
+            Self.base + "containment: {window-ms: 60000, thresholds: {forged: 2, future-stamp: 0}}\n", file: "t.yaml")
+        #expect(topology.containment.windowMillis == 60_000)
+        #expect(topology.containment.thresholds[.forged] == 2)
+        #expect(topology.containment.thresholds[.futureStamp] == nil)
+        #expect(topology.containment.thresholds[.notReleasable] == ContainmentPolicy.default.thresholds[.notReleasable])
+        #expect(try Topology.parse(Self.base, file: "t.yaml").containment == .default)
+    }
+
+    @Test(
+        "bad containment settings are refused with the line at fault",
+        arguments: [
+            ("containment: {thresholds: {forgery: 2}}", "forgery"),
+            ("containment: {thresholds: {forged: -1}}", "whole number from 0"),
+            ("containment: {window-ms: 5}", "window-ms must be"),
+            ("containment: {grace: 1}", "grace"),
+        ]
+    )
+    func badTopology(yaml: String, message: String) {
+        do {
+            _ = try Topology.parse(Self.base + yaml + "\n", file: "t.yaml")
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            #expect(error.message.contains("t.yaml:8"), "\(error.message)")
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    final class NullTransport: PeerTransport {
+        func send(_ frame: ByteBuffer, on channel: ChannelID) {}
+        func close(_ channel: ChannelID, reason: String) {}
+    }
+
+    static func interpreter(_ store: MemoryStore) throws -> NodeInterpreter<NullTransport> {
+        let keys = ["alice": 1, "bob": 2].mapValues {
+            try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: Data(repeating: UInt8($0), count: 32))
+        }
+        let partners = [TestNode.alice, TestNode.bob].map { node in
+            NodeEngine.Partner(
+                recipient: node.recipient(), relay: false, neighbours: [node == .alice ? "bob" : "alice"],
+                sealingKey: keys[node.name]!.publicKey)
+        }
+        let configuration = NodeEngine.Configuration(
+            me: TestNode.alice.recipient(),
+            partners: partners,
+            links: [ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll)],
+            isRelay: false,
+            channels: ChannelSettings(),
+            signingKey: TestNode.alice.author.signingKey,
+            sealingKey: keys["alice"]!
+        )
+        return try NodeInterpreter(
+            configuration: configuration, store: store, ladder: .standard, maxClockSkewMillis: 60_000,
+            transport: NullTransport(), nowMillis: HLCTimestamp.testEpochMillis, random: SeededRandom(seed: 1),
+            logger: nil)
+    }
+
+    /// Bob's channel 1 opens at `interpreter` and carries `ops` as one batch through `through`.
+    static func deliver(
+        _ ops: [VerifiedOp], through: UInt64, to interpreter: inout NodeInterpreter<NullTransport>, nowMillis: UInt64
+    ) -> NodeInterpreter<NullTransport>.Report {
+        let id = ChannelID(Int(through))
+        interpreter.channelConnected(id, peer: "bob", endpoint: 0, address: "test", nowMillis: nowMillis)
+        let hello = SyncHello(nodeID: TestNode.bob.nodeID, hlc: .test(0), checkpoint: 0)
+        interpreter.handle(.frame(id, .hello(hello), bytes: 10, atMillis: nowMillis), nowMillis: nowMillis)
+        return interpreter.handle(
+            .frame(id, .batch(ops: ops.map(\.encoded), throughSeq: through), bytes: 10, atMillis: nowMillis),
+            nowMillis: nowMillis)
+    }
+
+    @Test("strikes and a quarantine survive a restart; the restarted node still refuses the partner's ops")
+    func survivesRestart() throws {
+        let store = MemoryStore()
+        var factory = OpFactory(seed: 3)
+        let early = try factory.create(
+            by: .bob, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]), at: .test(1))
+        var first = try Self.interpreter(store)
+        let now = HLCTimestamp.testEpochMillis + 10_000
+        first.handle(
+            .committed(
+                NodeEngine.CommitRequest(peer: "bob", ops: [], source: .channel(ChannelID(1), through: 1)),
+                NodeEngine.CommitOutcome(
+                    accepted: 0, refused: 1, highest: 0, strikes: [TestNode.bob.nodeID: [.forged: 1]])),
+            nowMillis: now)
+        _ = Self.deliver([early], through: 1, to: &first, nowMillis: now)
+        #expect(try store.item(early.body.itemID) != nil)
+        let report = first.handle(
+            .quarantine(peer: "bob", sinceMillis: HLCTimestamp.testEpochMillis, reason: "test"), nowMillis: now)
+        #expect(report.rebuilds.first?.removed == [early.body.itemID], "bob's item since T was not left out")
+        #expect(try store.item(early.body.itemID) == nil)
+
+        var second = try Self.interpreter(store)
+        var replication = second.replicationStore
+        #expect(second.engine.isQuarantined("bob"))
+        #expect(second.engine.containment.strikes["bob"]?[.forged]?.total == 1)
+        let late = try factory.create(
+            by: .bob, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]), at: .test(5))
+        // A channel from bob is closed at once; the same op carried by anyone is refused.
+        let refused = Self.deliver([late], through: 2, to: &second, nowMillis: now)
+        #expect(refused.commits.isEmpty)
+        #expect(second.engine.channels.isEmpty)
+        let outcome = try replication.receive(ops: [late.encoded], through: 2, from: "bob", nowMillis: now)
+        #expect(outcome.accepted == 0 && outcome.strikes.isEmpty)
+        #expect(try store.item(late.body.itemID) == nil)
+
+        // The release puts bob's earlier item back from the log.
+        let released = second.handle(.release(peer: "bob"), nowMillis: now + 1)
+        #expect(released.rebuilds.first?.changed == [early.body.itemID])
+        #expect(try store.item(early.body.itemID) != nil)
+        #expect(try Self.interpreter(store).engine.isQuarantined("bob") == false)
+    }
+}
