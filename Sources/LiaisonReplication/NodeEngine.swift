@@ -237,6 +237,9 @@ public struct NodeEngine: Sendable {
         /// The store work for a request failed: a channel that needed it closes (it resumes
         /// from the store's checkpoints when it reconnects); sealing tries again later.
         case storeFailed(peer: String, purpose: BatchRequest.Purpose, reason: String)
+        /// The transport's queue of frames to a channel filled: the peer does not read what
+        /// it asks for (pings answered, batches). The channel closes; a `flood` strike.
+        case overflowed(ChannelID, queued: Int)
         /// The node is shutting down: close every channel, count no failure.
         case shutdown
         /// The operator quarantines a partner: its ops stamped from `sinceMillis` on are
@@ -487,6 +490,12 @@ public struct NodeEngine: Sendable {
             case .seal:
                 sealingLoads.remove(peer)
             }
+        case .overflowed(let id, let queued):
+            guard let channel = channels[id] else { break }
+            let detail = "stopped reading its channel: \(queued) frames queued"
+            refused(channel.peer, detail, strikeClass: .flood, now: now)
+            output.append(.close(id, reason: detail))
+            remove(id, reason: detail, failed: true, now: now)
         case .quarantine(let peer, let since, let reason):
             quarantine(
                 peer, Quarantine(sinceMillis: since, atMillis: now, reason: reason, automatic: false), now: now)

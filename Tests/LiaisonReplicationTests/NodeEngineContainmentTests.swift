@@ -102,6 +102,20 @@ struct NodeEngineContainmentTests {
         #expect(world.engine.relays(for: "bob") == ["carol"])
     }
 
+    @Test("a channel whose queue filled (the peer stopped reading) closes, is audited and counts a flood strike")
+    func overflow() {
+        var world = World()
+        _ = world.open(1, to: .bob)
+        let actions = world.handle(.overflowed(ChannelID(1), queued: 1_024))
+        #expect(Self.closes(actions) == [ChannelID(1)])
+        #expect(
+            actions.contains {
+                if case .custody(let event) = $0 { return event.kind == .peerRefused } else { return false }
+            })
+        #expect(world.engine.channels[ChannelID(1)] == nil)
+        #expect(world.engine.containment.strikes["bob"]?[.flood]?.total == 1)
+    }
+
     @Test("protocol violations on a channel count as strikes of their class")
     func protocolStrikes() {
         var world = World()

@@ -19,6 +19,8 @@ public enum StrikeClass: String, Hashable, Sendable, Codable, CodingKeyRepresent
     case protocolViolation = "protocol"
     /// A sealed envelope or receipt that does not verify or is not the sender's to send.
     case badEnvelope = "bad-envelope"
+    /// A channel whose peer stopped reading while it kept sending: our queue to it filled.
+    case flood
 
     public static func < (lhs: StrikeClass, rhs: StrikeClass) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -53,7 +55,7 @@ public struct ContainmentPolicy: Sendable, Hashable, Codable {
     public static let `default` = ContainmentPolicy(
         thresholds: [
             .forged: 5, .unknownAuthor: 5, .badEnvelope: 5, .unredacted: 5, .nonWriter: 20,
-            .notReleasable: 50, .filteredOut: 50, .futureStamp: 100, .protocolViolation: 20,
+            .notReleasable: 50, .filteredOut: 50, .futureStamp: 100, .protocolViolation: 20, .flood: 5,
         ],
         windowMillis: 60 * 60_000
     )

@@ -123,11 +123,13 @@ public actor ReplicationEngine {
         peer: String,
         endpoint: Int,
         address: String,
-        outgoing: AsyncStream<DaemonTransport.Outgoing>.Continuation
+        outgoing: AsyncStream<DaemonTransport.Outgoing>.Continuation,
+        close: @escaping @Sendable () -> Void
     ) -> ChannelID {
         nextChannel += 1
         let id = ChannelID(nextChannel)
         transport.register(id, outgoing)
+        transport.registerCloser(id, close)
         interpreter.channelConnected(id, peer: peer, endpoint: endpoint, address: address, nowMillis: Self.nowMillis)
         return id
     }
@@ -161,6 +163,9 @@ public actor ReplicationEngine {
 
     /// Time passed: heartbeats, deadlines, failback, sealing, envelope retries.
     func tick() {
+        for (id, queued) in transport.takeOverflowed() {
+            interpreter.handle(.overflowed(id, queued: queued), nowMillis: Self.nowMillis)
+        }
         interpreter.handle(.tick(heard: transport.lastArrivals()), nowMillis: Self.nowMillis)
     }
 
@@ -219,7 +224,13 @@ final class DaemonTransport: PeerTransport, Sendable {
         case close(String)
     }
 
+    /// Most frames queued for one channel. A peer that reads what it asks for never has more
+    /// than a window of batches and a few pings' answers waiting; past this it is not reading.
+    static let maxQueuedFrames = 1_024
+
     private let queues = Mutex<[ChannelID: AsyncStream<Outgoing>.Continuation]>([:])
+    private let overflowed = Mutex<[ChannelID: Int]>([:])
+    private let closers = Mutex<[ChannelID: @Sendable () -> Void]>([:])
     private let arrivals = Mutex<[ChannelID: UInt64]>([:])
 
     /// A reader read a frame at `atMillis` (before handing it to the engine).
@@ -236,13 +247,35 @@ final class DaemonTransport: PeerTransport, Sendable {
         queues.withLock { $0[id] = continuation }
     }
 
+    /// How to close a channel's socket at once (its queue may be full and its writer stuck).
+    func registerCloser(_ id: ChannelID, _ close: @escaping @Sendable () -> Void) {
+        closers.withLock { $0[id] = close }
+    }
+
+    /// Channels whose queue filled since the last call, with how many frames were queued.
+    func takeOverflowed() -> [(ChannelID, Int)] {
+        overflowed.withLock { current in
+            defer { current = [:] }
+            return current.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        }
+    }
+
     func unregister(_ id: ChannelID) {
         queues.withLock { $0.removeValue(forKey: id) }?.finish()
         arrivals.withLock { _ = $0.removeValue(forKey: id) }
+        closers.withLock { _ = $0.removeValue(forKey: id) }
     }
 
     func send(_ frame: ByteBuffer, on channel: ChannelID) {
-        _ = queues.withLock { $0[channel] }?.yield(.frame(frame))
+        guard let continuation = queues.withLock({ $0[channel] }) else { return }
+        if case .dropped = continuation.yield(.frame(frame)) {
+            // The peer stopped reading: close the socket now (the writer is stuck behind
+            // the full queue) and let the engine strike it on the next tick.
+            queues.withLock { _ = $0.removeValue(forKey: channel) }
+            overflowed.withLock { $0[channel] = Self.maxQueuedFrames }
+            closers.withLock { $0.removeValue(forKey: channel) }?()
+            continuation.finish()
+        }
     }
 
     func close(_ channel: ChannelID, reason: String) {

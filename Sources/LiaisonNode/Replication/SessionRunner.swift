@@ -20,9 +20,12 @@ enum SessionRunner {
         logger: Logger
     ) async -> Duration {
         let started = ContinuousClock.now
-        let (outgoing, continuation) = AsyncStream<DaemonTransport.Outgoing>.makeStream()
+        let (outgoing, continuation) = AsyncStream<DaemonTransport.Outgoing>.makeStream(
+            bufferingPolicy: .bufferingOldest(DaemonTransport.maxQueuedFrames))
+        let channel = connection.channel
         let id = await engine.connect(
-            peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation)
+            peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation,
+            close: { channel.close(promise: nil) })
         var lostError: String?
         do {
             try await connection.io.executeThenClose { inbound, outbound in
