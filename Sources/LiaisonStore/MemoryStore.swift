@@ -108,6 +108,10 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
+        state.withLock { current in current.pending.values.count { $0.peer == peer } }
+    }
+
     public func metadata(_ key: String) throws(LiaisonError) -> Data? { state.withLock { $0.metadata[key] } }
 
     public func setMetadata(_ key: String, _ value: Data) throws(LiaisonError) {

@@ -254,6 +254,13 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
+        try read("counting pending ops") { db in
+            try Int.fetchOne(
+                db, sql: "SELECT count(*) FROM pending_ops WHERE received_from = ?", arguments: [peer.hash.data]) ?? 0
+        }
+    }
+
     public func metadata(_ key: String) throws(LiaisonError) -> Data? {
         try read("reading node metadata") { db in
             try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])

@@ -148,6 +148,8 @@ public protocol Store: Sendable {
     func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]
     /// Walks the whole custody log and its recorded head.
     func verifyCustody() throws(LiaisonError) -> CustodyVerification
+    /// How many ops received from `peer` wait for their item's create op.
+    func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int
     /// A value the node keeps about itself under `key` (e.g. its containment state), or nil.
     func metadata(_ key: String) throws(LiaisonError) -> Data?
     /// Sets such a value.

@@ -137,3 +137,44 @@ struct ContainmentNodeTests {
         #expect(try Self.interpreter(store).engine.isQuarantined("bob") == false)
     }
 }
+
+@Suite("Pending ops from a partner")
+struct PendingBoundTests {
+    @Test(
+        "ops for items the node does not hold are kept up to a bound per partner; past it they are refused as a flood")
+    func bounded() throws {
+        let store = MemoryStore()
+        var replication = try ReplicationStore(
+            me: TestNode.alice.recipient(),
+            store: store,
+            ladder: .standard,
+            knownAuthors: [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID],
+            neighbours: [
+                ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll)
+            ],
+            maxClockSkewMillis: 60_000
+        )
+        replication.maxPendingPerPartner = 3
+        var factory = OpFactory(seed: 9)
+        // Items carol created that alice never received: bob's annotations of them wait.
+        var annotations = [VerifiedOp]()
+        for index in 0..<5 {
+            let create = try factory.create(
+                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
+                writePolicy: .annotations, at: .test(UInt64(index)))
+            annotations.append(
+                try factory.setFields(
+                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
+                    at: .test(10)))
+        }
+        let now = HLCTimestamp.testEpochMillis + 20
+        let outcome = try replication.receive(
+            ops: annotations.map(\.encoded), through: 5, from: "bob", nowMillis: now)
+        #expect(outcome.accepted == 3)
+        #expect(outcome.strikes[TestNode.bob.nodeID]?[.flood] == 2)
+        #expect(try store.pendingCount(from: TestNode.bob.nodeID) == 3)
+        let again = try replication.receive(
+            ops: [annotations[4].encoded], through: 6, from: "bob", nowMillis: now)
+        #expect(again.accepted == 0 && again.strikes[TestNode.bob.nodeID]?[.flood] == 1)
+    }
+}

@@ -36,6 +36,7 @@ extension StrikeReason {
         case .notEntitled: .filteredOut
         case .refusedByItem: .nonWriter
         case .unredacted: .unredacted
+        case .tooManyPending: .flood
         }
     }
 }

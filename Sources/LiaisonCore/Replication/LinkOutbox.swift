@@ -96,6 +96,8 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     case refusedByItem(ItemRejection)
     /// It carried values of fields the sender's link filter redacts.
     case unredacted([String])
+    /// An op for an item we do not hold, past the bound of such ops kept for one partner.
+    case tooManyPending(limit: Int)
 
     public var description: String {
         switch self {
@@ -105,6 +107,7 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
         case .notEntitled(let reason): "sent though not entitled here (\(reason.rawValue))"
         case .refusedByItem(let rejection): "refused by the item: \(rejection)"
         case .unredacted(let fields): "values of redacted fields sent: \(fields.joined(separator: ", "))"
+        case .tooManyPending(let limit): "more than \(limit) ops waiting for items this node does not hold"
         }
     }
 }

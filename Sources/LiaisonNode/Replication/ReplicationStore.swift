@@ -147,6 +147,12 @@ public struct ReplicationStore: Sendable {
         return result
     }
 
+    /// Most ops from one partner kept waiting for items this node does not hold (an
+    /// annotation can arrive before its item's create; a partner sending ops for items that
+    /// never come would grow the store without bound). Past it such ops are refused with a
+    /// `flood` strike; they come again with their create.
+    public var maxPendingPerPartner = 10_000
+
     /// The checkpoint names of the two directions of a link.
     public static func sentLink(_ peer: String) -> String { "to:\(peer)" }
     /// How far we applied a peer's log.
@@ -323,6 +329,7 @@ public struct ReplicationStore: Sendable {
                 states[id] = state
             }
         }
+        var pendingRoom: Int?
         for op in verified {
             guard let inbound = neighbour.inbound else {
                 refused.append((op.id, .notEntitled(.notReleasable), partner.nodeID))
@@ -345,6 +352,17 @@ public struct ReplicationStore: Sendable {
                     refused.append((op.id, strike, partner.nodeID))
                 }
                 continue
+            }
+            if states[op.body.itemID] == nil, try store.op(op.id) == nil {
+                // It will wait for its create: bounded per partner.
+                var room = pendingRoom ?? 0
+                if pendingRoom == nil { room = maxPendingPerPartner - (try store.pendingCount(from: partner.nodeID)) }
+                guard room > 0 else {
+                    pendingRoom = 0
+                    refused.append((op.id, .tooManyPending(limit: maxPendingPerPartner), partner.nodeID))
+                    continue
+                }
+                pendingRoom = room - 1
             }
             try? clock.observe(op.body.hlc, physicalMillis: now)
             accepted.append(op)
