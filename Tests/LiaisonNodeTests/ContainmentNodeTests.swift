@@ -171,7 +171,8 @@ struct PendingBoundTests {
         let outcome = try replication.receive(
             ops: annotations.map(\.encoded), through: 5, from: "bob", nowMillis: now)
         #expect(outcome.accepted == 3)
-        #expect(outcome.strikes[TestNode.bob.nodeID]?[.flood] == 2)
+        #expect(outcome.refused == 2)
+        #expect(outcome.strikes[TestNode.bob.nodeID]?[.flood] == 1, "one strike per batch past the bound")
         #expect(try store.pendingCount(from: TestNode.bob.nodeID) == 3)
         let again = try replication.receive(
             ops: [annotations[4].encoded], through: 6, from: "bob", nowMillis: now)

@@ -406,7 +406,15 @@ public struct ReplicationStore: Sendable {
         if let through { try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through) }
         outcome.accepted = accepted.count
         outcome.refused += refused.count
-        for entry in refused { outcome.strikes[entry.culprit, default: [:]][entry.reason.strikeClass, default: 0] += 1 }
+        var overflowStruck = false
+        for entry in refused {
+            // Ops past the pending bound count once per batch: the strike is for the burst.
+            if case .tooManyPending = entry.reason {
+                if overflowStruck { continue }
+                overflowStruck = true
+            }
+            outcome.strikes[entry.culprit, default: [:]][entry.reason.strikeClass, default: 0] += 1
+        }
         return outcome
     }
 }
