@@ -38,6 +38,9 @@ public final class Simulation {
         public var hostile: Bool
         /// Whether one relay withholds every envelope it should carry; nil: the seed decides.
         public var withholdingRelay: Bool?
+        /// Whether every honest node quarantines the hostile node partway through the
+        /// workload; nil: the seed decides (half the hostile runs).
+        public var quarantine: Bool?
         /// Whether the hostile node actually attacks (off for the twin run that shows the
         /// honest nodes end up exactly as they would without the attacks).
         var attacks = true
@@ -146,6 +149,14 @@ public final class Simulation {
     /// The channel each end's id belongs to.
     var ends: [ChannelID: String] = [:]
     var partners: [NodeEngine.Partner] = []
+    /// When every honest node's operator quarantines the hostile node, and from when its ops
+    /// are left out (decided from the seed by a generator of its own, so that the rest of
+    /// the run is what it was without it).
+    var quarantinePlan: (atMillis: UInt64, sinceMillis: UInt64)?
+    /// When each honest node's operator acts (they do not act at once: a node that has not
+    /// yet quarantined passes the hostile node's ops on to one that has).
+    var quarantineAt: [String: UInt64] = [:]
+    var quarantineApplied = false
 
     /// Prepares a run.
     public init(options: Options) {
@@ -213,6 +224,7 @@ public final class Simulation {
                 )
             }
             try checkFinalInvariants()
+            try checkQuarantine()
             try checkRelaysHoldNoSealedContent()
             if let hostile, options.attacks {
                 try checkAttacksChangedNothing(hostile: hostile)
@@ -245,9 +257,11 @@ public final class Simulation {
             envelopesOpened: envelopesOpened,
             envelopesWithheld: envelopesWithheld,
             envelopeRetries: envelopeRetries,
+            quarantined: quarantineApplied ? hostile : nil,
             replay:
                 "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
+                + (options.quarantine.map { $0 ? " --quarantine" : " --no-quarantine" } ?? "")
         )
     }
 
@@ -303,7 +317,15 @@ public final class Simulation {
                 groups: random.chance(0.5) ? [groupNames[Int(random.next() % 2)]] : []
             )
         }
-        if options.hostile { hostile = names.last }
+        if options.hostile {
+            hostile = names.last
+            var plan = SeededRandom(seed: options.seed ^ 0x0C0A_2A27_14E0_5EED)
+            if options.quarantine ?? plan.chance(0.5) {
+                let at = now + options.workloadMillis * (40 + plan.next() % 40) / 100
+                quarantinePlan = (at, at - plan.next() % 1_500)
+                for name in names where name != hostile { quarantineAt[name] = at + plan.next() % 600 }
+            }
+        }
         var relaySet = Set<String>()
         for name in names where name != hostile && random.chance(0.35) { relaySet.insert(name) }
         let relays = names.filter(relaySet.contains)
@@ -353,6 +375,12 @@ public final class Simulation {
     func step(workload: Bool) throws {
         now += 5
         trace.uint64(now)
+        if let plan = quarantinePlan {
+            for name in names where (quarantineAt[name] ?? .max) <= now {
+                quarantineAt[name] = nil
+                try applyQuarantine(at: name, sinceMillis: plan.sinceMillis)
+            }
+        }
         // Deliver what is due, channel by channel, in order.
         for key in channels.keys.sorted() {
             for receiver in [channels[key]!.a, channels[key]!.b] {
@@ -819,23 +847,27 @@ public final class Simulation {
     /// Whether nothing is on its way: every channel up, every session open and acknowledged
     /// to the end of its node's log, nothing in flight.
     func quiet() throws -> Bool {
-        for channel in channels.values {
+        // A quarantined hostile node is cut off: its links, and what it holds, do not count.
+        let cutOff = quarantineApplied ? hostile : nil
+        for channel in channels.values where channel.a != cutOff && channel.b != cutOff {
             guard channel.up, channel.queues.values.allSatisfy(\.isEmpty) else { return false }
         }
-        for name in names {
+        for name in names where name != cutOff {
             let highest = try nodes[name]!.store.highestSequence()
             let engine = nodes[name]!.engine
-            for channel in engine.channels.values {
+            for channel in engine.channels.values where channel.peer != cutOff {
                 let machine = channel.session
                 guard case .open = machine.phase else { return false }
                 guard !machine.carrying || (machine.ackedThrough == highest && machine.inFlight.isEmpty) else {
                     return false
                 }
             }
-            for peer in engine.configuration.links.keys where engine.selectors[peer]?.carriers.isEmpty != false {
+            for peer in engine.configuration.links.keys
+            where peer != cutOff && engine.selectors[peer]?.carriers.isEmpty != false {
                 return false
             }
-            for peer in names where engine.relayQueue.held(for: peer) > 0 || engine.sealed.awaiting(peer) > 0 {
+            for peer in names
+            where peer != cutOff && (engine.relayQueue.held(for: peer) > 0 || engine.sealed.awaiting(peer) > 0) {
                 return false
             }
         }
@@ -851,10 +883,13 @@ public final class Simulation {
             }
         }
         let byNodeID = Dictionary(uniqueKeysWithValues: names.map { (nodes[$0]!.author.nodeID, $0) })
+        let cutOff = quarantineApplied ? hostile : nil
         for op in groundTruth.values.sorted(by: { $0.id < $1.id }) {
             guard let item = finalItems[op.body.itemID], let authorName = byNodeID[op.body.author],
                 let originatorName = byNodeID[item.originator]
             else { continue }
+            // Once quarantined, what the hostile node wrote or originated is owed to no one.
+            if authorName == cutOff || originatorName == cutOff { continue }
             // An author that the final markings no longer release the item to stopped
             // learning of its changes (a narrowing is not sent to it; recall is issue 10),
             // so it judges its own op against markings it last saw, and its op is owed to
@@ -868,7 +903,7 @@ public final class Simulation {
             // itself (its create) can reach it from the originator.
             let mustHold = entitled(op: op, item: item, from: authorName).intersection(
                 entitled(item: item, from: originatorName))
-            for holder in mustHold.sorted() {
+            for holder in mustHold.sorted() where holder != cutOff {
                 if try nodes[holder]!.store.op(op.id) == nil {
                     let holds = try nodes[holder]!.store.item(op.body.itemID) != nil
                     var custody = [String]()
@@ -917,7 +952,8 @@ public final class Simulation {
         // I1: nodes that hold the same set of ops of an item hold the same state.
         for (id, _) in finalItems.sorted(by: { $0.key < $1.key }) {
             var digestsByOpSet = [Set<OpID>: (holder: String, digest: Hash32)]()
-            for name in names {
+            // The quarantined node does not quarantine itself: its states are not compared.
+            for name in names where name != cutOff {
                 guard let state = try nodes[name]!.store.item(id) else { continue }
                 let opSet = Set(try nodes[name]!.store.ops(ofItem: id).map(\.op.id))
                 if let first = digestsByOpSet[opSet] {
@@ -947,9 +983,11 @@ public final class Simulation {
     func flood(item: ItemState, opAuthor: NodeID, from start: String) -> Set<String> {
         var reached: Set<String> = [start]
         var frontier = [start]
+        let cutOff = quarantineApplied ? hostile : nil
         while !frontier.isEmpty {
             let sender = frontier.removeFirst()
-            for (to, filter) in (links[sender] ?? [:]).sorted(by: { $0.key < $1.key }) where !reached.contains(to) {
+            for (to, filter) in (links[sender] ?? [:]).sorted(by: { $0.key < $1.key })
+            where !reached.contains(to) && to != cutOff {
                 let reason = Eligibility.withholdReason(
                     markings: item.markings,
                     collection: item.collection,
@@ -968,5 +1006,59 @@ public final class Simulation {
             }
         }
         return reached
+    }
+
+    // MARK: - Quarantine
+
+    /// `name`'s operator quarantines the hostile node from `sinceMillis` on: a
+    /// running node through its engine, a stopped one in its store (as `liaison quarantine`
+    /// does on a stopped node; the restarted engine finds it there).
+    func applyQuarantine(at name: String, sinceMillis: UInt64) throws {
+        guard let hostile else { return }
+        quarantineApplied = quarantineAt.isEmpty
+        trace.string("quarantine \(hostile) at \(name) since \(sinceMillis)")
+        let report = nodes[name]!.interpreter.handle(
+            .quarantine(peer: hostile, sinceMillis: sinceMillis, reason: "simulated operator"), nowMillis: now)
+        if nodes[name]!.up {
+            try settle(name, report)
+        } else {
+            nodes[name]!.transport.outbox = []
+        }
+    }
+
+    /// I4: after a quarantine, every honest node's items equal the items recomputed from its
+    /// log without the hostile node's ops since the quarantine's start (an item whose create
+    /// is left out is absent), and every honest node holds the quarantine.
+    func checkQuarantine() throws {
+        guard quarantineApplied, let hostile, let plan = quarantinePlan else { return }
+        let hostileID = nodes[hostile]!.author.nodeID
+        let quarantine = Quarantine(sinceMillis: plan.sinceMillis, atMillis: 0, reason: "", automatic: false)
+        for name in names where name != hostile {
+            let node = nodes[name]!
+            if !node.engine.isQuarantined(hostile) {
+                violations.append("I4: \(name) does not hold the quarantine of \(hostile)")
+            }
+            var ids = Set(try node.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000)).map(\.id))
+            ids.formUnion(try node.store.items(authoredBy: hostileID, since: .zero))
+            for id in ids.sorted() {
+                var expected: ItemState?
+                for stored in try node.store.ops(ofItem: id) {
+                    let op = stored.op
+                    if op.body.author == hostileID && quarantine.excludes(op.body.hlc) { continue }
+                    if var state = expected {
+                        if (try? state.apply(op)) != nil { expected = state }
+                    } else if case .create = op.body.change {
+                        expected = try? ItemState(create: op)
+                    }
+                }
+                let held = try node.store.item(id)
+                if held?.digest != expected?.digest {
+                    violations.append(
+                        "I4: \(name)'s item \(id.text.prefix(8)) is not its log without \(hostile)'s ops since the quarantine "
+                            + "(holds \(held == nil ? "none" : "a state"), expected \(expected == nil ? "none" : "another"))"
+                    )
+                }
+            }
+        }
     }
 }

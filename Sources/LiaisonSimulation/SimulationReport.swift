@@ -41,6 +41,8 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var envelopesOpened: Int
     public var envelopesWithheld: Int
     public var envelopeRetries: Int
+    /// The hostile node every honest node quarantined partway through, if it was.
+    public var quarantined: String?
     /// The command that replays this run.
     public var replay: String
 

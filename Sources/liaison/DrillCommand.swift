@@ -67,6 +67,11 @@ struct DrillCommand: AsyncParsableCommand {
         help: "Make one relay withhold every envelope it should carry (default: the seed decides).")
     var withholdingRelay: Bool?
 
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Have every honest node quarantine the hostile node partway through (default: half the hostile seeds).")
+    var quarantine: Bool?
+
     @Flag(help: "Print JSON (the drill report; with --simulate, one report per seed).")
     var json = false
 
@@ -77,9 +82,11 @@ struct DrillCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "give a TOPOLOGY file for a drill on real processes, or --simulate for the simulator")
             }
-            if seed != nil || seeds != nil || nodes != nil || hostile != nil || withholdingRelay != nil {
+            if seed != nil || seeds != nil || nodes != nil || hostile != nil || withholdingRelay != nil
+                || quarantine != nil
+            {
                 throw ValidationError(
-                    "--seed, --seeds, --nodes, --hostile and --withholding-relay belong to --simulate")
+                    "--seed, --seeds, --nodes, --hostile, --withholding-relay and --quarantine belong to --simulate")
             }
             guard let scenario else {
                 throw ValidationError(
@@ -122,13 +129,14 @@ struct DrillCommand: AsyncParsableCommand {
         for value in list {
             var options = Simulation.Options(seed: value, nodes: nodes, hostile: hostile)
             options.withholdingRelay = withholdingRelay
+            options.quarantine = quarantine
             let report = Simulation.run(options)
             reports.append(report)
             if !json {
                 if report.passed {
                     if list.count <= 20 {
                         print(
-                            "seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  endpoint faults \(report.endpointFaults)  link cuts \(report.linkCuts)  \(report.channelMode)  failovers \(report.failovers)  envelopes \(report.envelopesSealed) sealed \(report.envelopesOpened) opened \(report.envelopesWithheld) withheld \(report.envelopeRetries) resent  converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))"
+                            "seed \(value): ok  nodes \(report.nodes)  hostile \(report.hostile ?? "-") attacks \(report.attacks)  ops \(report.opsWritten)  crashes \(report.crashes)  partitions \(report.partitions)  broken channels \(report.channelsBroken)  endpoint faults \(report.endpointFaults)  link cuts \(report.linkCuts)  \(report.channelMode)  failovers \(report.failovers)  envelopes \(report.envelopesSealed) sealed \(report.envelopesOpened) opened \(report.envelopesWithheld) withheld \(report.envelopeRetries) resent  \(report.quarantined.map { "quarantined \($0)  " } ?? "")converged in \(report.convergeMillis ?? 0) ms (virtual)  trace \(report.traceHash.prefix(16))"
                         )
                     }
                 } else {

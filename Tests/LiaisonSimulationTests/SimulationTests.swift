@@ -78,6 +78,23 @@ struct SimulationTests {
         }
     }
 
+    @Test(
+        "every honest node quarantines the hostile one partway through, at different times: its links close, I4 holds (each item is the log without its ops since T), and nothing else changes"
+    )
+    func quarantineHappens() async {
+        let reports = await Self.onThread {
+            (1...UInt64(12)).map { seed in
+                var options = Simulation.Options(seed: seed * 3, hostile: true)
+                options.quarantine = true
+                return Simulation.run(options)
+            }
+        }
+        for report in reports {
+            #expect(report.quarantined == report.hostile && report.hostile != nil, "seed \(report.seed)")
+            #expect(report.passed, "\(report.replay): \(report.violations.prefix(3))")
+        }
+    }
+
     @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
     func faultsHappen() async {
         let reports = await Self.onThread { (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) } }
