@@ -109,12 +109,20 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     case tooManyPending(limit: Int)
 
     /// Whether the op's author is at fault rather than the peer that sent it. Only the author
-    /// chose the stamp: an honest forwarder admitted it within the skew of its own clock, and
-    /// the receiver's clock may be behind the forwarder's. Everything else the sender had to
-    /// check before sending (the same rules), so it is the sender's fault.
+    /// chose a stamp too far ahead: an honest forwarder admitted it within the skew of its own
+    /// clock, and the receiver's clock may be behind the forwarder's. An op its item refuses
+    /// breaks rules that depend on no concurrent state (originator-only changes, the write
+    /// policy, one create), so it proves its author's misconduct. An annotation by a partner
+    /// no markings of the item released it to, as far as the receiver knows, proves nothing
+    /// against its author (the receiver may hold only part of the markings history): the
+    /// sender answers for it, as for everything else it had to check before sending.
     public var chargedToAuthor: Bool {
-        if case .futureHLC = self { return true }
-        return false
+        switch self {
+        case .futureHLC: true
+        case .refusedByItem(.notEntitled): false
+        case .refusedByItem: true
+        default: false
+        }
     }
 
     public var description: String {
