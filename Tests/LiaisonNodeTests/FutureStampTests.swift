@@ -234,4 +234,28 @@ struct FutureStampTests {
         #expect(try world.bobStore.op(edge.id) != nil, "carol's op was lost when bob stopped while it waited")
         #expect(try world.bobCustody(.opsRejected, naming: .alice).isEmpty, "bob refused ops from honest alice")
     }
+
+    @Test(
+        "a sender that overruns its window with early ops does not grow the receiver's memory: past 16 waiting batches they commit, early ops refused"
+    )
+    func waitingIsBounded() throws {
+        var world = try World()
+        world.connect()
+        var random = SeededGenerator(seed: 11)
+        for through in 1...UInt64(17) {
+            let op = try TestNode.carol.author.sign([
+                try TestNode.carol.author.create(
+                    collection: "reports", markings: Markings(classification: "SECRET", releasableTo: ["ALL"]),
+                    hlc: HLCTimestamp(physicalMillis: world.bobNow + Self.skew + 1_000, logical: 0), using: &random)
+            ])[0]
+            world.bob.handle(
+                .frame(
+                    world.bobToAlice, .batch(ops: [op.encoded], throughSeq: through), bytes: 0, atMillis: world.bobNow),
+                nowMillis: world.bobNow)
+            #expect(world.bob.waitingBatches == (through <= 16 ? Int(through) : 0), "after batch \(through)")
+        }
+        #expect(try world.bobStore.checkpoint(link: ReplicationStore.receivedLink("alice")) == 17)
+        let refused = try world.bobCustody(.opsRejected, naming: .carol).flatMap(\.opIDs)
+        #expect(refused.count == 17)
+    }
 }

@@ -40,7 +40,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     /// acknowledged before, so if this node stops meanwhile the sender sends them again.
     private var waiting: [ChannelID: (untilMillis: UInt64, requests: [NodeEngine.CommitRequest])] = [:]
     /// At most this many batches wait per channel: an honest sender has at most its window
-    /// (4 by default) unacknowledged. Past it, early ops are refused (charged to their authors).
+    /// (4 by default) unacknowledged. Past it, the channel's waiting batches commit at once and
+    /// their early ops are refused (charged to their authors).
     static var maxWaitingBatches: Int { 16 }
 
     /// Batches waiting for local time to reach an op stamped ahead of it.
@@ -149,6 +150,18 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             next += 1
             report.actions += actions
             for action in actions {
+                if case .commit(let request) = action, case .channel(let id, _) = request.source,
+                    let queued = waiting[id]
+                {
+                    // Behind a waiting batch of the same channel: batches commit in order. A
+                    // sender that overruns its window makes the whole queue commit now, its
+                    // early ops refused (against their authors), so memory stays bounded.
+                    waiting[id]?.requests.append(request)
+                    if queued.requests.count + 1 > Self.maxWaitingBatches {
+                        events += flushWaiting(id, nowMillis: now, report: &report)
+                    }
+                    continue
+                }
                 if let followUp = carryOut(action, nowMillis: now, report: &report) { events.append(followUp) }
             }
         }
@@ -204,12 +217,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 return storeFailed(peer: request.peer, purpose: request.purpose, error, report: &report)
             }
         case .commit(let request):
-            if case .channel(let id, _) = request.source, waiting[id] != nil {
-                // Behind a waiting batch of the same channel: batches commit in order.
-                waiting[id]?.requests.append(request)
-                return nil
-            }
-            return commit(request, nowMillis: now, report: &report)
+            return commit(request, nowMillis: now, report: &report, mayWait: true)
         case .advanceCheckpoint(let peer, let through):
             do {
                 try replicationStore.acknowledged(peer: peer, through: through)
@@ -280,14 +288,14 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     /// Verifies, admits and commits a partner's ops; returns the event that reports it. A
     /// channel's batch holding an op stamped too far ahead waits instead (returns nil).
     private mutating func commit(
-        _ request: NodeEngine.CommitRequest, nowMillis now: UInt64, report: inout Report
+        _ request: NodeEngine.CommitRequest, nowMillis now: UInt64, report: inout Report, mayWait: Bool
     ) -> NodeEngine.Event? {
         var channel: ChannelID?
         if case .channel(let id, _) = request.source { channel = id }
         do {
-            let mayWait = channel.map { (waiting[$0]?.requests.count ?? 0) < Self.maxWaitingBatches } ?? false
             let outcome = try replicationStore.receive(
-                ops: request.ops, through: request.through, from: request.peer, nowMillis: now, mayWait: mayWait)
+                ops: request.ops, through: request.through, from: request.peer, nowMillis: now,
+                mayWait: mayWait && channel != nil)
             if let until = outcome.waitUntilMillis, let channel {
                 waiting[channel, default: (until, [])].untilMillis = until
                 waiting[channel]?.requests.insert(request, at: 0)
@@ -325,7 +333,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             waiting[id] = nil
             var requests = entry.requests[...]
             while let request = requests.popFirst() {
-                let event = commit(request, nowMillis: now, report: &report)
+                let event = commit(request, nowMillis: now, report: &report, mayWait: true)
                 if let event { events.append(event) }
                 if waiting[id] != nil {
                     // It waits again (a later batch is stamped further ahead): the rest behind it.
@@ -334,6 +342,20 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 }
                 if case .storeFailed = event { break }
             }
+        }
+        return events
+    }
+
+    /// Commits every batch waiting on a channel now, in order, refusing their early ops.
+    private mutating func flushWaiting(
+        _ id: ChannelID, nowMillis now: UInt64, report: inout Report
+    ) -> [NodeEngine.Event] {
+        guard let entry = waiting.removeValue(forKey: id) else { return [] }
+        var events = [NodeEngine.Event]()
+        for request in entry.requests {
+            let event = commit(request, nowMillis: now, report: &report, mayWait: false)
+            if let event { events.append(event) }
+            if case .storeFailed = event { break }
         }
         return events
     }
