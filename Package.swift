@@ -208,7 +208,9 @@ let package = Package(
             name: "LiaisonNodeTests",
             dependencies: [
                 "LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTransport",
-                "LiaisonTestSupport",
+                "LiaisonWire", "LiaisonTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
         ),

@@ -12,6 +12,9 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     case opsRedacted = "ops.redacted"
     /// Ops received were refused.
     case opsRejected = "ops.rejected"
+    /// Ops received were stamped further ahead than the allowed skew: their batch waits for
+    /// local time to catch up (a strike against their author, named as the peer).
+    case opsDeferred = "ops.deferred"
     /// Sealed envelopes carried for others.
     case opsRelayed = "ops.relayed"
     /// Content purged (expiry, recall, quarantine).

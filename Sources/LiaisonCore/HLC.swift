@@ -45,11 +45,28 @@ public struct HybridLogicalClock: Sendable {
     /// The last stamp issued or observed.
     public private(set) var last: HLCTimestamp
 
-    /// Creates a clock that resumes after `last` (e.g. the last stamp in the store).
+    /// Creates a clock that resumes after `last`.
     public init(maxSkewMillis: UInt64 = 60_000, last: HLCTimestamp = .zero) {
         self.maxSkewMillis = maxSkewMillis
         self.last = last
     }
+
+    /// Creates a clock that resumes after `stored` (the greatest stamp in the store), taken
+    /// in as `observe` would take it at `physicalMillis`: at most `maxLeadMillis` ahead. A
+    /// partner's stamp near the edge of the skew, once stored, does not drag the stamps this
+    /// node issues after a restart (or for each local write) to that edge.
+    public init(maxSkewMillis: UInt64 = 60_000, resumingAfter stored: HLCTimestamp, physicalMillis: UInt64) {
+        self.maxSkewMillis = maxSkewMillis
+        self.last = .zero
+        self.last = min(stored, leadLimit(physicalMillis: physicalMillis))
+    }
+
+    /// How far ahead of our physical time the clock itself may run: half the allowed skew.
+    /// Stamps further ahead (but within the skew) are admitted, and taken in only up to this
+    /// bound, so a partner stamping near the edge of the skew cannot drag this node's own
+    /// stamps there: they stay within the skew of every partner whose clock is at most
+    /// `maxLeadMillis` behind ours.
+    public var maxLeadMillis: UInt64 { maxSkewMillis / 2 }
 
     /// A stamp for a local event: greater than every stamp issued or observed before.
     public mutating func tick(physicalMillis: UInt64) -> HLCTimestamp {
@@ -69,13 +86,34 @@ public struct HybridLogicalClock: Sendable {
         return overflow || stamp.physicalMillis <= limit
     }
 
+    /// When an op stamped `stamp` may be admitted at `physicalMillis` (I6): now, when it is
+    /// within the allowed skew; later, when it is further ahead but by at most twice the skew
+    /// (it waits until local time is within the skew of it); never, further ahead still.
+    public func timing(of stamp: HLCTimestamp, physicalMillis: UInt64) -> StampTiming {
+        if isWithinSkew(stamp, physicalMillis: physicalMillis) { return .timely }
+        let readyAt = stamp.physicalMillis - maxSkewMillis
+        guard readyAt - physicalMillis <= maxSkewMillis else {
+            return .tooFar(HLCSkewError(stamp: stamp, physicalMillis: physicalMillis, maxSkewMillis: maxSkewMillis))
+        }
+        return .early(readyAtMillis: readyAt)
+    }
+
     /// Takes in a stamp received from another node. A stamp further ahead of our
-    /// physical time than the allowed skew is refused and leaves the clock as it was.
+    /// physical time than the allowed skew is refused and leaves the clock as it was; a
+    /// stamp more than `maxLeadMillis` ahead is taken in only up to that bound.
     public mutating func observe(_ stamp: HLCTimestamp, physicalMillis: UInt64) throws(HLCSkewError) {
         guard isWithinSkew(stamp, physicalMillis: physicalMillis) else {
             throw HLCSkewError(stamp: stamp, physicalMillis: physicalMillis, maxSkewMillis: maxSkewMillis)
         }
-        if stamp > last { last = stamp }
+        let taken = min(stamp, leadLimit(physicalMillis: physicalMillis))
+        if taken > last { last = taken }
+    }
+
+    /// The greatest stamp the clock may take in at `physicalMillis`.
+    private func leadLimit(physicalMillis: UInt64) -> HLCTimestamp {
+        let (limit, overflow) = physicalMillis.addingReportingOverflow(maxLeadMillis)
+        guard !overflow, limit < 1 << 48 else { return HLCTimestamp(rawValue: .max) }
+        return HLCTimestamp(physicalMillis: limit, logical: 0)
     }
 
     private func successor(of stamp: HLCTimestamp) -> HLCTimestamp {
@@ -86,6 +124,17 @@ public struct HybridLogicalClock: Sendable {
     }
 }
 
+/// When a received op may be admitted, by its stamp alone (`HybridLogicalClock.timing`).
+public enum StampTiming: Hashable, Sendable {
+    /// Within the allowed skew of local time: now.
+    case timely
+    /// Further ahead than the skew, by at most twice the skew: once local time reaches
+    /// `readyAtMillis` (the stamp's time less the skew).
+    case early(readyAtMillis: UInt64)
+    /// More than twice the skew ahead: refused, and charged to the op's author.
+    case tooFar(HLCSkewError)
+}
+
 /// A received stamp lies further in the future than the allowed skew.
 public struct HLCSkewError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The offending stamp.
@@ -94,6 +143,13 @@ public struct HLCSkewError: Error, Sendable, Hashable, CustomStringConvertible {
     public let physicalMillis: UInt64
     /// The allowed skew.
     public let maxSkewMillis: UInt64
+
+    /// Describes a stamp `stamp` that arrived at `physicalMillis`, more than `maxSkewMillis` ahead.
+    public init(stamp: HLCTimestamp, physicalMillis: UInt64, maxSkewMillis: UInt64) {
+        self.stamp = stamp
+        self.physicalMillis = physicalMillis
+        self.maxSkewMillis = maxSkewMillis
+    }
 
     public var description: String {
         "HLC stamp \(stamp) is \(stamp.physicalMillis - physicalMillis) ms ahead of local time; at most \(maxSkewMillis) ms are allowed"

@@ -31,6 +31,9 @@ public enum ItemRejection: Error, Hashable, Sendable, CustomStringConvertible {
     case notWriter
     /// A create op other than the one that made the item.
     case conflictingCreate
+    /// The item's markings do not release it to the partner that would annotate it: only
+    /// partners entitled to an item annotate it.
+    case notEntitled
 
     public var description: String {
         switch self {
@@ -38,6 +41,7 @@ public enum ItemRejection: Error, Hashable, Sendable, CustomStringConvertible {
         case .notOriginator(let kind): "only the item's originator may \(kind)"
         case .notWriter: "the item lets only its originator write fields and tags"
         case .conflictingCreate: "a second, different create op for an existing item"
+        case .notEntitled: "the item is not released to this partner, so it may not annotate it"
         }
     }
 }
@@ -147,6 +151,18 @@ public struct ItemState: Hashable, Sendable, Codable {
         if author == originator { return .success(()) }
         if change.isOriginatorOnly { return .failure(.notOriginator(kind: change.kindName)) }
         return writePolicy == .annotations ? .success(()) : .failure(.notWriter)
+    }
+
+    /// Whether the partner `writer` may write an op of this kind here and now (put time):
+    /// what `permits(author:change:)` allows, and, for anyone but the originator, that the
+    /// item's current markings release it to `writer` (by name, group or ALL). Only partners
+    /// entitled to an item annotate it; a partner the item was narrowed away from writes no
+    /// more annotations.
+    public func permits(writer: Recipient, change: OpChange) -> Result<Void, ItemRejection> {
+        if case .failure(let rejection) = permits(author: writer.nodeID, change: change) { return .failure(rejection) }
+        guard writer.nodeID == originator || markings.isReleasable(toPartner: writer.name, groups: writer.groups)
+        else { return .failure(.notEntitled) }
+        return .success(())
     }
 
     /// Applies an op; returns whether the state changed. Duplicates change nothing.

@@ -91,26 +91,43 @@ public enum Eligibility: Hashable, Sendable {
     /// others' ops; a partner may send its own annotations),
     /// the classification ceiling, the collection, required and excluded tags; then
     /// redaction of the op's field values the filter names.
+    ///
+    /// Every op is judged against the item's current markings at the sender, annotations
+    /// included: an annotation goes where the item goes. One exception: a change of markings
+    /// also goes to a recipient that `earlierMarkings` (the item's markings before, as the
+    /// sender holds them) released the item to. That is the content-free, originator-signed
+    /// notice of DESIGN §5.7: a partner the item is narrowed away from learns it, stops
+    /// annotating, and passes on its own annotations under the markings now in force.
     public static func decide(
         op: VerifiedOp,
         item: ItemState,
+        earlierMarkings: [Markings] = [],
         sender: NodeID,
         recipient: Recipient,
         filter: LinkFilter,
         ladder: ClassificationLadder
     ) -> Eligibility {
-        if let reason = withholdReason(
-            markings: item.markings,
-            collection: item.collection,
-            tags: item.isWithdrawn ? nil : Set(item.tags),
-            originator: item.originator,
-            opAuthor: op.body.author,
-            sender: sender,
-            recipient: recipient,
-            filter: filter,
-            ladder: ladder
-        ) {
-            return .withhold(reason)
+        func reason(wasReleased: Bool) -> WithholdReason? {
+            withholdReason(
+                markings: item.markings,
+                collection: item.collection,
+                tags: item.isWithdrawn ? nil : Set(item.tags),
+                originator: item.originator,
+                opAuthor: op.body.author,
+                sender: sender,
+                recipient: recipient,
+                filter: filter,
+                ladder: ladder,
+                wasReleased: wasReleased
+            )
+        }
+        if let withheld = reason(wasReleased: false) {
+            guard withheld == .notReleasable, case .changeMarkings = op.body.change,
+                earlierMarkings.contains(where: { $0.isReleasable(toPartner: recipient.name, groups: recipient.groups) }
+                ),
+                reason(wasReleased: true) == nil
+            else { return .withhold(withheld) }
+            return .send
         }
         let redacted = op.openings.keys.filter(filter.redactFields.contains).sorted()
         return redacted.isEmpty ? .send : .sendRedacted(fields: redacted)
@@ -119,6 +136,8 @@ public enum Eligibility: Hashable, Sendable {
     /// The item-level part of `decide`: why an item with these markings, collection and tags
     /// may not go from `sender` to `recipient`, or nil when it may. `tags` nil skips the tag
     /// checks (withdrawn items). `opAuthor` is the author of the op in question.
+    /// `wasReleased` skips the releasability check (a notice of narrowing to a partner the
+    /// item was released to before).
     public static func withholdReason(
         markings: Markings,
         collection: String,
@@ -128,9 +147,10 @@ public enum Eligibility: Hashable, Sendable {
         sender: NodeID,
         recipient: Recipient,
         filter: LinkFilter,
-        ladder: ClassificationLadder
+        ladder: ClassificationLadder,
+        wasReleased: Bool = false
     ) -> WithholdReason? {
-        if recipient.nodeID != originator,
+        if !wasReleased, recipient.nodeID != originator,
             !markings.isReleasable(toPartner: recipient.name, groups: recipient.groups)
         {
             return .notReleasable

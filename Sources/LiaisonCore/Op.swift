@@ -129,6 +129,15 @@ public enum OpChange: Hashable, Sendable {
         }
     }
 
+    /// The markings this change gives the item: a create's, or a change of markings'.
+    public var markings: Markings? {
+        switch self {
+        case .create(let create): create.markings
+        case .changeMarkings(let markings): markings
+        default: nil
+        }
+    }
+
     /// The field commitments this change carries.
     public var fieldCommitments: [FieldCommitment] {
         switch self {

@@ -52,9 +52,10 @@ extension LocalNode {
             me: me.recipient,
             store: store,
             ladder: config.classifications,
-            knownAuthors: Set(federation.partners.map(\.nodeID)),
+            partners: federation.partners.map(\.recipient),
             neighbours: [],
-            maxClockSkewMillis: config.maxClockSkewMillis
+            maxClockSkewMillis: config.maxClockSkewMillis,
+            nowMillis: nil
         )
         let state = try ReplicationStore.loadContainment(store)
         replication.restore(

@@ -90,7 +90,7 @@ public struct LocalNode: Sendable {
     public func put(_ request: PutRequest, now: Date) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
         let markings = try request.validatedMarkings(config: config, federation: federation, now: now)
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
-        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
+        var clock = try resumedClock(nowMillis: nowMillis)
         var generator = SystemRandomNumberGenerator()
         let unsigned = try identity.author.create(
             collection: request.collection,
@@ -115,9 +115,9 @@ public struct LocalNode: Sendable {
         _ requests: [PutRequest], now: Date, signatureBatch: Int = 1000
     ) throws(LiaisonError) -> [ItemID] {
         var ids = [ItemID]()
-        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
-        var generator = SystemRandomNumberGenerator()
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var clock = try resumedClock(nowMillis: nowMillis)
+        var generator = SystemRandomNumberGenerator()
         var start = 0
         while start < requests.count {
             var unsigned = [UnsignedOp]()
@@ -161,11 +161,11 @@ public struct LocalNode: Sendable {
             throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
         }
         let author = identity.author
-        if case .failure(let rejection) = item.permits(author: author.nodeID, change: .setFields([])) {
+        if case .failure(let rejection) = item.permits(writer: recipient, change: .setFields([])) {
             throw LiaisonError(.forbidden, "this node may not change item \(id.text): \(rejection)")
         }
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
-        var clock = HybridLogicalClock(maxSkewMillis: config.maxClockSkewMillis, last: try store.highestHLC())
+        var clock = try resumedClock(nowMillis: nowMillis)
         var generator = SystemRandomNumberGenerator()
         var unsigned = [UnsignedOp]()
         if !fields.isEmpty {
@@ -189,6 +189,23 @@ public struct LocalNode: Sendable {
             throw LiaisonError(.invalidOp, "the store refused the change: \(result.rejected.map(\.reason))")
         }
         return (updated, signed)
+    }
+
+    /// This node as REL TO sees it: its name, NodeID and groups (from `federation.json`).
+    public var recipient: Recipient {
+        Recipient(
+            name: config.name,
+            nodeID: identity.nodeID,
+            groups: Set(federation?.partners.first { $0.name == config.name }?.groups ?? [])
+        )
+    }
+
+    /// The clock for ops authored now: after every stamp in the store, taken in at most half
+    /// the skew ahead of `nowMillis` (a partner's stamp near the edge of the skew does not
+    /// drag this node's stamps there).
+    func resumedClock(nowMillis: UInt64) throws(LiaisonError) -> HybridLogicalClock {
+        HybridLogicalClock(
+            maxSkewMillis: config.maxClockSkewMillis, resumingAfter: try store.highestHLC(), physicalMillis: nowMillis)
     }
 
     /// An item by id.

@@ -45,9 +45,9 @@ extension Simulation {
             configuration: configuration,
             store: store,
             ladder: ladder,
-            maxClockSkewMillis: 60_000,
+            maxClockSkewMillis: Self.maxClockSkewMillis,
             transport: transport,
-            nowMillis: now,
+            nowMillis: clock(of: name),
             random: SeededRandom(seed: random.next()),
             logger: nil
         )

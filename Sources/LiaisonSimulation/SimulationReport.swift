@@ -43,6 +43,10 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var envelopeRetries: Int
     /// The hostile node every honest node quarantined partway through, if it was.
     public var quarantined: String?
+    /// Whether the hostile node's clock ran at the edge of the skew, honest clocks apart.
+    public var edgeClocks: Bool
+    /// Custody entries of ops that came stamped beyond a receiver's skew and waited for its clock.
+    public var opsDeferred: Int
     /// The command that replays this run.
     public var replay: String
 

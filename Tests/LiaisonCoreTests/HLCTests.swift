@@ -73,26 +73,76 @@ struct HLCTests {
         #expect(error?.stamp == future && error?.physicalMillis == 10_000 && error?.maxSkewMillis == 1_000)
         #expect(clock.last == before)
         #expect(clock.tick(physicalMillis: 10_000) == HLCTimestamp(physicalMillis: 10_000, logical: 1))
-        // The same stamp is fine once local time has caught up.
+        // The same stamp is admitted once local time is within the skew of it, and taken in
+        // only up to the clock's lead (half the skew) ahead, until local time is within that.
         #expect(throws: Never.self) { try clock.observe(future, physicalMillis: 10_001) }
+        #expect(clock.last == HLCTimestamp(physicalMillis: 10_501, logical: 0))
+        #expect(throws: Never.self) { try clock.observe(future, physicalMillis: 10_501) }
         #expect(clock.last == future)
     }
 
-    @Test("observe accepts a stamp within the skew, and later ticks exceed it")
-    func observeWithinSkew() throws {
+    @Test("observe accepts a stamp within the lead (half the skew), and later ticks exceed it")
+    func observeWithinLead() throws {
+        var clock = HybridLogicalClock(maxSkewMillis: 1_000)
+        #expect(clock.maxLeadMillis == 500)
+        _ = clock.tick(physicalMillis: 10_000)
+        let near = HLCTimestamp(physicalMillis: 10_499, logical: 40)
+        try clock.observe(near, physicalMillis: 10_000)
+        #expect(clock.last == near)
+        let next = clock.tick(physicalMillis: 10_000)
+        #expect(next == HLCTimestamp(physicalMillis: 10_499, logical: 41))
+        #expect(clock.tick(physicalMillis: 11_500) == HLCTimestamp(physicalMillis: 11_500, logical: 0))
+        // An older stamp does not move the clock back.
+        try clock.observe(HLCTimestamp(physicalMillis: 3, logical: 0), physicalMillis: 11_500)
+        #expect(clock.last == HLCTimestamp(physicalMillis: 11_500, logical: 0))
+    }
+
+    @Test(
+        "a stamp near the edge of the skew is admitted but taken in only up to the lead: a partner cannot drag our own stamps to the edge"
+    )
+    func observeNearTheEdgeIsCapped() throws {
         var clock = HybridLogicalClock(maxSkewMillis: 1_000)
         _ = clock.tick(physicalMillis: 10_000)
         let edge = HLCTimestamp(physicalMillis: 11_000, logical: 40)
         #expect(clock.isWithinSkew(edge, physicalMillis: 10_000))
         try clock.observe(edge, physicalMillis: 10_000)
-        #expect(clock.last == edge)
-        let next = clock.tick(physicalMillis: 10_000)
-        #expect(next > edge)
-        #expect(next == HLCTimestamp(physicalMillis: 11_000, logical: 41))
-        #expect(clock.tick(physicalMillis: 11_500) == HLCTimestamp(physicalMillis: 11_500, logical: 0))
-        // An older stamp does not move the clock back.
-        try clock.observe(HLCTimestamp(physicalMillis: 3, logical: 0), physicalMillis: 11_500)
-        #expect(clock.last == HLCTimestamp(physicalMillis: 11_500, logical: 0))
+        let own = clock.tick(physicalMillis: 10_000)
+        #expect(own.physicalMillis <= 10_500, "our own stamp was dragged to \(own)")
+        #expect(own > HLCTimestamp(physicalMillis: 10_000, logical: 0))
+        // Our stamps stay within the skew of a partner whose clock is half the skew behind.
+        #expect(clock.isWithinSkew(own, physicalMillis: 9_500))
+    }
+
+    @Test("a clock resumed after a stored stamp near the edge starts at most the lead ahead")
+    func resumeCapsAStoredEdgeStamp() {
+        let stored = HLCTimestamp(physicalMillis: 70_900, logical: 3)
+        var clock = HybridLogicalClock(maxSkewMillis: 1_000, resumingAfter: stored, physicalMillis: 70_000)
+        let own = clock.tick(physicalMillis: 70_000)
+        #expect(own == HLCTimestamp(physicalMillis: 70_500, logical: 1), "resumed at \(own)")
+        var plain = HybridLogicalClock(maxSkewMillis: 1_000, resumingAfter: stored, physicalMillis: 71_000)
+        #expect(plain.tick(physicalMillis: 71_000) == HLCTimestamp(physicalMillis: 71_000, logical: 0))
+        var behind = HybridLogicalClock(
+            maxSkewMillis: 1_000, resumingAfter: HLCTimestamp(physicalMillis: 70_200, logical: 8),
+            physicalMillis: 70_000)
+        #expect(behind.tick(physicalMillis: 70_000) == HLCTimestamp(physicalMillis: 70_200, logical: 9))
+    }
+
+    @Test("timing: within the skew now; up to twice the skew ahead once local time is within the skew; beyond, never")
+    func timing() {
+        let clock = HybridLogicalClock(maxSkewMillis: 1_000)
+        #expect(clock.timing(of: HLCTimestamp(physicalMillis: 11_000, logical: 9), physicalMillis: 10_000) == .timely)
+        #expect(
+            clock.timing(of: HLCTimestamp(physicalMillis: 11_001, logical: 0), physicalMillis: 10_000)
+                == .early(readyAtMillis: 10_001))
+        #expect(
+            clock.timing(of: HLCTimestamp(physicalMillis: 12_000, logical: 0), physicalMillis: 10_000)
+                == .early(readyAtMillis: 11_000))
+        let far = HLCTimestamp(physicalMillis: 12_001, logical: 0)
+        #expect(
+            clock.timing(of: far, physicalMillis: 10_000)
+                == .tooFar(HLCSkewError(stamp: far, physicalMillis: 10_000, maxSkewMillis: 1_000)))
+        // Once local time is ready, the same stamp is timely.
+        #expect(clock.timing(of: HLCTimestamp(physicalMillis: 12_000, logical: 0), physicalMillis: 11_000) == .timely)
     }
 
     @Test("a clock resumed from a stored stamp never issues anything at or below it")

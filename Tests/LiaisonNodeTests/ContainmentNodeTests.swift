@@ -148,11 +148,12 @@ struct PendingBoundTests {
             me: TestNode.alice.recipient(),
             store: store,
             ladder: .standard,
-            knownAuthors: [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID],
+            partners: [TestNode.alice.recipient(), TestNode.bob.recipient(), TestNode.carol.recipient()],
             neighbours: [
                 ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll)
             ],
-            maxClockSkewMillis: 60_000
+            maxClockSkewMillis: 60_000,
+            nowMillis: nil
         )
         replication.maxPendingPerPartner = 3
         var factory = OpFactory(seed: 9)

@@ -188,7 +188,8 @@ struct OutboxAndAdmissionTests {
         var me = TestNode.bob.recipient()
         var sender = TestNode.alice.nodeID
         var senderFilter = LinkFilter.passAll
-        var knownAuthors: Set<NodeID> = [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID]
+        var authors: [NodeID: Recipient] = Dictionary(
+            uniqueKeysWithValues: [TestNode.alice, .bob, .carol].map { ($0.nodeID, $0.recipient()) })
         var clock = HybridLogicalClock(maxSkewMillis: 60_000)
         var nowMillis = HLCTimestamp.testEpochMillis + 1_000
 
@@ -199,7 +200,7 @@ struct OutboxAndAdmissionTests {
                 from: sender,
                 senderFilter: senderFilter,
                 me: me,
-                knownAuthors: knownAuthors,
+                authors: authors,
                 ladder: OutboxAndAdmissionTests.ladder,
                 clock: clock,
                 nowMillis: nowMillis
@@ -227,7 +228,7 @@ struct OutboxAndAdmissionTests {
         let op = try factory.create(by: .mallory, markings: .test, at: .test(1))
         #expect(Receiver().check(op) == .unknownAuthor(TestNode.mallory.nodeID))
         var knowing = Receiver()
-        knowing.knownAuthors.insert(TestNode.mallory.nodeID)
+        knowing.authors[TestNode.mallory.nodeID] = TestNode.mallory.recipient()
         #expect(knowing.check(op) == nil)
     }
 

@@ -175,11 +175,12 @@ struct SealedDeliveryTests {
             me: TestNode.bob.recipient(),
             store: store,
             ladder: .standard,
-            knownAuthors: [TestNode.alice.nodeID, TestNode.bob.nodeID, TestNode.carol.nodeID],
+            partners: [TestNode.alice.recipient(), TestNode.bob.recipient(), TestNode.carol.recipient()],
             neighbours: [
                 ReplicationNeighbour(partner: TestNode.alice.recipient(), outbound: .passAll, inbound: .passAll)
             ],
-            maxClockSkewMillis: 60_000
+            maxClockSkewMillis: 60_000,
+            nowMillis: HLCTimestamp.testEpochMillis
         )
         var factory = OpFactory(seed: 3)
         let forBob = try factory.create(

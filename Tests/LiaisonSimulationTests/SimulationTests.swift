@@ -95,6 +95,24 @@ struct SimulationTests {
         }
     }
 
+    @Test(
+        "a hostile clock at the edge of the skew, honest clocks a second apart: ops beyond a receiver's skew wait for its clock, none is lost, no honest forwarder is struck"
+    )
+    func edgeOfTheSkew() async {
+        let reports = await Self.onThread {
+            (1...UInt64(12)).map { index in
+                var options = Simulation.Options(seed: index * 3, hostile: true)
+                options.edgeClocks = true
+                return Simulation.run(options)
+            }
+        }
+        for report in reports {
+            #expect(report.edgeClocks, "seed \(report.seed)")
+            #expect(report.passed, "\(report.replay) (edge clocks): \(report.violations.prefix(3))")
+        }
+        #expect(reports.reduce(0) { $0 + $1.opsDeferred } > 0, "no op ever came beyond a receiver's skew")
+    }
+
     @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
     func faultsHappen() async {
         let reports = await Self.onThread { (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) } }

@@ -10,13 +10,20 @@ public struct OutboxCandidate: Sendable {
     public var item: ItemState
     /// The peer we got it from (nil: authored here).
     public var receivedFrom: NodeID?
+    /// For a change of markings: every markings the item has had here (its create's and each
+    /// change's), so that partners it was released to before get the change that narrows it
+    /// away from them (`Eligibility.decide`). Empty for other ops.
+    public var earlierMarkings: [Markings]
 
     /// Creates a candidate.
-    public init(sequence: UInt64, op: VerifiedOp, item: ItemState, receivedFrom: NodeID?) {
+    public init(
+        sequence: UInt64, op: VerifiedOp, item: ItemState, receivedFrom: NodeID?, earlierMarkings: [Markings] = []
+    ) {
         self.sequence = sequence
         self.op = op
         self.item = item
         self.receivedFrom = receivedFrom
+        self.earlierMarkings = earlierMarkings
     }
 }
 
@@ -62,6 +69,7 @@ public enum LinkOutbox {
             switch Eligibility.decide(
                 op: candidate.op,
                 item: candidate.item,
+                earlierMarkings: candidate.earlierMarkings,
                 sender: sender,
                 recipient: recipient,
                 filter: filter,
@@ -82,13 +90,14 @@ public enum LinkOutbox {
     }
 }
 
-/// Why a received op was refused and counted against the peer that sent it.
+/// Why a received op was refused, and whom it is counted against: the peer that sent it,
+/// or, for a stamp too far ahead, the op's author (`chargedToAuthor`).
 public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     /// Malformed or badly signed.
     case invalid(OpRejection)
     /// Its author is no partner of the federation.
     case unknownAuthor(NodeID)
-    /// Stamped further ahead than the allowed skew.
+    /// Stamped further ahead than the allowed skew (charged to the author).
     case futureHLC(HLCSkewError)
     /// Not releasable to us, or the sender's link filter excludes it (I2).
     case notEntitled(WithholdReason)
@@ -98,6 +107,23 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
     case unredacted([String])
     /// An op for an item we do not hold, past the bound of such ops kept for one partner.
     case tooManyPending(limit: Int)
+
+    /// Whether the op's author is at fault rather than the peer that sent it. Only the author
+    /// chose a stamp too far ahead: an honest forwarder admitted it within the skew of its own
+    /// clock, and the receiver's clock may be behind the forwarder's. An op its item refuses
+    /// breaks rules that depend on no concurrent state (originator-only changes, the write
+    /// policy, one create), so it proves its author's misconduct. An annotation by a partner
+    /// no markings of the item released it to, as far as the receiver knows, proves nothing
+    /// against its author (the receiver may hold only part of the markings history): the
+    /// sender answers for it, as for everything else it had to check before sending.
+    public var chargedToAuthor: Bool {
+        switch self {
+        case .futureHLC: true
+        case .refusedByItem(.notEntitled): false
+        case .refusedByItem: true
+        default: false
+        }
+    }
 
     public var description: String {
         switch self {
@@ -113,25 +139,38 @@ public enum StrikeReason: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The receiver's checks of an op from a peer, before it is committed (DESIGN §5.3, I2, I4,
-/// I6): known author, clock within skew, and that the sender was allowed to send it to us.
+/// I6): known author, clock within skew, that the author may write it (an annotating
+/// partner must be entitled to the item), and that the sender was allowed to send it to us.
 public enum Admission {
     /// Checks one verified op. `item` is the state of its item as the batch the op came in
     /// leaves it (our state with the batch's ops applied; nil if neither we nor the batch
     /// hold its create op: the op then waits for it). Entitlement is judged on that
     /// state, as the sender judged it: a markings change later in the batch that releases
     /// the item to us admits the item's earlier ops with it (DESIGN §5.7).
+    ///
+    /// `earlierMarkings` are the markings the item had before, as far as we and the batch
+    /// know (its create's and every change of markings), or empty when the caller did not
+    /// look them up. With them:
+    /// - an annotation (an op by anyone but the originator) is admitted when its author is
+    ///   entitled under the item's markings or under any earlier markings: it wrote the
+    ///   annotation while entitled, and a narrowing it had not seen yet does not void it;
+    /// - a change of markings that no longer releases the item to us is admitted when an
+    ///   earlier markings did: it is the notice of narrowing that a sender owes us.
+    /// Without them, both are refused; the caller looks them up and checks again
+    /// (`needsEarlierMarkings`), so that the common case reads no history.
     public static func check(
         _ op: VerifiedOp,
         item: ItemState?,
+        earlierMarkings: [Markings] = [],
         from sender: NodeID,
         senderFilter: LinkFilter,
         me: Recipient,
-        knownAuthors: Set<NodeID>,
+        authors: [NodeID: Recipient],
         ladder: ClassificationLadder,
         clock: HybridLogicalClock,
         nowMillis: UInt64
     ) -> StrikeReason? {
-        guard knownAuthors.contains(op.body.author) else { return .unknownAuthor(op.body.author) }
+        guard let author = authors[op.body.author] else { return .unknownAuthor(op.body.author) }
         guard clock.isWithinSkew(op.body.hlc, physicalMillis: nowMillis) else {
             return .futureHLC(
                 HLCSkewError(stamp: op.body.hlc, physicalMillis: nowMillis, maxSkewMillis: clock.maxSkewMillis)
@@ -158,20 +197,48 @@ public enum Admission {
         // state that legitimately differs between sender and receiver at send time.
         var after = state
         _ = try? after.apply(op)
-        if let reason = Eligibility.withholdReason(
-            markings: after.markings,
-            collection: after.collection,
-            tags: nil,
-            originator: after.originator,
-            opAuthor: op.body.author,
-            sender: sender,
-            recipient: me,
-            filter: senderFilter,
-            ladder: ladder
-        ) {
+        // Only partners entitled to the item annotate it.
+        if op.body.author != after.originator,
+            !([after.markings] + earlierMarkings).contains(where: {
+                $0.isReleasable(toPartner: author.name, groups: author.groups)
+            })
+        {
+            return .refusedByItem(.notEntitled)
+        }
+        func withheld(wasReleased: Bool) -> WithholdReason? {
+            Eligibility.withholdReason(
+                markings: after.markings,
+                collection: after.collection,
+                tags: nil,
+                originator: after.originator,
+                opAuthor: op.body.author,
+                sender: sender,
+                recipient: me,
+                filter: senderFilter,
+                ladder: ladder,
+                wasReleased: wasReleased
+            )
+        }
+        if var reason = withheld(wasReleased: false) {
+            // A change of markings that narrows the item away from us: the notice (§5.7).
+            if reason == .notReleasable, case .changeMarkings = op.body.change,
+                earlierMarkings.contains(where: { $0.isReleasable(toPartner: me.name, groups: me.groups) })
+            {
+                guard let other = withheld(wasReleased: true) else { return nil }
+                reason = other
+            }
             return .notEntitled(reason)
         }
         let unredacted = op.openings.keys.filter(senderFilter.redactFields.contains).sorted()
         return unredacted.isEmpty ? nil : .unredacted(unredacted)
+    }
+
+    /// Whether `strike` may be lifted by the item's earlier markings (see `check`): the caller
+    /// then looks them up and checks again.
+    public static func needsEarlierMarkings(_ strike: StrikeReason) -> Bool {
+        switch strike {
+        case .refusedByItem(.notEntitled), .notEntitled(.notReleasable): true
+        default: false
+        }
     }
 }

@@ -35,6 +35,17 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     let logger: Logger?
     /// The containment state as last persisted.
     private var savedContainment: ContainmentState
+    /// Batches that wait, per channel and in arrival order, for local time to reach an op
+    /// stamped further ahead than the allowed skew (I6): none of them is committed or
+    /// acknowledged before, so if this node stops meanwhile the sender sends them again.
+    private var waiting: [ChannelID: (untilMillis: UInt64, requests: [NodeEngine.CommitRequest])] = [:]
+    /// At most this many batches wait per channel: an honest sender has at most its window
+    /// (4 by default) unacknowledged. Past it, the channel's waiting batches commit at once and
+    /// their early ops are refused (charged to their authors).
+    static var maxWaitingBatches: Int { 16 }
+
+    /// Batches waiting for local time to reach an op stamped ahead of it.
+    public var waitingBatches: Int { waiting.values.reduce(0) { $0 + $1.requests.count } }
 
     /// Creates the interpreter of a node: the engine starts from the store's checkpoints and
     /// log end; the clock resumes after the store's highest stamp.
@@ -52,9 +63,10 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             me: configuration.me,
             store: store,
             ladder: ladder,
-            knownAuthors: Set(configuration.partners.values.map(\.recipient.nodeID)),
+            partners: configuration.partners.values.map(\.recipient).sorted { $0.name < $1.name },
             neighbours: configuration.links.values.sorted { $0.partner.name < $1.partner.name },
-            maxClockSkewMillis: maxClockSkewMillis
+            maxClockSkewMillis: maxClockSkewMillis,
+            nowMillis: nowMillis
         )
         var acked = [String: UInt64]()
         for name in configuration.links.keys {
@@ -131,13 +143,25 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     @discardableResult
     public mutating func handle(_ event: NodeEngine.Event, nowMillis now: UInt64) -> Report {
         var report = Report()
-        var events = [event]
+        var events = releaseWaiting(nowMillis: now, report: &report) + [event]
         var next = 0
         while next < events.count {
             let actions = engine.handle(events[next], nowMillis: now)
             next += 1
             report.actions += actions
             for action in actions {
+                if case .commit(let request) = action, case .channel(let id, _) = request.source,
+                    let queued = waiting[id]
+                {
+                    // Behind a waiting batch of the same channel: batches commit in order. A
+                    // sender that overruns its window makes the whole queue commit now, its
+                    // early ops refused (against their authors), so memory stays bounded.
+                    waiting[id]?.requests.append(request)
+                    if queued.requests.count + 1 > Self.maxWaitingBatches {
+                        events += flushWaiting(id, nowMillis: now, report: &report)
+                    }
+                    continue
+                }
                 if let followUp = carryOut(action, nowMillis: now, report: &report) { events.append(followUp) }
             }
         }
@@ -193,24 +217,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 return storeFailed(peer: request.peer, purpose: request.purpose, error, report: &report)
             }
         case .commit(let request):
-            do {
-                let outcome = try replicationStore.receive(
-                    ops: request.ops, through: request.through, from: request.peer, nowMillis: now)
-                report.commits.append((request, outcome))
-                let summary = NodeEngine.CommitOutcome(
-                    accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest,
-                    strikes: outcome.strikes)
-                return .committed(request, summary)
-            } catch {
-                if case .channel(let id, _) = request.source {
-                    return storeFailed(peer: request.peer, purpose: .channel(id), error, report: &report)
-                }
-                report.failures.append("commit of sealed ops from \(request.peer): \(error.message)")
-                logger?.error(
-                    "could not commit a sealed envelope",
-                    metadata: ["liaison.partner": "\(request.peer)", "liaison.error": "\(error.message)"])
-                return nil
-            }
+            return commit(request, nowMillis: now, report: &report, mayWait: true)
         case .advanceCheckpoint(let peer, let through):
             do {
                 try replicationStore.acknowledged(peer: peer, through: through)
@@ -276,6 +283,81 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             }
             return nil
         }
+    }
+
+    /// Verifies, admits and commits a partner's ops; returns the event that reports it. A
+    /// channel's batch holding an op stamped too far ahead waits instead (returns nil).
+    private mutating func commit(
+        _ request: NodeEngine.CommitRequest, nowMillis now: UInt64, report: inout Report, mayWait: Bool
+    ) -> NodeEngine.Event? {
+        var channel: ChannelID?
+        if case .channel(let id, _) = request.source { channel = id }
+        do {
+            let outcome = try replicationStore.receive(
+                ops: request.ops, through: request.through, from: request.peer, nowMillis: now,
+                mayWait: mayWait && channel != nil)
+            if let until = outcome.waitUntilMillis, let channel {
+                waiting[channel, default: (until, [])].untilMillis = until
+                waiting[channel]?.requests.insert(request, at: 0)
+                logger?.info(
+                    "a batch waits for local time to reach ops stamped ahead of it",
+                    metadata: [
+                        "liaison.partner": "\(request.peer)", "liaison.ops": "\(outcome.early)",
+                        "liaison.waitMillis": "\(until - now)",
+                    ])
+                return nil
+            }
+            report.commits.append((request, outcome))
+            let summary = NodeEngine.CommitOutcome(
+                accepted: outcome.accepted, refused: outcome.refused, highest: outcome.highest,
+                strikes: outcome.strikes)
+            return .committed(request, summary)
+        } catch {
+            if let channel {
+                waiting[channel] = nil
+                return storeFailed(peer: request.peer, purpose: .channel(channel), error, report: &report)
+            }
+            report.failures.append("commit of sealed ops from \(request.peer): \(error.message)")
+            logger?.error(
+                "could not commit a sealed envelope",
+                metadata: ["liaison.partner": "\(request.peer)", "liaison.error": "\(error.message)"])
+            return nil
+        }
+    }
+
+    /// Commits, in order, the waiting batches whose time has come; returns what they report.
+    private mutating func releaseWaiting(nowMillis now: UInt64, report: inout Report) -> [NodeEngine.Event] {
+        var events = [NodeEngine.Event]()
+        for id in waiting.keys.sorted() {
+            guard let entry = waiting[id], entry.untilMillis <= now else { continue }
+            waiting[id] = nil
+            var requests = entry.requests[...]
+            while let request = requests.popFirst() {
+                let event = commit(request, nowMillis: now, report: &report, mayWait: true)
+                if let event { events.append(event) }
+                if waiting[id] != nil {
+                    // It waits again (a later batch is stamped further ahead): the rest behind it.
+                    waiting[id]?.requests += requests
+                    break
+                }
+                if case .storeFailed = event { break }
+            }
+        }
+        return events
+    }
+
+    /// Commits every batch waiting on a channel now, in order, refusing their early ops.
+    private mutating func flushWaiting(
+        _ id: ChannelID, nowMillis now: UInt64, report: inout Report
+    ) -> [NodeEngine.Event] {
+        guard let entry = waiting.removeValue(forKey: id) else { return [] }
+        var events = [NodeEngine.Event]()
+        for request in entry.requests {
+            let event = commit(request, nowMillis: now, report: &report, mayWait: false)
+            if let event { events.append(event) }
+            if case .storeFailed = event { break }
+        }
+        return events
     }
 
     private func appendCustody(_ event: CustodyEvent, nowMillis: UInt64, report: inout Report) {

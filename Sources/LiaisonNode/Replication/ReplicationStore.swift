@@ -7,18 +7,26 @@ public import LiaisonStore
 public struct ReceiveOutcome: Sendable, Equatable {
     /// Ops accepted and committed (including duplicates).
     public var accepted: Int = 0
-    /// Ops refused (strikes against the sender).
+    /// Ops refused (each counted against its culprit in `strikes`).
     public var refused: Int = 0
     /// Whether our log grew.
     public var logGrew: Bool = false
     /// The end of our log after the commit.
     public var highest: UInt64 = 0
     /// Strikes by culprit and class. The sender answers for what it should have refused
-    /// itself (bad signatures, unknown authors, ops it was not entitled to send us, future
-    /// stamps, unredacted values); an op its item refuses (a non-originator deleting, a
-    /// non-writer writing, a second create) proves its author's misconduct whoever carried
-    /// it, so the author answers for it. Ops of a quarantined author are refused without one.
+    /// itself (bad signatures, unknown authors, ops it was not entitled to send us, an
+    /// annotation by a partner no markings of the item released it to, unredacted values);
+    /// an op its item refuses (a non-originator deleting, a non-writer writing, a second
+    /// create) proves its author's misconduct whoever carried it, and only the author chose
+    /// a stamp too far ahead, so the author answers for those (`StrikeReason.chargedToAuthor`).
+    /// Ops of a quarantined author are refused without one.
     public var strikes: [NodeID: [StrikeClass: Int]] = [:]
+    /// Set when nothing was committed because an op of the batch is stamped further ahead
+    /// than the allowed skew (by at most twice the skew): offer the batch again once local
+    /// time reaches this (I6). Nothing of it is acknowledged meanwhile, so nothing is lost.
+    public var waitUntilMillis: UInt64?
+    /// Ops of a waiting batch stamped too far ahead.
+    public var early: Int = 0
 }
 
 /// The store side of replication, run by the one interpreter for the engine's `.loadBatch`
@@ -33,8 +41,8 @@ public struct ReplicationStore: Sendable {
     public let store: any Store
     /// The federation's ladder.
     public let ladder: ClassificationLadder
-    /// Every partner's NodeID: the only authors accepted.
-    public let knownAuthors: Set<NodeID>
+    /// Every partner by NodeID: the only authors accepted (and, for annotations, who they are).
+    public let authors: [NodeID: Recipient]
     /// Neighbours by name.
     public let neighbours: [String: ReplicationNeighbour]
     /// The node's clock (observes every accepted op).
@@ -44,21 +52,28 @@ public struct ReplicationStore: Sendable {
     public private(set) var quarantines: [NodeID: Quarantine] = [:]
     let verifier: OpVerifier
 
-    /// Creates the logic; the clock resumes after the store's highest stamp.
+    /// Creates the logic; the clock resumes after the store's highest stamp, taken in as a
+    /// received stamp is: at most half the skew ahead of `nowMillis` (nil: as it is, for
+    /// callers that stamp nothing).
     public init(
         me: Recipient,
         store: any Store,
         ladder: ClassificationLadder,
-        knownAuthors: Set<NodeID>,
+        partners: [Recipient],
         neighbours: [ReplicationNeighbour],
-        maxClockSkewMillis: UInt64
+        maxClockSkewMillis: UInt64,
+        nowMillis: UInt64?
     ) throws(LiaisonError) {
         self.me = me
         self.store = store
         self.ladder = ladder
-        self.knownAuthors = knownAuthors
+        self.authors = Dictionary(partners.map { ($0.nodeID, $0) }, uniquingKeysWith: { first, _ in first })
         self.neighbours = Dictionary(uniqueKeysWithValues: neighbours.map { ($0.partner.name, $0) })
-        self.clock = HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, last: try store.highestHLC())
+        let highest = try store.highestHLC()
+        self.clock =
+            nowMillis.map {
+                HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, resumingAfter: highest, physicalMillis: $0)
+            } ?? HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, last: highest)
         self.verifier = OpVerifier()
     }
 
@@ -199,9 +214,29 @@ public struct ReplicationStore: Sendable {
             return batch
         }
         var items = [ItemID: ItemState]()
+        var histories = [ItemID: [StoredOp]]()
+        func history(_ id: ItemID) throws(LiaisonError) -> [StoredOp] {
+            if let known = histories[id] { return known }
+            let loaded = try store.ops(ofItem: id)
+            histories[id] = loaded
+            return loaded
+        }
         var candidates = [OutboxCandidate]()
         var included = Set<OpID>()
         var quarantined = [OpID]()
+        func include(_ entry: StoredOp, item: ItemState) throws(LiaisonError) {
+            guard included.insert(entry.op.id).inserted else { return }
+            // A change of markings also goes to partners earlier markings released the item
+            // to: the notice that narrows it away from them (§5.7).
+            var earlier = [Markings]()
+            if case .changeMarkings = entry.op.body.change {
+                earlier = try history(entry.op.body.itemID).compactMap(\.op.body.change.markings)
+            }
+            candidates.append(
+                OutboxCandidate(
+                    sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom,
+                    earlierMarkings: earlier))
+        }
         for entry in stored {
             let id = entry.op.body.itemID
             // Ops of a quarantined partner since its quarantine's start go nowhere.
@@ -214,21 +249,11 @@ public struct ReplicationStore: Sendable {
             // When markings or tags change, the whole item may become eligible: send its
             // history too (duplicates are harmless), so the item arrives complete (§5.7).
             if entry.op.body.change.mayChangeEligibility {
-                for earlier in try store.ops(ofItem: id)
-                where earlier.sequence < entry.sequence && !isExcluded(earlier.op) {
-                    if included.insert(earlier.op.id).inserted {
-                        candidates.append(
-                            OutboxCandidate(
-                                sequence: earlier.sequence, op: earlier.op, item: item,
-                                receivedFrom: earlier.receivedFrom))
-                    }
+                for earlier in try history(id) where earlier.sequence < entry.sequence && !isExcluded(earlier.op) {
+                    try include(earlier, item: item)
                 }
             }
-            if included.insert(entry.op.id).inserted {
-                candidates.append(
-                    OutboxCandidate(
-                        sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom))
-            }
+            try include(entry, item: item)
         }
         let batch = try LinkOutbox.prepare(
             candidates,
@@ -286,12 +311,21 @@ public struct ReplicationStore: Sendable {
     }
 
     /// Verifies, admits and commits ops from `peer` covering its log up to `through`; then
-    /// records the checkpoint. Refused ops are audited and counted against the peer; the
-    /// rest still commit (the peer's other traffic keeps flowing). Ops that came sealed
-    /// (`through` nil) are admitted the same way but move no checkpoint: they are not a
-    /// contiguous stretch of the peer's log.
+    /// records the checkpoint. Refused ops are audited and counted against their culprit (the
+    /// peer, or the op's author: `ReceiveOutcome.strikes`); the rest still commit (the peer's
+    /// other traffic keeps flowing). Ops that came sealed (`through` nil) are admitted the
+    /// same way but move no checkpoint: they are not a contiguous stretch of the peer's log.
+    ///
+    /// With `mayWait`, a batch holding an op stamped further ahead than the skew allows, but
+    /// by at most twice the skew, is not committed at all: the outcome says when to offer it
+    /// again (`waitUntilMillis`), and custody records the early ops against their authors
+    /// (`ops.deferred`). Nothing of the batch is acknowledged meanwhile, so a crash loses
+    /// nothing: the sender sends it again. Without `mayWait` (sealed ops, or a sender that
+    /// overruns its window), such ops are refused like those stamped further ahead still,
+    /// against their authors; sealed ops come again on the link, whose checkpoint they did
+    /// not move.
     public mutating func receive(
-        ops encoded: [Data], through: UInt64?, from peer: String, nowMillis: UInt64
+        ops encoded: [Data], through: UInt64?, from peer: String, nowMillis: UInt64, mayWait: Bool = false
     ) throws(LiaisonError) -> ReceiveOutcome {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
         let partner = neighbour.partner
@@ -314,6 +348,37 @@ public struct ReplicationStore: Sendable {
                 refused.append((nil, .invalid(error), partner.nodeID))
             }
         }
+        if mayWait {
+            var early = [VerifiedOp]()
+            var readyAt: UInt64 = 0
+            for op in verified {
+                if case .early(let at) = clock.timing(of: op.body.hlc, physicalMillis: now) {
+                    early.append(op)
+                    readyAt = max(readyAt, at)
+                }
+            }
+            if !early.isEmpty {
+                for (author, ops) in Dictionary(grouping: early, by: \.body.author).sorted(by: { $0.key < $1.key }) {
+                    let ahead = ops.map { $0.body.hlc.physicalMillis - now }.max() ?? 0
+                    _ = try store.appendCustody(
+                        CustodyEvent(
+                            kind: .opsDeferred,
+                            peer: author.text,
+                            detail: "stamped up to \(ahead) ms ahead of local time (at most \(clock.maxSkewMillis) ms "
+                                + "allowed); the batch from \(partner.name) through \(through.map(String.init) ?? "-") "
+                                + "waits \(readyAt - now) ms",
+                            opIDs: ops.map(\.id)
+                        ),
+                        timeMillis: Int64(now)
+                    )
+                }
+                var outcome = ReceiveOutcome()
+                outcome.highest = try store.highestSequence()
+                outcome.waitUntilMillis = readyAt
+                outcome.early = early.count
+                return outcome
+            }
+        }
         // Each item as this batch leaves it: our state plus the batch's ops (a create in the
         // batch brings the item). Entitlement is judged on it, as the sender judged it.
         var states = [ItemID: ItemState]()
@@ -329,28 +394,43 @@ public struct ReplicationStore: Sendable {
                 states[id] = state
             }
         }
+        // Every markings the item has had, as far as we and the batch know: read only when an
+        // annotation's author or a narrowing needs them (`Admission.check`).
+        var earlierMarkings = [ItemID: [Markings]]()
+        func earlier(_ id: ItemID) throws(LiaisonError) -> [Markings] {
+            if let known = earlierMarkings[id] { return known }
+            let found =
+                try store.ops(ofItem: id).compactMap(\.op.body.change.markings)
+                + verified.filter { $0.body.itemID == id }.compactMap(\.body.change.markings)
+            earlierMarkings[id] = found
+            return found
+        }
         var pendingRoom: Int?
         for op in verified {
             guard let inbound = neighbour.inbound else {
                 refused.append((op.id, .notEntitled(.notReleasable), partner.nodeID))
                 continue
             }
-            if let strike = Admission.check(
-                op,
-                item: states[op.body.itemID],
-                from: partner.nodeID,
-                senderFilter: inbound,
-                me: me,
-                knownAuthors: knownAuthors,
-                ladder: ladder,
-                clock: clock,
-                nowMillis: now
-            ) {
-                if case .refusedByItem = strike {
-                    refused.append((op.id, strike, op.body.author))
-                } else {
-                    refused.append((op.id, strike, partner.nodeID))
-                }
+            func check(_ earlierMarkings: [Markings]) -> StrikeReason? {
+                Admission.check(
+                    op,
+                    item: states[op.body.itemID],
+                    earlierMarkings: earlierMarkings,
+                    from: partner.nodeID,
+                    senderFilter: inbound,
+                    me: me,
+                    authors: authors,
+                    ladder: ladder,
+                    clock: clock,
+                    nowMillis: now
+                )
+            }
+            var strike = check([])
+            if let first = strike, Admission.needsEarlierMarkings(first) {
+                strike = check(try earlier(op.body.itemID))
+            }
+            if let strike {
+                refused.append((op.id, strike, strike.chargedToAuthor ? op.body.author : partner.nodeID))
                 continue
             }
             if states[op.body.itemID] == nil, try store.op(op.id) == nil {
@@ -364,7 +444,6 @@ public struct ReplicationStore: Sendable {
                 }
                 pendingRoom = room - 1
             }
-            try? clock.observe(op.body.hlc, physicalMillis: now)
             accepted.append(op)
         }
         var outcome = ReceiveOutcome()
@@ -378,6 +457,11 @@ public struct ReplicationStore: Sendable {
                 outcome.strikes[author, default: [:]][.nonWriter, default: 0] += 1
             }
             outcome.logGrew = try store.highestSequence() > before
+            // The clock takes in the stamps of ops new here: a copy of an op we hold already
+            // (a replay, a second path) tells nothing new, and an op waiting for its create
+            // may yet be refused.
+            let applied = Set(result.applied.map(\.id))
+            for op in accepted where applied.contains(op.id) { try? clock.observe(op.body.hlc, physicalMillis: now) }
         }
         if !quarantined.isEmpty {
             _ = try store.appendCustody(
