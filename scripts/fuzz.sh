@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses in Fuzz/Harnesses and runs them (docs/testing.md, "Fuzzing").
 #
-#   scripts/fuzz.sh [TARGET…] [--runs N | --seconds S] [--release] [--write-seeds] [--build-only]
+#   scripts/fuzz.sh [TARGET…] [--runs N | --seconds S] [--write-seeds] [--build-only]
 #
 # TARGET: sync-frame, op, sealed-envelope, topology (default: all four, one after another).
 # --runs N      stop each target after N executions (libFuzzer's -runs)
 # --seconds S   stop each target after S seconds (default 60)
-# --release     take the dependencies from a release build (faster executions; builds
-#               `swift build -c release --product liaison` first if needed)
 # --write-seeds rewrite Fuzz/corpus/TARGET from the project's own code and topology/*.yaml
 # --build-only  build the harnesses and stop
 #
 # How it builds: the package's dependencies (swift-protobuf, swift-crypto, NIOCore,
-# compress-nio, Yams…) come as they are from SwiftPM's own build in .build (the one
+# compress-nio, Yams…) come as they are from SwiftPM's own debug build in .build (the one
 # `swift test` leaves behind, so CI pays nothing for them); the Liaison modules a harness
-# needs are compiled again here with `swiftc -O -sanitize=fuzzer`, so libFuzzer sees their
-# branches, into .build-fuzz/CONFIG. The harnesses export LLVMFuzzerTestOneInput with
-# @_cdecl; libFuzzer supplies main. Plain `swift build` and `swift test` never see any of it.
+# needs are compiled again here with `swiftc -sanitize=fuzzer`, so libFuzzer sees their
+# branches, into .build-fuzz/debug. They are compiled -Onone: with -O and coverage,
+# LiaisonCore alone takes 5 to 18 minutes on 2 shared cores, against 15 seconds. The
+# harnesses export LLVMFuzzerTestOneInput with @_cdecl; libFuzzer supplies main. Plain
+# `swift build` and `swift test` never see any of it.
 #
 # A run reads the committed seeds in Fuzz/corpus/TARGET and keeps what it discovers in
 # .build-fuzz/corpus/TARGET; a failing input is written to .build-fuzz/artifacts/ and the
-# script exits non-zero. Replay one: .build-fuzz/CONFIG/fuzz-TARGET FILE.
+# script exits non-zero. Replay one: .build-fuzz/debug/fuzz-TARGET FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,14 +29,12 @@ targets=()
 runs=""
 seconds=60
 config=debug
-opt=-Onone
 write_seeds=false
 build_only=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
-    --release) config=release; shift ;;
     --write-seeds) write_seeds=true; shift ;;
     --build-only) build_only=true; shift ;;
     sync-frame | op | sealed-envelope | topology) targets+=("$1"); shift ;;
@@ -89,7 +87,7 @@ fi
 
 # --- the Liaison modules, instrumented ------------------------------------------------
 swift_flags=(
-  -swift-version 6 -parse-as-library "$opt" -wmo -enable-testing -package-name liaison -suppress-warnings
+  -swift-version 6 -parse-as-library -Onone -wmo -enable-testing -package-name liaison -suppress-warnings
   -enable-upcoming-feature ExistentialAny -enable-upcoming-feature MemberImportVisibility
   -enable-upcoming-feature InternalImportsByDefault
   -I "$out" "${import_flags[@]}" -module-cache-path "$out/ModuleCache"
@@ -146,9 +144,11 @@ for target in "${targets[@]}"; do
   objects=()
   for module in $(modules_for "$target"); do objects+=("$out/$module.o"); done
   inputs=(Fuzz/Harnesses/FuzzEntry.swift "$(harness_file "$target")")
+  # Inputs that are Protocol Buffers messages get the structure-aware mutator.
+  [ "$target" = topology ] || inputs+=(Fuzz/Harnesses/ProtobufMutator.swift)
   if [ ! -f "$exe" ] || [ -n "$(find "${inputs[@]}" "${objects[@]}" -newer "$exe" | head -1)" ]; then
     echo "fuzz: linking fuzz-$target"
-    swiftc "${swift_flags[@]}" -sanitize=fuzzer -module-name "Fuzz_${target//-/_}" "${inputs[@]}" \
+    swiftc "${swift_flags[@]}" -sanitize=fuzzer -enable-experimental-feature Extern -module-name "Fuzz_${target//-/_}" "${inputs[@]}" \
       "${objects[@]}" "$out/deps.a" "${link_flags[@]}" -o "$exe"
   fi
 done

@@ -7,11 +7,10 @@
 //   change the op id and so break the signature, but reach every check before it; the verifier
 //   remembers verified batch roots, so mutations of a seed's field openings reach the checks
 //   after it.
-// Odd mode: the rest is a 2-byte big-endian length, that many bytes of op body, then a
-//   `SignedOp` whose field openings are taken. The harness signs the body as a batch of one
-//   with the key of the test node the body names as author (alice when it names none), so
-//   mutated bodies get one level of nesting closer to the mutator, past the signature, and
-//   into the item rules.
+// Odd mode: the rest is a `SignedOp` whose proof the harness replaces: it signs the body as a
+//   batch of one with the key of the test node the body names as author (alice when it names
+//   none), so that mutated bodies get past the signature and into the item rules.
+// Fuzz/Harnesses/ProtobufMutator.swift mutates the message's fields with their lengths intact.
 import Foundation
 import LiaisonTestSupport
 import SwiftProtobuf
@@ -45,28 +44,20 @@ enum Harness {
         }
     }
 
-    /// A signed op made of a body and openings (odd mode).
+    /// The op re-signed by the author its body names (odd mode).
     static func signedByItsAuthor(_ bytes: Data) -> Data? {
-        guard bytes.count >= 2 else { return nil }
-        let bodyCount = Int(bytes[bytes.startIndex]) << 8 | Int(bytes[bytes.startIndex + 1])
-        let afterCount = bytes.dropFirst(2)
-        guard bodyCount <= afterCount.count else { return nil }
-        let body = Data(afterCount.prefix(bodyCount))
-        let author = (try? Liaison_V1_OpBody(serializedBytes: body)).flatMap { NodeID(bytes: $0.author) }
+        guard var signed = try? Liaison_V1_SignedOp(serializedBytes: bytes) else { return nil }
+        let author = (try? Liaison_V1_OpBody(serializedBytes: signed.body)).flatMap { NodeID(bytes: $0.author) }
         let signer = signers.first { $0.nodeID == author } ?? .alice
-        let (root, _) = OpBatchTree.build([OpID(body: body)])
-        var signed = Liaison_V1_SignedOp()
-        signed.body = body
+        let (root, _) = OpBatchTree.build([OpID(body: signed.body)])
+        signed.proof = Liaison_V1_BatchProof()
         signed.proof.signerKey = signer.publicKeyBytes
-        signed.proof.leafIndex = 0
         signed.proof.leafCount = 1
         do {
             signed.proof.signature = try signer.signature(for: OpBatchTree.signedMessage(root: root, leafCount: 1))
         } catch {
             FuzzCheck.fail("signing a fuzzed body failed: \(error)")
         }
-        signed.openings =
-            (try? Liaison_V1_SignedOp(serializedBytes: Data(afterCount.dropFirst(bodyCount))))?.openings ?? []
         return try? signed.serializedBytes()
     }
 
@@ -126,12 +117,9 @@ enum Harness {
         var seeds = [(String, Data)]()
         for (name, op) in ops {
             seeds.append(("op-\(name)", Data([0]) + op.encoded))
-            let signed = try Liaison_V1_SignedOp(serializedBytes: op.encoded)
-            var openings = Liaison_V1_SignedOp()
-            openings.openings = signed.openings
-            let count = signed.body.count
-            let tail: Data = try openings.serializedBytes()
-            seeds.append(("body-\(name)", Data([1, UInt8(count >> 8), UInt8(count & 0xFF)]) + signed.body + tail))
+            var unsigned = try Liaison_V1_SignedOp(serializedBytes: op.encoded)
+            unsigned.clearProof()
+            seeds.append(("body-\(name)", Data([1]) + (try unsigned.serializedBytes() as Data)))
         }
         return seeds
     }

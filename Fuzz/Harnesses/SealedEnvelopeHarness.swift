@@ -4,9 +4,11 @@
 // Input: one mode byte (taken modulo 3), then the rest.
 // 0: the rest is an encoded envelope, decoded and, if it decodes, opened as bob (from alice).
 // 1: the rest is an encoded receipt.
-// 2: the rest is a 2-byte big-endian length, that many bytes of routing header, then the
-//    payload plaintext. The harness seals and signs them as alice for bob, so that mutations of
-//    the header and the payload get past the signature and the AEAD to their decoders.
+// 2: the rest is a `SealedEnvelope` message of which the harness keeps the header and takes
+//    the ciphertext field as the payload's plaintext: it seals and signs them as alice for bob,
+//    so that mutations of the header and the payload get past the signature and the AEAD to
+//    their decoders.
+// Fuzz/Harnesses/ProtobufMutator.swift mutates the message's fields with their lengths intact.
 import Crypto
 import Foundation
 import LiaisonTestSupport
@@ -60,12 +62,9 @@ enum Harness {
     }
 
     static func sealedParts(_ bytes: Data) {
-        guard bytes.count >= 2 else { return }
-        let headerCount = Int(bytes[bytes.startIndex]) << 8 | Int(bytes[bytes.startIndex + 1])
-        let body = bytes.dropFirst(2)
-        guard headerCount <= body.count else { return }
-        let headerBytes = Data(body.prefix(headerCount))
-        let plaintext = Data(body.dropFirst(headerCount))
+        guard let parts = try? Liaison_V1_SealedEnvelope(serializedBytes: bytes) else { return }
+        let headerBytes = parts.header
+        let plaintext = parts.ciphertext
         let wire: Data
         do {
             wire = try seal(headerBytes: headerBytes, plaintext: plaintext)
@@ -124,14 +123,18 @@ enum Harness {
         var payload = Liaison_V1_SealedPayload()
         payload.ops = ops
         let plaintext: Data = try payload.serializedBytes()
-        let header = forBob.headerBytes
-        let parts = Data([UInt8(header.count >> 8), UInt8(header.count & 0xFF)]) + header + plaintext
+        var parts = Liaison_V1_SealedEnvelope()
+        parts.header = forBob.headerBytes
+        parts.ciphertext = plaintext
+        let partsBytes: Data = try parts.serializedBytes()
+        parts.ciphertext = Data()
+        let emptyPayload: Data = try parts.serializedBytes()
         return [
             ("envelope-for-bob", Data([0]) + forBob.encoded()),
             ("envelope-for-carol", Data([0]) + forCarol.encoded()),
             ("receipt", Data([1]) + receipt.encoded()),
-            ("parts-for-bob", Data([2]) + parts),
-            ("parts-empty-payload", Data([2, UInt8(header.count >> 8), UInt8(header.count & 0xFF)]) + header),
+            ("parts-for-bob", Data([2]) + partsBytes),
+            ("parts-empty-payload", Data([2]) + emptyPayload),
         ]
     }
 }
