@@ -50,6 +50,13 @@ enum Harness {
         FuzzCheck.expect(
             topology.channels.deadAfterMillis >= 2 * topology.channels.heartbeatMillis,
             "channels declared dead before two heartbeats")
+        let containment = topology.containment
+        FuzzCheck.expect(
+            (1_000...2_592_000_000).contains(containment.windowMillis),
+            "a strike window of \(containment.windowMillis) ms")
+        FuzzCheck.expect(
+            containment.thresholds.values.allSatisfy { (1...1_000_000).contains($0) },
+            "a strike threshold out of range: \(containment.thresholds)")
     }
 
     /// The filter and channel keys that topology/*.yaml (copied in by the script) leave out.
@@ -62,6 +69,11 @@ enum Harness {
               heartbeat-ms: 100
               dead-after-ms: 400
               failback-after-ms: 0
+            containment:
+              window-ms: 60000
+              thresholds:
+                forged: 0
+                protocol: 3
             partners:
               one:
                 endpoints: ["10.0.0.1:7000", "[::1]:7001"]
