@@ -62,15 +62,15 @@ out=".build-fuzz/$config"
 python3 - "$manifest" "$out" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read()
-def args(command):
-    start = text.index('"C.%s-' % command)
+def args(target, kind):
+    start = re.search(r'\n  "C\.%s-[^"]*\.%s":' % (target, kind), text).end()
     return json.loads(re.search(r'\n    args: (\[.*?\])\n', text[start:]).group(1))
-node = args("LiaisonNode")
+node = args("LiaisonNode", "module")
 imports = []
 for i, arg in enumerate(node):
     if arg in ("-I", "-Xcc") and i + 1 < len(node):
         imports += [arg, node[i + 1]]
-libraries = [arg for arg in args("liaison") if arg.startswith("-l")]
+libraries = [arg for arg in args("liaison", "exe") if arg.startswith("-l")]
 open(sys.argv[2] + "/import-flags", "w").write("\n".join(imports) + "\n")
 open(sys.argv[2] + "/link-flags", "w").write("\n".join(libraries) + "\n")
 PY
