@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 files=()
 while IFS= read -r file; do files+=("$file"); done < <(
-  { find Sources Tests -name '*.swift' -not -path '*/Generated/*'; echo Package.swift; } | sort
+  { find Sources Tests Fuzz -name '*.swift' -not -path '*/Generated/*'; echo Package.swift; } | sort
 )
 if [ "${1:-}" = "--lint" ]; then
   swift format lint --strict --parallel "${files[@]}"
