@@ -108,6 +108,14 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID] {
+        state.withLock { current in
+            let dropped = current.pending.values.filter { excluded($0.op) }.sorted { $0.order < $1.order }
+            for entry in dropped { current.pending[entry.op.id] = nil }
+            return dropped.map(\.op.id)
+        }
+    }
+
     public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
         state.withLock { current in current.pending.values.count { $0.peer == peer } }
     }

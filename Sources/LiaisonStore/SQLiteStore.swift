@@ -254,6 +254,20 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID] {
+        try write("dropping pending ops") { db in
+            var dropped = [OpID]()
+            for row in try Row.fetchAll(db, sql: "SELECT op_id, encoded FROM pending_ops") {
+                let op = try VerifiedOp(storedEncoding: row["encoded"])
+                guard excluded(op) else { continue }
+                let key: Data = row["op_id"]
+                try db.execute(sql: "DELETE FROM pending_ops WHERE op_id = ?", arguments: [key])
+                dropped.append(op.id)
+            }
+            return dropped
+        }
+    }
+
     public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
         try read("counting pending ops") { db in
             try Int.fetchOne(

@@ -148,6 +148,10 @@ public protocol Store: Sendable {
     func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]
     /// Walks the whole custody log and its recorded head.
     func verifyCustody() throws(LiaisonError) -> CustodyVerification
+    /// Removes the waiting ops (those without their item's create yet) that `excluded`
+    /// picks; returns their ids. A quarantine drops its partner's, so that no create
+    /// arriving later applies them.
+    func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID]
     /// How many ops received from `peer` wait for their item's create op.
     func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int
     /// A value the node keeps about itself under `key` (e.g. its containment state), or nil.

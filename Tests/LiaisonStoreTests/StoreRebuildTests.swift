@@ -87,3 +87,25 @@ struct StoreRebuildTests {
         #expect(try reopened.metadata(MetadataKey.containment) == Data("two".utf8))
     }
 }
+
+@Suite("Store pending drops")
+struct StorePendingDropTests {
+    @Test(
+        "dropping pending ops removes only those picked, and a create arriving later applies none of them",
+        arguments: StoreKind.allCases)
+    func drops(kind: StoreKind) throws {
+        let store = try kind.make()
+        var factory = OpFactory(seed: 5)
+        let create = try factory.create(by: .alice, writePolicy: .annotations, at: .test(1))
+        let item = try ItemState(create: create)
+        let bobs = try factory.setFields([(name: "b", value: JSONText.string("b"))], of: item, by: .bob, at: .test(5))
+        let carols = try factory.setFields(
+            [(name: "c", value: JSONText.string("c"))], of: item, by: .carol, at: .test(6))
+        _ = try store.commit(CommitBatch(ops: [bobs, carols], source: .peer(TestNode.carol.nodeID), timeMillis: 1))
+        let dropped = try store.dropPending { $0.body.author == TestNode.bob.nodeID }
+        #expect(dropped == [bobs.id])
+        _ = try store.commit(CommitBatch(ops: [create], source: .peer(TestNode.alice.nodeID), timeMillis: 2))
+        let after = try #require(try store.item(item.id))
+        #expect(after.fields["b"] == nil && after.fields["c"] != nil)
+    }
+}

@@ -149,12 +149,16 @@ public struct ReplicationStore: Sendable {
     ) throws(LiaisonError) -> RebuildResult {
         let items = try store.items(authoredBy: author, since: HLCTimestamp(physicalMillis: sinceMillis, logical: 0))
         let quarantines = self.quarantines
+        // Ops of the partner waiting for their item's create would be applied when it
+        // arrives: they go (its own link sends them again after a release).
+        let droppedPending = try store.dropPending { quarantines[$0.body.author]?.excludes($0.body.hlc) ?? false }
         var result = try store.rebuild(
             items: items,
             excluding: { quarantines[$0.body.author]?.excludes($0.body.hlc) ?? false },
             custody: custody,
             timeMillis: Int64(nowMillis)
         )
+        result.excluded += droppedPending
         // Only the author's own ops are reported as left out or put back.
         if custody.kind == .partnerReleased {
             result.excluded = []
