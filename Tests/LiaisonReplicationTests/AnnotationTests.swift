@@ -240,4 +240,32 @@ struct AnnotationTests {
         #expect(try carolStore.op(note.id) != nil)
         #expect(try carolStore.item(create.body.itemID)?.fields["note"] != nil)
     }
+
+    @Test(
+        "an op that left its sender before a narrowing reached it, arriving after the narrowing, is refused without a strike"
+    )
+    func opOvertakenByANarrowingIsNoStrike() throws {
+        var factory = OpFactory(seed: 67)
+        var (bob, bobStore) = try Self.node(.bob)
+        let create = try factory.create(
+            by: .alice, markings: Self.markings("bob", "carol"), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let edit = try factory.setFields(
+            [(name: "title", value: JSONText.string("later"))], of: item, by: .alice, at: .test(2))
+        let narrowing = try factory.changeMarkings(of: item, to: Self.markings("carol"), by: .alice, at: .test(3))
+        try item.apply(narrowing)
+        #expect(try bob.receive(ops: [create.encoded], through: 1, from: "alice", nowMillis: Self.now).strikes.isEmpty)
+        #expect(
+            try bob.receive(ops: [narrowing.encoded], through: 3, from: "alice", nowMillis: Self.now).strikes.isEmpty)
+        // The edit was on its way (through carol, who had not seen the narrowing yet).
+        let late = try bob.receive(ops: [edit.encoded], through: 1, from: "carol", nowMillis: Self.now)
+        #expect(late.strikes.isEmpty, "bob struck carol for a race: \(late.strikes)")
+        #expect(late.refused == 1)
+        #expect(try bobStore.op(edit.id) == nil, "bob took content of an item narrowed away from him")
+
+        // An item never released to bob is still a strike against the sender.
+        let secret = try factory.create(by: .alice, markings: Self.markings("carol"), at: .test(4))
+        let strikes = try bob.receive(ops: [secret.encoded], through: 2, from: "carol", nowMillis: Self.now).strikes
+        #expect(strikes == [TestNode.carol.nodeID: [.notReleasable: 1]])
+    }
 }

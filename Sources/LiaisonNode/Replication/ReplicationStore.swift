@@ -166,6 +166,29 @@ public struct ReplicationStore: Sendable {
         return result
     }
 
+    /// Whether a refusal that the item's earlier markings did not lift is an honest race with a
+    /// change of markings rather than a fault: refused, audited, but no strike.
+    /// - An op of an item narrowed away from us (earlier markings released it to us): the
+    ///   sender may have sent it before the narrowing reached it. We are owed nothing more of
+    ///   the item; if it is released to us again, its history comes again.
+    /// - An annotation of an ORCON item from its own author, whose entitlement our markings
+    ///   history does not show: the author may not pass the originator's change of markings
+    ///   on, so it can arrive before that change does (from the originator, who passes the
+    ///   annotation on too, after it).
+    static func isRace(
+        _ strike: StrikeReason, op: VerifiedOp, from sender: NodeID, state: ItemState?, earlierMarkings: [Markings],
+        me: Recipient
+    ) -> Bool {
+        switch strike {
+        case .notEntitled(.notReleasable):
+            return earlierMarkings.contains { $0.isReleasable(toPartner: me.name, groups: me.groups) }
+        case .refusedByItem(.notEntitled):
+            return state?.markings.orcon == true && op.body.author == sender
+        default:
+            return false
+        }
+    }
+
     /// Most ops from one partner kept waiting for items this node does not hold (an
     /// annotation can arrive before its item's create; a partner sending ops for items that
     /// never come would grow the store without bound). Past it such ops are refused with a
@@ -410,6 +433,7 @@ public struct ReplicationStore: Sendable {
             return found
         }
         var pendingRoom: Int?
+        var raced = [(id: OpID, reason: StrikeReason)]()
         for op in verified {
             guard let inbound = neighbour.inbound else {
                 refused.append((op.id, .notEntitled(.notReleasable), partner.nodeID))
@@ -432,6 +456,14 @@ public struct ReplicationStore: Sendable {
             var strike = check([])
             if let first = strike, Admission.needsEarlierMarkings(first) {
                 strike = check(try earlier(op.body.itemID))
+                if let found = strike,
+                    Self.isRace(
+                        found, op: op, from: partner.nodeID, state: states[op.body.itemID],
+                        earlierMarkings: try earlier(op.body.itemID), me: me)
+                {
+                    raced.append((op.id, found))
+                    continue
+                }
             }
             if let strike {
                 refused.append((op.id, strike, strike.chargedToAuthor ? op.body.author : partner.nodeID))
@@ -475,6 +507,19 @@ public struct ReplicationStore: Sendable {
                 timeMillis: Int64(now)
             )
             outcome.refused += quarantined.count
+        }
+        if !raced.isEmpty {
+            let reasons = Dictionary(grouping: raced, by: { $0.reason.description }).map {
+                "\($0.value.count)× \($0.key)"
+            }
+            _ = try store.appendCustody(
+                CustodyEvent(
+                    kind: .opsRejected, peer: partner.nodeID.text,
+                    detail: reasons.sorted().joined(separator: "; ") + " (a race with a change of markings: no strike)",
+                    opIDs: raced.map(\.id)),
+                timeMillis: Int64(now)
+            )
+            outcome.refused += raced.count
         }
         outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
