@@ -114,7 +114,8 @@ public enum APIServer {
             do {
                 let since = try body.sinceMillis(now: Date())
                 let result = try await engine.quarantine(body.partner, sinceMillis: since, reason: body.reasonText)
-                return EditedResponse(status: .created, response: QuarantineResult(partner: body.partner, result))
+                return EditedResponse(
+                    status: .created, response: QuarantineResult(partner: body.partner, result, released: false))
             } catch let error as LiaisonError {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
@@ -122,7 +123,7 @@ public enum APIServer {
         v1.delete("quarantines/{partner}") { _, context -> QuarantineResult in
             let partner = try context.parameters.require("partner")
             do {
-                return QuarantineResult(partner: partner, try await engine.release(partner))
+                return QuarantineResult(partner: partner, try await engine.release(partner), released: true)
             } catch let error as LiaisonError {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }

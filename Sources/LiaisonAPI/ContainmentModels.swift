@@ -54,15 +54,18 @@ public struct QuarantineResult: Codable, Sendable {
     public var itemsRebuilt: Int
     /// Items removed (their create was left out).
     public var itemsRemoved: Int
-    /// The partner's ops left out (0 for a release).
+    /// The partner's ops left out, waiting ones dropped included (0 for a release).
     public var opsLeftOut: Int
+    /// The partner's ops put back (0 for a quarantine).
+    public var opsPutBack: Int
 
-    /// Summarises a rebuild.
-    public init(partner: String, _ result: RebuildResult) {
+    /// Summarises the rebuild of a quarantine (`released` false) or a release.
+    public init(partner: String, _ result: RebuildResult, released: Bool) {
         self.partner = partner
         itemsRebuilt = result.changed.count
         itemsRemoved = result.removed.count
-        opsLeftOut = result.excluded.count
+        opsLeftOut = released ? 0 : result.listed.count
+        opsPutBack = released ? result.listed.count : 0
     }
 }
 

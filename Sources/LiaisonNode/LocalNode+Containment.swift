@@ -17,29 +17,22 @@ extension LocalNode {
     ) throws(LiaisonError) -> RebuildResult {
         var (replication, federation, state) = try containmentContext()
         try federation.checkQuarantinable(peer)
-        let author = federation.partner(named: peer)!.nodeID
         let quarantine = Quarantine(sinceMillis: sinceMillis, atMillis: nowMillis, reason: reason, automatic: false)
-        let result = try replication.quarantine(peer, author: author, quarantine, nowMillis: nowMillis)
         state.quarantines[peer] = quarantine
-        try replication.saveContainment(state)
-        return result
+        return try replication.quarantine(
+            peer, author: federation.partner(named: peer)!.nodeID, quarantine, containment: state,
+            nowMillis: nowMillis)
     }
 
     /// Ends `peer`'s quarantine: its ops count again.
     public func release(_ peer: String, nowMillis: UInt64) throws(LiaisonError) -> RebuildResult {
         var (replication, federation, state) = try containmentContext()
         try federation.checkQuarantinable(peer)
-        guard state.quarantines.removeValue(forKey: peer) != nil else {
+        guard state.release(peer) != nil else {
             throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
         }
-        if var tallies = state.strikes[peer] {
-            for key in tallies.keys { tallies[key]?.inWindow = 0 }
-            state.strikes[peer] = tallies
-        }
-        let result = try replication.release(
-            peer, author: federation.partner(named: peer)!.nodeID, nowMillis: nowMillis)
-        try replication.saveContainment(state)
-        return result
+        return try replication.release(
+            peer, author: federation.partner(named: peer)!.nodeID, containment: state, nowMillis: nowMillis)
     }
 
     private func containmentContext() throws(LiaisonError) -> (ReplicationStore, FederationConfig, ContainmentState) {
@@ -58,12 +51,7 @@ extension LocalNode {
             nowMillis: nil
         )
         let state = try ReplicationStore.loadContainment(store)
-        replication.restore(
-            Dictionary(
-                state.quarantines.compactMap { name, quarantine in
-                    federation.partner(named: name).map { ($0.nodeID, quarantine) }
-                },
-                uniquingKeysWith: { first, _ in first }))
+        replication.restore(state.quarantinesByNodeID { federation.partner(named: $0)?.nodeID })
         return (replication, federation, state)
     }
 }

@@ -52,14 +52,9 @@ extension NodeEngine {
 
     /// Ends `peer`'s quarantine: its channels may connect again and its ops count again.
     mutating func release(_ peer: String, now: UInt64) {
-        guard containment.quarantines.removeValue(forKey: peer) != nil else {
+        guard containment.release(peer) != nil else {
             log(.info, "release: the partner was not quarantined", peer: peer)
             return
-        }
-        // Strikes in the current windows are forgiven with the release: they led to it.
-        if var tallies = containment.strikes[peer] {
-            for key in tallies.keys { tallies[key]?.inWindow = 0 }
-            containment.strikes[peer] = tallies
         }
         output.append(.released(peer: peer))
         log(.warning, "partner released from quarantine", peer: peer)

@@ -1,3 +1,4 @@
+import Foundation
 import LiaisonCore
 
 /// The primitive reads and writes one store transaction offers. The commit logic is
@@ -19,6 +20,10 @@ protocol StoreTransaction {
     mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp]
     /// Removes an item's state.
     mutating func deleteItem(_ id: ItemID) throws
+    /// Removes and returns the waiting ops `excluded` picks.
+    mutating func dropPending(where excluded: (VerifiedOp) -> Bool) throws -> [VerifiedOp]
+    /// Sets a metadata value.
+    mutating func setMetadata(_ key: String, _ value: Data) throws
     /// An item's state.
     mutating func loadItem(_ id: ItemID) throws -> ItemState?
     /// Saves an item's state.
@@ -149,7 +154,9 @@ enum CommitEngine {
     static func rebuild<T: StoreTransaction>(
         _ ids: Set<ItemID>,
         excluding excluded: (VerifiedOp) -> Bool,
+        listing listed: (VerifiedOp) -> Bool,
         custody event: CustodyEvent,
+        metadata: (key: String, value: Data)?,
         timeMillis: Int64,
         in tx: inout T
     ) throws -> RebuildResult {
@@ -159,10 +166,8 @@ enum CommitEngine {
             var state: ItemState?
             for stored in try tx.opsOfItem(id) {
                 let op = stored.op
-                if excluded(op) {
-                    result.excluded.append(op.id)
-                    continue
-                }
+                if listed(op) { result.listed.append(op.id) }
+                if excluded(op) { continue }
                 if var item = state {
                     if rejection(applying: op, to: &item) == nil { state = item }
                 } else if case .create = op.body.change {
@@ -180,8 +185,12 @@ enum CommitEngine {
                 result.removed.insert(id)
             }
         }
+        let dropped = try tx.dropPending(where: excluded)
+        result.droppedPending = dropped.count
+        result.listed += dropped.filter(listed).map(\.id)
+        if let metadata { try tx.setMetadata(metadata.key, metadata.value) }
         var event = event
-        event.opIDs = result.excluded
+        event.opIDs = result.listed
         result.custody = try append(event, timeMillis: timeMillis, in: &tx)
         return result
     }

@@ -108,14 +108,6 @@ public final class MemoryStore: Store {
         }
     }
 
-    public func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID] {
-        state.withLock { current in
-            let dropped = current.pending.values.filter { excluded($0.op) }.sorted { $0.order < $1.order }
-            for entry in dropped { current.pending[entry.op.id] = nil }
-            return dropped.map(\.op.id)
-        }
-    }
-
     public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
         state.withLock { current in current.pending.values.count { $0.peer == peer } }
     }
@@ -135,13 +127,19 @@ public final class MemoryStore: Store {
     }
 
     public func rebuild(
-        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+        items: Set<ItemID>,
+        excluding excluded: (VerifiedOp) -> Bool,
+        listing listed: (VerifiedOp) -> Bool,
+        custody: CustodyEvent,
+        metadata: (key: String, value: Data)?,
+        timeMillis: Int64
     ) throws(LiaisonError) -> RebuildResult {
         try state.withLock { (current: inout Snapshot) throws(LiaisonError) -> RebuildResult in
             var tx = MemoryTransaction(state: current)
             do {
                 let result = try CommitEngine.rebuild(
-                    items, excluding: excluded, custody: custody, timeMillis: timeMillis, in: &tx)
+                    items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
+                    timeMillis: timeMillis, in: &tx)
                 current = tx.state
                 return result
             } catch {
@@ -197,6 +195,14 @@ private struct MemoryTransaction: StoreTransaction {
     mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp] { state.ops.filter { $0.op.body.itemID == id } }
 
     mutating func deleteItem(_ id: ItemID) throws { state.items[id] = nil }
+
+    mutating func dropPending(where excluded: (VerifiedOp) -> Bool) throws -> [VerifiedOp] {
+        let dropped = state.pending.values.filter { excluded($0.op) }.sorted { $0.order < $1.order }
+        for entry in dropped { state.pending[entry.op.id] = nil }
+        return dropped.map(\.op)
+    }
+
+    mutating func setMetadata(_ key: String, _ value: Data) throws { state.metadata[key] = value }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? { state.items[id] }
 

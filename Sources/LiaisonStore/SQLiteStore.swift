@@ -254,20 +254,6 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID] {
-        try write("dropping pending ops") { db in
-            var dropped = [OpID]()
-            for row in try Row.fetchAll(db, sql: "SELECT op_id, encoded FROM pending_ops") {
-                let op = try VerifiedOp(storedEncoding: row["encoded"])
-                guard excluded(op) else { continue }
-                let key: Data = row["op_id"]
-                try db.execute(sql: "DELETE FROM pending_ops WHERE op_id = ?", arguments: [key])
-                dropped.append(op.id)
-            }
-            return dropped
-        }
-    }
-
     public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
         try read("counting pending ops") { db in
             try Int.fetchOne(
@@ -283,10 +269,8 @@ public final class SQLiteStore: Store {
 
     public func setMetadata(_ key: String, _ value: Data) throws(LiaisonError) {
         try write("writing node metadata") { db in
-            try db.execute(
-                sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                arguments: [key, value]
-            )
+            var tx = SQLiteTransaction(db: db)
+            try tx.setMetadata(key, value)
         }
     }
 
@@ -302,12 +286,18 @@ public final class SQLiteStore: Store {
     }
 
     public func rebuild(
-        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+        items: Set<ItemID>,
+        excluding excluded: (VerifiedOp) -> Bool,
+        listing listed: (VerifiedOp) -> Bool,
+        custody: CustodyEvent,
+        metadata: (key: String, value: Data)?,
+        timeMillis: Int64
     ) throws(LiaisonError) -> RebuildResult {
         try write("rebuilding items") { db in
             var tx = SQLiteTransaction(db: db)
             return try CommitEngine.rebuild(
-                items, excluding: excluded, custody: custody, timeMillis: timeMillis, in: &tx)
+                items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
+                timeMillis: timeMillis, in: &tx)
         }
     }
 

@@ -90,6 +90,25 @@ struct SQLiteTransaction: StoreTransaction {
         )
     }
 
+    mutating func dropPending(where excluded: (VerifiedOp) -> Bool) throws -> [VerifiedOp] {
+        var dropped = [VerifiedOp]()
+        for row in try Row.fetchAll(db, sql: "SELECT op_id, encoded FROM pending_ops ORDER BY arrival") {
+            let op = try VerifiedOp(storedEncoding: row["encoded"])
+            guard excluded(op) else { continue }
+            let key: Data = row["op_id"]
+            try db.execute(sql: "DELETE FROM pending_ops WHERE op_id = ?", arguments: [key])
+            dropped.append(op)
+        }
+        return dropped
+    }
+
+    mutating func setMetadata(_ key: String, _ value: Data) throws {
+        try db.execute(
+            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            arguments: [key, value]
+        )
+    }
+
     mutating func deleteItem(_ id: ItemID) throws {
         let key = Data(id.bytes)
         try db.execute(sql: "DELETE FROM item_tags WHERE item_id = ?", arguments: [key])

@@ -148,10 +148,6 @@ public protocol Store: Sendable {
     func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]
     /// Walks the whole custody log and its recorded head.
     func verifyCustody() throws(LiaisonError) -> CustodyVerification
-    /// Removes the waiting ops (those without their item's create yet) that `excluded`
-    /// picks; returns their ids. A quarantine drops its partner's, so that no create
-    /// arriving later applies them.
-    func dropPending(where excluded: (VerifiedOp) -> Bool) throws(LiaisonError) -> [OpID]
     /// How many ops received from `peer` wait for their item's create op.
     func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int
     /// A value the node keeps about itself under `key` (e.g. its containment state), or nil.
@@ -160,11 +156,18 @@ public protocol Store: Sendable {
     func setMetadata(_ key: String, _ value: Data) throws(LiaisonError)
     /// The items with an op by `author` stamped at or after `since`.
     func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID>
-    /// Rebuilds `items` from their stored ops in log order, leaving out the ops `excluded`
-    /// picks (they stay in the log), saves the new states (an item whose create is left out
-    /// is removed) and appends `custody` with the ops left out, in one transaction.
+    /// In one transaction: rebuilds `items` from their stored ops in log order, leaving out
+    /// the ops `excluded` picks (they stay in the log), and saves the new states (an item
+    /// whose create is left out is removed); drops the waiting ops `excluded` picks (no
+    /// create arriving later applies them); sets `metadata` if given; and appends `custody`
+    /// listing the ops `listed` picks among those it looked at.
     func rebuild(
-        items: Set<ItemID>, excluding excluded: (VerifiedOp) -> Bool, custody: CustodyEvent, timeMillis: Int64
+        items: Set<ItemID>,
+        excluding excluded: (VerifiedOp) -> Bool,
+        listing listed: (VerifiedOp) -> Bool,
+        custody: CustodyEvent,
+        metadata: (key: String, value: Data)?,
+        timeMillis: Int64
     ) throws(LiaisonError) -> RebuildResult
 }
 
@@ -174,8 +177,11 @@ public struct RebuildResult: Sendable, Hashable {
     public var changed: Set<ItemID> = []
     /// Items removed because their create was left out.
     public var removed: Set<ItemID> = []
-    /// Ops left out.
-    public var excluded: [OpID] = []
+    /// The ops the custody entry lists (for a quarantine: the partner's ops left out,
+    /// waiting ones dropped included; for a release: its ops put back).
+    public var listed: [OpID] = []
+    /// Waiting ops dropped.
+    public var droppedPending: Int = 0
     /// The custody entry appended.
     public var custody: CustodyEntry?
 

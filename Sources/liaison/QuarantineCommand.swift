@@ -46,7 +46,7 @@ struct QuarantineCommand: AsyncParsableCommand {
                 let rebuilt = try node.quarantine(
                     partner, sinceMillis: sinceMillis, reason: body.reasonText,
                     nowMillis: UInt64(now.timeIntervalSince1970 * 1000))
-                result = QuarantineResult(partner: partner, rebuilt)
+                result = QuarantineResult(partner: partner, rebuilt, released: false)
             }
             if json {
                 try printJSON(result)
@@ -83,12 +83,12 @@ struct ReleaseCommand: AsyncParsableCommand {
             } else {
                 let node = try LocalNode.openForCommand(nodeDirectory)
                 let rebuilt = try node.release(partner, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
-                result = QuarantineResult(partner: partner, rebuilt)
+                result = QuarantineResult(partner: partner, rebuilt, released: true)
             }
             if json {
                 try printJSON(result)
             } else {
-                print("\(partner) released: \(result.itemsRebuilt) items rebuilt with its ops")
+                print("\(partner) released: \(result.opsPutBack) ops put back, \(result.itemsRebuilt) items rebuilt")
             }
         }
     }

@@ -40,6 +40,21 @@ struct ContainmentTests {
         #expect(state.isQuarantined("eve") && !state.isQuarantined("bob"))
     }
 
+    @Test("a release ends the quarantine and forgives the current windows, keeping the totals")
+    func release() {
+        var state = ContainmentState()
+        state.quarantines["eve"] = state.strike("eve", .forged, count: 3, nowMillis: 5, policy: Self.policy)
+        #expect(state.release("eve") != nil)
+        #expect(!state.isQuarantined("eve"))
+        #expect(state.strikes["eve"]?[.forged]?.inWindow == 0 && state.strikes["eve"]?[.forged]?.total == 3)
+        #expect(state.release("eve") == nil, "released twice")
+        #expect(state.strike("eve", .forged, count: 2, nowMillis: 6, policy: Self.policy) == nil)
+        let ids = ["bob": TestNode.bob.nodeID]
+        state.quarantines["bob"] = Quarantine(sinceMillis: 1, atMillis: 2, reason: "", automatic: false)
+        state.quarantines["ghost"] = Quarantine(sinceMillis: 1, atMillis: 2, reason: "", automatic: false)
+        #expect(Array(state.quarantinesByNodeID { ids[$0] }.keys) == [TestNode.bob.nodeID], "an unknown name resolved")
+    }
+
     @Test("a quarantine excludes the partner's ops stamped at or after its start")
     func excludes() {
         let quarantine = Quarantine(sinceMillis: 1_000, atMillis: 2_000, reason: "test", automatic: false)

@@ -65,12 +65,31 @@ struct QuarantineTests {
         )
 
         // Bad requests change nothing.
-        await #expect(throws: LiaisonError.self) {
-            _ = try await alpha.quarantine(QuarantineBody(partner: "alpha", since: "now", reason: nil))
+        // Bad requests are refused with their status and change nothing.
+        let auditBefore = try await alpha.audit(limit: 10_000).count
+        for (body, code) in [
+            (QuarantineBody(partner: "alpha", since: "now", reason: nil), LiaisonError.Code.invalidArgument),
+            (QuarantineBody(partner: "delta", since: "now", reason: nil), .notFound),
+            (QuarantineBody(partner: "charlie", since: "tomorrow", reason: nil), .invalidArgument),
+        ] {
+            do {
+                _ = try await alpha.quarantine(body)
+                Issue.record("accepted \(body.partner) since \(body.since)")
+            } catch {
+                #expect(error.code == code, "\(body.partner) since \(body.since): \(error)")
+            }
         }
-        await #expect(throws: LiaisonError.self) { _ = try await alpha.release("charlie") }
+        do {
+            _ = try await alpha.release("charlie")
+            Issue.record("released charlie, who was not quarantined")
+        } catch {
+            #expect(error.code == .notFound, "\(error)")
+        }
+        #expect(try await alpha.containment().quarantines.map(\.partner) == ["bravo"])
+        #expect(try await alpha.audit(limit: 10_000).count == auditBefore, "a refused request wrote custody")
 
-        _ = try await alpha.release("bravo")
+        let released = try await alpha.release("bravo")
+        #expect(released.opsLeftOut == 0)
         #expect(try await alpha.containment().quarantines.isEmpty)
         #expect(
             try await eventually { try await alpha.item(during.id) != nil },

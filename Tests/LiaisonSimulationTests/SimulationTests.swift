@@ -15,6 +15,19 @@ struct SimulationTests {
             .compactMap { UInt64($0) }
     }
 
+    /// Twelve hostile runs (seeds 3, 6, …, 36) with `configure` applied to their options.
+    static func hostileRuns(
+        _ configure: @escaping @Sendable (inout Simulation.Options) -> Void
+    ) async -> [SimulationReport] {
+        await onThread {
+            (1...UInt64(12)).map { index in
+                var options = Simulation.Options(seed: index * 3, hostile: true)
+                configure(&options)
+                return Simulation.run(options)
+            }
+        }
+    }
+
     /// Runs CPU-bound work on a thread of its own. The simulator never awaits, so run on the
     /// cooperative pool it would hold both of this machine's pool threads for minutes and
     /// starve every async test beside it.
@@ -82,13 +95,7 @@ struct SimulationTests {
         "every honest node quarantines the hostile one partway through, at different times: its links close, I4 holds (each item is the log without its ops since T), and nothing else changes"
     )
     func quarantineHappens() async {
-        let reports = await Self.onThread {
-            (1...UInt64(12)).map { seed in
-                var options = Simulation.Options(seed: seed * 3, hostile: true)
-                options.quarantine = true
-                return Simulation.run(options)
-            }
-        }
+        let reports = await Self.hostileRuns { $0.quarantine = true }
         for report in reports {
             #expect(report.quarantined == report.hostile && report.hostile != nil, "seed \(report.seed)")
             #expect(report.passed, "\(report.replay): \(report.violations.prefix(3))")
@@ -99,13 +106,7 @@ struct SimulationTests {
         "a hostile clock at the edge of the skew, honest clocks a second apart: ops beyond a receiver's skew wait for its clock, none is lost, no honest forwarder is struck"
     )
     func edgeOfTheSkew() async {
-        let reports = await Self.onThread {
-            (1...UInt64(12)).map { index in
-                var options = Simulation.Options(seed: index * 3, hostile: true)
-                options.edgeClocks = true
-                return Simulation.run(options)
-            }
-        }
+        let reports = await Self.hostileRuns { $0.edgeClocks = true }
         for report in reports {
             #expect(report.edgeClocks, "seed \(report.seed)")
             #expect(report.passed, "\(report.replay) (edge clocks): \(report.violations.prefix(3))")

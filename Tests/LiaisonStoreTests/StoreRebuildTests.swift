@@ -36,15 +36,20 @@ struct StoreRebuildTests {
         #expect(try store.items(authoredBy: bob, since: .test(8)).isEmpty)
         let logBefore = try store.ops(after: 0, limit: 100)
 
+        let leftOut: (VerifiedOp) -> Bool = { $0.body.author == bob && $0.body.hlc >= .test(4) }
         let result = try store.rebuild(
             items: [x, y],
-            excluding: { $0.body.author == bob && $0.body.hlc >= .test(4) },
+            excluding: leftOut,
+            listing: leftOut,
             custody: CustodyEvent(kind: .partnerQuarantined, peer: "bob", detail: "test"),
+            metadata: (MetadataKey.containment, Data("quarantined".utf8)),
             timeMillis: 1_700_000_001_000
         )
         #expect(result.changed == [x, y])
         #expect(result.removed == [y])
-        #expect(Set(result.excluded) == [ops[1].id, ops[3].id])
+        #expect(Set(result.listed) == [ops[1].id, ops[3].id])
+        #expect(
+            try store.metadata(MetadataKey.containment) == Data("quarantined".utf8), "the state was not saved with it")
         let item = try #require(try store.item(x))
         #expect(item.fields["note"] == nil, "bob's annotation survived")
         #expect(item.fields["title"]?.value == JSONText.string("second"), "alice's later op was lost")
@@ -64,12 +69,16 @@ struct StoreRebuildTests {
         let (_, x, y) = try history(store)
         let before = try [x, y].map { try store.item($0) }
         let bob = TestNode.bob.nodeID
+        let bobs: (VerifiedOp) -> Bool = { $0.body.author == bob }
         _ = try store.rebuild(
-            items: [x, y], excluding: { $0.body.author == bob },
-            custody: CustodyEvent(kind: .partnerQuarantined), timeMillis: 1)
+            items: [x, y], excluding: bobs, listing: bobs, custody: CustodyEvent(kind: .partnerQuarantined),
+            metadata: nil, timeMillis: 1)
         let back = try store.rebuild(
-            items: [x, y], excluding: { _ in false }, custody: CustodyEvent(kind: .partnerReleased), timeMillis: 2)
-        #expect(back.changed == [x, y] && back.excluded.isEmpty)
+            items: [x, y], excluding: { _ in false }, listing: bobs, custody: CustodyEvent(kind: .partnerReleased),
+            metadata: nil, timeMillis: 2)
+        #expect(back.changed == [x, y])
+        #expect(back.listed.count == 2, "the release's entry does not list bob's ops put back")
+        #expect(Set(try store.custody(from: 1, limit: 100).last?.opIDs ?? []) == Set(back.listed))
         #expect(try [x, y].map { try store.item($0) } == before)
         #expect(try store.item(x)?.digest == before[0]?.digest)
     }
@@ -91,7 +100,7 @@ struct StoreRebuildTests {
 @Suite("Store pending drops")
 struct StorePendingDropTests {
     @Test(
-        "dropping pending ops removes only those picked, and a create arriving later applies none of them",
+        "a rebuild drops the waiting ops it leaves out, lists them, and a create arriving later applies none of them",
         arguments: StoreKind.allCases)
     func drops(kind: StoreKind) throws {
         let store = try kind.make()
@@ -102,8 +111,11 @@ struct StorePendingDropTests {
         let carols = try factory.setFields(
             [(name: "c", value: JSONText.string("c"))], of: item, by: .carol, at: .test(6))
         _ = try store.commit(CommitBatch(ops: [bobs, carols], source: .peer(TestNode.carol.nodeID), timeMillis: 1))
-        let dropped = try store.dropPending { $0.body.author == TestNode.bob.nodeID }
-        #expect(dropped == [bobs.id])
+        let isBobs: (VerifiedOp) -> Bool = { $0.body.author == TestNode.bob.nodeID }
+        let dropped = try store.rebuild(
+            items: [], excluding: isBobs, listing: isBobs, custody: CustodyEvent(kind: .partnerQuarantined),
+            metadata: nil, timeMillis: 1)
+        #expect(dropped.droppedPending == 1 && dropped.listed == [bobs.id])
         _ = try store.commit(CommitBatch(ops: [create], source: .peer(TestNode.alice.nodeID), timeMillis: 2))
         let after = try #require(try store.item(item.id))
         #expect(after.fields["b"] == nil && after.fields["c"] != nil)

@@ -149,4 +149,25 @@ public struct ContainmentState: Sendable, Hashable, Codable {
 
     /// Whether `peer` is quarantined.
     public func isQuarantined(_ peer: String) -> Bool { quarantines[peer] != nil }
+
+    /// Ends `peer`'s quarantine and forgives the strikes of its current windows (they led to
+    /// it). Returns the quarantine that ended; nil when there was none.
+    public mutating func release(_ peer: String) -> Quarantine? {
+        guard let quarantine = quarantines.removeValue(forKey: peer) else { return nil }
+        if var tallies = strikes[peer] {
+            for key in tallies.keys { tallies[key]?.inWindow = 0 }
+            strikes[peer] = tallies
+        }
+        return quarantine
+    }
+
+    /// The quarantines by the quarantined partners' NodeIDs (names `nodeID` cannot resolve
+    /// are left out).
+    public func quarantinesByNodeID(_ nodeID: (String) -> NodeID?) -> [NodeID: Quarantine] {
+        var out = [NodeID: Quarantine]()
+        for (name, quarantine) in quarantines {
+            if let id = nodeID(name) { out[id] = quarantine }
+        }
+        return out
+    }
 }

@@ -73,12 +73,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             acked[name] = try store.checkpoint(link: ReplicationStore.sentLink(name))
         }
         let containment = try ReplicationStore.loadContainment(store)
-        replicationStore.restore(
-            Dictionary(
-                containment.quarantines.compactMap { name, quarantine in
-                    configuration.partners[name].map { ($0.recipient.nodeID, quarantine) }
-                },
-                uniquingKeysWith: { first, _ in first }))
+        replicationStore.restore(containment.quarantinesByNodeID { configuration.partners[$0]?.recipient.nodeID })
         self.engine = NodeEngine(
             configuration: configuration,
             acked: acked,
@@ -245,13 +240,15 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         case .quarantined(let peer, let quarantine):
             guard let author = engine.configuration.partners[peer]?.recipient.nodeID else { return nil }
             do {
-                let result = try replicationStore.quarantine(peer, author: author, quarantine, nowMillis: now)
+                let result = try replicationStore.quarantine(
+                    peer, author: author, quarantine, containment: engine.containment, nowMillis: now)
+                savedContainment = engine.containment
                 report.rebuilds.append(result)
                 logger?.warning(
                     "quarantine applied",
                     metadata: [
                         "liaison.partner": "\(peer)", "liaison.items": "\(result.changed.count)",
-                        "liaison.ops_left_out": "\(result.excluded.count)",
+                        "liaison.ops_left_out": "\(result.listed.count)",
                     ])
             } catch {
                 report.failures.append("quarantine of \(peer): \(error.message)")
@@ -263,7 +260,9 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         case .released(let peer):
             guard let author = engine.configuration.partners[peer]?.recipient.nodeID else { return nil }
             do {
-                let result = try replicationStore.release(peer, author: author, nowMillis: now)
+                let result = try replicationStore.release(
+                    peer, author: author, containment: engine.containment, nowMillis: now)
+                savedContainment = engine.containment
                 report.rebuilds.append(result)
             } catch {
                 report.failures.append("release of \(peer): \(error.message)")

@@ -182,7 +182,7 @@ public actor ReplicationEngine {
 
     /// Quarantines a partner from `sinceMillis` on; returns what the rebuild did.
     public func quarantine(_ peer: String, sinceMillis: UInt64, reason: String) throws(LiaisonError) -> RebuildResult {
-        try checkPartner(peer)
+        try federation.checkQuarantinable(peer)
         let report = interpreter.handle(
             .quarantine(peer: peer, sinceMillis: sinceMillis, reason: reason), nowMillis: Self.nowMillis)
         if let failure = report.failures.first { throw LiaisonError(.io, failure) }
@@ -191,7 +191,7 @@ public actor ReplicationEngine {
 
     /// Releases a quarantined partner; returns what the rebuild did.
     public func release(_ peer: String) throws(LiaisonError) -> RebuildResult {
-        try checkPartner(peer)
+        try federation.checkQuarantinable(peer)
         guard interpreter.engine.isQuarantined(peer) else {
             throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
         }
@@ -202,10 +202,6 @@ public actor ReplicationEngine {
 
     /// Strikes and quarantines.
     public func containment() -> ContainmentState { interpreter.engine.containment }
-
-    private func checkPartner(_ peer: String) throws(LiaisonError) {
-        try federation.checkQuarantinable(peer)
-    }
 
     /// How long to wait before dialling again, with full jitter (the engine's seeded
     /// generator).

@@ -95,33 +95,40 @@ public struct ReplicationStore: Sendable {
 
     /// Persists the containment state.
     public func saveContainment(_ state: ContainmentState) throws(LiaisonError) {
+        try store.setMetadata(MetadataKey.containment, try Self.encode(state))
+    }
+
+    private static func encode(_ state: ContainmentState) throws(LiaisonError) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        let data: Data
         do {
-            data = try encoder.encode(state)
+            return try encoder.encode(state)
         } catch {
             throw LiaisonError(.io, "cannot encode the containment state: \(error)")
         }
-        try store.setMetadata(MetadataKey.containment, data)
     }
 
     /// Quarantines `author` (named `name`): its ops from `quarantine.sinceMillis` on leave
-    /// every item they touched (they stay in the log), in one transaction with its custody
-    /// entry. Also sets the quarantine at start-up (then nothing is rebuilt if the items
-    /// already leave the ops out).
+    /// every item they touched (they stay in the log) and its waiting ops are dropped, in one
+    /// transaction with its custody entry and `containment` (the node's state with the
+    /// quarantine), so a crash cannot leave items rebuilt under a quarantine not recorded.
     @discardableResult
     public mutating func quarantine(
-        _ name: String, author: NodeID, _ quarantine: Quarantine, nowMillis: UInt64
+        _ name: String, author: NodeID, _ quarantine: Quarantine, containment: ContainmentState, nowMillis: UInt64
     ) throws(LiaisonError) -> RebuildResult {
         let earliest = min(quarantine.sinceMillis, quarantines[author]?.sinceMillis ?? .max)
-        quarantines[author] = quarantine
+        var next = quarantines
+        next[author] = quarantine
         let detail =
             "\(quarantine.automatic ? "by its strikes" : "by the operator"): \(quarantine.reason); "
             + "its ops since \(quarantine.sinceMillis) ms are left out"
-        return try rebuild(
-            author: author, sinceMillis: earliest,
-            custody: CustodyEvent(kind: .partnerQuarantined, peer: name, detail: detail), nowMillis: nowMillis)
+        let result = try rebuild(
+            author: author, sinceMillis: earliest, quarantines: next,
+            listing: { $0.body.author == author && quarantine.excludes($0.body.hlc) },
+            custody: CustodyEvent(kind: .partnerQuarantined, peer: name, detail: detail),
+            containment: containment, nowMillis: nowMillis)
+        quarantines = next
+        return result
     }
 
     /// Sets the quarantines a restarted node held (its items already leave their ops out).
@@ -130,40 +137,42 @@ public struct ReplicationStore: Sendable {
     }
 
     /// Ends `author`'s quarantine: its ops count again and the items they touched are
-    /// rebuilt with them.
+    /// rebuilt with them, in one transaction with the custody entry (listing the ops put
+    /// back) and `containment` (the node's state without the quarantine).
     @discardableResult
     public mutating func release(
-        _ name: String, author: NodeID, nowMillis: UInt64
-    ) throws(LiaisonError)
-        -> RebuildResult
-    {
-        guard let quarantine = quarantines.removeValue(forKey: author) else { return RebuildResult() }
-        return try rebuild(
-            author: author, sinceMillis: quarantine.sinceMillis,
+        _ name: String, author: NodeID, containment: ContainmentState, nowMillis: UInt64
+    ) throws(LiaisonError) -> RebuildResult {
+        guard let quarantine = quarantines[author] else { return RebuildResult() }
+        var next = quarantines
+        next[author] = nil
+        let result = try rebuild(
+            author: author, sinceMillis: quarantine.sinceMillis, quarantines: next,
+            listing: { $0.body.author == author && quarantine.excludes($0.body.hlc) },
             custody: CustodyEvent(kind: .partnerReleased, peer: name, detail: "its ops count again"),
-            nowMillis: nowMillis)
+            containment: containment, nowMillis: nowMillis)
+        quarantines = next
+        return result
     }
 
     private func rebuild(
-        author: NodeID, sinceMillis: UInt64, custody: CustodyEvent, nowMillis: UInt64
+        author: NodeID,
+        sinceMillis: UInt64,
+        quarantines: [NodeID: Quarantine],
+        listing: (VerifiedOp) -> Bool,
+        custody: CustodyEvent,
+        containment: ContainmentState,
+        nowMillis: UInt64
     ) throws(LiaisonError) -> RebuildResult {
         let items = try store.items(authoredBy: author, since: HLCTimestamp(physicalMillis: sinceMillis, logical: 0))
-        let quarantines = self.quarantines
-        // Ops of the partner waiting for their item's create would be applied when it
-        // arrives: they go (its own link sends them again after a release).
-        let droppedPending = try store.dropPending { quarantines[$0.body.author]?.excludes($0.body.hlc) ?? false }
-        var result = try store.rebuild(
+        return try store.rebuild(
             items: items,
             excluding: { quarantines[$0.body.author]?.excludes($0.body.hlc) ?? false },
+            listing: listing,
             custody: custody,
+            metadata: (MetadataKey.containment, try Self.encode(containment)),
             timeMillis: Int64(nowMillis)
         )
-        result.excluded += droppedPending
-        // Only the author's own ops are reported as left out or put back.
-        if custody.kind == .partnerReleased {
-            result.excluded = []
-        }
-        return result
     }
 
     /// Whether a refusal that the item's earlier markings did not lift is an honest race with a
