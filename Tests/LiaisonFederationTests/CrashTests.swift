@@ -39,7 +39,11 @@ struct CrashTests {
         try await fixture.start()
         let alpha = try fixture.client("alpha")
         let deadline = ContinuousClock.now + .seconds(120)
+        var lastSeen = "no answer from alpha's API"
         while ContinuousClock.now < deadline {
+            if let link = try? await alpha.links().first {
+                lastSeen = "link \(link.state), lag \(link.lagOps) ops, last error \(link.lastError ?? "none")"
+            }
             if let link = try? await alpha.links().first, link.state == "up" {
                 if link.lagOps > 0 && link.lagOps < UInt64(count) {
                     federation.stop("bravo", kill: true)
@@ -49,7 +53,9 @@ struct CrashTests {
             }
             try await Task.sleep(for: .milliseconds(5))
         }
-        Issue.record("alpha never connected to bravo; logs in \(federation.root.path)")
+        Issue.record(
+            "alpha never saw bravo acknowledge part of its log within 120 s (last: \(lastSeen)); logs in \(federation.root.path)"
+        )
         return nil
     }
 
