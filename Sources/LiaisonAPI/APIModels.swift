@@ -22,6 +22,9 @@ public struct PutItemBody: Codable, Sendable {
     public var fields: [String: JSONValue]?
     /// Let entitled partners annotate.
     public var annotations: Bool?
+    /// Field-level releasability: per field, partner or group names its value is withheld
+    /// from on every path (the node adds partners whose link from it redacts the field).
+    public var withhold: [String: [String]]?
 
     /// Creates a body.
     public init(
@@ -33,8 +36,10 @@ public struct PutItemBody: Codable, Sendable {
         expiresAt: String? = nil,
         tags: [String]? = nil,
         fields: [String: JSONValue]? = nil,
-        annotations: Bool? = nil
+        annotations: Bool? = nil,
+        withhold: [String: [String]]? = nil
     ) {
+        self.withhold = withhold
         self.collection = collection
         self.classification = classification
         self.relTo = relTo
@@ -74,7 +79,8 @@ public struct PutItemBody: Codable, Sendable {
             expiresAt: expires,
             tags: tags ?? [],
             fields: values,
-            writePolicy: annotations == true ? .annotations : .originatorOnly
+            writePolicy: annotations == true ? .annotations : .originatorOnly,
+            withheld: withhold ?? [:]
         )
     }
 }

@@ -50,8 +50,8 @@ public enum ItemRejection: Error, Hashable, Sendable, CustomStringConvertible {
 ///
 /// - fields: last-writer-wins register per field, ordered by (HLC, author, op id);
 /// - tags: add-wins observed-remove set (an instance is the id of the op that added it);
-/// - delete and full recall: max registers; once either is set the content (fields and
-///   tags) is dropped and stays dropped, keeping only the tombstone;
+/// - delete and full recall: max registers; once either is set the fields are dropped and
+///   stay dropped, keeping the tombstone and the tag set (which link filters still judge);
 /// - markings: last-writer-wins among the originator's ops.
 ///
 /// Applying ops in any order, with any duplication, or joining states built from
@@ -71,7 +71,7 @@ public struct ItemState: Hashable, Sendable, Codable {
     public private(set) var markings: Markings
     /// The op that set the current markings.
     public private(set) var markingsStamp: OpStamp
-    /// Fields by name (empty once the item is deleted or recalled).
+    /// Fields by name (empty once the item is deleted or recalled; its tags stay).
     public private(set) var fields: [String: FieldRegister]
     /// Tag instances added, by tag.
     public private(set) var tagsAdded: [String: Set<OpID>]
@@ -181,11 +181,9 @@ public struct ItemState: Hashable, Sendable, Codable {
         case .setFields(let commitments):
             setFields(commitments, op: op)
         case .addTags(let tags):
-            if !isWithdrawn { for tag in tags { tagsAdded[tag, default: []].insert(op.id) } }
+            for tag in tags { tagsAdded[tag, default: []].insert(op.id) }
         case .removeTags(let removals):
-            if !isWithdrawn {
-                for removal in removals { tagsRemoved[removal.tag, default: []].formUnion(removal.observed) }
-            }
+            for removal in removals { tagsRemoved[removal.tag, default: []].formUnion(removal.observed) }
         case .delete:
             tombstone = max(tombstone ?? op.stamp, op.stamp)
         case .changeMarkings(let newMarkings):
@@ -203,6 +201,27 @@ public struct ItemState: Hashable, Sendable, Codable {
         lastChange = max(lastChange, op.stamp)
         dropContentIfWithdrawn()
         return self != before
+    }
+
+    /// The state of an item from a set of its ops, in any order (the store's rebuild). When
+    /// the set holds more than one valid create (a forked create: only the originator can
+    /// sign one, so it equivocated), the least create by stamp defines the item and the
+    /// others are left out, so every node that holds the same ops holds the same state.
+    /// Ops the item refuses are skipped. Nil when the set holds no valid create.
+    public static func fold(_ ops: some Sequence<VerifiedOp>) -> ItemState? {
+        var creates = [ItemState]()
+        var others = [VerifiedOp]()
+        for op in ops {
+            if case .create = op.body.change {
+                if let state = try? ItemState(create: op) { creates.append(state) }
+            } else {
+                others.append(op)
+            }
+        }
+        guard var state = creates.min(by: { $0.created < $1.created }) else { return nil }
+        let id = state.id
+        for op in others where op.body.itemID == id { _ = try? state.apply(op) }
+        return state
     }
 
     /// The join of two states of the same item.
@@ -284,11 +303,12 @@ public struct ItemState: Hashable, Sendable, Codable {
         }
     }
 
+    /// A withdrawn item drops its fields' values and commitments. Its tags stay: a link
+    /// filter judges the tombstone's ops by them, so a deleted item's create (tags and
+    /// values) never crosses a link that excludes its tags (`Eligibility.decide`).
     private mutating func dropContentIfWithdrawn() {
         guard isWithdrawn else { return }
         fields = [:]
-        tagsAdded = [:]
-        tagsRemoved = [:]
     }
 }
 

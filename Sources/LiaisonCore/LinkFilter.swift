@@ -33,6 +33,26 @@ public struct LinkFilter: Hashable, Sendable, Codable {
     public static let passAll = LinkFilter()
 }
 
+/// Field-level releasability (DESIGN §4): the partners and groups an author withholds each
+/// field's value from, decided when the op is written and signed in it, so that it binds on
+/// every path and not only on the author's own links.
+public enum FieldReleasability {
+    /// For each of `fields`, the names in `explicit` (given at put time) and every partner
+    /// whose link from the author redacts the field (`outbound`: the author's links by
+    /// partner name). Fields withheld from no one are left out.
+    public static func withheld(
+        fields: [String], explicit: [String: [String]] = [:], outbound: [String: LinkFilter]
+    ) -> [String: [String]] {
+        var out = [String: [String]]()
+        for field in fields {
+            let fromLinks = outbound.filter { $0.value.redactFields.contains(field) }.map(\.key)
+            let names = Set(explicit[field] ?? []).union(fromLinks)
+            if !names.isEmpty { out[field] = names.sorted() }
+        }
+        return out
+    }
+}
+
 /// The receiving end of a link, as eligibility needs to know it.
 public struct Recipient: Hashable, Sendable {
     /// The partner's name (matched against REL TO).
@@ -111,7 +131,7 @@ public enum Eligibility: Hashable, Sendable {
             withholdReason(
                 markings: item.markings,
                 collection: item.collection,
-                tags: item.isWithdrawn ? nil : Set(item.tags),
+                tags: Set(item.tags),
                 originator: item.originator,
                 opAuthor: op.body.author,
                 sender: sender,
@@ -129,13 +149,21 @@ public enum Eligibility: Hashable, Sendable {
             else { return .withhold(withheld) }
             return .send
         }
-        let redacted = op.openings.keys.filter(filter.redactFields.contains).sorted()
+        let redacted = redactedFields(of: op, for: recipient, filter: filter)
         return redacted.isEmpty ? .send : .sendRedacted(fields: redacted)
+    }
+
+    /// The fields of `op` whose values must not reach `recipient` over a link with
+    /// `filter`, sorted: those the link redacts, and those the op's author withholds from
+    /// the recipient or one of its groups (signed in the op, so they bind on every path).
+    public static func redactedFields(of op: VerifiedOp, for recipient: Recipient, filter: LinkFilter) -> [String] {
+        let withheld = Set(op.body.change.fieldCommitments.filter { $0.isWithheld(from: recipient) }.map(\.name))
+        return op.openings.keys.filter { filter.redactFields.contains($0) || withheld.contains($0) }.sorted()
     }
 
     /// The item-level part of `decide`: why an item with these markings, collection and tags
     /// may not go from `sender` to `recipient`, or nil when it may. `tags` nil skips the tag
-    /// checks (withdrawn items). `opAuthor` is the author of the op in question.
+    /// checks (the receiver's admission: tags are the sender's to judge). `opAuthor` is the author of the op in question.
     /// `wasReleased` skips the releasability check (a notice of narrowing to a partner the
     /// item was released to before).
     public static func withholdReason(

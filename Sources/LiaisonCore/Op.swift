@@ -6,11 +6,24 @@ public struct FieldCommitment: Hashable, Sendable, Codable {
     public var name: String
     /// `SHA-256(salt ‖ u32be(len(name)) ‖ name ‖ value)`.
     public var digest: Hash32
+    /// Partner and group names the author withholds the value from (sorted, distinct): the
+    /// field-level releasability the author decided, signed with the op, so that every
+    /// forwarder redacts the value for them and every receiver among them refuses it in
+    /// clear (DESIGN §4, "Field-level releasability").
+    public var withheldFrom: [String]
 
-    /// Creates a commitment.
-    public init(name: String, digest: Hash32) {
+    /// Creates a commitment; `withheldFrom` is sorted and de-duplicated.
+    public init(name: String, digest: Hash32, withheldFrom: [String] = []) {
         self.name = name
         self.digest = digest
+        self.withheldFrom = Array(Set(withheldFrom)).sorted()
+    }
+
+    /// Whether the author withholds the value from `recipient` (by name, one of its groups,
+    /// or `ALL`).
+    public func isWithheld(from recipient: Recipient) -> Bool {
+        Markings(classification: "-", releasableTo: withheldFrom)
+            .isReleasable(toPartner: recipient.name, groups: recipient.groups)
     }
 }
 

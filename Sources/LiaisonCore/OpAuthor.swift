@@ -38,11 +38,15 @@ public struct OpAuthor: Sendable {
         fields: [(name: String, value: Data)] = [],
         tags: [String] = [],
         writePolicy: WritePolicy = .originatorOnly,
+        withheld: [String: [String]] = [:],
+        nonce fixedNonce: [UInt8]? = nil,
         hlc: HLCTimestamp,
         using generator: inout some RandomNumberGenerator
     ) throws(LiaisonError) -> UnsignedOp {
-        let nonce = randomBytes(16, using: &generator)
-        let (commitments, openings) = try commit(fields, using: &generator)
+        // A given nonce names an item that may exist already: only tests and the simulator's
+        // hostile node (which forks its own creates) pass one.
+        let nonce = fixedNonce ?? randomBytes(16, using: &generator)
+        let (commitments, openings) = try commit(fields, withheld: withheld, using: &generator)
         let change = OpChange.create(
             CreateChange(
                 nonce: nonce,
@@ -63,14 +67,16 @@ public struct OpAuthor: Sendable {
         return try encode(body, openings: openings)
     }
 
-    /// An op that sets fields of an item.
+    /// An op that sets fields of an item. `withheld` names, per field, the partners and
+    /// groups the value is withheld from on every path (signed in the op).
     public func setFields(
         _ fields: [(name: String, value: Data)],
         of item: ItemState,
+        withheld: [String: [String]] = [:],
         hlc: HLCTimestamp,
         using generator: inout some RandomNumberGenerator
     ) throws(LiaisonError) -> UnsignedOp {
-        let (commitments, openings) = try commit(fields, using: &generator)
+        let (commitments, openings) = try commit(fields, withheld: withheld, using: &generator)
         return try change(item, .setFields(commitments), hlc: hlc, openings: openings)
     }
 
@@ -145,12 +151,17 @@ public struct OpAuthor: Sendable {
     }
 
     private func commit(
-        _ fields: [(name: String, value: Data)], using generator: inout some RandomNumberGenerator
+        _ fields: [(name: String, value: Data)],
+        withheld: [String: [String]],
+        using generator: inout some RandomNumberGenerator
     )
         throws(LiaisonError) -> ([FieldCommitment], [FieldOpening])
     {
         var commitments = [FieldCommitment]()
         var openings = [FieldOpening]()
+        if let stray = withheld.keys.sorted().first(where: { name in !fields.contains { $0.name == name } }) {
+            throw LiaisonError(.invalidArgument, "field '\(stray)' is withheld but not set: withhold only fields you give")
+        }
         for (name, value) in fields {
             guard Names.isValid(name) else {
                 throw LiaisonError(
@@ -160,7 +171,11 @@ public struct OpAuthor: Sendable {
                 throw LiaisonError(.invalidArgument, "the value of field '\(name)' is not JSON text")
             }
             let opening = FieldOpening(name: name, salt: randomBytes(16, using: &generator), value: value)
-            commitments.append(FieldCommitment(name: name, digest: opening.digest))
+            for audience in withheld[name] ?? [] where !Names.isValidLabel(audience) {
+                throw LiaisonError(.invalidArgument, "field '\(name)' is withheld from an invalid name '\(audience)'")
+            }
+            commitments.append(
+                FieldCommitment(name: name, digest: opening.digest, withheldFrom: withheld[name] ?? []))
             openings.append(opening)
         }
         return (commitments, openings)

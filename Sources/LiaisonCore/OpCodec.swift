@@ -249,7 +249,11 @@ extension OpBody {
                 throw OpRejection(.invalidContent, "field '\(field.name)' appears twice")
             }
             guard let digest = Hash32(bytes: field.digest) else { throw OpRejection(.malformed, "field digest length") }
-            out.append(FieldCommitment(name: field.name, digest: digest))
+            guard field.withheldFrom.count <= OpLimits.maxMarkingsEntries,
+                field.withheldFrom.allSatisfy(Names.isValidLabel),
+                field.withheldFrom == Array(Set(field.withheldFrom)).sorted()
+            else { throw OpRejection(.invalidContent, "field '\(field.name)' is withheld from invalid names") }
+            out.append(FieldCommitment(name: field.name, digest: digest, withheldFrom: field.withheldFrom))
         }
         return out
     }
@@ -269,6 +273,7 @@ extension FieldCommitment {
         var message = Liaison_V1_FieldCommitment()
         message.name = name
         message.digest = digest.data
+        message.withheldFrom = withheldFrom
         return message
     }
 }

@@ -61,7 +61,7 @@ public struct ItemView: Codable, Sendable, Equatable {
         }
         self.fields = fields
         redactedFields = redacted.sorted()
-        tags = item.tags
+        tags = item.isWithdrawn ? [] : item.tags
         deleted = item.tombstone != nil
         recalled = item.recalledFromAll != nil
         writePolicy = item.writePolicy.rawValue

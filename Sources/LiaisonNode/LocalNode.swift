@@ -22,6 +22,9 @@ public struct PutRequest: Sendable {
     public var fields: [(name: String, value: Data)]
     /// Who else may write.
     public var writePolicy: WritePolicy
+    /// Field-level releasability: per field, partner or group names its value is withheld
+    /// from on every path. The node adds every partner whose link from it redacts the field.
+    public var withheld: [String: [String]]
 
     /// Creates a request.
     public init(
@@ -33,8 +36,10 @@ public struct PutRequest: Sendable {
         expiresAt: Date? = nil,
         tags: [String] = [],
         fields: [(name: String, value: Data)] = [],
-        writePolicy: WritePolicy = .originatorOnly
+        writePolicy: WritePolicy = .originatorOnly,
+        withheld: [String: [String]] = [:]
     ) {
+        self.withheld = withheld
         self.collection = collection
         self.classification = classification
         self.releasableTo = releasableTo
@@ -98,6 +103,7 @@ public struct LocalNode: Sendable {
             fields: request.fields,
             tags: request.tags,
             writePolicy: request.writePolicy,
+            withheld: withheld(request.fields.map(\.name), explicit: request.withheld),
             hlc: clock.tick(physicalMillis: nowMillis),
             using: &generator
         )
@@ -130,6 +136,7 @@ public struct LocalNode: Sendable {
                         fields: request.fields,
                         tags: request.tags,
                         writePolicy: request.writePolicy,
+                        withheld: withheld(request.fields.map(\.name), explicit: request.withheld),
                         hlc: clock.tick(physicalMillis: nowMillis),
                         using: &generator
                     )
@@ -170,7 +177,9 @@ public struct LocalNode: Sendable {
         var unsigned = [UnsignedOp]()
         if !fields.isEmpty {
             unsigned.append(
-                try author.setFields(fields, of: item, hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
+                try author.setFields(
+                    fields, of: item, withheld: withheld(fields.map(\.name)),
+                    hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
         }
         if !addTags.isEmpty {
             unsigned.append(
@@ -189,6 +198,15 @@ public struct LocalNode: Sendable {
             throw LiaisonError(.invalidOp, "the store refused the change: \(result.rejected.map(\.reason))")
         }
         return (updated, signed)
+    }
+
+    /// What this node withholds of `fields` and from whom, signed in the op: `explicit`
+    /// plus every partner whose link from this node redacts the field (DESIGN §4).
+    func withheld(_ fields: [String], explicit: [String: [String]] = [:]) -> [String: [String]] {
+        let outbound = Dictionary(
+            (federation?.neighbours ?? []).compactMap { n in n.outbound.map { (n.name, $0) } },
+            uniquingKeysWith: { a, _ in a })
+        return FieldReleasability.withheld(fields: fields, explicit: explicit, outbound: outbound)
     }
 
     /// This node as REL TO sees it: its name, NodeID and groups (from `federation.json`).
@@ -253,6 +271,16 @@ extension PutRequest {
         guard Set(fields.map(\.name)).count == fields.count else {
             throw LiaisonError(.invalidArgument, "a field is given twice")
         }
+        for (field, names) in withheld.sorted(by: { $0.key < $1.key }) {
+            guard fields.contains(where: { $0.name == field }) else {
+                throw LiaisonError(
+                    .invalidArgument, "field '\(field)' is withheld but not given: withhold only fields you put")
+            }
+            for name in names where !Names.isValidLabel(name) {
+                throw LiaisonError(.invalidArgument, "invalid name '\(name)' to withhold '\(field)' from")
+            }
+            try Self.checkKnown(names, config: config, federation: federation, role: "partner to withhold '\(field)' from")
+        }
         guard fields.count <= OpLimits.maxFields, tags.count <= OpLimits.maxTags else {
             throw LiaisonError(
                 .invalidArgument, "at most \(OpLimits.maxFields) fields and \(OpLimits.maxTags) tags per item")
@@ -275,13 +303,13 @@ extension PutRequest {
     /// Refuses the first REL TO name that is neither `ALL`, nor this node, nor a partner or
     /// group of its federation, naming the ones it knows.
     static func checkKnown(
-        _ names: [String], config: NodeConfig, federation: FederationConfig?
+        _ names: [String], config: NodeConfig, federation: FederationConfig?, role: String = "REL TO"
     ) throws(LiaisonError) {
         guard let federation else {
             for name in names where name != Markings.everyone && name != config.name {
                 throw LiaisonError(
                     .invalidArgument,
-                    "unknown REL TO '\(name)': node \(config.name) has no federation yet (no federation.json), so REL TO may name only ALL or \(config.name); partners and groups are known to nodes rendered with 'liaison topology render FILE --out DIR'"
+                    "unknown \(role) '\(name)': node \(config.name) has no federation yet (no federation.json), so REL TO may name only ALL or \(config.name); partners and groups are known to nodes rendered with 'liaison topology render FILE --out DIR'"
                 )
             }
             return
@@ -292,7 +320,7 @@ extension PutRequest {
             let knownGroups = groups.isEmpty ? "no groups" : "groups \(groups.sorted().joined(separator: ", "))"
             throw LiaisonError(
                 .invalidArgument,
-                "unknown REL TO '\(name)': known partners \(partners.sorted().joined(separator: ", ")); \(knownGroups)"
+                "unknown \(role) '\(name)': known partners \(partners.sorted().joined(separator: ", ")); \(knownGroups)"
             )
         }
     }

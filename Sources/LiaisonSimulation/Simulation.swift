@@ -677,6 +677,8 @@ public final class Simulation {
                     fields: fields,
                     tags: random.chance(0.2) ? ["internal"] : [],
                     writePolicy: random.chance(0.5) ? .annotations : .originatorOnly,
+                    withheld: FieldReleasability.withheld(
+                        fields: fields.map(\.name), outbound: links[name] ?? [:]),
                     hlc: hlc,
                     using: &random
                 )
@@ -693,7 +695,9 @@ public final class Simulation {
             case 35..<70:
                 unsigned.append(
                     try author.setFields(
-                        [("title", Data("\"v\(random.next() % 1000)\"".utf8))], of: item, hlc: hlc, using: &random))
+                        [("title", Data("\"v\(random.next() % 1000)\"".utf8))], of: item,
+                        withheld: FieldReleasability.withheld(fields: ["title"], outbound: links[name] ?? [:]),
+                        hlc: hlc, using: &random))
             case 70..<80:
                 unsigned.append(try author.change(item, .addTags([random.chance(0.5) ? "red" : "internal"]), hlc: hlc))
             case 80..<88:
@@ -773,6 +777,9 @@ public final class Simulation {
         )
         attack += try author.sign([secret, future]).map(\.encoded)
         mustRefuse += 2
+        // No forked create here: an accepted op (a fork is kept as proof) changes every
+        // honest log after it and so the whole run, which the twin run cannot compare. Forks
+        // are proven by the store's tests and the real-process hostile drill.
         // A replay of an op the receiver already holds (and whose stamp its clock admits: a
         // batch with an op beyond the receiver's skew would wait, which the run without attacks
         // would not do).
@@ -831,6 +838,16 @@ public final class Simulation {
                 nodes[peer]!.author.nodeID != op.body.author
             {
                 violations.append("I2: \(peer) passed on ORCON op \(op.id.hash.hex.prefix(8)) to \(name)")
+            }
+            // Values of fields the author withheld from this node never arrive in clear,
+            // whatever the path (field-level releasability, signed in the op).
+            let withheldHere = op.body.change.fieldCommitments.filter {
+                $0.isWithheld(from: node.recipient) && op.openings[$0.name] != nil
+            }
+            if !withheldHere.isEmpty {
+                violations.append(
+                    "I2: \(name) \(onlyStored ? "holds" : "was sent by \(peer)") values of \(withheldHere.map(\.name)) of op \(op.id.hash.hex.prefix(8)), withheld from it by its author"
+                )
             }
             // Values of fields the sender's link redacts never arrive in clear.
             // (From a hostile sender they are refused on receipt; the stored copy's values may
@@ -956,7 +973,7 @@ public final class Simulation {
                             let has = try nodes[from]!.store.op(op.id)
                             let reason = Eligibility.withholdReason(
                                 markings: neighbourItem.markings, collection: neighbourItem.collection,
-                                tags: neighbourItem.isWithdrawn ? nil : Set(neighbourItem.tags),
+                                tags: Set(neighbourItem.tags),
                                 originator: neighbourItem.originator,
                                 opAuthor: op.body.author, sender: nodes[from]!.author.nodeID,
                                 recipient: nodes[holder]!.recipient,
@@ -1022,7 +1039,7 @@ public final class Simulation {
                 let reason = Eligibility.withholdReason(
                     markings: item.markings,
                     collection: item.collection,
-                    tags: item.isWithdrawn ? nil : Set(item.tags),
+                    tags: Set(item.tags),
                     originator: item.originator,
                     opAuthor: opAuthor,
                     sender: nodes[sender]!.author.nodeID,
@@ -1073,15 +1090,18 @@ public final class Simulation {
             var ids = Set(try node.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000)).map(\.id))
             ids.formUnion(try node.store.items(authoredBy: hostileID, since: .zero))
             for id in ids.sorted() {
-                var expected: ItemState?
-                for stored in try node.store.ops(ofItem: id) {
-                    let op = stored.op
-                    if op.body.author == hostileID && quarantine.excludes(op.body.hlc) { continue }
-                    if var state = expected {
-                        if (try? state.apply(op)) != nil { expected = state }
-                    } else if case .create = op.body.change {
-                        expected = try? ItemState(create: op)
-                    }
+                // The least create by stamp defines the item (a forked create is left out);
+                // the other ops apply in log order.
+                let kept = try node.store.ops(ofItem: id).map(\.op).filter {
+                    !($0.body.author == hostileID && quarantine.excludes($0.body.hlc))
+                }
+                let least = kept.filter {
+                    if case .create = $0.body.change { return true } else { return false }
+                }.min { $0.stamp < $1.stamp }
+                var expected = least.flatMap { try? ItemState(create: $0) }
+                for op in kept where op.id != least?.id {
+                    if case .create = op.body.change { continue }
+                    if var state = expected, (try? state.apply(op)) != nil { expected = state }
                 }
                 let held = try node.store.item(id)
                 if held?.digest != expected?.digest {

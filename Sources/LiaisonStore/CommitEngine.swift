@@ -75,7 +75,16 @@ enum CommitEngine {
                 continue
             }
             if var item = try state(op.body.itemID) {
-                if let rejection = rejection(applying: op, to: &item) {
+                if case .create = op.body.change, op.id != item.created.opID, (try? ItemState(create: op)) != nil {
+                    // A forked create: keep it (it is the proof, and it goes on so that every
+                    // node folds the same set) and fold the item from all its ops.
+                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    result.forkedCreates.append(op.id)
+                    if let folded = ItemState.fold(try tx.opsOfItem(item.id).map(\.op)), folded != item {
+                        items[item.id] = folded
+                        result.changedItems.insert(item.id)
+                    }
+                } else if let rejection = rejection(applying: op, to: &item) {
                     result.rejected.append((op.id, rejection))
                     result.rejectedAuthors[op.id] = op.body.author
                 } else {
@@ -163,17 +172,9 @@ enum CommitEngine {
         var result = RebuildResult()
         for id in ids.sorted() {
             let before = try tx.loadItem(id)
-            var state: ItemState?
-            for stored in try tx.opsOfItem(id) {
-                let op = stored.op
-                if listed(op) { result.listed.append(op.id) }
-                if excluded(op) { continue }
-                if var item = state {
-                    if rejection(applying: op, to: &item) == nil { state = item }
-                } else if case .create = op.body.change {
-                    state = try? ItemState(create: op)
-                }
-            }
+            let ops = try tx.opsOfItem(id).map(\.op)
+            result.listed += ops.filter(listed).map(\.id)
+            let state = ItemState.fold(ops.filter { !excluded($0) })
             if let state {
                 if state != before {
                     try tx.saveItem(state)

@@ -46,6 +46,9 @@ public struct CommitResult: Sendable, Equatable {
     /// The author of each refused op (a pending op refused when its create arrives was not
     /// in the batch).
     public var rejectedAuthors: [OpID: NodeID]
+    /// Second, different creates of items held here (the originator equivocated): stored
+    /// and folded in (`ItemState.fold`: the least create defines the item everywhere).
+    public var forkedCreates: [OpID]
     /// The items whose state changed.
     public var changedItems: Set<ItemID>
     /// The custody entries the commit appended.
@@ -58,6 +61,7 @@ public struct CommitResult: Sendable, Equatable {
         pending = []
         rejected = []
         rejectedAuthors = [:]
+        forkedCreates = []
         changedItems = []
         custody = []
     }

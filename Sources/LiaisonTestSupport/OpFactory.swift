@@ -22,6 +22,7 @@ public struct OpFactory: Sendable {
         fields: [(name: String, value: Data)] = [],
         tags: [String] = [],
         writePolicy: WritePolicy = .originatorOnly,
+        withheld: [String: [String]] = [:],
         at hlc: HLCTimestamp = .test(0)
     ) throws(LiaisonError) -> VerifiedOp {
         let op = try node.author.create(
@@ -30,6 +31,7 @@ public struct OpFactory: Sendable {
             fields: fields,
             tags: tags,
             writePolicy: writePolicy,
+            withheld: withheld,
             hlc: hlc,
             using: &generator
         )

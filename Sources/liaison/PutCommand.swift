@@ -50,6 +50,12 @@ struct PutCommand: AsyncParsableCommand {
     @Flag(help: "Let partners entitled to the item annotate it (write fields and tags).")
     var annotations = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Withhold a field's value from partners or groups on every path (signed in the item); may repeat.",
+            valueName: "field=name,name"))
+    var withhold: [String] = []
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -83,6 +89,19 @@ struct PutCommand: AsyncParsableCommand {
                 }
                 expiresAt = date
             }
+            var withheld = [String: [String]]()
+            for text in withhold {
+                guard let equals = text.firstIndex(of: "="), equals != text.startIndex else {
+                    throw LiaisonError(.invalidArgument, "--withhold '\(text)': use FIELD=PARTNER[,PARTNER…]")
+                }
+                let names = text[text.index(after: equals)...].split(separator: ",").map {
+                    String($0).trimmingCharacters(in: .whitespaces)
+                }
+                guard !names.isEmpty else {
+                    throw LiaisonError(.invalidArgument, "--withhold '\(text)': name at least one partner or group")
+                }
+                withheld[String(text[..<equals]), default: []] += names
+            }
             let request = PutRequest(
                 collection: collection,
                 classification: classification,
@@ -96,7 +115,8 @@ struct PutCommand: AsyncParsableCommand {
                 expiresAt: expiresAt,
                 tags: tag,
                 fields: fields,
-                writePolicy: annotations ? .annotations : .originatorOnly
+                writePolicy: annotations ? .annotations : .originatorOnly,
+                withheld: withheld
             )
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let now = Date()
@@ -122,7 +142,8 @@ struct PutCommand: AsyncParsableCommand {
                     expiresAt: expires,
                     tags: request.tags,
                     fields: values,
-                    annotations: annotations
+                    annotations: annotations,
+                    withhold: withheld.isEmpty ? nil : withheld
                 )
                 let result = try await NodeClient(directory: nodeDirectory).put(body)
                 output = Output(id: result.id, opID: result.opID, digest: result.digest)

@@ -253,24 +253,27 @@ struct EligibilityTests {
         #expect(decision == .withhold(.notReleasable))
     }
 
-    @Test("a deleted item's tombstone is not held back by tag filters")
-    func tombstonePassesTagFilters() throws {
+    @Test("a deleted item is judged by the tags it had: its create (tags and values) never crosses a link that excludes them")
+    func tombstoneKeepsItsTagsForFilters() throws {
         var factory = OpFactory(seed: 53)
-        let create = try factory.create(by: .alice, tags: ["tlp:amber"], at: .test(1))
+        let create = try factory.create(
+            by: .alice, fields: [(name: "source", value: JSONText.string("agent-9"))], tags: ["tlp:amber"],
+            at: .test(1))
         var item = try ItemState(create: create)
         let delete = try factory.delete(item, by: .alice, at: .test(2))
         try item.apply(delete)
-        let filter = LinkFilter(requiredTags: ["tlp:amber"])
-        let decision = Eligibility.decide(
-            op: delete,
-            item: item,
-            sender: TestNode.alice.nodeID,
-            recipient: TestNode.bob.recipient(),
-            filter: filter,
-            ladder: .standard
-        )
-        #expect(decision == .send)
-        #expect(item.tags.isEmpty)
+        #expect(item.fields.isEmpty)
+        func decide(_ op: VerifiedOp, _ filter: LinkFilter) -> Eligibility {
+            Eligibility.decide(
+                op: op, item: item, sender: TestNode.alice.nodeID, recipient: TestNode.bob.recipient(),
+                filter: filter, ladder: .standard)
+        }
+        let excluding = LinkFilter(excludedTags: ["tlp:amber"])
+        #expect(decide(create, excluding) == .withhold(.excludedTag), "the deleted item's create leaks its values")
+        #expect(decide(delete, excluding) == .withhold(.excludedTag))
+        let requiring = LinkFilter(requiredTags: ["tlp:amber"])
+        #expect(decide(create, requiring) == .send)
+        #expect(decide(delete, requiring) == .send, "the tombstone must reach a link the item went over")
     }
 
     @Test("a partner's own annotation on an ORCON item can go back to the originator")

@@ -77,6 +77,32 @@ struct ReplicationTests {
         #expect(!audit.contains { $0.detail.contains("agent-9") })
     }
 
+    @Test("a field alpha's link to charlie redacts never reaches charlie in clear through bravo, whose link redacts nothing")
+    func redactionBindsOnEveryPath() async throws {
+        let fixture = try FederationFixture(
+            yaml: QuarantineTests.triangle.replacingOccurrences(
+                of: "- {from: alpha, to: charlie}", with: "- {from: alpha, to: charlie, filter: {redact: [source]}}"))
+        try await fixture.start()
+        let put = try await fixture.client("alpha").put(
+            PutItemBody(
+                collection: "reports", relTo: ["bravo", "charlie"],
+                fields: ["title": .string("harbour"), "source": .string("agent-9")]))
+        let bravo = try fixture.client("bravo")
+        let charlie = try fixture.client("charlie")
+        #expect(try await eventually { try await charlie.item(put.id) != nil })
+        try await fixture.waitQuiet(["alpha", "bravo", "charlie"])
+        // Bravo holds the value (nothing withholds it from bravo) and has passed the op on.
+        #expect(try await bravo.item(put.id)?.fields["source"] == .string("agent-9"))
+        let bravoSent = try await bravo.audit(limit: 10_000).contains {
+            $0.kind == .opsRedacted && $0.peer == "charlie"
+        }
+        #expect(bravoSent, "bravo did not record redacting the op it passed to charlie")
+        let view = try #require(try await charlie.item(put.id))
+        #expect(view.redactedFields == ["source"], "charlie holds the value alpha withheld from it")
+        #expect(view.fields["title"] == .string("harbour"))
+        #expect(view.digest == put.digest)
+    }
+
     @Test("concurrent edits at three partners converge to one digest everywhere")
     func concurrentEditsConverge() async throws {
         let fixture = try FederationFixture.demo()

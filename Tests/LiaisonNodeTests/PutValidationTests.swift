@@ -39,6 +39,42 @@ struct PutValidationTests {
         #expect(try node.store.custody(from: 1, limit: 1000).count == custody, "a refused put wrote custody")
     }
 
+    @Test("a put signs, per field, who its value is withheld from: the names given and every partner whose link redacts it")
+    func fieldWithholding() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try TopologyTests.demo().render(into: root, now: Date())
+        // In the demo topology alpha's link to bravo redacts `source`.
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let fields: [(name: String, value: Data)] = [
+            ("source", JSONText.string("agent-9")), ("title", JSONText.string("harbour")),
+            ("notes", JSONText.string("x")),
+        ]
+        let (_, op) = try node.put(
+            PutRequest(collection: "reports", releasableTo: ["ALL"], fields: fields, withheld: ["notes": ["WEST"]]),
+            now: Date())
+        let withheld = Dictionary(
+            uniqueKeysWithValues: op.body.change.fieldCommitments.map { ($0.name, $0.withheldFrom) })
+        #expect(withheld == ["source": ["bravo"], "title": [], "notes": ["WEST"]])
+
+        let sequence = try node.store.highestSequence()
+        for (request, message) in [
+            (["notes": ["delta"]], "unknown partner to withhold 'notes' from 'delta'"),
+            (["missing": ["bravo"]], "field 'missing' is withheld but not given"),
+        ] {
+            do {
+                _ = try node.put(
+                    PutRequest(collection: "reports", releasableTo: ["ALL"], fields: fields, withheld: request),
+                    now: Date())
+                Issue.record("withholding \(request) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message.hasPrefix(message), "\(error.message)")
+            }
+        }
+        #expect(try node.store.highestSequence() == sequence, "a refused put wrote an op")
+    }
+
     @Test("a federation without groups says so")
     func federationWithoutGroups() throws {
         let yaml = """

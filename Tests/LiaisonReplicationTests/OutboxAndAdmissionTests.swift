@@ -121,6 +121,65 @@ struct OutboxAndAdmissionTests {
         #expect(verified.redactedFields == ["source"])
     }
 
+    @Test("a field its author withholds from the recipient is redacted by every forwarder, over a link that redacts nothing")
+    func withheldFieldIsRedactedByEveryForwarder() throws {
+        var factory = OpFactory(seed: 33)
+        // alice's own link to bob redacts `source`, so alice signs `source` as withheld from
+        // bob; carol forwards the op to bob over a link with no redaction at all.
+        let withheld = FieldReleasability.withheld(
+            fields: ["title", "source"], outbound: ["bob": LinkFilter(redactFields: ["source"]), "carol": .passAll])
+        #expect(withheld == ["source": ["bob"]])
+        var everyone = Markings.test
+        everyone.releasableTo = [Markings.everyone]
+        let op = try factory.create(
+            by: .alice,
+            markings: everyone,
+            fields: [(name: "title", value: Self.title), (name: "source", value: Self.secret)],
+            withheld: withheld,
+            at: .test(1)
+        )
+        let viaCarol = try Self.prepare(
+            [Self.candidate(op, sequence: 1, receivedFrom: TestNode.alice.nodeID)], throughSeq: 1, sender: .carol)
+        #expect(viaCarol.sent == [op.id])
+        #expect(viaCarol.redacted.first?.fields == ["source"])
+        let bytes = try #require(viaCarol.ops.first)
+        #expect(bytes.firstRange(of: Self.secret) == nil, "the withheld value went to bob through carol")
+        #expect(try OpVerifier().verify(bytes).id == op.id)
+        // A partner the field is not withheld from gets it in clear from the same forwarder.
+        let toDave = try LinkOutbox.prepare(
+            [Self.candidate(op, sequence: 1, receivedFrom: TestNode.alice.nodeID)], throughSeq: 1,
+            sender: TestNode.carol.nodeID, recipient: Recipient(name: "dave", nodeID: TestNode.bob.nodeID),
+            filter: .passAll, ladder: Self.ladder)
+        #expect(toDave.sent == [op.id] && toDave.redacted.isEmpty)
+        #expect(toDave.ops.first?.firstRange(of: Self.secret) != nil)
+        // Withholding from a group binds its members.
+        let byGroup = try factory.create(
+            by: .alice, markings: .test, fields: [(name: "source", value: Self.secret)], withheld: ["source": ["EAST"]],
+            at: .test(2))
+        let toEast = try LinkOutbox.prepare(
+            [Self.candidate(byGroup, sequence: 1)], throughSeq: 1, sender: TestNode.carol.nodeID,
+            recipient: Recipient(name: "bob", nodeID: TestNode.bob.nodeID, groups: ["EAST"]), filter: .passAll,
+            ladder: Self.ladder)
+        #expect(toEast.redacted.first?.fields == ["source"])
+    }
+
+    @Test("withholding is signed: a forwarder cannot strip it without breaking the op's signature")
+    func withholdingIsSigned() throws {
+        var factory = OpFactory(seed: 34)
+        let op = try factory.create(
+            by: .alice, markings: .test, fields: [(name: "source", value: Self.secret)],
+            withheld: ["source": ["bob"]], at: .test(1))
+        #expect(op.body.change.fieldCommitments.first?.withheldFrom == ["bob"])
+        let plain = try factory.create(
+            by: .alice, markings: .test, fields: [(name: "source", value: Self.secret)], at: .test(1))
+        #expect(op.id != plain.id, "the withholding is not part of the signed body")
+        #expect(throws: (any Error).self) {
+            try factory.create(
+                by: .alice, markings: .test, fields: [(name: "title", value: Self.title)],
+                withheld: ["source": ["bob"]], at: .test(2))
+        }
+    }
+
     @Test("ops the recipient wrote, or sent us, are not echoed back")
     func skipsEchoes() throws {
         var factory = OpFactory(seed: 33)
@@ -286,6 +345,22 @@ struct OutboxAndAdmissionTests {
         receiver.senderFilter = LinkFilter(redactFields: ["source"])
         #expect(receiver.check(op) == .unredacted(["source"]))
         #expect(receiver.check(try op.redacting(["source"])) == nil)
+    }
+
+    @Test("a receiver the author withheld a field from refuses the op in clear from any sender; the redacted copy is accepted")
+    func refusesFieldWithheldFromIt() throws {
+        var factory = OpFactory(seed: 47)
+        let op = try factory.create(
+            by: .alice, markings: .test,
+            fields: [(name: "title", value: Self.title), (name: "source", value: Self.secret)],
+            withheld: ["source": ["bob"]], at: .test(1))
+        var receiver = Receiver()
+        receiver.sender = TestNode.carol.nodeID
+        #expect(receiver.check(op) == .unredacted(["source"]))
+        #expect(receiver.check(try op.redacting(["source"])) == nil)
+        receiver.me = TestNode.carol.recipient()
+        receiver.sender = TestNode.alice.nodeID
+        #expect(receiver.check(op) == nil, "a partner the field is not withheld from must get it")
     }
 
     @Test("a markings change by a non-originator is refused by the item")

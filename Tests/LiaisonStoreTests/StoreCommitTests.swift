@@ -118,6 +118,33 @@ struct StoreCommitTests {
         #expect(try store.verifyCustody() == .intact(entries: 2))
     }
 
+    @Test(
+        "a forked create (a second create for one item id) is kept and folded: in any order, the least create defines the item",
+        arguments: StoreKind.allCases)
+    func forkedCreatesConverge(kind: StoreKind) throws {
+        // The same seed draws the same nonce, so both creates name one item.
+        var first = OpFactory(seed: 77)
+        var second = OpFactory(seed: 77)
+        let least = try first.create(
+            by: alice, collection: "reports", fields: [(name: "title", value: JSONText.string("a"))], at: .test(1))
+        let fork = try second.create(
+            by: alice, collection: "indicators", fields: [(name: "title", value: JSONText.string("b"))], at: .test(2))
+        #expect(least.body.itemID == fork.body.itemID && least.id != fork.id)
+        let later = try first.setFields(
+            [(name: "score", value: JSONText.number(5))], of: try ItemState(create: least), by: alice, at: .test(3))
+        let expected = try #require(ItemState.fold([least, later]))
+        for order in [[least, later, fork], [fork, least, later], [fork, later, least], [later, fork, least]] {
+            let store = try kind.make()
+            var forked = [OpID]()
+            for op in order { forked += try store.commit(batch([op], from: bob)).forkedCreates }
+            let item = try #require(try store.item(least.body.itemID))
+            #expect(item.collection == "reports", "order \(order.map(\.body.change.kindName))")
+            #expect(item.digest == expected.digest)
+            #expect(forked.count == 1, "the second create to arrive is the fork")
+            #expect(try store.op(least.id) != nil && store.op(fork.id) != nil, "both creates are kept (the proof)")
+        }
+    }
+
     @Test("a full copy of an op held redacted fills in the value", arguments: StoreKind.allCases)
     func redactedCopyUpgrades(kind: StoreKind) throws {
         let store = try kind.make()

@@ -221,6 +221,11 @@ public nonisolated struct Liaison_V1_FieldCommitment: Sendable {
   /// SHA-256(salt || u32be(len(name)) || name || value), 32 bytes.
   public var digest: Data = Data()
 
+  /// Partner or group names the author withholds this field's value from, sorted and
+  /// distinct (field-level releasability). Every forwarder leaves the value out for them
+  /// and a receiver among them refuses an op that carries it.
+  public var withheldFrom: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -666,7 +671,7 @@ nonisolated extension Liaison_V1_Markings: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Liaison_V1_FieldCommitment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FieldCommitment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}digest\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}digest\0\u{3}withheld_from\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -676,6 +681,7 @@ nonisolated extension Liaison_V1_FieldCommitment: SwiftProtobuf.Message, SwiftPr
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 2: try { try decoder.decodeSingularBytesField(value: &self.digest) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.withheldFrom) }()
       default: break
       }
     }
@@ -688,12 +694,16 @@ nonisolated extension Liaison_V1_FieldCommitment: SwiftProtobuf.Message, SwiftPr
     if !self.digest.isEmpty {
       try visitor.visitSingularBytesField(value: self.digest, fieldNumber: 2)
     }
+    if !self.withheldFrom.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.withheldFrom, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Liaison_V1_FieldCommitment, rhs: Liaison_V1_FieldCommitment) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.digest != rhs.digest {return false}
+    if lhs.withheldFrom != rhs.withheldFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

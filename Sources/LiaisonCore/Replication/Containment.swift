@@ -21,6 +21,9 @@ public enum StrikeClass: String, Hashable, Sendable, Codable, CodingKeyRepresent
     case badEnvelope = "bad-envelope"
     /// A channel whose peer stopped reading while it kept sending: our queue to it filled.
     case flood
+    /// Two different signed creates for one item id: only the item's originator can sign
+    /// them, so it is proof that the originator equivocated.
+    case equivocation
 
     public static func < (lhs: StrikeClass, rhs: StrikeClass) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -57,6 +60,7 @@ public struct ContainmentPolicy: Sendable, Hashable, Codable {
         thresholds: [
             .forged: 5, .unknownAuthor: 5, .badEnvelope: 5, .unredacted: 5, .nonWriter: 20,
             .notReleasable: 50, .filteredOut: 50, .futureStamp: 100, .protocolViolation: 20, .flood: 5,
+            .equivocation: 1,
         ],
         windowMillis: 60 * 60_000
     )

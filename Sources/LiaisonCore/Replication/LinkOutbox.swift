@@ -229,7 +229,7 @@ public enum Admission {
             }
             return .notEntitled(reason)
         }
-        let unredacted = op.openings.keys.filter(senderFilter.redactFields.contains).sorted()
+        let unredacted = Eligibility.redactedFields(of: op, for: me, filter: senderFilter)
         return unredacted.isEmpty ? nil : .unredacted(unredacted)
     }
 

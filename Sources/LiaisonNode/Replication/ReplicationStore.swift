@@ -501,6 +501,11 @@ public struct ReplicationStore: Sendable {
                 let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
                 outcome.strikes[author, default: [:]][.nonWriter, default: 0] += 1
             }
+            // A forked create is the originator's equivocation, whoever carried it.
+            let forked = Set(result.forkedCreates)
+            for op in accepted where forked.contains(op.id) {
+                outcome.strikes[op.body.author, default: [:]][.equivocation, default: 0] += 1
+            }
             outcome.logGrew = try store.highestSequence() > before
             // The clock takes in the stamps of ops new here: a copy of an op we hold already
             // (a replay, a second path) tells nothing new, and an op waiting for its create
