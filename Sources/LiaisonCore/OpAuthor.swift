@@ -160,7 +160,8 @@ public struct OpAuthor: Sendable {
         var commitments = [FieldCommitment]()
         var openings = [FieldOpening]()
         if let stray = withheld.keys.sorted().first(where: { name in !fields.contains { $0.name == name } }) {
-            throw LiaisonError(.invalidArgument, "field '\(stray)' is withheld but not set: withhold only fields you give")
+            throw LiaisonError(
+                .invalidArgument, "field '\(stray)' is withheld but not set: withhold only fields you give")
         }
         for (name, value) in fields {
             guard Names.isValid(name) else {

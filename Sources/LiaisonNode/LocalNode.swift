@@ -279,7 +279,8 @@ extension PutRequest {
             for name in names where !Names.isValidLabel(name) {
                 throw LiaisonError(.invalidArgument, "invalid name '\(name)' to withhold '\(field)' from")
             }
-            try Self.checkKnown(names, config: config, federation: federation, role: "partner to withhold '\(field)' from")
+            try Self.checkKnown(
+                names, config: config, federation: federation, role: "partner to withhold '\(field)' from")
         }
         guard fields.count <= OpLimits.maxFields, tags.count <= OpLimits.maxTags else {
             throw LiaisonError(

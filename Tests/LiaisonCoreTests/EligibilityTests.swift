@@ -253,7 +253,9 @@ struct EligibilityTests {
         #expect(decision == .withhold(.notReleasable))
     }
 
-    @Test("a deleted item is judged by the tags it had: its create (tags and values) never crosses a link that excludes them")
+    @Test(
+        "a deleted item is judged by the tags it had: its create (tags and values) never crosses a link that excludes them"
+    )
     func tombstoneKeepsItsTagsForFilters() throws {
         var factory = OpFactory(seed: 53)
         let create = try factory.create(

@@ -77,7 +77,9 @@ struct ReplicationTests {
         #expect(!audit.contains { $0.detail.contains("agent-9") })
     }
 
-    @Test("a field alpha's link to charlie redacts never reaches charlie in clear through bravo, whose link redacts nothing")
+    @Test(
+        "a field alpha's link to charlie redacts never reaches charlie in clear through bravo, whose link redacts nothing"
+    )
     func redactionBindsOnEveryPath() async throws {
         let fixture = try FederationFixture(
             yaml: QuarantineTests.triangle.replacingOccurrences(

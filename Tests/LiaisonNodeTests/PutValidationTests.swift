@@ -39,7 +39,9 @@ struct PutValidationTests {
         #expect(try node.store.custody(from: 1, limit: 1000).count == custody, "a refused put wrote custody")
     }
 
-    @Test("a put signs, per field, who its value is withheld from: the names given and every partner whose link redacts it")
+    @Test(
+        "a put signs, per field, who its value is withheld from: the names given and every partner whose link redacts it"
+    )
     func fieldWithholding() throws {
         let root = NodeDirectoryTests.scratch()
         defer { NodeDirectoryTests.cleanUp(root) }

@@ -121,7 +121,9 @@ struct OutboxAndAdmissionTests {
         #expect(verified.redactedFields == ["source"])
     }
 
-    @Test("a field its author withholds from the recipient is redacted by every forwarder, over a link that redacts nothing")
+    @Test(
+        "a field its author withholds from the recipient is redacted by every forwarder, over a link that redacts nothing"
+    )
     func withheldFieldIsRedactedByEveryForwarder() throws {
         var factory = OpFactory(seed: 33)
         // alice's own link to bob redacts `source`, so alice signs `source` as withheld from
@@ -347,7 +349,9 @@ struct OutboxAndAdmissionTests {
         #expect(receiver.check(try op.redacting(["source"])) == nil)
     }
 
-    @Test("a receiver the author withheld a field from refuses the op in clear from any sender; the redacted copy is accepted")
+    @Test(
+        "a receiver the author withheld a field from refuses the op in clear from any sender; the redacted copy is accepted"
+    )
     func refusesFieldWithheldFromIt() throws {
         var factory = OpFactory(seed: 47)
         let op = try factory.create(
