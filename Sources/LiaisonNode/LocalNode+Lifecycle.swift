@@ -135,7 +135,9 @@ extension LocalNode {
             if name == Markings.everyone {
                 throw LiaisonError(.invalidArgument, "to recall from everyone, name no partner (leave out --from)")
             }
-            if name == config.name { throw LiaisonError(.invalidArgument, "a node does not recall an item from itself") }
+            if name == config.name {
+                throw LiaisonError(.invalidArgument, "a node does not recall an item from itself")
+            }
             guard Names.isValidLabel(name) else {
                 throw LiaisonError(.invalidArgument, "invalid recall audience '\(name)': use a partner or group name")
             }

@@ -146,11 +146,14 @@ struct MarkCommand: AsyncParsableCommand {
                 try printJSON(view)
                 return
             }
-            let relTo = view.item.releasableTo.isEmpty ? "(originator only)" : view.item.releasableTo.joined(separator: ", ")
+            let relTo =
+                view.item.releasableTo.isEmpty ? "(originator only)" : view.item.releasableTo.joined(separator: ", ")
             var line = "\(view.item.id) marked \(view.item.classification), REL TO \(relTo)"
             if view.item.orcon { line += ", ORCON" }
             if !view.recalledFrom.isEmpty { line += "; recalled from \(view.recalledFrom.joined(separator: ", "))" }
-            if !view.recallsLifted.isEmpty { line += "; recall lifted for \(view.recallsLifted.joined(separator: ", "))" }
+            if !view.recallsLifted.isEmpty {
+                line += "; recall lifted for \(view.recallsLifted.joined(separator: ", "))"
+            }
             print(line)
         }
     }

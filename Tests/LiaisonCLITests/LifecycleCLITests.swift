@@ -97,7 +97,10 @@ struct LifecycleCLITests {
     @Test(
         "bad input is refused with one error line and changes nothing",
         arguments: [
-            (["mark", "ITEM", "--rel-to", "delta"], 64, "unknown REL TO 'delta': known partners alpha, bravo, charlie"),
+            (
+                ["mark", "ITEM", "--rel-to", "delta"], 64,
+                "unknown REL TO 'delta': known partners alpha, bravo, charlie"
+            ),
             (["mark", "ITEM"], 64, "nothing to change"),
             (["mark", "ITEM", "--rel-to", "bravo", "--no-rel-to"], 64, "not both"),
             (["mark", "ITEM", "--expires", "tomorrow"], 64, "is not ISO 8601"),
@@ -119,6 +122,7 @@ struct LifecycleCLITests {
         #expect(outcome.stderr.hasPrefix("error: ") && outcome.stderr.contains(message), "\(outcome)")
         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome)")
         #expect(
-            try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before, "a refused command wrote custody")
+            try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before, "a refused command wrote custody"
+        )
     }
 }

@@ -104,7 +104,10 @@ struct LifecycleTests {
         #expect(purged, "the recall did not reach bravo")
         let view = try #require(try await bravo.item(ids[1]))
         #expect(view.purgeReason == "recalled" && view.fields.isEmpty)
-        #expect(try await bravo.audit(limit: 10_000).contains { $0.kind == .opsPurged && $0.detail.contains("sent in error") })
+        #expect(
+            try await bravo.audit(limit: 10_000).contains {
+                $0.kind == .opsPurged && $0.detail.contains("sent in error")
+            })
         // Alpha keeps its recalled item; the deleted one is a tombstone.
         #expect(try await alpha.item(ids[1])?.fields["title"] == .string("to recall"))
         #expect(try await alpha.item(ids[0])?.fields.isEmpty == true)
@@ -131,22 +134,23 @@ struct LifecycleTests {
             } catch let error as LiaisonError {
                 #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
             }
-            #expect(try await client.audit(limit: 10_000).count == before, "wrote custody", sourceLocation: sourceLocation)
+            #expect(
+                try await client.audit(limit: 10_000).count == before, "wrote custody", sourceLocation: sourceLocation)
         }
         let unknown = "00000000-0000-0000-0000-000000000000"
         try await refused(bravo, .forbidden) { try await bravo.delete(put.id) }
-        try await refused(bravo, .forbidden) { 
+        try await refused(bravo, .forbidden) {
             try await bravo.recall(put.id, RecallBody(from: ["charlie"], reason: "r"))
         }
         try await refused(alpha, .notFound) { try await alpha.delete(unknown) }
-        try await refused(alpha, .invalidArgument) { 
+        try await refused(alpha, .invalidArgument) {
             try await alpha.changeMarkings(put.id, MarkingsBody(relTo: ["delta"]))
         }
-        try await refused(alpha, .invalidArgument) { 
+        try await refused(alpha, .invalidArgument) {
             try await alpha.recall(put.id, RecallBody(from: ["bravo"], reason: ""))
         }
         _ = try await alpha.delete(put.id)
-        try await refused(alpha, .conflict) { 
+        try await refused(alpha, .conflict) {
             try await alpha.changeMarkings(put.id, MarkingsBody(classification: "SECRET"))
         }
     }

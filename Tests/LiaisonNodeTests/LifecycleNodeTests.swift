@@ -40,7 +40,9 @@ struct LifecycleNodeTests {
         (try node.store.highestSequence(), try node.store.custody(from: 1, limit: 10_000).count)
     }
 
-    @Test("a narrowing signs the change of markings and, after it in the same batch, a recall from the partners it removes")
+    @Test(
+        "a narrowing signs the change of markings and, after it in the same batch, a recall from the partners it removes"
+    )
     func narrowingSignsRecall() throws {
         defer { NodeDirectoryTests.cleanUp(root) }
         let item = try put()
@@ -91,7 +93,9 @@ struct LifecycleNodeTests {
             restated.item.purgeCause(at: try node("charlie").recipient) == nil, "charlie is still recalled")
     }
 
-    @Test("delete and recall from everyone leave the originator only the tombstone; later changes are refused as conflicts")
+    @Test(
+        "delete and recall from everyone leave the originator only the tombstone; later changes are refused as conflicts"
+    )
     func withdrawnRefusesChanges() throws {
         defer { NodeDirectoryTests.cleanUp(root) }
         let deleted = try put()
@@ -215,7 +219,8 @@ struct LifecycleNodeTests {
         #expect(entry.peer == bravoID.text)
         // Charlie writes nothing more on it.
         let refused = #expect(throws: LiaisonError.self) {
-            _ = try charlie.update(item.id, fields: [("note", JSONText.string("x"))], addTags: [], removeTags: [], now: Date())
+            _ = try charlie.update(
+                item.id, fields: [("note", JSONText.string("x"))], addTags: [], removeTags: [], now: Date())
         }
         #expect(refused?.code == .forbidden)
     }

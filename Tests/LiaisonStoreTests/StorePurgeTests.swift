@@ -25,7 +25,9 @@ struct StorePurgeTests {
         init() throws {
             create = try factory.create(
                 by: .alice, markings: .test,
-                fields: [(name: "title", value: JSONText.string("first")), (name: "source", value: JSONText.string("s"))],
+                fields: [
+                    (name: "title", value: JSONText.string("first")), (name: "source", value: JSONText.string("s")),
+                ],
                 writePolicy: .annotations, at: .test(1))
             var item = try ItemState(create: create)
             retitle = try factory.setFields(
@@ -98,9 +100,10 @@ struct StorePurgeTests {
         let id = history.create.body.itemID
         #expect(result.purged[id] == PurgeCause(kind: .narrowed, op: history.narrowing.id))
         #expect(try store.item(id)?.fields["title"]?.value == nil)
-        #expect(try store.ops(ofItem: id).filter { $0.op.body.author == TestNode.alice.nodeID }.allSatisfy {
-            $0.op.openings.isEmpty
-        })
+        #expect(
+            try store.ops(ofItem: id).filter { $0.op.body.author == TestNode.alice.nodeID }.allSatisfy {
+                $0.op.openings.isEmpty
+            })
     }
 
     @Test(
@@ -140,7 +143,8 @@ struct StorePurgeTests {
         }
     }
 
-    @Test("a rebuild with a holder purges an item it leaves not releasable to the holder", arguments: StoreKind.allCases)
+    @Test(
+        "a rebuild with a holder purges an item it leaves not releasable to the holder", arguments: StoreKind.allCases)
     func rebuildPurges(kind: StoreKind) throws {
         let store = try kind.make()
         let history = try History()
