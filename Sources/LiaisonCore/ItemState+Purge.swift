@@ -106,3 +106,46 @@ extension VerifiedOp {
         }
     }
 }
+
+/// The ops an originator signs to change an item's markings, and what they do.
+public struct MarkingsChangePlan: Hashable, Sendable {
+    /// The changes to sign in this order, stamped one after the other: the change of
+    /// markings, then any recalls.
+    public var changes: [OpChange]
+    /// The partners the change narrows the item away from (recalled with reason `narrowed`).
+    public var recalledFrom: [String]
+    /// Names whose recall in force the change lifts: it releases them again.
+    public var recallsLifted: [String]
+}
+
+extension ItemState {
+    /// What changing this item's markings to `next` takes (DESIGN §5.7), for the originator
+    /// (`LocalNode.changeMarkings`) and the simulator's workload alike:
+    /// - the change of markings;
+    /// - when `next` no longer releases the item to some of `partners` (the federation's
+    ///   partners but the originator) that the current markings release it to, a recall of
+    ///   those partners, reason `narrowed`: the content-free notice on which they purge;
+    /// - when `restatesAudience` is false (the change leaves REL TO alone), a recall of the
+    ///   names whose recall is in force, so that the change does not lift them. When it is
+    ///   true, those recalls lapse: the change states the audience afresh.
+    public func planMarkingsChange(
+        to next: Markings, among partners: [Recipient], restatesAudience: Bool
+    ) -> MarkingsChangePlan {
+        func released(_ markings: Markings) -> Set<String> {
+            Set(
+                partners.filter {
+                    $0.nodeID != originator && markings.isReleasable(toPartner: $0.name, groups: $0.groups)
+                }
+                .map(\.name))
+        }
+        let removed = released(markings).subtracting(released(next)).sorted()
+        let inForce = recallsInForce.filter { !removed.contains($0) }
+        var changes: [OpChange] = [.changeMarkings(next)]
+        if !removed.isEmpty { changes.append(.recall(audience: removed, reason: "narrowed")) }
+        if !restatesAudience && !inForce.isEmpty {
+            changes.append(.recall(audience: inForce, reason: "kept in force over a change of markings"))
+        }
+        return MarkingsChangePlan(
+            changes: changes, recalledFrom: removed, recallsLifted: restatesAudience ? inForce : [])
+    }
+}

@@ -100,22 +100,20 @@ extension LocalNode {
             caveats: request.caveats == nil ? item.markings.caveats : given.caveats,
             expiresAtMillis: request.expiresAt == nil ? item.markings.expiresAtMillis : given.expiresAtMillis
         )
-        let removed = releasedPartners(item.markings).subtracting(releasedPartners(next)).sorted()
-        let inForce = item.recallsInForce
-        let kept = request.releasableTo == nil ? inForce.filter { !removed.contains($0) } : []
-        let lifted = inForce.filter { !removed.contains($0) && !kept.contains($0) }
-        guard next != item.markings || !lifted.isEmpty else {
+        let partners = (federation?.partners ?? []).map(\.recipient)
+        let plan = item.planMarkingsChange(
+            to: next, among: partners, restatesAudience: request.releasableTo != nil)
+        guard next != item.markings || !plan.recallsLifted.isEmpty else {
             throw LiaisonError(.invalidArgument, "item \(id.text) already has these markings; nothing to change")
         }
-        var changes: [OpChange] = [.changeMarkings(next)]
-        if !removed.isEmpty { changes.append(.recall(audience: removed, reason: "narrowed")) }
-        if !kept.isEmpty { changes.append(.recall(audience: kept, reason: "kept in force over a change of markings")) }
         var note = "change of markings"
-        if !removed.isEmpty { note += "; recall from \(removed.joined(separator: ", ")) (narrowed)" }
-        if !lifted.isEmpty { note += "; recall lifted for \(lifted.joined(separator: ", "))" }
-        var result = try commit(item, changes, now: now, note: note)
-        result.recalledFrom = removed
-        result.recallsLifted = lifted
+        if !plan.recalledFrom.isEmpty {
+            note += "; recall from \(plan.recalledFrom.joined(separator: ", ")) (narrowed)"
+        }
+        if !plan.recallsLifted.isEmpty { note += "; recall lifted for \(plan.recallsLifted.joined(separator: ", "))" }
+        var result = try commit(item, plan.changes, now: now, note: note)
+        result.recalledFrom = plan.recalledFrom
+        result.recallsLifted = plan.recallsLifted
         return result
     }
 
@@ -182,14 +180,6 @@ extension LocalNode {
             expiresAt: request.expiresAt
         )
         return try put.validatedMarkings(config: config, federation: federation, now: now)
-    }
-
-    /// The partners of the federation (not this node) that `markings` release an item to.
-    private func releasedPartners(_ markings: Markings) -> Set<String> {
-        Set(
-            (federation?.partners ?? []).filter {
-                $0.name != config.name && markings.isReleasable(toPartner: $0.name, groups: Set($0.groups))
-            }.map(\.name))
     }
 
     /// Signs `changes` of `item` as one batch, stamped in order, and commits them.
