@@ -241,7 +241,7 @@ let package = Package(
         .testTarget(
             name: "LiaisonCLITests",
             dependencies: [
-                "liaison", "LiaisonCore", "LiaisonTestSupport",
+                "liaison", "LiaisonCore", "LiaisonStore", "LiaisonTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: upcoming

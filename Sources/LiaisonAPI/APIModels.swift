@@ -136,3 +136,80 @@ public struct APIErrorBody: Codable, Sendable {
     /// What went wrong and what to do.
     public var error: String
 }
+
+/// The body of `PUT /v1/items/{id}/markings`: the parts of the markings to change, as a
+/// put gives them; a part left out keeps its value.
+public struct MarkingsBody: Codable, Sendable {
+    /// Classification level.
+    public var classification: String?
+    /// REL TO partner or group names, or `ALL`, replacing the current list; a name the node
+    /// does not know is refused (400).
+    public var relTo: [String]?
+    /// Originator controls dissemination.
+    public var orcon: Bool?
+    /// Handling caveats, replacing the current ones.
+    public var caveats: [String]?
+    /// Expiry, ISO 8601, in the future.
+    public var expiresAt: String?
+
+    /// Creates a body.
+    public init(
+        classification: String? = nil, relTo: [String]? = nil, orcon: Bool? = nil, caveats: [String]? = nil,
+        expiresAt: String? = nil
+    ) {
+        self.classification = classification
+        self.relTo = relTo
+        self.orcon = orcon
+        self.caveats = caveats
+        self.expiresAt = expiresAt
+    }
+
+    /// The request this body asks for.
+    public func request() throws(LiaisonError) -> MarkingsChangeRequest {
+        var expires: Date?
+        if let expiresAt {
+            guard let date = ISO8601.parse(expiresAt) else {
+                throw LiaisonError(.invalidArgument, "expiresAt '\(expiresAt)' is not ISO 8601")
+            }
+            expires = date
+        }
+        return MarkingsChangeRequest(
+            classification: classification, releasableTo: relTo, orcon: orcon, caveats: caveats, expiresAt: expires)
+    }
+}
+
+/// The body of `POST /v1/items/{id}/recall`.
+public struct RecallBody: Codable, Sendable {
+    /// Partner or group names to recall the item from; empty or left out: everyone.
+    public var from: [String]?
+    /// Why, for the custody log and the partners.
+    public var reason: String
+
+    /// Creates a body.
+    public init(from: [String]? = nil, reason: String) {
+        self.from = from
+        self.reason = reason
+    }
+}
+
+/// The answer to `DELETE /v1/items/{id}`, `PUT /v1/items/{id}/markings` and
+/// `POST /v1/items/{id}/recall`.
+public struct LifecycleView: Codable, Sendable {
+    /// The item after the change, as this node (its originator) holds it.
+    public var item: ItemView
+    /// The ops signed, in order (a narrowing signs the change of markings, then the recall).
+    public var opIDs: [String]
+    /// Who the change recalled the item from: the partners a narrowing removed, or the
+    /// recall's audience.
+    public var recalledFrom: [String]
+    /// Names whose earlier recall a change of REL TO lifted.
+    public var recallsLifted: [String]
+
+    /// The view of a result.
+    public init(_ result: LifecycleResult) {
+        item = ItemView(result.item)
+        opIDs = result.ops.map(\.id.hash.hex)
+        recalledFrom = result.recalledFrom
+        recallsLifted = result.recallsLifted
+    }
+}

@@ -12,6 +12,7 @@ extension PutItemResult: ResponseEncodable {}
 extension CustodyEntry: ResponseEncodable {}
 extension QuarantineResult: ResponseEncodable {}
 extension ContainmentView: ResponseEncodable {}
+extension LifecycleView: ResponseEncodable {}
 
 /// Requires `Authorization: Bearer TOKEN` (compared in constant time).
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
@@ -72,7 +73,7 @@ public enum APIServer {
                     limit: limit
                 )
             )
-            return items.map(ItemView.init)
+            return items.map { ItemView($0, at: node.recipient) }
         }
         v1.get("items/{id}") { _, context -> ItemView in
             let text = try context.parameters.require("id")
@@ -80,7 +81,33 @@ public enum APIServer {
             guard let item = try node.item(id) else {
                 throw HTTPError(.notFound, message: "no item \(text) at this node")
             }
-            return ItemView(item)
+            return ItemView(item, at: node.recipient)
+        }
+        v1.delete("items/{id}") { _, context -> LifecycleView in
+            let id = try Self.itemID(context)
+            do {
+                return LifecycleView(try await engine.delete(id))
+            } catch let error as LiaisonError {
+                throw HTTPError(Self.status(of: error), message: error.message)
+            }
+        }
+        v1.put("items/{id}/markings") { request, context -> LifecycleView in
+            let id = try Self.itemID(context)
+            let body = try await request.decode(as: MarkingsBody.self, context: context)
+            do {
+                return LifecycleView(try await engine.changeMarkings(id, try body.request()))
+            } catch let error as LiaisonError {
+                throw HTTPError(Self.status(of: error), message: error.message)
+            }
+        }
+        v1.post("items/{id}/recall") { request, context -> LifecycleView in
+            let id = try Self.itemID(context)
+            let body = try await request.decode(as: RecallBody.self, context: context)
+            do {
+                return LifecycleView(try await engine.recall(id, from: body.from ?? [], reason: body.reason))
+            } catch let error as LiaisonError {
+                throw HTTPError(Self.status(of: error), message: error.message)
+            }
         }
         v1.patch("items/{id}") { request, context -> ItemView in
             let text = try context.parameters.require("id")
@@ -93,7 +120,7 @@ public enum APIServer {
                     addTags: body.addTags ?? [],
                     removeTags: body.removeTags ?? []
                 )
-                return ItemView(item)
+                return ItemView(item, at: node.recipient)
             } catch let error as LiaisonError {
                 let status: HTTPResponse.Status =
                     switch error.code {
@@ -148,7 +175,15 @@ public enum APIServer {
         case .invalidArgument: .badRequest
         case .notFound: .notFound
         case .forbidden: .forbidden
+        case .conflict: .conflict
         default: .internalServerError
         }
+    }
+
+    /// The item id in the path; 400 when it is not one.
+    static func itemID(_ context: some RequestContext) throws -> ItemID {
+        let text = try context.parameters.require("id")
+        guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
+        return id
     }
 }

@@ -59,6 +59,7 @@ public struct NodeClient: Sendable {
                 case 400: .invalidArgument
                 case 401, 403: .forbidden
                 case 404: .notFound
+                case 409: .conflict
                 default: .io
                 }
             throw LiaisonError(code, message)
@@ -107,6 +108,29 @@ public struct NodeClient: Sendable {
             throw LiaisonError(.invalidArgument, "the change cannot be encoded", cause: error)
         }
         return try decode(ItemView.self, try await call("PATCH", "/v1/items/\(id)", body: encoded))
+    }
+
+    /// `DELETE /v1/items/{id}`.
+    public func delete(_ id: String) async throws(LiaisonError) -> LifecycleView {
+        try decode(LifecycleView.self, try await call("DELETE", "/v1/items/\(id)"))
+    }
+
+    /// `PUT /v1/items/{id}/markings`.
+    public func changeMarkings(_ id: String, _ body: MarkingsBody) async throws(LiaisonError) -> LifecycleView {
+        try decode(LifecycleView.self, try await call("PUT", "/v1/items/\(id)/markings", body: try encode(body)))
+    }
+
+    /// `POST /v1/items/{id}/recall`.
+    public func recall(_ id: String, _ body: RecallBody) async throws(LiaisonError) -> LifecycleView {
+        try decode(LifecycleView.self, try await call("POST", "/v1/items/\(id)/recall", body: try encode(body)))
+    }
+
+    private func encode(_ body: some Encodable) throws(LiaisonError) -> Data {
+        do {
+            return try JSONEncoder().encode(body)
+        } catch {
+            throw LiaisonError(.invalidArgument, "the request cannot be encoded", cause: error)
+        }
     }
 
     /// `GET /v1/items/{id}`; nil when the node does not hold it.

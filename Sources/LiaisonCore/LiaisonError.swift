@@ -12,6 +12,7 @@ public struct LiaisonError: Error, Sendable, CustomStringConvertible {
             case forbidden
             case io
             case tampered
+            case conflict
         }
 
         private let base: Base
@@ -33,6 +34,8 @@ public struct LiaisonError: Error, Sendable, CustomStringConvertible {
         public static let io = Code(.io)
         /// An append-only record was altered.
         public static let tampered = Code(.tampered)
+        /// The thing is in a state that refuses the request (an item already deleted or recalled).
+        public static let conflict = Code(.conflict)
 
         public var description: String { base.rawValue }
     }

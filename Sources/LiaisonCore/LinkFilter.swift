@@ -86,6 +86,8 @@ public enum WithholdReason: String, Hashable, Sendable, Codable, CaseIterable {
     case missingRequiredTag = "missing-required-tag"
     /// The item carries a tag the link excludes.
     case excludedTag = "excluded-tag"
+    /// The originator recalled the item from the recipient: its content goes there no more.
+    case recalled
 }
 
 /// The decision for one op on one link.
@@ -118,6 +120,8 @@ public enum Eligibility: Hashable, Sendable {
     /// sender holds them) released the item to. That is the content-free, originator-signed
     /// notice of DESIGN §5.7: a partner the item is narrowed away from learns it, stops
     /// annotating, and passes on its own annotations under the markings now in force.
+    /// Recalls come first (`recallDecision`): a recall goes to the partners it names that
+    /// were released the item, and content goes no more to a partner recalled from.
     public static func decide(
         op: VerifiedOp,
         item: ItemState,
@@ -127,6 +131,12 @@ public enum Eligibility: Hashable, Sendable {
         filter: LinkFilter,
         ladder: ClassificationLadder
     ) -> Eligibility {
+        if let recall = recallDecision(
+            op: op, item: item, earlierMarkings: earlierMarkings, sender: sender, recipient: recipient,
+            filter: filter, ladder: ladder)
+        {
+            return recall
+        }
         func reason(wasReleased: Bool) -> WithholdReason? {
             withholdReason(
                 markings: item.markings,

@@ -29,6 +29,13 @@ public struct ItemView: Codable, Sendable, Equatable {
     public var deleted: Bool
     /// Whether the item was recalled from everyone.
     public var recalled: Bool
+    /// Partner and group names a recall in force withdrew the item from.
+    public var recalledFrom: [String]
+    /// Whether this node purged the item's content (recalled from it, no longer released to
+    /// it, deleted): it keeps the item's markings and commitments, no values.
+    public var purged: Bool
+    /// Why, when purged: `recalled`, `narrowed`, `deleted` or `recalled-from-all`.
+    public var purgeReason: String?
     /// Who may write besides the originator.
     public var writePolicy: String
     /// When it was created (HLC physical time), ISO 8601.
@@ -39,7 +46,11 @@ public struct ItemView: Codable, Sendable, Equatable {
     public var digest: String
 
     /// The view of an item state.
-    public init(_ item: ItemState) {
+    public init(_ item: ItemState) { self.init(item, at: nil) }
+
+    /// The view of an item state held by `holder` (nil: as the originator sees it), which
+    /// says whether the holder purged its content and why.
+    public init(_ item: ItemState, at holder: Recipient?) {
         id = item.id.text
         collection = item.collection
         originator = item.originator.text
@@ -64,6 +75,10 @@ public struct ItemView: Codable, Sendable, Equatable {
         tags = item.isWithdrawn ? [] : item.tags
         deleted = item.tombstone != nil
         recalled = item.recalledFromAll != nil
+        recalledFrom = item.recallsInForce
+        let cause = holder.flatMap { item.purgeCause(at: $0) }
+        purged = cause != nil
+        purgeReason = cause?.kind.rawValue
         writePolicy = item.writePolicy.rawValue
         createdAt = ISO8601.format(millis: Int64(item.created.hlc.physicalMillis))
         changedAt = ISO8601.format(millis: Int64(item.lastChange.hlc.physicalMillis))

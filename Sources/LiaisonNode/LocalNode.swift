@@ -161,6 +161,9 @@ public struct LocalNode: Sendable {
     ) throws(LiaisonError) -> (item: ItemState, ops: [VerifiedOp]) {
         guard let item = try store.item(id) else { throw LiaisonError(.notFound, "no item \(id.text) at this node") }
         guard !item.isWithdrawn else { throw LiaisonError(.invalidArgument, "item \(id.text) was deleted or recalled") }
+        if let purged = item.purgeCause(at: recipient) {
+            throw LiaisonError(.forbidden, "this node may not change item \(id.text): \(purged)")
+        }
         guard !fields.isEmpty || !addTags.isEmpty || !removeTags.isEmpty else {
             throw LiaisonError(.invalidArgument, "nothing to change: give fields, tags to add or tags to remove")
         }

@@ -273,6 +273,10 @@ public final class Simulation {
                 let entries = (try? nodes[name]?.store.custody(from: 1, limit: 1_000_000)) ?? []
                 return total + entries.filter { $0.kind == .opsDeferred }.count
             },
+            itemsPurged: names.reduce(0) { total, name in
+                let entries = (try? nodes[name]?.store.custody(from: 1, limit: 1_000_000)) ?? []
+                return total + entries.filter { $0.kind == .opsPurged }.count
+            },
             replay:
                 "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
@@ -713,7 +717,14 @@ public final class Simulation {
                 if relTo.contains(other) && random.chance(0.4) { relTo.remove(other) } else { relTo.insert(other) }
                 var markings = item.markings
                 markings.releasableTo = relTo.sorted()
-                unsigned.append(try author.change(item, .changeMarkings(markings), hlc: hlc))
+                // As the originator's node does it: a narrowing also recalls the partners it
+                // removes (LocalNode.changeMarkings, DESIGN §5.7).
+                let plan = item.planMarkingsChange(
+                    to: markings, among: names.map { nodes[$0]!.recipient }, restatesAudience: true)
+                for (index, change) in plan.changes.enumerated() {
+                    let stamp = index == 0 ? hlc : nodes[name]!.interpreter.tick(nowMillis: clock(of: name))
+                    unsigned.append(try author.change(item, change, hlc: stamp))
+                }
             default:
                 guard item.originator == author.nodeID else { return }
                 unsigned.append(try author.change(item, .delete, hlc: hlc))
@@ -1015,7 +1026,29 @@ public final class Simulation {
                 }
             }
         }
+        try checkPurged()
         trace.strings(violations)
+    }
+
+    /// Purge (DESIGN §5.7, I2): no honest node holds values, in an item or in its log, of an
+    /// item it may keep the content of no more (recalled from it, narrowed away from it,
+    /// deleted), but the values it wrote itself.
+    func checkPurged() throws {
+        for name in names where name != hostile {
+            let me = nodes[name]!.recipient
+            for item in try nodes[name]!.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000)) {
+                guard let cause = item.purgeCause(at: me) else { continue }
+                let fields = item.fields.filter { $0.value.value != nil && $0.value.stamp.author != me.nodeID }
+                let ops = try nodes[name]!.store.ops(ofItem: item.id).filter {
+                    !$0.op.openings.isEmpty && $0.op.body.author != me.nodeID
+                }
+                if !fields.isEmpty || !ops.isEmpty {
+                    violations.append(
+                        "purge: \(name) holds values of item \(item.id.text.prefix(8)) (\(cause)): "
+                            + "fields \(fields.keys.sorted()), \(ops.count) ops with values")
+                }
+            }
+        }
     }
 
     /// Nodes an op must reach: flooding from its author along links whose eligibility (on the

@@ -47,6 +47,9 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var edgeClocks: Bool
     /// Custody entries of ops that came stamped beyond a receiver's skew and waited for its clock.
     public var opsDeferred: Int
+    /// Custody entries of items whose content a node purged (recalled from it, narrowed away
+    /// from it, deleted).
+    public var itemsPurged: Int
     /// The command that replays this run.
     public var replay: String
 

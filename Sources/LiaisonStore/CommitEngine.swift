@@ -6,7 +6,8 @@ import LiaisonCore
 protocol StoreTransaction {
     /// Sequence and number of redacted fields of a stored op.
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)?
-    /// Replaces a stored op's bytes with a copy that carries more field values.
+    /// Replaces a stored op's bytes with another copy of the same op: one that carries more
+    /// field values, or, when the item is purged, none.
     mutating func upgradeOp(_ op: VerifiedOp, sequence: UInt64) throws
     /// Stores an op under the next sequence and returns it.
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64
@@ -117,6 +118,23 @@ enum CommitEngine {
             try fault(.afterOp(index))
         }
 
+        // Content this node may keep no more leaves the items the batch touched, and their
+        // stored ops, in this transaction (DESIGN §5.7).
+        var purges = [CustodyEvent]()
+        if let holder = batch.holder {
+            for id in Set(batch.ops.map(\.body.itemID)).sorted() {
+                guard let item = try state(id), let purge = try purge(item, at: holder, peer: peer, in: &tx) else {
+                    continue
+                }
+                if purge.state != item {
+                    items[id] = purge.state
+                    result.changedItems.insert(id)
+                }
+                result.purged[id] = purge.cause
+                purges.append(purge.custody)
+            }
+        }
+
         for id in result.changedItems.sorted() {
             if let item = items[id] { try tx.saveItem(item) }
         }
@@ -141,7 +159,7 @@ enum CommitEngine {
                     kind: peer == nil ? .opsCreated : .opsReceived,
                     peer: peer?.text,
                     detail: "applied \(result.applied.count), pending \(result.pending.count), "
-                        + "duplicates \(result.duplicates.count)",
+                        + "duplicates \(result.duplicates.count)" + (batch.note.map { "; \($0)" } ?? ""),
                     opIDs: accepted
                 )
             )
@@ -155,7 +173,43 @@ enum CommitEngine {
                 CustodyEvent(kind: .opsRejected, peer: peer?.text, detail: reasons, opIDs: result.rejected.map(\.id))
             )
         }
+        for event in purges { try record(event) }
         return result
+    }
+
+    /// Purges `item` at `holder` when `ItemState.purgeCause(at:)` says so: the values of
+    /// fields others wrote leave the state (commitments stay, so the digest does not change)
+    /// and the openings leave the item's stored ops (the ops stay: their bodies and
+    /// signatures are intact, and they verify as redacted copies). `holder`'s own values and
+    /// ops stay. Returns nil when there is no cause or nothing left to drop; otherwise the
+    /// purged state, the cause, and the `ops.purged` custody event (the causing op, then the
+    /// ops stripped; `peer` is the partner the batch came from).
+    static func purge<T: StoreTransaction>(
+        _ item: ItemState, at holder: Recipient, peer: NodeID?, in tx: inout T
+    ) throws -> (state: ItemState, cause: PurgeCause, custody: CustodyEvent)? {
+        guard let cause = item.purgeCause(at: holder) else { return nil }
+        let state = item.purgingValues(keepingThoseOf: holder.nodeID)
+        var fields = Set(item.fields.keys.filter { item.fields[$0]?.value != nil && state.fields[$0]?.value == nil })
+        var stripped = [OpID]()
+        var reason: String?
+        for stored in try tx.opsOfItem(item.id) {
+            if stored.op.id == cause.op, case .recall(_, let text) = stored.op.body.change { reason = text }
+            guard !stored.op.openings.isEmpty, stored.op.body.author != holder.nodeID else { continue }
+            fields.formUnion(stored.op.openings.keys)
+            try tx.upgradeOp(try stored.op.redacting(stored.op.openings.keys), sequence: stored.sequence)
+            stripped.append(stored.op.id)
+        }
+        guard !stripped.isEmpty || state != item else { return nil }
+        let why = reason.map { " (\"\($0)\")" } ?? ""
+        let detail =
+            "item \(item.id.text): \(cause) by op \(cause.op.hash.hex.prefix(16))\(why); "
+            + "values of \(fields.sorted().joined(separator: ", ")) dropped from the item and from \(stripped.count) ops"
+        return (
+            state, cause,
+            CustodyEvent(
+                kind: .opsPurged, peer: peer?.text, detail: detail,
+                opIDs: [cause.op] + stripped.filter { $0 != cause.op })
+        )
     }
 
     /// Rebuilds items from their stored ops, leaving out the `excluded` ones; see
@@ -167,15 +221,21 @@ enum CommitEngine {
         custody event: CustodyEvent,
         metadata: (key: String, value: Data)?,
         timeMillis: Int64,
+        purgingFor holder: Recipient?,
         in tx: inout T
     ) throws -> RebuildResult {
+        var purges = [CustodyEvent]()
         var result = RebuildResult()
         for id in ids.sorted() {
             let before = try tx.loadItem(id)
             let ops = try tx.opsOfItem(id).map(\.op)
             result.listed += ops.filter(listed).map(\.id)
-            let state = ItemState.fold(ops.filter { !excluded($0) })
-            if let state {
+            if var state = ItemState.fold(ops.filter { !excluded($0) }) {
+                if let holder, let purge = try purge(state, at: holder, peer: nil, in: &tx) {
+                    state = purge.state
+                    result.purged[id] = purge.cause
+                    purges.append(purge.custody)
+                }
                 if state != before {
                     try tx.saveItem(state)
                     result.changed.insert(id)
@@ -193,6 +253,7 @@ enum CommitEngine {
         var event = event
         event.opIDs = result.listed
         result.custody = try append(event, timeMillis: timeMillis, in: &tx)
+        for purge in purges { _ = try append(purge, timeMillis: timeMillis, in: &tx) }
         return result
     }
 

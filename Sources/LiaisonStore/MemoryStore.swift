@@ -132,14 +132,15 @@ public final class MemoryStore: Store {
         listing listed: (VerifiedOp) -> Bool,
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
-        timeMillis: Int64
+        timeMillis: Int64,
+        purgingFor holder: Recipient?
     ) throws(LiaisonError) -> RebuildResult {
         try state.withLock { (current: inout Snapshot) throws(LiaisonError) -> RebuildResult in
             var tx = MemoryTransaction(state: current)
             do {
                 let result = try CommitEngine.rebuild(
                     items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
-                    timeMillis: timeMillis, in: &tx)
+                    timeMillis: timeMillis, purgingFor: holder, in: &tx)
                 current = tx.state
                 return result
             } catch {

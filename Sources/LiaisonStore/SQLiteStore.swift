@@ -291,13 +291,14 @@ public final class SQLiteStore: Store {
         listing listed: (VerifiedOp) -> Bool,
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
-        timeMillis: Int64
+        timeMillis: Int64,
+        purgingFor holder: Recipient?
     ) throws(LiaisonError) -> RebuildResult {
         try write("rebuilding items") { db in
             var tx = SQLiteTransaction(db: db)
             return try CommitEngine.rebuild(
                 items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
-                timeMillis: timeMillis, in: &tx)
+                timeMillis: timeMillis, purgingFor: holder, in: &tx)
         }
     }
 

@@ -23,12 +23,25 @@ public struct CommitBatch: Sendable {
     public var source: OpSource
     /// When they were committed, milliseconds since the Unix epoch (for custody).
     public var timeMillis: Int64
+    /// The node whose store this is, as REL TO names it. When set, every item the batch
+    /// touches that this node may keep the content of no more (`ItemState.purgeCause(at:)`:
+    /// recalled from it, no longer released to it, deleted) is purged in the same
+    /// transaction: values leave the item and the openings leave its stored ops, with an
+    /// `ops.purged` custody entry. Nil purges nothing.
+    public var holder: Recipient?
+    /// What the batch does, for the custody entry that records it (e.g. "recall from
+    /// charlie"); nil says nothing more than the counts.
+    public var note: String?
 
     /// Creates a batch.
-    public init(ops: [VerifiedOp], source: OpSource, timeMillis: Int64) {
+    public init(
+        ops: [VerifiedOp], source: OpSource, timeMillis: Int64, holder: Recipient? = nil, note: String? = nil
+    ) {
         self.ops = ops
         self.source = source
         self.timeMillis = timeMillis
+        self.holder = holder
+        self.note = note
     }
 }
 
@@ -53,6 +66,8 @@ public struct CommitResult: Sendable, Equatable {
     public var changedItems: Set<ItemID>
     /// The custody entries the commit appended.
     public var custody: [CustodyEntry]
+    /// Items whose content the commit purged (`CommitBatch.holder`), with why.
+    public var purged: [ItemID: PurgeCause]
 
     /// An empty result.
     public init() {
@@ -64,13 +79,14 @@ public struct CommitResult: Sendable, Equatable {
         forkedCreates = []
         changedItems = []
         custody = []
+        purged = [:]
     }
 
     public static func == (lhs: CommitResult, rhs: CommitResult) -> Bool {
         lhs.applied.map(\.id) == rhs.applied.map(\.id) && lhs.applied.map(\.sequence) == rhs.applied.map(\.sequence)
             && lhs.duplicates == rhs.duplicates && lhs.pending == rhs.pending
             && lhs.rejected.map(\.id) == rhs.rejected.map(\.id) && lhs.changedItems == rhs.changedItems
-            && lhs.custody == rhs.custody
+            && lhs.custody == rhs.custody && lhs.purged == rhs.purged
     }
 }
 
@@ -164,15 +180,33 @@ public protocol Store: Sendable {
     /// the ops `excluded` picks (they stay in the log), and saves the new states (an item
     /// whose create is left out is removed); drops the waiting ops `excluded` picks (no
     /// create arriving later applies them); sets `metadata` if given; and appends `custody`
-    /// listing the ops `listed` picks among those it looked at.
+    /// listing the ops `listed` picks among those it looked at. With a `holder`, a rebuilt
+    /// item this node may keep the content of no more is purged as a commit purges it.
     func rebuild(
         items: Set<ItemID>,
         excluding excluded: (VerifiedOp) -> Bool,
         listing listed: (VerifiedOp) -> Bool,
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
-        timeMillis: Int64
+        timeMillis: Int64,
+        purgingFor holder: Recipient?
     ) throws(LiaisonError) -> RebuildResult
+}
+
+extension Store {
+    /// `rebuild` without purging.
+    public func rebuild(
+        items: Set<ItemID>,
+        excluding excluded: (VerifiedOp) -> Bool,
+        listing listed: (VerifiedOp) -> Bool,
+        custody: CustodyEvent,
+        metadata: (key: String, value: Data)?,
+        timeMillis: Int64
+    ) throws(LiaisonError) -> RebuildResult {
+        try rebuild(
+            items: items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
+            timeMillis: timeMillis, purgingFor: nil)
+    }
 }
 
 /// What rebuilding items did.
@@ -186,6 +220,8 @@ public struct RebuildResult: Sendable, Hashable {
     public var listed: [OpID] = []
     /// Waiting ops dropped.
     public var droppedPending: Int = 0
+    /// Rebuilt items whose content was purged (`purgingFor`), with why.
+    public var purged: [ItemID: PurgeCause] = [:]
     /// The custody entry appended.
     public var custody: CustodyEntry?
 

@@ -14,12 +14,15 @@ enum ExitStatus {
     static let notFound: Int32 = 66
     /// Creating would overwrite something.
     static let cannotCreate: Int32 = 73
+    /// This node may not do it (only an item's originator deletes, re-marks or recalls it).
+    static let noPermission: Int32 = 77
     /// A running node or its API could not be reached.
     static let unavailable: Int32 = 69
 
     static func code(for error: LiaisonError) -> Int32 {
         switch error.code {
-        case .invalidArgument: usage
+        case .invalidArgument, .conflict: usage
+        case .forbidden: noPermission
         case .corrupt, .tampered: dataError
         case .notFound: notFound
         case .alreadyExists: cannotCreate

@@ -25,7 +25,8 @@ struct GetCommand: AsyncParsableCommand {
             if RunningNode.runningPID(nodeDirectory) != nil {
                 found = try await NodeClient(directory: nodeDirectory).item(itemID.text)
             } else {
-                found = try LocalNode.openForCommand(nodeDirectory).item(itemID).map(ItemView.init)
+                let node = try LocalNode.openForCommand(nodeDirectory)
+                found = try node.item(itemID).map { ItemView($0, at: node.recipient) }
             }
             guard let view = found else { throw LiaisonError(.notFound, "no item \(itemID.text) at this node") }
             if json {
@@ -51,6 +52,8 @@ func printItem(_ view: ItemView) {
     if let expires = view.expiresAt { lines.append(("expires", expires)) }
     if view.deleted { lines.append(("state", "deleted")) }
     if view.recalled { lines.append(("state", "recalled")) }
+    if !view.recalledFrom.isEmpty { lines.append(("recalled from", view.recalledFrom.joined(separator: ", "))) }
+    if view.purged { lines.append(("state", "purged here (\(view.purgeReason ?? "withdrawn"))")) }
     lines.append(("tags", view.tags.joined(separator: ", ")))
     lines.append(("created", view.createdAt))
     lines.append(("changed", view.changedAt))
@@ -65,7 +68,7 @@ func printItem(_ view: ItemView) {
     for name in names {
         let value =
             view.fields[name].map { String(decoding: (try? encoder.encode($0)) ?? Data(), as: UTF8.self) }
-            ?? "[redacted]"
+            ?? (view.purged ? "[purged]" : "[redacted]")
         print("  \(name) = \(value)")
     }
 }

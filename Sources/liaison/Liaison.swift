@@ -19,7 +19,8 @@ struct Liaison: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            InitCommand.self, RunCommand.self, PutCommand.self, GetCommand.self, ListCommand.self, LinksCommand.self,
+            InitCommand.self, RunCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
+            DeleteCommand.self, MarkCommand.self, RecallCommand.self, LinksCommand.self,
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
             TopologyCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
         ]

@@ -35,9 +35,9 @@ struct ListCommand: AsyncParsableCommand {
                 views = try await NodeClient(directory: nodeDirectory).items(
                     collection: collection, tag: tag, all: all, limit: limit)
             } else {
-                views = try LocalNode.openForCommand(nodeDirectory)
-                    .items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
-                    .map(ItemView.init)
+                let node = try LocalNode.openForCommand(nodeDirectory)
+                views = try node.items(ItemQuery(collection: collection, tag: tag, includeWithdrawn: all, limit: limit))
+                    .map { ItemView($0, at: node.recipient) }
             }
             if json {
                 try printJSON(views)

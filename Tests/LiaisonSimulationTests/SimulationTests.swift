@@ -114,9 +114,12 @@ struct SimulationTests {
         #expect(reports.reduce(0) { $0 + $1.opsDeferred } > 0, "no op ever came beyond a receiver's skew")
     }
 
-    @Test("the faults really happen: crashes, partitions and broken channels across a sweep")
+    @Test(
+        "the faults really happen: crashes, partitions and broken channels across a sweep; narrowings and deletes make partners purge"
+    )
     func faultsHappen() async {
         let reports = await Self.onThread { (1...UInt64(20)).map { Simulation.run(Simulation.Options(seed: $0)) } }
+        #expect(reports.reduce(0) { $0 + $1.itemsPurged } > 0)
         #expect(reports.reduce(0) { $0 + $1.crashes } > 0)
         #expect(reports.reduce(0) { $0 + $1.partitions } > 0)
         #expect(reports.reduce(0) { $0 + $1.channelsBroken } > 0)

@@ -10,9 +10,9 @@ public struct OutboxCandidate: Sendable {
     public var item: ItemState
     /// The peer we got it from (nil: authored here).
     public var receivedFrom: NodeID?
-    /// For a change of markings: every markings the item has had here (its create's and each
-    /// change's), so that partners it was released to before get the change that narrows it
-    /// away from them (`Eligibility.decide`). Empty for other ops.
+    /// For a change of markings or a recall: every markings the item has had here (its
+    /// create's and each change's), so that partners it was released to before get the
+    /// notice that narrows it away from them (`Eligibility.decide`). Empty for other ops.
     public var earlierMarkings: [Markings]
 
     /// Creates a candidate.
@@ -154,8 +154,9 @@ public enum Admission {
     /// - an annotation (an op by anyone but the originator) is admitted when its author is
     ///   entitled under the item's markings or under any earlier markings: it wrote the
     ///   annotation while entitled, and a narrowing it had not seen yet does not void it;
-    /// - a change of markings that no longer releases the item to us is admitted when an
-    ///   earlier markings did: it is the notice of narrowing that a sender owes us.
+    /// - a change of markings that no longer releases the item to us, or a recall naming us,
+    ///   is admitted when an earlier markings did: it is the notice of narrowing that a
+    ///   sender owes us.
     /// Without them, both are refused; the caller looks them up and checks again
     /// (`needsEarlierMarkings`), so that the common case reads no history.
     public static func check(
@@ -221,7 +222,7 @@ public enum Admission {
         }
         if var reason = withheld(wasReleased: false) {
             // A change of markings that narrows the item away from us: the notice (§5.7).
-            if reason == .notReleasable, case .changeMarkings = op.body.change,
+            if reason == .notReleasable, isNotice(op.body.change, to: me),
                 earlierMarkings.contains(where: { $0.isReleasable(toPartner: me.name, groups: me.groups) })
             {
                 guard let other = withheld(wasReleased: true) else { return nil }
@@ -231,6 +232,16 @@ public enum Admission {
         }
         let unredacted = Eligibility.redactedFields(of: op, for: me, filter: senderFilter)
         return unredacted.isEmpty ? nil : .unredacted(unredacted)
+    }
+
+    /// Whether `change` is a notice a partner the item was narrowed away from is owed: a change
+    /// of markings, or a recall whose audience names it (DESIGN §5.7).
+    static func isNotice(_ change: OpChange, to me: Recipient) -> Bool {
+        switch change {
+        case .changeMarkings: true
+        case .recall(let audience, _): me.isNamed(in: audience)
+        default: false
+        }
     }
 
     /// Whether `strike` may be lifted by the item's earlier markings (see `check`): the caller

@@ -116,6 +116,28 @@ public actor ReplicationEngine {
         return result.item
     }
 
+    /// Deletes an item here (originator only) and pushes the delete to the sessions.
+    public func delete(_ id: ItemID) throws(LiaisonError) -> LifecycleResult {
+        committed(try node.delete(id, now: Date()))
+    }
+
+    /// Changes an item's markings here (originator only), with the recall a narrowing
+    /// signs, and pushes them to the sessions.
+    public func changeMarkings(_ id: ItemID, _ request: MarkingsChangeRequest) throws(LiaisonError) -> LifecycleResult {
+        committed(try node.changeMarkings(id, request, now: Date()))
+    }
+
+    /// Recalls an item (originator only) from `audience` (empty: everyone) and pushes the
+    /// recall to the sessions.
+    public func recall(_ id: ItemID, from audience: [String], reason: String) throws(LiaisonError) -> LifecycleResult {
+        committed(try node.recall(id, from: audience, reason: reason, now: Date()))
+    }
+
+    private func committed(_ result: LifecycleResult) -> LifecycleResult {
+        interpreter.committedLocally(stamps: result.ops.map(\.body.hlc), nowMillis: Self.nowMillis)
+        return result
+    }
+
     // MARK: - Channels (called by the sessions)
 
     /// A TLS channel to `peer` is up: registers its outgoing queue and starts its session.

@@ -171,7 +171,8 @@ public struct ReplicationStore: Sendable {
             listing: listing,
             custody: custody,
             metadata: (MetadataKey.containment, try Self.encode(containment)),
-            timeMillis: Int64(nowMillis)
+            timeMillis: Int64(nowMillis),
+            purgingFor: me
         )
     }
 
@@ -262,11 +263,14 @@ public struct ReplicationStore: Sendable {
         var quarantined = [OpID]()
         func include(_ entry: StoredOp, item: ItemState) throws(LiaisonError) {
             guard included.insert(entry.op.id).inserted else { return }
-            // A change of markings also goes to partners earlier markings released the item
-            // to: the notice that narrows it away from them (§5.7).
+            // A change of markings, and a recall, also go to partners earlier markings released
+            // the item to: the notice that narrows it away from them (§5.7).
             var earlier = [Markings]()
-            if case .changeMarkings = entry.op.body.change {
+            switch entry.op.body.change {
+            case .changeMarkings, .recall:
                 earlier = try history(entry.op.body.itemID).compactMap(\.op.body.change.markings)
+            default:
+                break
             }
             candidates.append(
                 OutboxCandidate(
@@ -495,7 +499,7 @@ public struct ReplicationStore: Sendable {
         if !accepted.isEmpty {
             let before = try store.highestSequence()
             let result = try store.commit(
-                CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now)))
+                CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me))
             outcome.refused += result.rejected.count
             for rejected in result.rejected {
                 let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
