@@ -21,6 +21,7 @@ struct Liaison: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, RunCommand.self, PutCommand.self, GetCommand.self, ListCommand.self, LinksCommand.self,
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
+            RevokeCommand.self, ReadmitCommand.self, RevocationsCommand.self, RekeyCommand.self,
             TopologyCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
         ]
     )
