@@ -55,7 +55,8 @@ public struct IdentityCard: Codable, Sendable, Equatable {
     /// The identity it describes; refuses malformed parts.
     public func identity() throws(LiaisonError) -> PartnerIdentity {
         guard let id = NodeID(nodeID) else {
-            throw LiaisonError(.invalidArgument, "'\(nodeID)' is not a NodeID (13 groups of base32, as 'liaison init' prints)")
+            throw LiaisonError(
+                .invalidArgument, "'\(nodeID)' is not a NodeID (13 groups of base32, as 'liaison init' prints)")
         }
         return try PartnerIdentity(
             nodeID: id, tlsFingerprint: tlsFingerprint.replacingOccurrences(of: "sha256:", with: ""),

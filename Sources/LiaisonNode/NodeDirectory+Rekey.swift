@@ -11,7 +11,8 @@ extension NodeDirectory {
     /// `keys/retired/OLD-NODEID/` for forensics. Custody records it. The node must not run.
     /// Its partners then endorse the new identity (`liaison readmit`), which their nodes trust
     /// once a quorum did; until then they refuse the new certificate.
-    public func rekey(now: Date) throws(LiaisonError) -> (config: NodeConfig, identity: NodeIdentity, previous: NodeID) {
+    public func rekey(now: Date) throws(LiaisonError) -> (config: NodeConfig, identity: NodeIdentity, previous: NodeID)
+    {
         let config = try loadConfig()
         let old = try loadIdentity(config: config)
         let identity = try NodeIdentity.generate(name: config.name, now: now)
@@ -47,7 +48,8 @@ extension NodeDirectory {
         {
             federation.partners[index].nodeID = identity.nodeID
             federation.partners[index].tlsFingerprint = identity.tlsFingerprint
-            federation.partners[index].sealingKey = identity.sealingKey.publicKey.rawRepresentation.base64EncodedString()
+            federation.partners[index].sealingKey = identity.sealingKey.publicKey.rawRepresentation
+                .base64EncodedString()
             try federation.write(to: self)
         }
         let store = try openStore()

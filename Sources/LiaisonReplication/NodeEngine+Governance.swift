@@ -127,7 +127,9 @@ extension NodeEngine {
         if !lacking.isEmpty, let channel = channels[id] {
             // The sender holds fewer endorsements than we do: it gets ours back on this channel.
             let statements = lacking.compactMap { containment.governance.statements[$0] }
-            for chunk in Self.frames(statements) { perform(channel.session.outOfBand(.governance(chunk)), on: id, now: now) }
+            for chunk in Self.frames(statements) {
+                perform(channel.session.outOfBand(.governance(chunk)), on: id, now: now)
+            }
         }
         decideGovernance(now: now)
     }
@@ -148,7 +150,9 @@ extension NodeEngine {
     mutating func gossipOnOpen(_ id: ChannelID, now: UInt64) {
         guard let channel = channels[id] else { return }
         let statements = containment.governance.ordered.filter { $0.content.partner != channel.peer }
-        for chunk in Self.frames(statements) { perform(channel.session.outOfBand(.governance(chunk)), on: id, now: now) }
+        for chunk in Self.frames(statements) {
+            perform(channel.session.outOfBand(.governance(chunk)), on: id, now: now)
+        }
     }
 
     /// Statements as frame payloads, at most `GovernanceStatement.maxPerFrame` per frame.

@@ -108,7 +108,8 @@ struct ReadmitCommand: AsyncParsableCommand {
                     cause: error)
             }
             guard card.name == partner else {
-                throw LiaisonError(.invalidArgument, "the identity card in \(identity) is \(card.name)'s, not \(partner)'s")
+                throw LiaisonError(
+                    .invalidArgument, "the identity card in \(identity) is \(card.name)'s, not \(partner)'s")
             }
             return card
         }

@@ -60,7 +60,9 @@ struct GovernanceTests {
         var padded = body
         padded.insert(contentsOf: [0x08, 0x81, 0x00], at: 0)  // format 1 as a two-byte varint, first
         #expect(throws: LiaisonError.self) { try GovernanceStatement.decode(body: padded, endorsements: [:]) }
-        #expect(throws: LiaisonError.self) { try GovernanceStatement.decode(body: Data([0xFF, 0xFF]), endorsements: [:]) }
+        #expect(throws: LiaisonError.self) {
+            try GovernanceStatement.decode(body: Data([0xFF, 0xFF]), endorsements: [:])
+        }
     }
 
     @Test("an endorsement verifies only over its own body and with its own key")
@@ -78,7 +80,8 @@ struct GovernanceTests {
         #expect(!statement.verifies(forged), "a signature under another partner's key verifies")
     }
 
-    @Test("the quorum counts distinct partners other than the one revoked; the revocation applies once, as a quarantine")
+    @Test(
+        "the quorum counts distinct partners other than the one revoked; the revocation applies once, as a quarantine")
     func quorum() throws {
         var state = ContainmentState()
         let endorsers = state.endorsers(current: Self.rendered)
@@ -142,7 +145,8 @@ struct GovernanceTests {
         _ = state.decide(rendered: Self.rendered, me: "bob", quorum: 1, nowMillis: 3)
         let data = try JSONEncoder().encode(state)
         #expect(try JSONDecoder().decode(ContainmentState.self, from: data) == state)
-        let old = Data(#"{"strikes":{},"quarantines":{"bob":{"sinceMillis":1,"atMillis":2,"reason":"r","automatic":false}}}"#.utf8)
+        let old = Data(
+            #"{"strikes":{},"quarantines":{"bob":{"sinceMillis":1,"atMillis":2,"reason":"r","automatic":false}}}"#.utf8)
         let decoded = try JSONDecoder().decode(ContainmentState.self, from: old)
         #expect(decoded.quarantines["bob"]?.revocation == nil && decoded.governance.statements.isEmpty)
     }

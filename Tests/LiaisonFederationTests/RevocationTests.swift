@@ -125,7 +125,8 @@ struct RevocationTests {
             try await eventually { try await charlie.links().first { $0.peer == "delta" }?.state == "up" },
             "delta's new certificate was not accepted")
         let renewed = try await delta.put(PutItemBody(collection: "reports", relTo: ["ALL"]))
-        #expect(try await eventually { try await alpha.item(renewed.id) != nil }, "delta's new item did not reach alpha")
+        #expect(
+            try await eventually { try await alpha.item(renewed.id) != nil }, "delta's new item did not reach alpha")
         try await fixture.waitQuiet(all)
         #expect(try await alpha.item(late.id) == nil, "the revoked key's item came back")
         #expect(try await alpha.containment().quarantines.isEmpty)

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import LiaisonCore
-@testable import LiaisonNode
 import LiaisonReplication
 import LiaisonStore
 import LiaisonTestSupport
@@ -10,6 +9,8 @@ import Logging
 import NIOCore
 import Synchronization
 import Testing
+
+@testable import LiaisonNode
 
 /// Revocation and re-admission at a node: the store rebuild, persistence across a restart of
 /// the interpreter over SQLite, the revoked key's ops refused for good, the new key trusted,
@@ -93,7 +94,8 @@ struct RevocationNodeTests {
             var first = try Self.interpreter(try SQLiteStore(path: path, create: true))
             Self.open(1, "mallory", as: TestNode.mallory.nodeID, at: &first, nowMillis: now)
             first.handle(
-                .frame(ChannelID(1), .batch(ops: [early.encoded, late.encoded], throughSeq: 2), bytes: 10, atMillis: now),
+                .frame(
+                    ChannelID(1), .batch(ops: [early.encoded, late.encoded], throughSeq: 2), bytes: 10, atMillis: now),
                 nowMillis: now)
             #expect(try first.store.item(late.body.itemID) != nil)
             Self.open(2, "bob", as: TestNode.bob.nodeID, at: &first, nowMillis: now)
@@ -144,7 +146,8 @@ struct RevocationNodeTests {
         let renewed = try factory.create(by: Self.fresh, markings: Self.markings, at: .test(4_000))
         let accepted = third.handle(
             .frame(
-                ChannelID(5), .batch(ops: [renewed.encoded, later.encoded], throughSeq: 1), bytes: 10, atMillis: now + 2),
+                ChannelID(5), .batch(ops: [renewed.encoded, later.encoded], throughSeq: 1), bytes: 10, atMillis: now + 2
+            ),
             nowMillis: now + 2)
         #expect(accepted.commits.first?.outcome.accepted == 1)
         #expect(accepted.commits.first?.outcome.strikes.isEmpty == true, "the new node was struck for its old key's op")
@@ -206,7 +209,8 @@ struct RevocationNodeTests {
         do {
             _ = try alpha.endorseReadmission(
                 "charlie",
-                identity: PartnerIdentity(nodeID: oldID, tlsFingerprint: card.tlsFingerprint, sealingKey: card.sealingKey),
+                identity: PartnerIdentity(
+                    nodeID: oldID, tlsFingerprint: card.tlsFingerprint, sealingKey: card.sealingKey),
                 reason: "old", nowMillis: now)
             Issue.record("a re-admission under the revoked key was endorsed")
         } catch {

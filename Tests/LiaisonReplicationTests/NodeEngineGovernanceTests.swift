@@ -17,8 +17,9 @@ struct NodeEngineGovernanceTests {
         var engine: NodeEngine
         var now: UInt64 = 1_700_000_000_000
 
-        init(quorum: Int = 2, aliceLinks: [TestNode] = [.bob, .carol, .mallory], containment: ContainmentState = .init())
-        {
+        init(
+            quorum: Int = 2, aliceLinks: [TestNode] = [.bob, .carol, .mallory], containment: ContainmentState = .init()
+        ) {
             let everyone = [TestNode.alice, .bob, .carol, .mallory]
             let partners = everyone.enumerated().map { index, node in
                 NodeEngine.Partner(
@@ -68,7 +69,8 @@ struct NodeEngineGovernanceTests {
     static let revocation = GovernanceContent.revocation(
         Revocation(partner: "mallory", nodeID: TestNode.mallory.nodeID, sinceMillis: since))
 
-    static func endorsed(_ content: GovernanceContent = revocation, by nodes: [TestNode]) throws -> GovernanceStatement {
+    static func endorsed(_ content: GovernanceContent = revocation, by nodes: [TestNode]) throws -> GovernanceStatement
+    {
         var statement = try GovernanceStatement(federation: "f", content: content)
         for node in nodes { statement = try statement.endorsed(by: node.author.signingKey) }
         return statement
@@ -97,7 +99,8 @@ struct NodeEngineGovernanceTests {
         }
     }
 
-    @Test("a revocation applies when the quorum of distinct partners endorsed it, not before, and as a quarantine from T")
+    @Test(
+        "a revocation applies when the quorum of distinct partners endorsed it, not before, and as a quarantine from T")
     func threshold() throws {
         var world = World()
         _ = world.open(1, to: .bob)
@@ -154,7 +157,9 @@ struct NodeEngineGovernanceTests {
         #expect(world.engine.containment.strikes["bob"]?[.forged]?.total == 3)
     }
 
-    @Test("a new endorsement goes on to every other neighbour at once, never back to its sender nor to the revoked partner")
+    @Test(
+        "a new endorsement goes on to every other neighbour at once, never back to its sender nor to the revoked partner"
+    )
     func gossipOnLearning() throws {
         var world = World()
         _ = world.open(1, to: .bob)

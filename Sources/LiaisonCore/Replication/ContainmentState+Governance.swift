@@ -87,7 +87,8 @@ extension ContainmentState {
                     identities[partner] = readmission.identity
                     if quarantines[partner]?.revocation != nil { quarantines[partner] = nil }
                     strikes[partner] = nil
-                    decisions.append(.readmit(partner: partner, identity: readmission.identity, revoked: revoked.nodeID))
+                    decisions.append(
+                        .readmit(partner: partner, identity: readmission.identity, revoked: revoked.nodeID))
                 }
                 changed = true
                 break
@@ -113,7 +114,8 @@ extension ContainmentState {
         guard !revokedKeys.contains(where: { $0.nodeID == nodeID }) else {
             throw LiaisonError(
                 .invalidArgument,
-                "\(partner)'s key \(nodeID.short) is revoked already; it comes back only with new keys ('liaison readmit')")
+                "\(partner)'s key \(nodeID.short) is revoked already; it comes back only with new keys ('liaison readmit')"
+            )
         }
         if let sinceMillis { return Revocation(partner: partner, nodeID: nodeID, sinceMillis: sinceMillis) }
         let pending = governance.ordered.compactMap { statement -> Revocation? in
@@ -127,7 +129,8 @@ extension ContainmentState {
                 .invalidArgument,
                 pending.isEmpty
                     ? "no revocation of \(partner) waits for endorsements here; give --since"
-                    : "\(pending.count) revocations of \(partner) wait for endorsements here; give --since to choose one")
+                    : "\(pending.count) revocations of \(partner) wait for endorsements here; give --since to choose one"
+            )
         }
         return only
     }
