@@ -10,7 +10,7 @@ PLUGIN="${PLUGIN:-/tmp/pgs/swift-protobuf/.build/release/protoc-gen-swift}"
 protoc --plugin=protoc-gen-swift="$PLUGIN" --proto_path=proto \
   --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true \
   --swift_opt=FileNaming=PathToUnderscores \
-  --swift_out=Sources/LiaisonCore/Generated proto/liaison/v1/op.proto proto/liaison/v1/state.proto proto/liaison/v1/envelope.proto
+  --swift_out=Sources/LiaisonCore/Generated proto/liaison/v1/op.proto proto/liaison/v1/state.proto proto/liaison/v1/envelope.proto proto/liaison/v1/governance.proto
 echo "generated into Sources/LiaisonCore/Generated"
 protoc --plugin=protoc-gen-swift="$PLUGIN" --proto_path=proto \
   --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true \

@@ -155,6 +155,7 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
+        addGovernanceRoutes(to: v1, engine: engine)
         v1.get("audit") { request, _ -> [CustodyEntry] in
             let query = request.uri.queryParameters
             let from = query.get("from").flatMap { UInt64($0) } ?? 1

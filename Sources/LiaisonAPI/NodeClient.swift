@@ -31,7 +31,7 @@ public struct NodeClient: Sendable {
         return URLSession(configuration: configuration)
     }()
 
-    private func call(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> Data {
+    func call(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> Data {
         var request = URLRequest(url: URL(string: path, relativeTo: base)!)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
@@ -72,7 +72,7 @@ public struct NodeClient: Sendable {
         var error: Inner
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(LiaisonError) -> T {
+    func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws(LiaisonError) -> T {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch {

@@ -31,6 +31,12 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     case partnerQuarantined = "partner.quarantined"
     /// A partner's quarantine ended; the entry lists the ops put back.
     case partnerReleased = "partner.released"
+    /// The operator endorsed (signed) a revocation or a re-admission.
+    case statementEndorsed = "statement.endorsed"
+    /// A neighbour passed on endorsements of a revocation or a re-admission that were new here.
+    case statementReceived = "statement.received"
+    /// A revoked partner came back with new keys, endorsed by the quorum.
+    case partnerReadmitted = "partner.readmitted"
 }
 
 /// Something to record in the custody log.

@@ -17,10 +17,11 @@ extension LocalNode {
     ) throws(LiaisonError) -> RebuildResult {
         var (replication, federation, state) = try containmentContext()
         try federation.checkQuarantinable(peer)
+        guard !state.isRevoked(peer) else { throw Self.revokedError(peer) }
         let quarantine = Quarantine(sinceMillis: sinceMillis, atMillis: nowMillis, reason: reason, automatic: false)
         state.quarantines[peer] = quarantine
         return try replication.quarantine(
-            peer, author: federation.partner(named: peer)!.nodeID, quarantine, containment: state,
+            peer, author: try currentNodeID(peer, federation, state), quarantine, containment: state,
             nowMillis: nowMillis)
     }
 
@@ -28,14 +29,32 @@ extension LocalNode {
     public func release(_ peer: String, nowMillis: UInt64) throws(LiaisonError) -> RebuildResult {
         var (replication, federation, state) = try containmentContext()
         try federation.checkQuarantinable(peer)
+        guard !state.isRevoked(peer) else { throw Self.revokedError(peer) }
         guard state.release(peer) != nil else {
             throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
         }
         return try replication.release(
-            peer, author: federation.partner(named: peer)!.nodeID, containment: state, nowMillis: nowMillis)
+            peer, author: try currentNodeID(peer, federation, state), containment: state, nowMillis: nowMillis)
     }
 
-    private func containmentContext() throws(LiaisonError) -> (ReplicationStore, FederationConfig, ContainmentState) {
+    /// Why a revoked partner cannot be released or quarantined again.
+    public static func revokedError(_ peer: String) -> LiaisonError {
+        LiaisonError(
+            .invalidArgument,
+            "\(peer) is revoked by a quorum of partners; a release cannot end that: re-admission needs new keys "
+                + "('liaison rekey' on its node, then 'liaison readmit \(peer)' by the quorum)")
+    }
+
+    private func currentNodeID(
+        _ peer: String, _ federation: FederationConfig, _ state: ContainmentState
+    ) throws(LiaisonError) -> NodeID {
+        guard let id = state.currentNodeIDs(rendered: federation.renderedNodeIDs)[peer] else {
+            throw LiaisonError(.notFound, "no partner '\(peer)'")
+        }
+        return id
+    }
+
+    func containmentContext() throws(LiaisonError) -> (ReplicationStore, FederationConfig, ContainmentState) {
         guard let federation, let me = federation.partner(named: federation.me) else {
             throw LiaisonError(
                 .notFound,
@@ -51,7 +70,9 @@ extension LocalNode {
             nowMillis: nil
         )
         let state = try ReplicationStore.loadContainment(store)
-        replication.restore(state.quarantinesByNodeID { federation.partner(named: $0)?.nodeID })
+        replication.adopt(state)
+        let current = state.currentNodeIDs(rendered: federation.renderedNodeIDs)
+        replication.restore(state.quarantinesByNodeID { current[$0] })
         return (replication, federation, state)
     }
 }

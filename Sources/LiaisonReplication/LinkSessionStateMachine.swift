@@ -86,6 +86,9 @@ public struct LinkSessionStateMachine: Sendable {
         case close(SessionCloseReason)
         /// A sealed envelope or a receipt arrived: hand it to the relay logic.
         case sealedTraffic(SyncMessage)
+        /// Governance statements arrived (encoded `GovernanceStatements`): hand them to the
+        /// revocation logic.
+        case governance(Data)
     }
 
     /// Where the session is.
@@ -238,6 +241,8 @@ public struct LinkSessionStateMachine: Sendable {
             return []
         case (.open, .envelope), (.open, .receipt):
             return [.sealedTraffic(message)]
+        case (.open, .governance(let statements)):
+            return [.governance(statements)]
         case (_, .goodbye(let reason)):
             phase = .closed(.peerClosed(reason))
             return [.close(.peerClosed(reason))]

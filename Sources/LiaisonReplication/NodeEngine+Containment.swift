@@ -25,11 +25,17 @@ extension NodeEngine {
             log(.error, "cannot quarantine: no such partner", peer: peer)
             return
         }
+        guard quarantine.revocation != nil || !containment.isRevoked(peer) else {
+            log(.info, "quarantine: the partner is revoked already", peer: peer)
+            return
+        }
         containment.quarantines[peer] = quarantine
         output.append(.quarantined(peer: peer, quarantine))
         log(
             .warning,
-            quarantine.automatic ? "partner quarantined by its strikes" : "partner quarantined by the operator",
+            quarantine.revocation != nil
+                ? "partner revoked by a quorum of partners"
+                : quarantine.automatic ? "partner quarantined by its strikes" : "partner quarantined by the operator",
             peer: peer,
             ["liaison.reason": quarantine.reason, "liaison.since_ms": "\(quarantine.sinceMillis)"]
         )
@@ -52,6 +58,10 @@ extension NodeEngine {
 
     /// Ends `peer`'s quarantine: its channels may connect again and its ops count again.
     mutating func release(_ peer: String, now: UInt64) {
+        guard !containment.isRevoked(peer) else {
+            log(.warning, "release refused: the partner is revoked; it comes back only with new keys", peer: peer)
+            return
+        }
         guard containment.release(peer) != nil else {
             log(.info, "release: the partner was not quarantined", peer: peer)
             return

@@ -42,6 +42,11 @@ public struct NodeEngine: Sendable {
         public var sealingKey: Curve25519.KeyAgreement.PrivateKey
         /// When strikes quarantine a partner on their own.
         public var containment: ContainmentPolicy = .default
+        /// The federation's name: governance statements of another federation are refused.
+        public var federation = ""
+        /// How many partners must endorse a revocation or a re-admission (nil: a majority,
+        /// `RevocationPolicy.defaultQuorum`).
+        public var revocation: RevocationPolicy?
 
         /// Creates a configuration.
         public init(
@@ -247,6 +252,9 @@ public struct NodeEngine: Sendable {
         case quarantine(peer: String, sinceMillis: UInt64, reason: String)
         /// The operator releases a quarantined partner.
         case release(peer: String)
+        /// The operator endorses a revocation or a re-admission (signs it with this node's
+        /// key); `reason` is for custody only, not part of what is signed.
+        case endorse(GovernanceContent, reason: String)
     }
 
     /// What the interpreter must do.
@@ -272,6 +280,10 @@ public struct NodeEngine: Sendable {
         case quarantined(peer: String, Quarantine)
         /// A partner's quarantine ended: persist it, put its ops back, audit it.
         case released(peer: String)
+        /// A revoked partner came back with new keys, endorsed by a quorum: persist the
+        /// state, trust `identity` for its channels and future ops (pins, op authors), keep
+        /// `revoked` excluded, audit it.
+        case readmitted(peer: String, identity: PartnerIdentity, revoked: NodeID)
         /// Tell the operator (structured log).
         case log(LogRecord)
     }
@@ -363,8 +375,9 @@ public struct NodeEngine: Sendable {
         public init() {}
     }
 
-    /// The configuration.
-    public let configuration: Configuration
+    /// The configuration: as rendered, with the identities of partners readmitted with new
+    /// keys (`NodeEngine+Governance`).
+    public internal(set) var configuration: Configuration
     /// Open and opening channels.
     public internal(set) var channels: [ChannelID: Channel] = [:]
     /// Channel choice per link.
@@ -401,6 +414,10 @@ public struct NodeEngine: Sendable {
         random: SeededRandom,
         containment: ContainmentState = ContainmentState()
     ) {
+        var configuration = configuration
+        for (name, identity) in containment.identities.sorted(by: { $0.key < $1.key }) {
+            configuration.adopt(name, identity)
+        }
         self.configuration = configuration
         self.localHighest = highest
         self.random = random
@@ -501,6 +518,8 @@ public struct NodeEngine: Sendable {
                 peer, Quarantine(sinceMillis: since, atMillis: now, reason: reason, automatic: false), now: now)
         case .release(let peer):
             release(peer, now: now)
+        case .endorse(let content, let reason):
+            endorse(content, reason: reason, now: now)
         case .shutdown:
             for id in channels.keys.sorted() {
                 output.append(.close(id, reason: SessionCloseReason.localShutdown.description))
@@ -557,7 +576,7 @@ public struct NodeEngine: Sendable {
     }
 
     /// Carries out what a channel's session asked for.
-    private mutating func perform(_ actions: [LinkSessionStateMachine.Action], on id: ChannelID, now: UInt64) {
+    mutating func perform(_ actions: [LinkSessionStateMachine.Action], on id: ChannelID, now: UInt64) {
         for action in actions {
             guard let channel = channels[id] else { return }
             let peer = channel.peer
@@ -589,6 +608,8 @@ public struct NodeEngine: Sendable {
                 return
             case .sealedTraffic(let message):
                 sealedTraffic(message, from: peer, now: now)
+            case .governance(let statements):
+                receivedGovernance(statements, from: peer, on: id, now: now)
             }
         }
     }
@@ -617,6 +638,7 @@ public struct NodeEngine: Sendable {
             ]
         )
         setCarrying(id, carrying, now: now)
+        gossipOnOpen(id, now: now)
     }
 
     private mutating func setCarrying(_ id: ChannelID, _ on: Bool, now: UInt64) {
@@ -643,7 +665,7 @@ public struct NodeEngine: Sendable {
 
     /// A channel ended: it leaves the link's selection at once. An `expected` end (a shutdown,
     /// a reconnect replacing the channel) does not mark the link down.
-    private mutating func remove(_ id: ChannelID, reason: String, failed: Bool, expected: Bool = false, now: UInt64) {
+    mutating func remove(_ id: ChannelID, reason: String, failed: Bool, expected: Bool = false, now: UInt64) {
         guard let channel = channels.removeValue(forKey: id) else { return }
         let peer = channel.peer
         counters[peer]?.lastError = reason

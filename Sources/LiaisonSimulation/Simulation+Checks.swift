@@ -41,6 +41,7 @@ extension Simulation {
         // attacks must hold the same items, and the hostile node's honest-looking ops would
         // leave them. An honest node striking or quarantining an honest one is a violation.
         configuration.containment.thresholds = [:]
+        configuration.revocation = revocationQuorum.map { RevocationPolicy(quorum: $0) }
         return try NodeInterpreter(
             configuration: configuration,
             store: store,

@@ -41,6 +41,10 @@ public final class Simulation {
         /// Whether every honest node quarantines the hostile node partway through the
         /// workload; nil: the seed decides (half the hostile runs).
         public var quarantine: Bool?
+        /// Whether, in a run that quarantines the hostile node, the operators revoke it instead:
+        /// a random quorum of the honest nodes endorse the revocation and the others learn it
+        /// by gossip; nil: the seed decides (half the quarantine runs).
+        public var revocation: Bool?
         /// Whether the hostile node's clock runs at the edge of the allowed skew and honest
         /// clocks disagree by up to a second; nil: the seed decides (half the hostile runs).
         public var edgeClocks: Bool?
@@ -160,6 +164,9 @@ public final class Simulation {
     /// yet quarantined passes the hostile node's ops on to one that has).
     var quarantineAt: [String: UInt64] = [:]
     var quarantineApplied = false
+    /// In a revocation run, the quorum: only that many honest operators (those left in
+    /// `quarantineAt`) endorse; the other honest nodes apply what reaches them.
+    var revocationQuorum: Int?
     /// Each node's clock, in milliseconds ahead of the world's (negative: behind).
     var clockOffsets: [String: Int64] = [:]
     /// The skew every node allows.
@@ -280,7 +287,8 @@ public final class Simulation {
             replay:
                 "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
-                + (options.quarantine.map { $0 ? " --quarantine" : " --no-quarantine" } ?? "")
+                + (options.quarantine.map { $0 ? " --quarantine" : " --no-quarantine" } ?? ""),
+            revocationQuorum: revocationQuorum
         )
     }
 
@@ -343,6 +351,14 @@ public final class Simulation {
                 let at = now + options.workloadMillis * (40 + plan.next() % 40) / 100
                 quarantinePlan = (at, at - plan.next() % 1_500)
                 for name in names where name != hostile { quarantineAt[name] = at + plan.next() % 600 }
+                if options.revocation ?? plan.chance(0.5) {
+                    var pool = names.filter { $0 != hostile }
+                    let quorum = 1 + Int(plan.next() % UInt64(pool.count))
+                    var endorsers = Set<String>()
+                    for _ in 0..<quorum { endorsers.insert(pool.remove(at: Int(plan.next() % UInt64(pool.count)))) }
+                    quarantineAt = quarantineAt.filter { endorsers.contains($0.key) }
+                    revocationQuorum = quorum
+                }
             }
         }
         // The edge of the skew, in half the hostile runs (drawn apart from the run's other
@@ -1098,9 +1114,17 @@ public final class Simulation {
         guard let hostile else { return }
         quarantineApplied = quarantineAt.isEmpty
         trace.string("quarantine \(hostile) at \(name) since \(sinceMillis)")
-        let report = nodes[name]!.interpreter.handle(
-            .quarantine(peer: hostile, sinceMillis: sinceMillis, reason: "simulated operator"),
-            nowMillis: clock(of: name))
+        let event: NodeEngine.Event
+        if revocationQuorum != nil {
+            // One of the quorum endorses the revocation; the quorum's last endorsement makes
+            // it apply, and gossip takes it to every honest node.
+            let revocation = Revocation(
+                partner: hostile, nodeID: nodes[hostile]!.author.nodeID, sinceMillis: sinceMillis)
+            event = .endorse(.revocation(revocation), reason: "simulated operator")
+        } else {
+            event = .quarantine(peer: hostile, sinceMillis: sinceMillis, reason: "simulated operator")
+        }
+        let report = nodes[name]!.interpreter.handle(event, nowMillis: clock(of: name))
         if nodes[name]!.up {
             try settle(name, report)
         } else {
@@ -1119,6 +1143,9 @@ public final class Simulation {
             let node = nodes[name]!
             if !node.engine.isQuarantined(hostile) {
                 violations.append("I4: \(name) does not hold the quarantine of \(hostile)")
+            }
+            if revocationQuorum != nil && !node.engine.containment.isRevoked(hostile) {
+                violations.append("I4: \(name) does not hold the revocation of \(hostile)")
             }
             var ids = Set(try node.store.items(ItemQuery(includeWithdrawn: true, limit: 100_000)).map(\.id))
             ids.formUnion(try node.store.items(authoredBy: hostileID, since: .zero))

@@ -52,6 +52,9 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var itemsPurged: Int
     /// The command that replays this run.
     public var replay: String
+    /// In a run whose honest nodes revoked the hostile one rather than each quarantining it:
+    /// how many endorsed (the quorum); the others applied the revocation by gossip.
+    public var revocationQuorum: Int? = nil
 
     /// Whether every invariant held.
     public var passed: Bool { violations.isEmpty }

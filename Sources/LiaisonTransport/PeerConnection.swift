@@ -69,7 +69,7 @@ public enum TLSTransport {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> NIOAsyncChannel<PeerConnection, Never> {
         let context = try tls.context(server: true)
-        let pins = tls.pins
+        let pins = tls.table
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -93,7 +93,7 @@ public enum TLSTransport {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> PeerConnection {
         let context = try tls.context(server: false)
-        let pins = tls.pins
+        let pins = tls.table
         return try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

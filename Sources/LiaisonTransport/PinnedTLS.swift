@@ -11,14 +11,25 @@ public struct PinnedTLS: Sendable {
     public let certificatePEM: String
     /// This node's TLS private key, PEM.
     public let privateKeyPEM: String
-    /// Lower-case hex SHA-256 fingerprints of the peers' certificates.
-    public let pins: Set<String>
+    /// The peers' certificates, by partner; consulted at every handshake, so a pin replaced
+    /// while the node runs (a re-admission with new keys) takes effect at once.
+    public let table: PinTable
 
-    /// Creates a configuration.
+    /// Lower-case hex SHA-256 fingerprints of the peers' certificates.
+    public var pins: Set<String> { table.fingerprints }
+
+    /// Creates a configuration trusting `pins` (partners unnamed).
     public init(certificatePEM: String, privateKeyPEM: String, pins: Set<String>) {
+        self.init(
+            certificatePEM: certificatePEM, privateKeyPEM: privateKeyPEM,
+            table: PinTable(Dictionary(uniqueKeysWithValues: pins.map { ($0, $0) })))
+    }
+
+    /// Creates a configuration trusting the certificates of `table`.
+    public init(certificatePEM: String, privateKeyPEM: String, table: PinTable) {
         self.certificatePEM = certificatePEM
         self.privateKeyPEM = privateKeyPEM
-        self.pins = pins
+        self.table = table
     }
 
     /// Lower-case hex SHA-256 of a certificate's DER.
@@ -48,7 +59,7 @@ public struct PinnedTLS: Sendable {
     }
 
     /// The verification callback: accept exactly the pinned leaf certificates.
-    static func verifier(_ pins: Set<String>) -> NIOSSLCustomVerificationCallbackWithMetadata {
+    static func verifier(_ pins: PinTable) -> NIOSSLCustomVerificationCallbackWithMetadata {
         { presented, promise in
             guard let leaf = presented.first, let fingerprint = try? PinnedTLS.fingerprint(leaf),
                 pins.contains(fingerprint)

@@ -71,6 +71,8 @@ public enum SyncFrameCodec {
             frame.envelope = bytes
         case .receipt(let bytes):
             frame.receipt = bytes
+        case .governance(let bytes):
+            frame.governance = bytes
         }
         do {
             let serialized: Data = try frame.serializedBytes()
@@ -129,6 +131,9 @@ public enum SyncFrameCodec {
         case .receipt(let bytes):
             guard !bytes.isEmpty else { throw DecodingError(reason: "empty receipt") }
             return .receipt(bytes)
+        case .governance(let bytes):
+            guard !bytes.isEmpty else { throw DecodingError(reason: "empty governance statements") }
+            return .governance(bytes)
         }
     }
 }

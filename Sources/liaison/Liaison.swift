@@ -22,6 +22,7 @@ struct Liaison: AsyncParsableCommand {
             InitCommand.self, RunCommand.self, PutCommand.self, GetCommand.self, ListCommand.self,
             DeleteCommand.self, MarkCommand.self, RecallCommand.self, LinksCommand.self,
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
+            RevokeCommand.self, ReadmitCommand.self, RevocationsCommand.self, RekeyCommand.self,
             TopologyCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
         ]
     )

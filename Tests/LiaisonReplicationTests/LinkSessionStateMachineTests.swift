@@ -219,6 +219,8 @@ struct LinkSessionStateMachineTests {
                     side.closed = reason
                 case .sealedTraffic(let message):
                     side.sealed.append(message)
+                case .governance(let statements):
+                    side.sealed.append(.governance(statements))
                 }
                 if onA { a = side } else { b = side }
                 carryOut(follow, onA: onA)

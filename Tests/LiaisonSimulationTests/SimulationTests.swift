@@ -103,6 +103,24 @@ struct SimulationTests {
     }
 
     @Test(
+        "a quorum of honest nodes revokes the hostile one; the other honest nodes apply it by gossip, I4 holds, and no honest node is struck"
+    )
+    func revocationHappens() async {
+        let reports = await Self.hostileRuns {
+            $0.quarantine = true
+            $0.revocation = true
+        }
+        for report in reports {
+            #expect(report.revocationQuorum != nil, "seed \(report.seed)")
+            #expect(report.quarantined == report.hostile && report.hostile != nil, "seed \(report.seed)")
+            #expect(report.passed, "\(report.replay) (revocation): \(report.violations.prefix(3))")
+        }
+        #expect(
+            reports.contains { ($0.revocationQuorum ?? .max) < $0.nodes - 1 },
+            "no run left an honest node to learn the revocation by gossip alone")
+    }
+
+    @Test(
         "a hostile clock at the edge of the skew, honest clocks a second apart: ops beyond a receiver's skew wait for its clock, none is lost, no honest forwarder is struck"
     )
     func edgeOfTheSkew() async {

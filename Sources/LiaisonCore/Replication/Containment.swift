@@ -84,13 +84,17 @@ public struct Quarantine: Sendable, Hashable, Codable {
     public var reason: String
     /// Whether strikes started it rather than an operator.
     public var automatic: Bool
+    /// The revocation statement that started it, when a quorum of partners revoked the
+    /// partner's keys: only a re-admission with new keys ends it, not a release.
+    public var revocation: Hash32?
 
     /// Creates a quarantine.
-    public init(sinceMillis: UInt64, atMillis: UInt64, reason: String, automatic: Bool) {
+    public init(sinceMillis: UInt64, atMillis: UInt64, reason: String, automatic: Bool, revocation: Hash32? = nil) {
         self.sinceMillis = sinceMillis
         self.atMillis = atMillis
         self.reason = reason
         self.automatic = automatic
+        self.revocation = revocation
     }
 
     /// Whether an op stamped `hlc` by the quarantined partner is excluded.
@@ -110,16 +114,40 @@ public struct StrikeTally: Sendable, Hashable, Codable {
     public init() {}
 }
 
-/// What a node holds against its partners: strikes per class and quarantines. Persisted, so
-/// it survives a restart.
+/// What a node holds against its partners: strikes per class and quarantines, and the
+/// federation's governance as far as this node knows it (revocation and re-admission
+/// statements, revoked keys, partners' identities after re-admission). Persisted, so it
+/// survives a restart.
 public struct ContainmentState: Sendable, Hashable, Codable {
     /// Strikes per partner name and class.
     public var strikes: [String: [StrikeClass: StrikeTally]] = [:]
     /// Quarantined partners by name.
     public var quarantines: [String: Quarantine] = [:]
+    /// Revocation and re-admission statements with their endorsements.
+    public var governance = GovernanceLedger()
+    /// Keys revoked here: their ops stamped since the revocation's start stay out of every
+    /// item for good, also after their partner came back with new keys.
+    public var revokedKeys: [RevokedKey] = []
+    /// Partners' identities that replace the rendered federation configuration's, by name
+    /// (set by re-admissions).
+    public var identities: [String: PartnerIdentity] = [:]
 
     /// Nothing held against anyone.
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case strikes, quarantines, governance, revokedKeys, identities
+    }
+
+    /// Reads a stored state; keys written by later builds may be missing from older stores.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        strikes = try container.decodeIfPresent([String: [StrikeClass: StrikeTally]].self, forKey: .strikes) ?? [:]
+        quarantines = try container.decodeIfPresent([String: Quarantine].self, forKey: .quarantines) ?? [:]
+        governance = try container.decodeIfPresent(GovernanceLedger.self, forKey: .governance) ?? GovernanceLedger()
+        revokedKeys = try container.decodeIfPresent([RevokedKey].self, forKey: .revokedKeys) ?? []
+        identities = try container.decodeIfPresent([String: PartnerIdentity].self, forKey: .identities) ?? [:]
+    }
 
     /// Counts `count` strikes of `strikeClass` against `peer` at `nowMillis`. Returns the
     /// quarantine the strikes call for when they cross the class's threshold within the
@@ -166,11 +194,17 @@ public struct ContainmentState: Sendable, Hashable, Codable {
     }
 
     /// The quarantines by the quarantined partners' NodeIDs (names `nodeID` cannot resolve
-    /// are left out).
+    /// are left out), and the revoked keys, which stay excluded from their revocation's start
+    /// after their partner came back with new keys.
     public func quarantinesByNodeID(_ nodeID: (String) -> NodeID?) -> [NodeID: Quarantine] {
         var out = [NodeID: Quarantine]()
         for (name, quarantine) in quarantines {
             if let id = nodeID(name) { out[id] = quarantine }
+        }
+        for key in revokedKeys where out[key.nodeID] == nil {
+            out[key.nodeID] = Quarantine(
+                sinceMillis: key.sinceMillis, atMillis: governance.applied[key.statement] ?? 0,
+                reason: "key revoked", automatic: false, revocation: key.statement)
         }
         return out
     }

@@ -45,4 +45,7 @@ public enum SyncMessage: Hashable, Sendable {
     case envelope(Data)
     /// An encoded `EnvelopeReceipt` travelling back to an envelope's sender.
     case receipt(Data)
+    /// An encoded `GovernanceStatements`: revocations and re-admissions with their
+    /// endorsements (`GovernanceFrame`).
+    case governance(Data)
 }

@@ -24,6 +24,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         public var failures: [String] = []
         /// Items rebuilt by a quarantine or a release.
         public var rebuilds: [RebuildResult] = []
+        /// Partners readmitted with new keys, with their new identity.
+        public var readmissions: [(peer: String, identity: PartnerIdentity)] = []
     }
 
     /// The engine.
@@ -35,6 +37,9 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     let logger: Logger?
     /// The containment state as last persisted.
     private var savedContainment: ContainmentState
+    /// Told when a partner is readmitted with new keys, after the store recorded it: the
+    /// daemon pins its new certificate (the simulator's network needs nothing).
+    public var identityChanged: (@Sendable (String, PartnerIdentity) -> Void)?
     /// Batches that wait, per channel and in arrival order, for local time to reach an op
     /// stamped further ahead than the allowed skew (I6): none of them is committed or
     /// acknowledged before, so if this node stops meanwhile the sender sends them again.
@@ -68,12 +73,14 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             maxClockSkewMillis: maxClockSkewMillis,
             nowMillis: nowMillis
         )
+        let containment = try ReplicationStore.loadContainment(store)
+        replicationStore.adopt(containment)
         var acked = [String: UInt64]()
         for name in configuration.links.keys {
-            acked[name] = try store.checkpoint(link: ReplicationStore.sentLink(name))
+            acked[name] = try store.checkpoint(link: replicationStore.sentLinkName(name))
         }
-        let containment = try ReplicationStore.loadContainment(store)
-        replicationStore.restore(containment.quarantinesByNodeID { configuration.partners[$0]?.recipient.nodeID })
+        let current = containment.currentNodeIDs(rendered: configuration.partners.mapValues(\.recipient.nodeID))
+        replicationStore.restore(containment.quarantinesByNodeID { current[$0] })
         self.engine = NodeEngine(
             configuration: configuration,
             acked: acked,
@@ -268,6 +275,24 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 report.failures.append("release of \(peer): \(error.message)")
                 logger?.error(
                     "could not apply a release",
+                    metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+            }
+            return nil
+        case .readmitted(let peer, let identity, let revoked):
+            do {
+                let result = try replicationStore.readmit(
+                    peer, identity: identity, revoked: revoked, containment: engine.containment, nowMillis: now)
+                savedContainment = engine.containment
+                report.rebuilds.append(result)
+                report.readmissions.append((peer, identity))
+                identityChanged?(peer, identity)
+                logger?.warning(
+                    "re-admission applied",
+                    metadata: ["liaison.partner": "\(peer)", "liaison.node_id": "\(identity.nodeID.text)"])
+            } catch {
+                report.failures.append("re-admission of \(peer): \(error.message)")
+                logger?.error(
+                    "could not apply a re-admission",
                     metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
             }
             return nil

@@ -22,6 +22,9 @@ public actor ReplicationEngine {
     let logger: Logger
     var interpreter: NodeInterpreter<DaemonTransport>
     let transport: DaemonTransport
+    /// The neighbours' certificate pins, as rendered and replaced by re-admissions: read by
+    /// every TLS handshake, updated when the engine readmits a partner with new keys.
+    nonisolated let pins: PinTable
     private var nextChannel = 0
     private let loop: any EventLoop
 
@@ -54,6 +57,15 @@ public actor ReplicationEngine {
             random: .fromSystem(),
             logger: logger
         )
+        let neighbours = Set(federation.neighbours.map(\.name))
+        var pinned = [String: String]()
+        for partner in federation.partners where neighbours.contains(partner.name) {
+            pinned[partner.name] =
+                interpreter.engine.containment.identities[partner.name]?.tlsFingerprint ?? partner.tlsFingerprint
+        }
+        let pins = PinTable(pinned)
+        self.pins = pins
+        interpreter.identityChanged = { name, identity in pins.pin(identity.tlsFingerprint, for: name) }
     }
 
     /// What the engine needs of the federation configuration.
@@ -91,6 +103,8 @@ public actor ReplicationEngine {
             sealingKey: node.identity.sealingKey
         )
         configuration.containment = federation.containment ?? .default
+        configuration.federation = federation.federation
+        configuration.revocation = federation.revocation
         return configuration
     }
 
@@ -205,6 +219,7 @@ public actor ReplicationEngine {
     /// Quarantines a partner from `sinceMillis` on; returns what the rebuild did.
     public func quarantine(_ peer: String, sinceMillis: UInt64, reason: String) throws(LiaisonError) -> RebuildResult {
         try federation.checkQuarantinable(peer)
+        guard !interpreter.engine.containment.isRevoked(peer) else { throw LocalNode.revokedError(peer) }
         let report = interpreter.handle(
             .quarantine(peer: peer, sinceMillis: sinceMillis, reason: reason), nowMillis: Self.nowMillis)
         if let failure = report.failures.first { throw LiaisonError(.io, failure) }
@@ -214,6 +229,7 @@ public actor ReplicationEngine {
     /// Releases a quarantined partner; returns what the rebuild did.
     public func release(_ peer: String) throws(LiaisonError) -> RebuildResult {
         try federation.checkQuarantinable(peer)
+        guard !interpreter.engine.containment.isRevoked(peer) else { throw LocalNode.revokedError(peer) }
         guard interpreter.engine.isQuarantined(peer) else {
             throw LiaisonError(.notFound, "\(peer) is not quarantined; 'liaison quarantines' lists who is")
         }

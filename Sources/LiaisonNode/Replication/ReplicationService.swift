@@ -23,12 +23,9 @@ public struct ReplicationService: Service {
     public init(engine: ReplicationEngine, identity: NodeIdentity, federation: FederationConfig, logger: Logger) {
         self.engine = engine
         self.federation = federation
-        let neighbours = Set(federation.neighbours.map(\.name))
+        // The engine's pins: rendered, with re-admitted partners' new certificates.
         self.tls = PinnedTLS(
-            certificatePEM: identity.tlsCertificatePEM,
-            privateKeyPEM: identity.tlsKeyPEM,
-            pins: Set(federation.partners.filter { neighbours.contains($0.name) }.map(\.tlsFingerprint))
-        )
+            certificatePEM: identity.tlsCertificatePEM, privateKeyPEM: identity.tlsKeyPEM, table: engine.pins)
         self.logger = logger
     }
 
@@ -92,7 +89,7 @@ public struct ReplicationService: Service {
             await connection.reject()
             return
         }
-        guard let peer = federation.partners.first(where: { $0.tlsFingerprint == fingerprint }),
+        guard let name = tls.table.partner(withFingerprint: fingerprint), let peer = federation.partner(named: name),
             federation.neighbours.contains(where: { $0.name == peer.name })
         else {
             await engine.refused(
@@ -130,7 +127,7 @@ public struct ReplicationService: Service {
                     await connection.reject()
                     throw error
                 }
-                if fingerprint == peer.tlsFingerprint {
+                if fingerprint == tls.table.fingerprint(of: peer.name) {
                     connected = true
                     let open = await SessionRunner.run(
                         connection: connection, peer: peer, endpoint: index, engine: engine, logger: logger)

@@ -42,9 +42,14 @@ public struct ReplicationStore: Sendable {
     /// The federation's ladder.
     public let ladder: ClassificationLadder
     /// Every partner by NodeID: the only authors accepted (and, for annotations, who they are).
-    public let authors: [NodeID: Recipient]
+    /// A partner readmitted with new keys is here under both: its revoked key's ops are
+    /// refused from the revocation's start (`quarantines`), not counted as an outsider's.
+    public internal(set) var authors: [NodeID: Recipient]
     /// Neighbours by name.
-    public let neighbours: [String: ReplicationNeighbour]
+    public internal(set) var neighbours: [String: ReplicationNeighbour]
+    /// Partners readmitted with new keys, by name: their links' checkpoints start afresh under
+    /// names of their own (`ReplicationStore+Governance`).
+    public internal(set) var readmitted: [String: NodeID] = [:]
     /// The node's clock (observes every accepted op).
     public private(set) var clock: HybridLogicalClock
     /// Quarantined partners by NodeID: their ops from the quarantine's start on are refused,
@@ -98,7 +103,7 @@ public struct ReplicationStore: Sendable {
         try store.setMetadata(MetadataKey.containment, try Self.encode(state))
     }
 
-    private static func encode(_ state: ContainmentState) throws(LiaisonError) -> Data {
+    static func encode(_ state: ContainmentState) throws(LiaisonError) -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         do {
@@ -119,8 +124,11 @@ public struct ReplicationStore: Sendable {
         let earliest = min(quarantine.sinceMillis, quarantines[author]?.sinceMillis ?? .max)
         var next = quarantines
         next[author] = quarantine
+        let by =
+            quarantine.revocation != nil
+            ? "by revocation" : quarantine.automatic ? "by its strikes" : "by the operator"
         let detail =
-            "\(quarantine.automatic ? "by its strikes" : "by the operator"): \(quarantine.reason); "
+            "\(by): \(quarantine.reason); "
             + "its ops since \(quarantine.sinceMillis) ms are left out"
         let result = try rebuild(
             author: author, sinceMillis: earliest, quarantines: next,
@@ -224,12 +232,12 @@ public struct ReplicationStore: Sendable {
     public func sessionStart(
         peer: String
     ) throws(LiaisonError) -> (checkpoint: UInt64, highest: UInt64, hlc: HLCTimestamp) {
-        (try store.checkpoint(link: Self.receivedLink(peer)), try store.highestSequence(), clock.last)
+        (try store.checkpoint(link: receivedLinkName(peer)), try store.highestSequence(), clock.last)
     }
 
     /// The peer acknowledged our log up to `through`.
     public func acknowledged(peer: String, through: UInt64) throws(LiaisonError) {
-        try store.advanceCheckpoint(link: Self.sentLink(peer), to: through)
+        try store.advanceCheckpoint(link: sentLinkName(peer), to: through)
     }
 
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
@@ -279,8 +287,9 @@ public struct ReplicationStore: Sendable {
         }
         for entry in stored {
             let id = entry.op.body.itemID
-            // Ops of a quarantined partner since its quarantine's start go nowhere.
-            if isExcluded(entry.op) {
+            // Ops of a quarantined partner since its quarantine's start go nowhere, and a
+            // partner readmitted with new keys gets nothing its revoked keys wrote.
+            if isExcluded(entry.op) || isRevokedKey(entry.op.body.author, of: peer) {
                 quarantined.append(entry.op.id)
                 continue
             }
@@ -289,7 +298,10 @@ public struct ReplicationStore: Sendable {
             // When markings or tags change, the whole item may become eligible: send its
             // history too (duplicates are harmless), so the item arrives complete (§5.7).
             if entry.op.body.change.mayChangeEligibility {
-                for earlier in try history(id) where earlier.sequence < entry.sequence && !isExcluded(earlier.op) {
+                for earlier in try history(id)
+                where earlier.sequence < entry.sequence && !isExcluded(earlier.op)
+                    && !isRevokedKey(earlier.op.body.author, of: peer)
+                {
                     try include(earlier, item: item)
                 }
             }
@@ -554,7 +566,7 @@ public struct ReplicationStore: Sendable {
                 timeMillis: Int64(now)
             )
         }
-        if let through { try store.advanceCheckpoint(link: Self.receivedLink(peer), to: through) }
+        if let through { try store.advanceCheckpoint(link: receivedLinkName(peer), to: through) }
         outcome.accepted = accepted.count
         outcome.refused += refused.count
         var overflowStruck = false

@@ -52,6 +52,9 @@ public struct FederationConfig: Codable, Sendable, Equatable {
     /// When strikes quarantine a partner on their own (nil in files rendered before
     /// containment existed: the defaults).
     public var containment: ContainmentPolicy?
+    /// How many partners must endorse a revocation or a re-admission (nil in files rendered
+    /// before revocation existed: a majority, `RevocationPolicy.defaultQuorum`).
+    public var revocation: RevocationPolicy?
     /// Where its API listens.
     public var api: Endpoint
     /// Every partner of the federation, this node included.
@@ -73,6 +76,17 @@ public struct FederationConfig: Codable, Sendable, Equatable {
 
     /// The partner record of a NodeID.
     public func partner(id: NodeID) -> Partner? { partners.first { $0.nodeID == id } }
+
+    /// Every partner's NodeID as rendered, by name (re-admissions recorded in the store
+    /// override them: `ContainmentState.currentNodeIDs`).
+    public var renderedNodeIDs: [String: NodeID] {
+        Dictionary(partners.map { ($0.name, $0.nodeID) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Endorsements a revocation or a re-admission needs.
+    public var revocationQuorum: Int {
+        revocation?.quorum ?? RevocationPolicy.defaultQuorum(partners: partners.count)
+    }
 
     /// Reads `federation.json` from a node directory.
     public static func load(from directory: NodeDirectory) throws(LiaisonError) -> FederationConfig {
@@ -164,6 +178,7 @@ extension Topology {
                 listen: partner.endpoints,
                 channels: channels,
                 containment: containment,
+                revocation: revocation,
                 api: partner.api,
                 partners: records,
                 neighbours: neighbours

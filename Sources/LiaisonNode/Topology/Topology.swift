@@ -66,6 +66,8 @@ public struct Topology: Sendable {
     public var channels = ChannelSettings()
     /// When strikes quarantine a partner on their own.
     public var containment = ContainmentPolicy.default
+    /// How many partners must endorse a revocation or a re-admission (nil: a majority).
+    public var revocation: RevocationPolicy?
 
     /// The partner named `name`.
     public func partner(_ name: String) -> Partner? { partners.first { $0.name == name } }
@@ -150,7 +152,9 @@ private struct TopologyReader {
         let top = try mapping(
             root,
             "the topology",
-            allowed: ["federation", "classifications", "partners", "links", "channels", "containment", "drills"]
+            allowed: [
+                "federation", "classifications", "partners", "links", "channels", "containment", "revocation", "drills",
+            ]
         )
         let federation = try string(top["federation"], "federation")
         var ladder = ClassificationLadder.standard
@@ -227,7 +231,24 @@ private struct TopologyReader {
         var topology = Topology(federation: federation, classifications: ladder, partners: partners, links: links)
         if let node = top["channels"] { topology.channels = try channels(node) }
         if let node = top["containment"] { topology.containment = try containment(node) }
+        if let node = top["revocation"] { topology.revocation = try revocation(node, partners: partners.count) }
         return topology
+    }
+
+    /// `revocation: {quorum: K}`: K endorsements by distinct partners, other than the one
+    /// named, make a revocation or a re-admission apply; 1 <= K <= partners - 1.
+    func revocation(_ node: Node, partners: Int) throws(LiaisonError) -> RevocationPolicy {
+        let fields = try mapping(node, "revocation", allowed: ["quorum"])
+        guard let quorum = fields["quorum"] else {
+            throw fail(node, "revocation needs a quorum (leave revocation out for a majority of the partners)")
+        }
+        guard partners >= 2 else { throw fail(quorum, "revocation needs at least two partners") }
+        guard let value = quorum.scalar.flatMap({ Int($0.string) }), (1...(partners - 1)).contains(value) else {
+            throw fail(
+                quorum,
+                "quorum must be a whole number from 1 to \(partners - 1) (the partners other than the one revoked)")
+        }
+        return RevocationPolicy(quorum: value)
     }
 
     /// `containment: {window-ms: N, thresholds: {CLASS: N, …}}`: a class's threshold of

@@ -105,6 +105,16 @@ public nonisolated struct Liaison_V1_Frame: Sendable {
     set {kind = .receipt(newValue)}
   }
 
+  /// An encoded `GovernanceStatements` (governance.proto): revocations and re-admissions
+  /// with their endorsements, gossiped to every partner but the one they name.
+  public var governance: Data {
+    get {
+      if case .governance(let v)? = kind {return v}
+      return Data()
+    }
+    set {kind = .governance(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -118,6 +128,9 @@ public nonisolated struct Liaison_V1_Frame: Sendable {
     case envelope(Data)
     /// An encoded `EnvelopeReceipt` (envelope.proto) travelling back to an envelope's sender.
     case receipt(Data)
+    /// An encoded `GovernanceStatements` (governance.proto): revocations and re-admissions
+    /// with their endorsements, gossiped to every partner but the one they name.
+    case governance(Data)
 
   }
 
@@ -237,7 +250,7 @@ fileprivate nonisolated let _protobuf_package = "liaison.v1"
 
 nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Frame"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}batch\0\u{1}ack\0\u{1}ping\0\u{1}pong\0\u{1}goodbye\0\u{1}envelope\0\u{1}receipt\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}batch\0\u{1}ack\0\u{1}ping\0\u{1}pong\0\u{1}goodbye\0\u{1}envelope\0\u{1}receipt\0\u{1}governance\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -339,6 +352,14 @@ nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Me
           self.kind = .receipt(v)
         }
       }()
+      case 9: try {
+        var v: Data?
+        try decoder.decodeSingularBytesField(value: &v)
+        if let v = v {
+          if self.kind != nil {try decoder.handleConflictingOneOf()}
+          self.kind = .governance(v)
+        }
+      }()
       default: break
       }
     }
@@ -381,6 +402,10 @@ nonisolated extension Liaison_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._Me
     case .receipt?: try {
       guard case .receipt(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularBytesField(value: v, fieldNumber: 8)
+    }()
+    case .governance?: try {
+      guard case .governance(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularBytesField(value: v, fieldNumber: 9)
     }()
     case nil: break
     }
