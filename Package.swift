@@ -92,7 +92,6 @@ let package = Package(
             name: "LiaisonSimulation",
             dependencies: [
                 "LiaisonCore", "LiaisonStore", "LiaisonReplication", "LiaisonNode", "LiaisonTransport", "LiaisonWire",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
@@ -130,7 +129,8 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Real-process drills: fault proxies, local federations on loopback, reports. Not in the daemon.
+        // Real-process drills: fault proxies, local federations on loopback, a hostile partner speaking the
+        // sync protocol with a partner's own keys, reports. Not in the daemon.
         .target(
             name: "LiaisonDrill",
             dependencies: [
@@ -138,6 +138,9 @@ let package = Package(
                 "LiaisonNode",
                 "LiaisonReplication",
                 "LiaisonAPI",
+                "LiaisonStore",
+                "LiaisonTransport",
+                "LiaisonWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -209,7 +212,6 @@ let package = Package(
             dependencies: [
                 "LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTransport",
                 "LiaisonWire", "LiaisonTestSupport",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
