@@ -67,6 +67,8 @@ extension HostileDrill {
             attackedQuarantines.allSatisfy(\.quarantined) ? attackedQuarantines.compactMap(\.atMillis).max() : nil
 
         // The attacks.
+        let state = ledger.snapshot
+        let honestSet = Set(honest)
         var attacks = [HostileDrillReport.Attack]()
         for attack in record.attacks {
             var outcomes = [HostileDrillReport.Outcome]()
@@ -167,11 +169,11 @@ extension HostileDrill {
             }
             let window = attack.startedAt..<attack.endedAt
             var latencies = [Double]()
-            for (id, put) in ledger.snapshot.puts where window.contains(put.writtenAt) {
+            for (id, put) in state.puts where window.contains(put.writtenAt) {
                 let template = ledger.templates[put.template]
-                let seen = ledger.snapshot.firstSeen[id] ?? [:]
-                for holder in ledger.expectedHolders(of: put)
-                where holder != template.originator && Set(honest).contains(holder) {
+                let seen = state.firstSeen[id] ?? [:]
+                for holder in DrillLedger.expectedHolders(of: put, templates: ledger.templates, regime: state.regime)
+                where holder != template.originator && honestSet.contains(holder) {
                     if let at = seen[holder] { latencies.append(at - put.writtenAt) }
                 }
             }
@@ -231,8 +233,6 @@ extension HostileDrill {
         }
 
         // Honest puts: lost, leaked, digests.
-        let state = ledger.snapshot
-        let honestSet = Set(honest)
         var lost = [String]()
         var expected = 0
         var achieved = 0
