@@ -217,6 +217,28 @@ struct Campaign {
         return channel.isClosed
     }
 
+    /// Whether the link from the hostile partner to `receiver` carries items of `template`
+    /// (releasable to the receiver, within the link's ceiling, collections and tags): what the
+    /// partner sent the receiver itself while it was honest, rather than through others.
+    private func linkCarries(_ template: DrillWorkload.Template, to receiver: String) -> Bool {
+        guard let filter = topology.link(from: hostile, to: receiver)?.filter,
+            let partner = topology.partner(receiver)
+        else { return false }
+        let body = template.body
+        let markings = Markings(
+            classification: template.classification, releasableTo: body.relTo ?? [], orcon: body.orcon ?? false)
+        guard markings.isReleasable(toPartner: receiver, groups: Set(partner.groups)) else { return false }
+        if let collections = filter.collections, !collections.contains(body.collection) { return false }
+        let ladder = topology.classifications
+        if let ceiling = filter.maxClassification,
+            (ladder.rank(of: template.classification) ?? .max) > (ladder.rank(of: ceiling) ?? -1)
+        {
+            return false
+        }
+        let tags = Set(body.tags ?? [])
+        return filter.requiredTags.isSubset(of: tags) && filter.excludedTags.isDisjoint(with: tags)
+    }
+
     /// A collection the link from the hostile partner to `receiver` carries.
     private func collection(to receiver: String) -> String {
         guard let collections = topology.link(from: hostile, to: receiver)?.filter.collections else {
@@ -271,11 +293,11 @@ struct Campaign {
     {
         outcome.expectedStrike = .protocolViolation
         let receiver = channel.peer
-        // The partner's own honest puts that the receiver holds: it sent them once already.
+        // The partner's own honest puts that it sent the receiver itself: it sends them again.
         var replays = [VerifiedOp]()
         for (id, put) in ledger.snapshot.puts.sorted(by: { $0.value.writtenAt < $1.value.writtenAt }) {
             let template = ledger.templates[put.template]
-            guard template.originator == hostile, template.holders.contains(receiver), let itemID = ItemID(id),
+            guard template.originator == hostile, linkCarries(template, to: receiver), let itemID = ItemID(id),
                 let ops = try? partner.node.store.ops(ofItem: itemID)
             else { continue }
             replays += ops.map(\.op).filter { $0.body.author == partner.node.config.nodeID }
@@ -422,7 +444,7 @@ struct Campaign {
         // Batches without waiting for acks: the partner's own old ops (duplicates, harmless).
         let replay = ledger.snapshot.puts.compactMap { id, put -> Data? in
             guard ledger.templates[put.template].originator == hostile,
-                ledger.templates[put.template].holders.contains(receiver), let itemID = ItemID(id)
+                linkCarries(ledger.templates[put.template], to: receiver), let itemID = ItemID(id)
             else { return nil }
             return try? partner.node.store.ops(ofItem: itemID).first?.op.encoded
         }.first

@@ -207,13 +207,20 @@ extension HostileDrill {
             for name in honest where name != late.sentTo {
                 let entries = (final.audit[name] ?? []).filter { $0.opIDs.contains(late.id) }
                 let held = stores.held[name]?.contains(late.id) == true
-                if held && late.quarantinedAt.contains(name) {
+                // Received before this node's own quarantine, it stays in the log for forensics
+                // and out of the items; received after, it is a leak.
+                let receivedAt = entries.first { $0.kind == .opsReceived }?.timeMillis
+                let quarantinedAt = quarantinedAtWall[name] ?? .max
+                let afterQuarantine = receivedAt.map { $0 >= quarantinedAt } ?? late.quarantinedAt.contains(name)
+                if held && afterQuarantine {
                     leaked.insert("\(name) stored \(hostile)'s create \(late.id.hash.hex.prefix(12)) after quarantining it")
                 }
-                let how = entries.map { "\($0.kind.rawValue) (\($0.detail.prefix(80)))" }
-                parts.append(
-                    "at \(name): \(held ? "in its store" : "not in its store")"
-                        + (how.isEmpty ? ", never offered" : ", " + how.joined(separator: "; ")))
+                let refusal = entries.first { $0.kind == .opsRejected }.map { "refused: \($0.detail.prefix(80))" }
+                let state =
+                    held
+                    ? "in its log, received before it quarantined \(hostile) (its quarantine left it out of its items)"
+                    : "not in its store" + (refusal.map { ", \($0)" } ?? ", never offered")
+                parts.append("at \(name): \(held && afterQuarantine ? "STORED after its quarantine" : state)")
             }
             lateOp = parts.joined(separator: "; ")
         }
