@@ -63,7 +63,8 @@ public final class Drill: Sendable {
             throw LiaisonError(.invalidArgument, "the fault must last longer than 0 s")
         }
         guard options.scenario != .hostilePartner else {
-            throw LiaisonError(.invalidArgument, "hostile-partner is not a fault to inject and heal; run it as a HostileDrill")
+            throw LiaisonError(
+                .invalidArgument, "hostile-partner is not a fault to inject and heal; run it as a HostileDrill")
         }
         self.options = options
         self.target = try DrillTarget.resolve(options.target, scenario: options.scenario, topology: topology)

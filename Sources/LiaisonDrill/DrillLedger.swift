@@ -102,9 +102,10 @@ final class DrillLedger: Sendable {
             for (id, put) in state.puts {
                 let template = templates[put.template]
                 let seen = state.firstSeen[id] ?? [:]
-                count += Self.expectedHolders(of: put, templates: templates, regime: state.regime).filter {
-                    $0 != template.originator && seen[$0] == nil && among?.contains($0) != false
-                }.count
+                count +=
+                    Self.expectedHolders(of: put, templates: templates, regime: state.regime).filter {
+                        $0 != template.originator && seen[$0] == nil && among?.contains($0) != false
+                    }.count
             }
             return count
         }

@@ -42,7 +42,8 @@ struct HostileBaits: Sendable {
         var baits = [Bait]()
         for originator in topology.partners.map(\.name) where originator != hostile {
             for kind in [Kind.plain, .orcon] {
-                let markings = Markings(classification: lowest, releasableTo: [Markings.everyone], orcon: kind == .orcon)
+                let markings = Markings(
+                    classification: lowest, releasableTo: [Markings.everyone], orcon: kind == .orcon)
                 var best: (collection: String, holders: Set<String>, score: Int)?
                 for collection in candidates {
                     let holders = topology.expectedReach(

@@ -91,17 +91,26 @@ struct Campaign {
         }
         progress("the hostile \(hostile) has channels to \(receivers.joined(separator: ", ")); attacking")
         let attacks: [(String, String)] = [
-            ("forged", "an op naming an honest partner as its author, signed with the hostile key; an op whose body does not match its signature"),
+            (
+                "forged",
+                "an op naming an honest partner as its author, signed with the hostile key; an op whose body does not match its signature"
+            ),
             ("replayed", "old valid ops sent again in a new batch, then that batch frame again as it was"),
             ("non-releasable", "a new item whose REL TO names only the hostile partner"),
             ("future-stamped", "a new item stamped an hour ahead (the skew allowed is a minute)"),
             ("non-writer", "a write of fields to an honest partner's item that only its originator may write"),
-            ("orcon-reshare", "an honest partner's ORCON item passed on by the hostile partner, which neither originated nor wrote it"),
+            (
+                "orcon-reshare",
+                "an honest partner's ORCON item passed on by the hostile partner, which neither originated nor wrote it"
+            ),
             ("oversized-frame", "a batch frame over the 4 MiB limit carrying a valid create"),
             ("malformed-frame", "a frame that is not a Liaison frame, with a valid create inside"),
             ("flooding", "batches without waiting for acks, then pings as fast as it can, never reading an answer"),
             ("equivocating", "two different creates of one item, one to each receiver first, then each the other"),
-            ("withholding", "reads the receiver's batches and answers its heartbeats, but never acknowledges and sends no ops"),
+            (
+                "withholding",
+                "reads the receiver's batches and answers its heartbeats, but never acknowledges and sends no ops"
+            ),
         ]
         for (name, description) in attacks {
             var outcomes = [PendingOutcome]()
@@ -138,7 +147,8 @@ struct Campaign {
         var outcome = PendingOutcome(
             receiver: receiver, sentAtMillis: offset(), startWall: Self.wallMillis, endWall: 0, sent: "")
         let before = await strikes(at: receiver)
-        guard let channel = await partner.waitForChannel(to: receiver, timeout: .seconds(options.evidenceTimeoutSeconds))
+        guard
+            let channel = await partner.waitForChannel(to: receiver, timeout: .seconds(options.evidenceTimeoutSeconds))
         else {
             outcome.delivered = false
             outcome.sent = "nothing: no channel to \(receiver)"
@@ -289,8 +299,9 @@ struct Campaign {
         if !(try await sendBatch(ops, on: channel)) { outcome.notes.append("no ack for the batch") }
     }
 
-    private mutating func replayed(_ channel: HostileChannel, _ outcome: inout PendingOutcome) async throws(LiaisonError)
-    {
+    private mutating func replayed(
+        _ channel: HostileChannel, _ outcome: inout PendingOutcome
+    ) async throws(LiaisonError) {
         outcome.expectedStrike = .protocolViolation
         let receiver = channel.peer
         // The partner's own honest puts that it sent the receiver itself: it sends them again.
@@ -357,8 +368,9 @@ struct Campaign {
         if !(try await sendBatch([op.encoded], on: channel)) { outcome.notes.append("no ack for the batch") }
     }
 
-    private mutating func nonWriter(_ channel: HostileChannel, _ outcome: inout PendingOutcome) async throws(LiaisonError)
-    {
+    private mutating func nonWriter(
+        _ channel: HostileChannel, _ outcome: inout PendingOutcome
+    ) async throws(LiaisonError) {
         outcome.expectedStrike = .nonWriter
         guard let index = baits.pick(.plain, for: channel.peer, ownFirst: true), let (item, _) = bait(index) else {
             outcome.delivered = false
@@ -396,8 +408,9 @@ struct Campaign {
         if !(try await sendBatch([create.op.encoded], on: channel)) { outcome.notes.append("no ack for the batch") }
     }
 
-    private mutating func oversized(_ channel: HostileChannel, _ outcome: inout PendingOutcome) async throws(LiaisonError)
-    {
+    private mutating func oversized(
+        _ channel: HostileChannel, _ outcome: inout PendingOutcome
+    ) async throws(LiaisonError) {
         outcome.expectedStrike = .protocolViolation
         let op = try arsenal.create(
             collection: collection(to: channel.peer), markings: everyone(), note: "inside an oversized frame")
@@ -415,8 +428,9 @@ struct Campaign {
         if let goodbye = channel.snapshot.goodbye { outcome.notes.append("\(channel.peer) said goodbye: \(goodbye)") }
     }
 
-    private mutating func malformed(_ channel: HostileChannel, _ outcome: inout PendingOutcome) async throws(LiaisonError)
-    {
+    private mutating func malformed(
+        _ channel: HostileChannel, _ outcome: inout PendingOutcome
+    ) async throws(LiaisonError) {
         outcome.expectedStrike = .protocolViolation
         let op = try arsenal.create(
             collection: collection(to: channel.peer), markings: everyone(), note: "inside a malformed frame")
@@ -426,7 +440,8 @@ struct Campaign {
         frame.writeBuffer(&batch)
         outcome.opIDs = [op.id]
         outcome.mustBeAbsent = [op.id]
-        outcome.sent = "a \(frame.readableBytes)-byte frame: 2 bytes of an invalid field, then a batch with a valid create"
+        outcome.sent =
+            "a \(frame.readableBytes)-byte frame: 2 bytes of an invalid field, then a batch with a valid create"
         channel.sendPayloads([frame])
         outcome.closedByReceiver = await waitForClose(channel, seconds: options.evidenceTimeoutSeconds)
         if let goodbye = channel.snapshot.goodbye { outcome.notes.append("\(channel.peer) said goodbye: \(goodbye)") }
@@ -627,7 +642,8 @@ struct Campaign {
             }
             guard await isQuarantined(receiver) else {
                 record.problems.append(
-                    "\(receiver) did not quarantine \(hostile) within \(options.quarantineTimeoutSeconds) s of forged ops")
+                    "\(receiver) did not quarantine \(hostile) within \(options.quarantineTimeoutSeconds) s of forged ops"
+                )
                 continue
             }
             quarantined.append(receiver)
@@ -638,7 +654,8 @@ struct Campaign {
                 let op = try arsenal.create(
                     collection: collection(to: next), markings: everyone(), note: "sent after the quarantine")
                 let acknowledged = try await sendBatch([op.encoded], on: channel)
-                record.lateOp = HostileDrill.LateOp(id: op.id, sentTo: next, quarantinedAt: quarantined, acknowledged: acknowledged)
+                record.lateOp = HostileDrill.LateOp(
+                    id: op.id, sentTo: next, quarantinedAt: quarantined, acknowledged: acknowledged)
             }
         }
         // Every quarantined node refuses the partner's connections.

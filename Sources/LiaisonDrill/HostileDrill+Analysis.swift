@@ -213,7 +213,8 @@ extension HostileDrill {
                 let quarantinedAt = quarantinedAtWall[name] ?? .max
                 let afterQuarantine = receivedAt.map { $0 >= quarantinedAt } ?? late.quarantinedAt.contains(name)
                 if held && afterQuarantine {
-                    leaked.insert("\(name) stored \(hostile)'s create \(late.id.hash.hex.prefix(12)) after quarantining it")
+                    leaked.insert(
+                        "\(name) stored \(hostile)'s create \(late.id.hash.hex.prefix(12)) after quarantining it")
                 }
                 let refusal = entries.first { $0.kind == .opsRejected }.map { "refused: \($0.detail.prefix(80))" }
                 let state =
@@ -232,7 +233,8 @@ extension HostileDrill {
                 for outcome in attack.outcomes where outcome.startWall > wall { sentAfter.formUnion(outcome.opIDs) }
             }
             for id in sentAfter where stores.held[name]?.contains(id) == true {
-                leaked.insert("\(name) stored op \(id.hash.hex.prefix(12)) the hostile \(hostile) sent after the quarantine")
+                leaked.insert(
+                    "\(name) stored op \(id.hash.hex.prefix(12)) the hostile \(hostile) sent after the quarantine")
             }
             if let pending = stores.pendingFromHostile[name], pending > 0 {
                 leaked.insert("\(name) keeps \(pending) ops of \(hostile) waiting for their items after the quarantine")
@@ -247,11 +249,14 @@ extension HostileDrill {
         var baselineLatencies = [Double]()
         let attackWindow = record.turnedAt..<(containedAt ?? record.attacksEndedAt)
         var held = [String: [String: ItemView]]()
-        for (name, items) in final.items { held[name] = Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) }
+        for (name, items) in final.items {
+            held[name] = Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        }
         for (id, put) in state.puts.sorted(by: { $0.value.writtenAt < $1.value.writtenAt }) {
             let template = ledger.templates[put.template]
             let seen = state.firstSeen[id] ?? [:]
-            let expectedHolders = DrillLedger.expectedHolders(of: put, templates: ledger.templates, regime: state.regime)
+            let expectedHolders = DrillLedger.expectedHolders(
+                of: put, templates: ledger.templates, regime: state.regime)
             for holder in expectedHolders.sorted() where holder != template.originator && honestSet.contains(holder) {
                 expected += 1
                 if let view = held[holder]?[id] {

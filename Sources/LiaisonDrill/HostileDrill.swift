@@ -73,7 +73,9 @@ public final class HostileDrill: Sendable {
     }
 
     /// Runs the drill and stops everything it started, also when it fails.
-    public func run(progress: @escaping @Sendable (String) -> Void = { _ in }) async throws(LiaisonError)
+    public func run(
+        progress: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws(LiaisonError)
         -> HostileDrillReport
     {
         let result: Result<HostileDrillReport, LiaisonError>
@@ -401,9 +403,10 @@ extension DrillLedger {
         for (id, put) in state.puts where put.writtenAt < cutoff {
             let template = templates[put.template]
             let seen = state.firstSeen[id] ?? [:]
-            count += Self.expectedHolders(of: put, templates: templates, regime: state.regime).filter {
-                $0 != template.originator && seen[$0] == nil && among?.contains($0) != false
-            }.count
+            count +=
+                Self.expectedHolders(of: put, templates: templates, regime: state.regime).filter {
+                    $0 != template.originator && seen[$0] == nil && among?.contains($0) != false
+                }.count
         }
         return count
     }

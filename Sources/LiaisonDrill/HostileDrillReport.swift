@@ -187,7 +187,8 @@ public struct HostileDrillReport: Codable, Sendable {
                     }
                 let audited = outcome.audited ? "audited" : "NOT audited"
                 lines.append(
-                    "  \(attack.name) -> \(outcome.receiver): \(detected), \(refused) (\(outcome.refusedDetail)), \(audited)")
+                    "  \(attack.name) -> \(outcome.receiver): \(detected), \(refused) (\(outcome.refusedDetail)), \(audited)"
+                )
                 for note in outcome.notes { lines.append("      \(note)") }
                 if let finding = outcome.finding { lines.append("      FINDING: \(finding)") }
             }

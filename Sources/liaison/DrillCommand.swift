@@ -110,7 +110,8 @@ struct DrillCommand: AsyncParsableCommand {
                 throw ValidationError("--fault-seconds must be between 1 and 600")
             }
             if faultSeconds != nil, scenario == DrillScenario.hostilePartner.rawValue {
-                throw ValidationError("--fault-seconds does not apply to hostile-partner: its attacks set their own pace")
+                throw ValidationError(
+                    "--fault-seconds does not apply to hostile-partner: its attacks set their own pace")
             }
             if let target, target.isEmpty {
                 throw ValidationError("--target is empty; leave it out to use the default")
@@ -262,7 +263,9 @@ struct DrillCommand: AsyncParsableCommand {
     }
 
     /// On Ctrl-C: kill every node the drill started, remove its directory, exit.
-    private static func stopOnInterrupt(_ stopNodes: @escaping @Sendable () -> Void, root: URL?) -> any DispatchSourceSignal {
+    private static func stopOnInterrupt(
+        _ stopNodes: @escaping @Sendable () -> Void, root: URL?
+    ) -> any DispatchSourceSignal {
         signal(SIGINT, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {

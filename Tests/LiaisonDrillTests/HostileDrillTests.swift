@@ -24,9 +24,12 @@ extension DrillTests {
         .timeLimit(.minutes(3))
     )
     func hostilePartner() throws {
-        let outcome = try CommandRunner().run(["drill", Self.hostileTopology, "--scenario", "hostile-partner", "--json"])
+        let outcome = try CommandRunner().run([
+            "drill", Self.hostileTopology, "--scenario", "hostile-partner", "--json",
+        ])
         let report = try #require(
-            try? JSONDecoder().decode(HostileDrillReport.self, from: Data(outcome.stdout.utf8)), "no report: \(outcome)")
+            try? JSONDecoder().decode(HostileDrillReport.self, from: Data(outcome.stdout.utf8)), "no report: \(outcome)"
+        )
         #expect(try leftoverNodes().isEmpty, "nodes still running after the drill")
         #expect(report.hostile == "charlie")
         #expect(report.honest == ["alpha", "bravo"])
@@ -59,7 +62,9 @@ extension DrillTests {
         for result in try #require(attacks["withholding"]).outcomes {
             #expect(!result.detected && result.finding?.contains("withholding") == true, "\(result)")
         }
-        #expect(report.findings.allSatisfy { $0.hasPrefix("flooding") || $0.hasPrefix("withholding") }, "\(report.findings)")
+        #expect(
+            report.findings.allSatisfy { $0.hasPrefix("flooding") || $0.hasPrefix("withholding") }, "\(report.findings)"
+        )
 
         // Both honest nodes quarantined charlie on their own, from its first strike on.
         for seen in report.quarantines {
