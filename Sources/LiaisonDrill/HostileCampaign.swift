@@ -39,9 +39,9 @@ struct PendingOutcome: Sendable {
     var delivered = true
 }
 
-/// The attacks, run one after another against every neighbour of the hostile partner, then
+/// The hostile partner's attacks, run one after another against every neighbour, then
 /// forged ops until every one of them has quarantined the partner.
-struct Campaign {
+struct HostileCampaign {
     let drill: HostileDrill
     let partner: HostilePartner
     let clients: [String: NodeClient]

@@ -174,7 +174,7 @@ public final class HostileDrill: Sendable {
                 let hostilePartner = try await turn(ledger: ledger, record: &record, offset: offset)
                 group.addTask { await hostilePartner.run() }
                 progress("\(hostile)'s node stopped; the drill speaks for \(hostile) with its own keys")
-                var campaign = Campaign(
+                var campaign = HostileCampaign(
                     drill: self, partner: hostilePartner, clients: readOnlyClients, ledger: ledger, baits: baits,
                     offset: offset, progress: progress)
                 try await campaign.run(record: &record)
