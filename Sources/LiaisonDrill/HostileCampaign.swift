@@ -453,7 +453,9 @@ struct HostileCampaign {
         outcome.expectedStrike = .flood
         let receiver = channel.peer
         let memoryBefore = drill.federation.memory(of: receiver)
+        let failuresBefore = await channelFailures(at: receiver)
         await channel.stopReading()
+        let writtenBefore = channel.written
         let started = ContinuousClock.now
         let readBefore = await bytesReceived(at: receiver)
         // Batches without waiting for acks: the partner's own old ops (duplicates, harmless).
@@ -508,16 +510,37 @@ struct HostileCampaign {
             if let read = await bytesReceived(at: receiver), let readBefore { taken = Int(read - readBefore) }
         }
         let elapsed = (ContinuousClock.now - started).drillMillis
+        let written = channel.written - writtenBefore
+        // Whether the receiver's engine dropped a channel meanwhile: if ours is still open, the
+        // engine forgot it while its socket stayed open (its writer stuck behind answers
+        // nobody reads), and the receiver goes on reading the flood.
+        let failuresAfter = await channelFailures(at: receiver)
         // The receiver closes the channel when it strikes; our writes then fail.
         outcome.closedByReceiver = await waitForClose(channel, seconds: 3)
+        if outcome.closedByReceiver == false, let after = failuresAfter,
+            after.count > failuresBefore?.count ?? after.count
+        {
+            outcome.notes.append(
+                "\(receiver)'s engine dropped the channel (\(after.reason ?? "-")) while its socket stayed open: "
+                    + "\(receiver) went on reading the flood, and the hostile partner on writing it")
+        }
         channel.close()
         let memoryAfter = drill.federation.memory(of: receiver)
-        outcome.sent = "\(batches) batches without waiting for acks, then \(pings) pings, reading nothing"
+        outcome.sent =
+            "\(batches) batches without waiting for acks, then \(pings) pings (\(written) frames written to the socket), "
+            + "reading nothing"
         outcome.notes.append(
             "flooded for \(Int(elapsed)) ms; \(receiver) took in \(taken / 1024) KiB of it "
                 + "(\(elapsed > 0 ? Int(Double(taken) / Double(pingBytes) / elapsed * 1000) : 0) pings/s); "
                 + "memory \(memoryBefore.map { "\($0.rssKiB / 1024) MiB resident (peak \($0.peakKiB / 1024) MiB)" } ?? "?") before, "
                 + "\(memoryAfter.map { "\($0.rssKiB / 1024) MiB (peak \($0.peakKiB / 1024) MiB)" } ?? "?") after")
+    }
+
+    /// Channel failures on `node`'s link to the hostile partner, and the last reason
+    /// (`/v1/links`).
+    private func channelFailures(at node: String) async -> (count: Int, reason: String?)? {
+        guard let row = try? await clients[node]?.links().first(where: { $0.peer == hostile }) else { return nil }
+        return (row.channels.map(\.failures).reduce(0, +), row.lastError)
     }
 
     /// Frame bytes `node` has taken in from the hostile partner (`/v1/links`).

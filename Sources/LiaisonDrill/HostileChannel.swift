@@ -45,6 +45,8 @@ final class HostileChannel: Sendable {
         var reading = true
         /// Writer commands queued and not written yet.
         var queued = 0
+        /// Frames written to the socket (handed to TLS).
+        var written = 0
     }
 
     /// A number of its own, for logs.
@@ -108,6 +110,9 @@ final class HostileChannel: Sendable {
         try? await channel.setOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4096).get()
     }
 
+    /// Frames written to the socket so far.
+    var written: Int { state.withLock { $0.written } }
+
     /// Closes the channel.
     func close() {
         commands.yield(.close)
@@ -127,6 +132,7 @@ final class HostileChannel: Sendable {
                             case .frames(let frames):
                                 defer { self.state.withLock { $0.queued -= 1 } }
                                 try await outbound.write(contentsOf: frames)
+                                self.state.withLock { $0.written += frames.count }
                             case .close:
                                 channel.close(promise: nil)
                                 return

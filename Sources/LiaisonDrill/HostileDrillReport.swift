@@ -189,6 +189,7 @@ public struct HostileDrillReport: Codable, Sendable {
                 lines.append(
                     "  \(attack.name) -> \(outcome.receiver): \(detected), \(refused) (\(outcome.refusedDetail)), \(audited)"
                 )
+                lines.append("      sent: \(outcome.sent)")
                 for note in outcome.notes { lines.append("      \(note)") }
                 if let finding = outcome.finding { lines.append("      FINDING: \(finding)") }
             }
