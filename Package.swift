@@ -92,6 +92,7 @@ let package = Package(
             name: "LiaisonSimulation",
             dependencies: [
                 "LiaisonCore", "LiaisonStore", "LiaisonReplication", "LiaisonNode", "LiaisonTransport", "LiaisonWire",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
@@ -212,6 +213,7 @@ let package = Package(
             dependencies: [
                 "LiaisonCore", "LiaisonNode", "LiaisonReplication", "LiaisonStore", "LiaisonTransport",
                 "LiaisonWire", "LiaisonTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
