@@ -130,7 +130,8 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // Real-process drills: fault proxies, local federations on loopback, reports. Not in the daemon.
+        // Real-process drills: fault proxies, local federations on loopback, a hostile partner speaking the
+        // sync protocol with a partner's own keys, reports. Not in the daemon.
         .target(
             name: "LiaisonDrill",
             dependencies: [
@@ -138,6 +139,9 @@ let package = Package(
                 "LiaisonNode",
                 "LiaisonReplication",
                 "LiaisonAPI",
+                "LiaisonStore",
+                "LiaisonTransport",
+                "LiaisonWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

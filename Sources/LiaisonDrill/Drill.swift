@@ -62,6 +62,10 @@ public final class Drill: Sendable {
         guard options.faultSeconds > 0 else {
             throw LiaisonError(.invalidArgument, "the fault must last longer than 0 s")
         }
+        guard options.scenario != .hostilePartner else {
+            throw LiaisonError(
+                .invalidArgument, "hostile-partner is not a fault to inject and heal; run it as a HostileDrill")
+        }
         self.options = options
         self.target = try DrillTarget.resolve(options.target, scenario: options.scenario, topology: topology)
         self.federation = try LocalFederation(topology: topology, root: root, executable: executable)
@@ -387,32 +391,36 @@ public final class Drill: Sendable {
 
     // MARK: - Writer and observer
 
-    /// Puts items at a steady rate, round robin over the templates whose originator is up.
-    private static func write(
+    /// Puts items at a steady rate, round robin over the templates whose originator is up
+    /// (`rotation`: only these templates, by index; nil: all of them).
+    static func write(
         ledger: DrillLedger,
         clients: [String: NodeClient],
         interval: Duration,
-        offset: @Sendable () -> Double
+        offset: @Sendable () -> Double,
+        rotation: [Int]? = nil
     ) async {
         let clock = ContinuousClock()
         let templates = ledger.templates
+        let rotation = rotation ?? Array(templates.indices)
         var next = clock.now
         var cursor = 0
         var sequence: Int64 = 0
         while ledger.isWriting {
-            let live = ledger.live
-            if let chosen = (0..<templates.count).lazy.map({ (cursor + $0) % templates.count })
-                .first(where: { live.contains(templates[$0].originator) }),
-                let client = clients[templates[chosen].originator]
+            let live = ledger.writable
+            if let position = (0..<rotation.count).lazy.map({ (cursor + $0) % rotation.count })
+                .first(where: { live.contains(templates[rotation[$0]].originator) }),
+                let client = clients[templates[rotation[position]].originator]
             {
-                cursor = chosen + 1
+                let chosen = rotation[position]
+                cursor = position + 1
                 sequence += 1
                 var body = templates[chosen].body
                 body.fields = ["drill": .integer(sequence), "label": .string(templates[chosen].label)]
                 let at = offset()
                 do {
                     let result = try await client.put(body)
-                    ledger.wrote(result.id, template: chosen, at: at)
+                    ledger.wrote(result.id, template: chosen, at: at, digest: result.digest)
                 } catch {
                     ledger.putFailed("\(templates[chosen].originator): \(error.message)")
                 }
@@ -439,7 +447,7 @@ public final class Drill: Sendable {
             let at = offset()
             do {
                 let result = try await client.put(body)
-                ledger.wrote(result.id, template: index, at: at)
+                ledger.wrote(result.id, template: index, at: at, digest: result.digest)
             } catch {
                 ledger.putFailed("\(template.originator): \(error.message)")
             }
@@ -447,7 +455,7 @@ public final class Drill: Sendable {
     }
 
     /// Lists every live node's items about every 100 ms and notes where each item first shows.
-    private static func observe(
+    static func observe(
         ledger: DrillLedger, clients: [String: NodeClient], offset: @Sendable () -> Double
     ) async {
         let clock = ContinuousClock()
@@ -607,7 +615,7 @@ public final class Drill: Sendable {
         )
     }
 
-    private static func median(_ values: [Double]) -> Double? {
+    static func median(_ values: [Double]) -> Double? {
         guard !values.isEmpty else { return nil }
         let sorted = values.sorted()
         return sorted[sorted.count / 2]
@@ -616,7 +624,7 @@ public final class Drill: Sendable {
 
 extension Duration {
     /// The duration in milliseconds.
-    fileprivate var drillMillis: Double {
+    var drillMillis: Double {
         Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
     }
 }

@@ -6,6 +6,8 @@ final class DrillLedger: Sendable {
     struct Put: Sendable {
         var template: Int
         var writtenAt: Double
+        /// The item's digest at its originator right after the put.
+        var digest: String?
     }
 
     struct State {
@@ -15,6 +17,11 @@ final class DrillLedger: Sendable {
         /// item id -> partner -> first seen.
         var firstSeen: [String: [String: Double]] = [:]
         var live: Set<String>
+        /// Live partners nothing more is written at.
+        var muted: Set<String> = []
+        /// From this offset on, puts are expected at these holders (by template) instead of
+        /// their template's: what is left of the federation after a partner turned hostile.
+        var regime: (since: Double, holders: [Set<String>])?
         var writing = true
         var writerFinished = false
         var observing = true
@@ -31,6 +38,10 @@ final class DrillLedger: Sendable {
     var isWriting: Bool { state.withLock { $0.writing } }
     var isObserving: Bool { state.withLock { $0.observing } }
     var live: Set<String> { state.withLock { $0.live } }
+    /// Live partners the writer writes at.
+    var writable: Set<String> { state.withLock { $0.live.subtracting($0.muted) } }
+    /// Stops writing at `partner` (it is still observed while live).
+    func mute(_ partner: String) { state.withLock { _ = $0.muted.insert(partner) } }
 
     func stopWriting() { state.withLock { $0.writing = false } }
     func writerDidFinish() { state.withLock { $0.writerFinished = true } }
@@ -42,8 +53,8 @@ final class DrillLedger: Sendable {
         }
     }
 
-    func wrote(_ id: String, template: Int, at offset: Double) {
-        state.withLock { $0.puts[id] = Put(template: template, writtenAt: offset) }
+    func wrote(_ id: String, template: Int, at offset: Double, digest: String? = nil) {
+        state.withLock { $0.puts[id] = Put(template: template, writtenAt: offset, digest: digest) }
     }
 
     func putFailed(_ error: String) {
@@ -61,14 +72,40 @@ final class DrillLedger: Sendable {
         }
     }
 
+    /// Puts written from `since` on are expected at `holders` (one set per template), not at
+    /// their templates' holders; their templates' holders still bound where they may go.
+    func expect(_ holders: [Set<String>], from since: Double) {
+        state.withLock { $0.regime = (since, holders) }
+    }
+
+    /// Where a put is expected.
+    func expectedHolders(of put: Put) -> Set<String> {
+        state.withLock { Self.expectedHolders(of: put, templates: templates, regime: $0.regime) }
+    }
+
+    static func expectedHolders(
+        of put: Put, templates: [DrillWorkload.Template], regime: (since: Double, holders: [Set<String>])?
+    ) -> Set<String> {
+        if let regime, put.writtenAt >= regime.since, put.template < regime.holders.count {
+            return regime.holders[put.template]
+        }
+        return templates[put.template].holders
+    }
+
     /// Expected deliveries (item at a holder other than its originator) not seen yet.
-    var missing: Int {
+    var missing: Int { missing(among: nil) }
+
+    /// Expected deliveries not seen yet, counting only holders in `among` (nil: every holder).
+    func missing(among: Set<String>?) -> Int {
         state.withLock { state in
             var count = 0
             for (id, put) in state.puts {
                 let template = templates[put.template]
                 let seen = state.firstSeen[id] ?? [:]
-                count += template.holders.filter { $0 != template.originator && seen[$0] == nil }.count
+                count +=
+                    Self.expectedHolders(of: put, templates: templates, regime: state.regime).filter {
+                        $0 != template.originator && seen[$0] == nil && among?.contains($0) != false
+                    }.count
             }
             return count
         }

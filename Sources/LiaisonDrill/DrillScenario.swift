@@ -9,6 +9,9 @@ public enum DrillScenario: String, Sendable, Codable, CaseIterable {
     case endpointDown = "endpoint-down"
     /// One partner's node is killed (SIGKILL); the heal restarts it from its directory.
     case partnerDown = "partner-down"
+    /// One partner runs honestly, then its node stops and the drill process takes its place
+    /// with its valid keys and attacks the others over the sync protocol (`HostileDrill`).
+    case hostilePartner = "hostile-partner"
 
     /// The scenario named `name`, or an error listing the scenarios.
     public static func named(_ name: String) throws(LiaisonError) -> DrillScenario {
@@ -28,7 +31,7 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
     case link(String, String)
     /// Endpoint `index` (0: primary) of a partner.
     case endpoint(String, index: Int)
-    /// A partner's node.
+    /// A partner's node (partner-down: the one killed; hostile-partner: the one that turns).
     case partner(String)
 
     public var description: String {
@@ -40,7 +43,8 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses `--target` for `scenario` against `topology`: `A-B` for link-cut (partner names
-    /// may hold '-', so every split is tried), `P:i` for endpoint-down, `P` for partner-down.
+    /// may hold '-', so every split is tried), `P:i` for endpoint-down, `P` for partner-down and
+    /// hostile-partner.
     /// Without text, picks a default from the topology.
     public static func resolve(
         _ text: String?,
@@ -101,6 +105,17 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
                     "--target '\(text)': no such partner; partners: \(known.sorted().joined(separator: ", "))")
             }
             return .partner(text)
+        case .hostilePartner:
+            guard known.contains(text) else {
+                throw LiaisonError(
+                    .invalidArgument,
+                    "--target '\(text)': no such partner; partners: \(known.sorted().joined(separator: ", "))")
+            }
+            guard !neighbours(of: text, in: topology).isEmpty else {
+                throw LiaisonError(
+                    .invalidArgument, "--target '\(text)' shares no link with anyone, so it has no one to attack")
+            }
+            return .partner(text)
         }
     }
 
@@ -121,7 +136,9 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
     /// pair linked both ways whose weaker direction carries the highest classification (the
     /// link that matters most); endpoint-down takes endpoint 0 of the partner with the most
     /// neighbours among those with a backup endpoint and a dialler; partner-down kills the
-    /// partner with the most neighbours (the hub).
+    /// partner with the most neighbours (the hub); hostile-partner turns the partner with the
+    /// most neighbours too, the last by name among equals (in a federation of equals, a partner
+    /// the others dial, so the hostile side serves as well as it dials).
     static func defaultTarget(scenario: DrillScenario, topology: Topology) throws(LiaisonError) -> DrillTarget {
         let ladder = topology.classifications
         let principals = topology.partners.filter { !$0.relay }.map(\.name)
@@ -166,6 +183,17 @@ public enum DrillTarget: Sendable, Equatable, CustomStringConvertible {
         case .partnerDown:
             guard let pick = byNeighbours(names) else {
                 throw LiaisonError(.invalidArgument, "the topology has no partners")
+            }
+            return .partner(pick)
+        case .hostilePartner:
+            let linked = names.filter { !neighbours(of: $0, in: topology).isEmpty }
+            guard
+                let pick = linked.max(by: { lhs, rhs in
+                    let (l, r) = (neighbours(of: lhs, in: topology).count, neighbours(of: rhs, in: topology).count)
+                    return l != r ? l < r : lhs < rhs
+                })
+            else {
+                throw LiaisonError(.invalidArgument, "no partner shares a link with another; give --target PARTNER")
             }
             return .partner(pick)
         }

@@ -19,6 +19,15 @@ struct DrillCommand: AsyncParsableCommand {
             items lost or leaked. Exit 0 only if nothing was lost or leaked, everything converged, and the \
             partner a link-cut or endpoint-down cut off kept receiving during the fault. See docs/drills.md.
 
+            --scenario hostile-partner runs every partner honestly, then stops one (--target, or the partner with \
+            the most neighbours) and speaks for it with its own keys: forged, replayed, non-releasable, \
+            future-stamped, non-writer and ORCON re-shared ops, an oversized and a malformed frame, a flood, \
+            equivocating creates, withheld acks, then forged ops until its neighbours quarantine it. It reports, \
+            per attack and receiver, whether a strike of the right class counted it, whether the receiver kept \
+            none of it, and whether custody recorded it; when each node quarantined the partner; what the honest \
+            nodes lost or leaked and whether their digests agree. Exit 0 only if every attack was detected, \
+            refused and audited and nothing was lost or leaked.
+
             With --simulate, each seed builds a federation of 3-7 nodes on the real replication state machines \
             with in-memory stores, a virtual clock and a seeded faulty network (broken channels, partitions, \
             crash-restarts), runs a workload, heals, and checks the invariants. A failing seed prints the command \
@@ -29,12 +38,12 @@ struct DrillCommand: AsyncParsableCommand {
     @Argument(help: "A topology file: run a drill on real processes (see docs/drills.md).")
     var topology: String?
 
-    @Option(help: "What to break: link-cut, endpoint-down or partner-down.")
+    @Option(help: "What to break: link-cut, endpoint-down, partner-down or hostile-partner.")
     var scenario: String?
 
     @Option(
         help:
-            "What exactly: A-B (link-cut), PARTNER:INDEX (endpoint-down), PARTNER (partner-down). Default: chosen from the topology."
+            "What exactly: A-B (link-cut), PARTNER:INDEX (endpoint-down), PARTNER (partner-down; hostile-partner: the partner that turns). Default: chosen from the topology."
     )
     var target: String?
 
@@ -100,6 +109,10 @@ struct DrillCommand: AsyncParsableCommand {
             if let faultSeconds, !(1...600).contains(faultSeconds) {
                 throw ValidationError("--fault-seconds must be between 1 and 600")
             }
+            if faultSeconds != nil, scenario == DrillScenario.hostilePartner.rawValue {
+                throw ValidationError(
+                    "--fault-seconds does not apply to hostile-partner: its attacks set their own pace")
+            }
             if let target, target.isEmpty {
                 throw ValidationError("--target is empty; leave it out to use the default")
             }
@@ -159,6 +172,10 @@ struct DrillCommand: AsyncParsableCommand {
     }
 
     private func runDrill() async throws {
+        if scenario == DrillScenario.hostilePartner.rawValue {
+            try await runHostileDrill()
+            return
+        }
         try await reportingErrorsAsync {
             guard let topology, let scenario else { return }
             let model = try Topology.load(path: topology)
@@ -176,7 +193,7 @@ struct DrillCommand: AsyncParsableCommand {
                 if !keep { try? FileManager.default.removeItem(at: root) }
                 throw error
             }
-            let interrupt = Self.stopOnInterrupt(drill, root: keep ? nil : root)
+            let interrupt = Self.stopOnInterrupt({ drill.killNodes() }, root: keep ? nil : root)
             defer {
                 interrupt.cancel()
                 if !keep { try? FileManager.default.removeItem(at: root) }
@@ -202,12 +219,57 @@ struct DrillCommand: AsyncParsableCommand {
         }
     }
 
+    /// The hostile-partner drill: real nodes, one of them replaced by a hostile partner.
+    private func runHostileDrill() async throws {
+        try await reportingErrorsAsync {
+            guard let topology else { return }
+            let model = try Topology.load(path: topology)
+            guard let executable = Bundle.main.executableURL else {
+                throw LiaisonError(.io, "cannot find the liaison executable to start nodes")
+            }
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "liaison-drill-\(UUID().uuidString.prefix(8))")
+            let drill: HostileDrill
+            do {
+                drill = try HostileDrill(
+                    topology: model, options: HostileDrill.Options(target: target), root: root, executable: executable)
+            } catch {
+                if !keep { try? FileManager.default.removeItem(at: root) }
+                throw error
+            }
+            let interrupt = Self.stopOnInterrupt({ drill.killNodes() }, root: keep ? nil : root)
+            defer {
+                interrupt.cancel()
+                if !keep { try? FileManager.default.removeItem(at: root) }
+            }
+            let quiet = json
+            var report: HostileDrillReport
+            do {
+                report = try await drill.run { line in
+                    if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
+                }
+            } catch let error as LiaisonError where !keep && error.message.contains(root.path) {
+                throw LiaisonError(
+                    error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
+            }
+            if keep { report.directory = root.path }
+            if json {
+                try printJSON(report)
+            } else {
+                for line in report.summary { print(line) }
+            }
+            if !report.passed { throw ExitCode(ExitStatus.failure) }
+        }
+    }
+
     /// On Ctrl-C: kill every node the drill started, remove its directory, exit.
-    private static func stopOnInterrupt(_ drill: Drill, root: URL?) -> any DispatchSourceSignal {
+    private static func stopOnInterrupt(
+        _ stopNodes: @escaping @Sendable () -> Void, root: URL?
+    ) -> any DispatchSourceSignal {
         signal(SIGINT, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
-            drill.killNodes()
+            stopNodes()
             if let root { try? FileManager.default.removeItem(at: root) }
             FileHandle.standardError.write(Data("interrupted: stopped every node the drill started\n".utf8))
             Foundation.exit(130)

@@ -100,7 +100,7 @@ struct DrillTests {
     }
 
     /// Pids of `liaison run` processes on a drill's directory.
-    private func leftoverNodes() throws -> [Int32] {
+    func leftoverNodes() throws -> [Int32] {
         var found = [Int32]()
         for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
             guard let pid = Int32(entry), let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")

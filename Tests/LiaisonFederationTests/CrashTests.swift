@@ -109,5 +109,10 @@ struct CrashTests {
         let status = fixture.federation.stopReportingStatus("alpha")
         #expect(status == 0)
         #expect(!FileManager.default.fileExists(atPath: pidFile))
+        // Its own shutdown is no refusal of its peer (a channel reader cancelled by the
+        // shutdown was once audited as 'peer.refused … channel error: CancellationError()').
+        let custody = try LocalNode.open(fixture.federation.directory("alpha")).store.custody(from: 1, limit: 10_000)
+        let refusals = custody.filter { $0.kind == .peerRefused && $0.detail.contains("channel error") }
+        #expect(refusals.isEmpty, "\(refusals.map(\.detail))")
     }
 }

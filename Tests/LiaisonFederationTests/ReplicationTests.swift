@@ -192,6 +192,14 @@ struct ReplicationTests {
             return entries.count >= 2
         }
         #expect(refused)
+        // Both are protocol violations struck against charlie: the oversized frame too, which
+        // breaks the channel before it is read (it was once a connection refusal, not struck).
+        let struck = try await eventually {
+            let view = try await fixture.client("bravo").containment()
+            return (view.strikes.first { $0.partner == "charlie" && $0.strikeClass == "protocol" }?.total ?? 0) >= 2
+        }
+        let strikes = try await fixture.client("bravo").containment().strikes
+        #expect(struck, "\(strikes)")
         // bravo still serves alpha.
         let put = try await fixture.client("alpha").put(
             PutItemBody(collection: "reports", classification: "SECRET", relTo: ["bravo"]))

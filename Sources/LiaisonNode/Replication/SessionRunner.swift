@@ -56,8 +56,12 @@ enum SessionRunner {
                         }
                     } catch {
                         lostError = "\(error)"
-                        if !TLSTransport.isNetworkFault(error) {
-                            await engine.refused(peer: peer.name, detail: "channel error: \(error)")
+                        // What the peer sent broke the channel (a frame over the size limit, a
+                        // bad TLS record): a protocol violation, struck and audited like a frame
+                        // that does not decode. Network faults are nobody's doing, and neither
+                        // is our own shutdown cancelling the reader.
+                        if !TLSTransport.isNetworkFault(error) && !(error is CancellationError) && !Task.isCancelled {
+                            await engine.malformed("channel error: \(error)", bytes: 0, on: id)
                         }
                     }
                     group.cancelAll()
