@@ -35,7 +35,7 @@ public struct QuarantineBody: Codable, Sendable {
         guard date.timeIntervalSince(now) <= 60 else {
             throw LiaisonError(.invalidArgument, "since \(since) is in the future; give the time the compromise began")
         }
-        return UInt64(max(0, date.timeIntervalSince1970 * 1000))
+        return UInt64(max(0, ISO8601.millis(date)))
     }
 
     /// The reason, or a default naming the operator.

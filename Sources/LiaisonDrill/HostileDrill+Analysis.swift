@@ -41,8 +41,8 @@ extension HostileDrill {
                 continue
             }
             let at = offset(ofISO: entry.at)
-            if let date = ISO8601.parse(entry.at) { quarantinedAtWall[name] = Int64(date.timeIntervalSince1970 * 1000) }
-            if let date = ISO8601.parse(entry.since) { sinceWall[name] = Int64(date.timeIntervalSince1970 * 1000) }
+            if let date = ISO8601.parse(entry.at) { quarantinedAtWall[name] = ISO8601.millis(date) }
+            if let date = ISO8601.parse(entry.since) { sinceWall[name] = ISO8601.millis(date) }
             var during = "after the attacks"
             if let wall = quarantinedAtWall[name] {
                 for attack in record.attacks {
@@ -281,7 +281,7 @@ extension HostileDrill {
         for name in honest {
             guard let sinceWall = sinceWall[name] else { continue }
             for view in final.items[name] ?? [] where state.puts[view.id] == nil {
-                let created = ISO8601.parse(view.createdAt).map { Int64($0.timeIntervalSince1970 * 1000) } ?? 0
+                let created = ISO8601.parse(view.createdAt).map { ISO8601.millis($0) } ?? 0
                 if view.originator == hostileText && created < sinceWall { continue }
                 leaked.insert(
                     "\(name) shows item \(view.id.prefix(12)) by \(view.originator == hostileText ? hostile : view.originator.prefix(9) + "…") "

@@ -88,11 +88,21 @@ public struct ItemView: Codable, Sendable, Equatable {
 
 /// ISO 8601 text for millisecond timestamps.
 public enum ISO8601 {
-    /// `2026-11-22T13:16:14.123Z`.
+    /// `2026-11-22T13:16:14.123Z`, exact to the millisecond: the seconds are formatted from a
+    /// whole number and the milliseconds appended as digits, so no binary fraction can show
+    /// .122 for .123 (which moved a `--since` taken from a shown time one millisecond early).
     public static func format(millis: Int64) -> String {
-        Date(timeIntervalSince1970: Double(millis) / 1000).formatted(
-            Date.ISO8601FormatStyle(includingFractionalSeconds: true)
-        )
+        let (seconds, remainder) = millis.quotientAndRemainder(dividingBy: 1000)
+        let (whole, fraction) = remainder < 0 ? (seconds - 1, remainder + 1000) : (seconds, remainder)
+        let text = Date(timeIntervalSince1970: Double(whole)).formatted(Date.ISO8601FormatStyle())
+        let digits = String(fraction)
+        return text.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+    }
+
+    /// Milliseconds since the epoch of a date, rounded to the nearest (a parsed `.123` is
+    /// `...122.99997` as a binary fraction: truncating it lost a millisecond).
+    public static func millis(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded())
     }
 
     /// Parses ISO 8601 with or without fractional seconds; nil when it is not ISO 8601.

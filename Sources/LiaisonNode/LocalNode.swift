@@ -300,7 +300,7 @@ extension PutRequest {
             releasableTo: releasableTo,
             orcon: orcon,
             caveats: caveats,
-            expiresAtMillis: expiresAt.map { Int64($0.timeIntervalSince1970 * 1000) }
+            expiresAtMillis: expiresAt.map(ISO8601.millis)
         )
     }
 

@@ -1,4 +1,5 @@
 import LiaisonCore
+import LiaisonTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -30,5 +31,23 @@ struct DaemonTransportTests {
         #expect(transport.takeOverflowed().map(\.0) == [id])
         #expect(transport.takeOverflowed().isEmpty, "the overflow was reported twice")
         withExtendedLifetime(stream) {}  // the writer's end stays alive, as in SessionRunner
+    }
+
+    @Test("closing a channel whose writer is stuck (its peer stopped reading) closes the socket after the grace")
+    func closeWithAStuckWriter() async {
+        let transport = DaemonTransport()
+        let id = ChannelID(8)
+        // Nobody consumes the stream: the writer is stuck, as behind a peer that never reads.
+        let (stream, continuation) = AsyncStream<DaemonTransport.Outgoing>.makeStream(
+            bufferingPolicy: .bufferingOldest(DaemonTransport.maxQueuedFrames))
+        let closes = Mutex(0)
+        transport.register(id, continuation)
+        transport.registerCloser(id) { closes.withLock { $0 += 1 } }
+        transport.send(ByteBuffer(bytes: [1]), on: id)
+        transport.close(id, reason: "no heartbeat")
+        #expect(closes.withLock { $0 } == 0, "closed before the writer had its grace to send what is queued")
+        let closed = await eventually(timeout: .seconds(30)) { closes.withLock { $0 } == 1 }
+        #expect(closed, "the socket stayed open behind a stuck writer")
+        withExtendedLifetime(stream) {}
     }
 }

@@ -312,9 +312,23 @@ final class DaemonTransport: PeerTransport, Sendable {
         }
     }
 
+    /// How long a closing channel's writer has to send what is queued (a goodbye) before the
+    /// socket is closed regardless.
+    static let closeGrace: Duration = .seconds(2)
+
     func close(_ channel: ChannelID, reason: String) {
         guard let continuation = queues.withLock({ $0.removeValue(forKey: channel) }) else { return }
         continuation.yield(.close(reason))
         continuation.finish()
+        // The writer closes the socket after what is queued. A peer that stopped reading
+        // keeps the writer stuck in a write, and the socket open with it (found by the
+        // hostile drill's flood): close it regardless once the grace has passed. Closing a
+        // closed channel does nothing.
+        if let closer = closers.withLock({ $0[channel] }) {
+            Task {
+                try? await Task.sleep(for: Self.closeGrace)
+                closer()
+            }
+        }
     }
 }
