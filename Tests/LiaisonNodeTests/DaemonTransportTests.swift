@@ -1,5 +1,5 @@
+import Dispatch
 import LiaisonCore
-import LiaisonTestSupport
 import NIOCore
 import Synchronization
 import Testing
@@ -34,20 +34,24 @@ struct DaemonTransportTests {
     }
 
     @Test("closing a channel whose writer is stuck (its peer stopped reading) closes the socket after the grace")
-    func closeWithAStuckWriter() async {
+    func closeWithAStuckWriter() {
         let transport = DaemonTransport()
         let id = ChannelID(8)
         // Nobody consumes the stream: the writer is stuck, as behind a peer that never reads.
         let (stream, continuation) = AsyncStream<DaemonTransport.Outgoing>.makeStream(
             bufferingPolicy: .bufferingOldest(DaemonTransport.maxQueuedFrames))
         let closes = Mutex(0)
+        let closed = DispatchSemaphore(value: 0)
         transport.register(id, continuation)
-        transport.registerCloser(id) { closes.withLock { $0 += 1 } }
+        transport.registerCloser(id) {
+            closes.withLock { $0 += 1 }
+            closed.signal()
+        }
         transport.send(ByteBuffer(bytes: [1]), on: id)
         transport.close(id, reason: "no heartbeat")
         #expect(closes.withLock { $0 } == 0, "closed before the writer had its grace to send what is queued")
-        let closed = await eventually(timeout: .seconds(30)) { closes.withLock { $0 } == 1 }
-        #expect(closed, "the socket stayed open behind a stuck writer")
+        #expect(closed.wait(timeout: .now() + 30) == .success, "the socket stayed open behind a stuck writer")
+        #expect(closes.withLock { $0 } == 1)
         withExtendedLifetime(stream) {}
     }
 }

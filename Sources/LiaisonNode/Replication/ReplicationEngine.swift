@@ -324,9 +324,9 @@ final class DaemonTransport: PeerTransport, Sendable {
         // keeps the writer stuck in a write, and the socket open with it (found by the
         // hostile drill's flood): close it regardless once the grace has passed. Closing a
         // closed channel does nothing.
+        // A Dispatch timer, not a task: a busy cooperative pool must not delay it.
         if let closer = closers.withLock({ $0[channel] }) {
-            Task {
-                try? await Task.sleep(for: Self.closeGrace)
+            DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(Int(Self.closeGrace.components.seconds))) {
                 closer()
             }
         }
