@@ -88,14 +88,6 @@ extension ItemState {
     }
 }
 
-extension Recipient {
-    /// Whether a list of partner and group names (REL TO, a recall's audience) names this
-    /// partner: by name, by one of its groups, or `ALL`.
-    public func isNamed(in names: [String]) -> Bool {
-        names.contains { $0 == name || $0 == Markings.everyone || groups.contains($0) }
-    }
-}
-
 extension VerifiedOp {
     /// Whether the op carries anything of an item's content beyond what a notice needs: field
     /// values, tags. A change of markings, a recall and a delete are content-free notices.

@@ -70,6 +70,14 @@ public struct Recipient: Hashable, Sendable {
     }
 }
 
+extension Recipient {
+    /// Whether a list of partner and group names (REL TO, a recall's audience, a field's withholding) names this
+    /// partner: by name, by one of its groups, or `ALL`.
+    public func isNamed(in names: [String]) -> Bool {
+        names.contains { $0 == name || $0 == Markings.everyone || groups.contains($0) }
+    }
+}
+
 /// Why an op was withheld from a link.
 public enum WithholdReason: String, Hashable, Sendable, Codable, CaseIterable {
     /// The item's REL TO does not name the recipient or any of its groups.

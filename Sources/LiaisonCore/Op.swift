@@ -21,10 +21,7 @@ public struct FieldCommitment: Hashable, Sendable, Codable {
 
     /// Whether the author withholds the value from `recipient` (by name, one of its groups,
     /// or `ALL`).
-    public func isWithheld(from recipient: Recipient) -> Bool {
-        Markings(classification: "-", releasableTo: withheldFrom)
-            .isReleasable(toPartner: recipient.name, groups: recipient.groups)
-    }
+    public func isWithheld(from recipient: Recipient) -> Bool { recipient.isNamed(in: withheldFrom) }
 }
 
 /// A field's salt and value, carried beside the signed body. A link filter may leave it

@@ -31,7 +31,8 @@ public struct OpAuthor: Sendable {
         self.nodeID = NodeID(signingKey: signingKey.publicKey)
     }
 
-    /// A create op for a new item.
+    /// A create op for a new item. `withheld` names, per field, the partners and groups the
+    /// value is withheld from on every path (signed in the op; a field not given is refused).
     public func create(
         collection: String,
         markings: Markings,
@@ -39,13 +40,10 @@ public struct OpAuthor: Sendable {
         tags: [String] = [],
         writePolicy: WritePolicy = .originatorOnly,
         withheld: [String: [String]] = [:],
-        nonce fixedNonce: [UInt8]? = nil,
         hlc: HLCTimestamp,
         using generator: inout some RandomNumberGenerator
     ) throws(LiaisonError) -> UnsignedOp {
-        // A given nonce names an item that may exist already: only tests and the simulator's
-        // hostile node (which forks its own creates) pass one.
-        let nonce = fixedNonce ?? randomBytes(16, using: &generator)
+        let nonce = randomBytes(16, using: &generator)
         let (commitments, openings) = try commit(fields, withheld: withheld, using: &generator)
         let change = OpChange.create(
             CreateChange(

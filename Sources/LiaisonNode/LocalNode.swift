@@ -313,7 +313,7 @@ extension PutRequest {
             for name in names where name != Markings.everyone && name != config.name {
                 throw LiaisonError(
                     .invalidArgument,
-                    "unknown \(role) '\(name)': node \(config.name) has no federation yet (no federation.json), so REL TO may name only ALL or \(config.name); partners and groups are known to nodes rendered with 'liaison topology render FILE --out DIR'"
+                    "unknown \(role) '\(name)': node \(config.name) has no federation yet (no federation.json), so \(role) may name only ALL or \(config.name); partners and groups are known to nodes rendered with 'liaison topology render FILE --out DIR'"
                 )
             }
             return

@@ -24,12 +24,9 @@ private func lifecycle(
     running: (NodeClient) async throws(LiaisonError) -> LifecycleView,
     stopped: (LocalNode) throws(LiaisonError) -> LifecycleResult
 ) async throws(LiaisonError) -> LifecycleView {
-    let nodeDirectory = NodeDirectory(path: directory)
-    if RunningNode.runningPID(nodeDirectory) != nil {
-        // The node runs: go through its API so it pushes the change at once.
-        return try await running(try NodeClient(directory: nodeDirectory))
-    }
-    return LifecycleView(try stopped(try LocalNode.openForCommand(nodeDirectory)))
+    try await onNode(
+        NodeDirectory(path: directory), running: running,
+        stopped: { node throws(LiaisonError) in LifecycleView(try stopped(node)) })
 }
 
 /// Splits repeatable, comma-separated name lists (`--rel-to a,b --rel-to c`).

@@ -1,4 +1,5 @@
 import Foundation
+import LiaisonAPI
 import LiaisonCore
 import LiaisonNode
 
@@ -17,4 +18,17 @@ extension LocalNode {
         }
         return node
     }
+}
+
+/// Runs a command on a node: through its API when it runs (so the daemon acts at once and
+/// its store has one writer), on its store directly when it is stopped.
+func onNode<T>(
+    _ nodeDirectory: NodeDirectory,
+    running: (NodeClient) async throws(LiaisonError) -> T,
+    stopped: (LocalNode) throws(LiaisonError) -> T
+) async throws(LiaisonError) -> T {
+    if RunningNode.runningPID(nodeDirectory) != nil {
+        return try await running(try NodeClient(directory: nodeDirectory))
+    }
+    return try stopped(try LocalNode.openForCommand(nodeDirectory))
 }

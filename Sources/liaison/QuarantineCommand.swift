@@ -37,17 +37,17 @@ struct QuarantineCommand: AsyncParsableCommand {
             let body = QuarantineBody(partner: partner, since: since, reason: reason)
             let now = Date()
             let sinceMillis = try body.sinceMillis(now: now)
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            let result: QuarantineResult
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                result = try await NodeClient(directory: nodeDirectory).quarantine(body)
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                let rebuilt = try node.quarantine(
-                    partner, sinceMillis: sinceMillis, reason: body.reasonText,
-                    nowMillis: UInt64(now.timeIntervalSince1970 * 1000))
-                result = QuarantineResult(partner: partner, rebuilt, released: false)
-            }
+            let result = try await onNode(
+                NodeDirectory(path: directory.dir),
+                running: { client throws(LiaisonError) in try await client.quarantine(body) },
+                stopped: { node throws(LiaisonError) in
+                    QuarantineResult(
+                        partner: partner,
+                        try node.quarantine(
+                            partner, sinceMillis: sinceMillis, reason: body.reasonText,
+                            nowMillis: UInt64(now.timeIntervalSince1970 * 1000)),
+                        released: false)
+                })
             if json {
                 try printJSON(result)
             } else {
@@ -76,15 +76,15 @@ struct ReleaseCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrorsAsync {
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            let result: QuarantineResult
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                result = try await NodeClient(directory: nodeDirectory).release(partner)
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                let rebuilt = try node.release(partner, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000))
-                result = QuarantineResult(partner: partner, rebuilt, released: true)
-            }
+            let result = try await onNode(
+                NodeDirectory(path: directory.dir),
+                running: { client throws(LiaisonError) in try await client.release(partner) },
+                stopped: { node throws(LiaisonError) in
+                    QuarantineResult(
+                        partner: partner,
+                        try node.release(partner, nowMillis: UInt64(Date().timeIntervalSince1970 * 1000)),
+                        released: true)
+                })
             if json {
                 try printJSON(result)
             } else {
@@ -107,14 +107,12 @@ struct QuarantinesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrorsAsync {
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            let view: ContainmentView
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                view = try await NodeClient(directory: nodeDirectory).containment()
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                view = ContainmentView(try node.containment(), policy: node.federation?.containment ?? .default)
-            }
+            let view = try await onNode(
+                NodeDirectory(path: directory.dir),
+                running: { client throws(LiaisonError) in try await client.containment() },
+                stopped: { node throws(LiaisonError) in
+                    ContainmentView(try node.containment(), policy: node.federation?.containment ?? .default)
+                })
             if json {
                 try printJSON(view)
                 return

@@ -38,17 +38,15 @@ struct RevokeCommand: AsyncParsableCommand {
             let body = RevocationBody(partner: partner, since: since, reason: reason)
             let now = Date()
             let sinceMillis = try body.sinceMillis(now: now)
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            let result: EndorsementResult
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                result = try await NodeClient(directory: nodeDirectory).endorseRevocation(body)
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                result = EndorsementResult(
-                    try node.endorseRevocation(
-                        partner, sinceMillis: sinceMillis, reason: body.reasonText,
-                        nowMillis: UInt64(now.timeIntervalSince1970 * 1000)))
-            }
+            let result = try await onNode(
+                NodeDirectory(path: directory.dir),
+                running: { client throws(LiaisonError) in try await client.endorseRevocation(body) },
+                stopped: { node throws(LiaisonError) in
+                    EndorsementResult(
+                        try node.endorseRevocation(
+                            partner, sinceMillis: sinceMillis, reason: body.reasonText,
+                            nowMillis: UInt64(now.timeIntervalSince1970 * 1000)))
+                })
             try printEndorsement(result, json: json)
         }
     }
@@ -128,17 +126,15 @@ struct ReadmitCommand: AsyncParsableCommand {
                 partner: partner, nodeID: card.nodeID, tlsFingerprint: card.tlsFingerprint,
                 sealingKey: card.sealingKey, reason: reason)
             let identity = try body.identity()
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            let result: EndorsementResult
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                result = try await NodeClient(directory: nodeDirectory).endorseReadmission(body)
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                result = EndorsementResult(
-                    try node.endorseReadmission(
-                        partner, identity: identity, reason: body.reasonText,
-                        nowMillis: UInt64(Date().timeIntervalSince1970 * 1000)))
-            }
+            let result = try await onNode(
+                NodeDirectory(path: directory.dir),
+                running: { client throws(LiaisonError) in try await client.endorseReadmission(body) },
+                stopped: { node throws(LiaisonError) in
+                    EndorsementResult(
+                        try node.endorseReadmission(
+                            partner, identity: identity, reason: body.reasonText,
+                            nowMillis: UInt64(Date().timeIntervalSince1970 * 1000)))
+                })
             try printEndorsement(result, json: json)
         }
     }
@@ -181,21 +177,21 @@ struct RevocationsCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrorsAsync {
             let nodeDirectory = NodeDirectory(path: directory.dir)
-            let view: GovernanceView
-            if RunningNode.runningPID(nodeDirectory) != nil {
-                view = try await NodeClient(directory: nodeDirectory).governance()
-            } else {
-                let node = try LocalNode.openForCommand(nodeDirectory)
-                guard let federation = node.federation else {
-                    throw LiaisonError(
-                        .notFound,
-                        "\(nodeDirectory.url.path) belongs to no federation; render it with 'liaison topology render'")
-                }
-                let state = try node.containment()
-                view = GovernanceView(
-                    state, quorum: federation.revocationQuorum,
-                    current: state.currentNodeIDs(rendered: federation.renderedNodeIDs))
-            }
+            let view = try await onNode(
+                nodeDirectory,
+                running: { client throws(LiaisonError) in try await client.governance() },
+                stopped: { node throws(LiaisonError) in
+                    guard let federation = node.federation else {
+                        throw LiaisonError(
+                            .notFound,
+                            "\(nodeDirectory.url.path) belongs to no federation; render it with 'liaison topology render'"
+                        )
+                    }
+                    let state = try node.containment()
+                    return GovernanceView(
+                        state, quorum: federation.revocationQuorum,
+                        current: state.currentNodeIDs(rendered: federation.renderedNodeIDs))
+                })
             if json {
                 try printJSON(view)
                 return

@@ -196,6 +196,10 @@ struct CLITests {
             (["--tag", "x", "--tag", "x"], "twice"),
             (["--field", "bad name=1"], "invalid field name"),
             (["--rel-to", "a,,b"], "invalid REL TO"),
+            (["--field", "source=x", "--withhold", "source"], "use FIELD=PARTNER"),
+            (["--field", "source=x", "--withhold", "source="], "name at least one partner"),
+            (["--field", "source=x", "--withhold", "title=ALL"], "withheld but not given"),
+            (["--field", "source=x", "--withhold", "source=bravo"], "unknown partner to withhold 'source' from"),
         ]
     )
     func badPutInput(extra: [String], message: String) throws {
