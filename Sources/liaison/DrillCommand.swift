@@ -176,51 +176,27 @@ struct DrillCommand: AsyncParsableCommand {
             try await runHostileDrill()
             return
         }
-        try await reportingErrorsAsync {
-            guard let topology, let scenario else { return }
-            let model = try Topology.load(path: topology)
+        guard let scenario else { return }
+        try await runRealDrill { topology, root, executable throws(LiaisonError) in
             var options = Drill.Options(scenario: try DrillScenario.named(scenario), target: target)
             if let faultSeconds { options.faultSeconds = Double(faultSeconds) }
-            guard let executable = Bundle.main.executableURL else {
-                throw LiaisonError(.io, "cannot find the liaison executable to start nodes")
-            }
-            let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "liaison-drill-\(UUID().uuidString.prefix(8))")
-            let drill: Drill
-            do {
-                drill = try Drill(topology: model, options: options, root: root, executable: executable)
-            } catch {
-                if !keep { try? FileManager.default.removeItem(at: root) }
-                throw error
-            }
-            let interrupt = Self.stopOnInterrupt({ drill.killNodes() }, root: keep ? nil : root)
-            defer {
-                interrupt.cancel()
-                if !keep { try? FileManager.default.removeItem(at: root) }
-            }
-            let quiet = json
-            var report: DrillReport
-            do {
-                report = try await drill.run { line in
-                    if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
-                }
-            } catch let error as LiaisonError where !keep && error.message.contains(root.path) {
-                // The directory named in the message is removed on the way out.
-                throw LiaisonError(
-                    error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
-            }
-            if keep { report.directory = root.path }
-            if json {
-                try printJSON(report)
-            } else {
-                for line in report.summary { print(line) }
-            }
-            if !report.passed { throw ExitCode(ExitStatus.failure) }
+            return try Drill(topology: topology, options: options, root: root, executable: executable)
         }
     }
 
     /// The hostile-partner drill: real nodes, one of them replaced by a hostile partner.
     private func runHostileDrill() async throws {
+        try await runRealDrill { topology, root, executable throws(LiaisonError) in
+            try HostileDrill(
+                topology: topology, options: HostileDrill.Options(target: target), root: root, executable: executable)
+        }
+    }
+
+    /// Runs a drill of real processes in a fresh directory (kept with --keep), killing its
+    /// nodes on Ctrl-C; prints the report (or its JSON) and fails when the drill did.
+    private func runRealDrill<D: RealProcessDrill>(
+        _ make: (Topology, URL, URL) throws(LiaisonError) -> D
+    ) async throws {
         try await reportingErrorsAsync {
             guard let topology else { return }
             let model = try Topology.load(path: topology)
@@ -229,10 +205,9 @@ struct DrillCommand: AsyncParsableCommand {
             }
             let root = FileManager.default.temporaryDirectory.appendingPathComponent(
                 "liaison-drill-\(UUID().uuidString.prefix(8))")
-            let drill: HostileDrill
+            let drill: D
             do {
-                drill = try HostileDrill(
-                    topology: model, options: HostileDrill.Options(target: target), root: root, executable: executable)
+                drill = try make(model, root, executable)
             } catch {
                 if !keep { try? FileManager.default.removeItem(at: root) }
                 throw error
@@ -243,12 +218,13 @@ struct DrillCommand: AsyncParsableCommand {
                 if !keep { try? FileManager.default.removeItem(at: root) }
             }
             let quiet = json
-            var report: HostileDrillReport
+            var report: D.Report
             do {
                 report = try await drill.run { line in
                     if !quiet { FileHandle.standardError.write(Data("• \(line)\n".utf8)) }
                 }
             } catch let error as LiaisonError where !keep && error.message.contains(root.path) {
+                // The directory named in the message is removed on the way out.
                 throw LiaisonError(
                     error.code, "\(error.message); run again with --keep to keep the logs", cause: error.cause)
             }
@@ -278,3 +254,22 @@ struct DrillCommand: AsyncParsableCommand {
         return source
     }
 }
+
+/// What `liaison drill TOPOLOGY --scenario …` needs of a drill of real processes.
+protocol RealProcessDrill: Sendable {
+    associatedtype Report: RealProcessDrillReport
+    func run(progress: @escaping @Sendable (String) -> Void) async throws(LiaisonError) -> Report
+    func killNodes()
+}
+
+/// What it prints of the drill's report.
+protocol RealProcessDrillReport: Encodable {
+    var directory: String? { get set }
+    var summary: [String] { get }
+    var passed: Bool { get }
+}
+
+extension Drill: RealProcessDrill {}
+extension HostileDrill: RealProcessDrill {}
+extension DrillReport: RealProcessDrillReport {}
+extension HostileDrillReport: RealProcessDrillReport {}
