@@ -1,6 +1,7 @@
 import Foundation
 import LiaisonCore
 import LiaisonTestSupport
+import SwiftProtobuf
 import Testing
 
 /// Redaction without breaking provenance (DESIGN §4).
@@ -147,5 +148,37 @@ struct RedactionTests {
         var rng = SeededGenerator(seed: 6)
         wire.openings.append(.init(name: "zzz", salt: Data(rng.bytes(16)), value: JSONText.number(1)))
         #expect(OpVerifier().rejectionReason(of: wire.encoded) == .badOpening)
+    }
+
+    /// `op` re-signed by alice after `edit` changed the first field commitment of its body.
+    static func resigned(_ op: VerifiedOp, _ edit: (inout Liaison_V1_FieldCommitment) -> Void) throws -> Data {
+        var signed = try Liaison_V1_SignedOp(serializedBytes: op.encoded)
+        var body = try Liaison_V1_OpBody(serializedBytes: signed.body)
+        edit(&body.create.fields[0])
+        signed.body = try body.serializedBytes()
+        let (root, _) = OpBatchTree.build([OpID(body: signed.body)])
+        signed.proof = Liaison_V1_BatchProof()
+        signed.proof.signerKey = TestNode.alice.publicKeyBytes
+        signed.proof.leafCount = 1
+        signed.proof.signature = try TestNode.alice.signature(for: OpBatchTree.signedMessage(root: root, leafCount: 1))
+        return try signed.serializedBytes()
+    }
+
+    @Test("a field's withholding from a hostile author must be sorted, distinct, valid names, at most 64: else refused")
+    func hostileWithholdingIsRefused() throws {
+        var factory = OpFactory(seed: 22)
+        let op = try factory.create(
+            by: .alice, fields: [(name: "source", value: Self.secret)], withheld: ["source": ["bob", "carol"]],
+            at: .test(1))
+        // The re-signing itself is sound: the same list re-signed verifies.
+        #expect(try OpVerifier().verify(Self.resigned(op) { _ in }).id == op.id)
+        for (list, why) in [
+            (["carol", "bob"], "unsorted"), (["bob", "bob"], "repeated"), (["a,b"], "not a label: a comma"),
+            ([""], "not a label: empty"),
+            ((0..<65).map { "p\(1000 + $0)" }, "over 64 names"),
+        ] {
+            let bytes = try Self.resigned(op) { $0.withheldFrom = list }
+            #expect(throws: (any Error).self, "\(why) withholding was accepted") { try OpVerifier().verify(bytes) }
+        }
     }
 }
