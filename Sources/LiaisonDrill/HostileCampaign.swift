@@ -2,6 +2,7 @@ import Foundation
 import LiaisonAPI
 import LiaisonCore
 import LiaisonNode
+import LiaisonReplication
 import LiaisonStore
 import LiaisonWire
 import NIOCore
@@ -167,7 +168,7 @@ struct HostileCampaign {
             case "oversized-frame": try await oversized(channel, &outcome)
             case "malformed-frame": try await malformed(channel, &outcome)
             case "flooding": try await flood(channel, &outcome, before: before)
-            case "withholding": try await withhold(&outcome)
+            case "withholding": try await withhold(&outcome, before: before)
             default: outcome.delivered = false
             }
         } catch {
@@ -516,8 +517,11 @@ struct HostileCampaign {
         // engine forgot it while its socket stayed open (its writer stuck behind answers
         // nobody reads), and the receiver goes on reading the flood.
         let failuresAfter = await channelFailures(at: receiver)
-        // The receiver closes the channel when it strikes; our writes then fail.
-        outcome.closedByReceiver = await waitForClose(channel, seconds: 3)
+        // The receiver closes the channel when it strikes. Read again to see it: a socket that
+        // neither reads nor writes never learns that its peer closed.
+        channel.configure { $0.reading = true }
+        // (A receiver closes a channel it can no longer write to 2 s after saying goodbye.)
+        outcome.closedByReceiver = await waitForClose(channel, seconds: 5)
         if outcome.closedByReceiver == false, let after = failuresAfter,
             after.count > failuresBefore?.count ?? after.count
         {
@@ -550,25 +554,45 @@ struct HostileCampaign {
         return rows.first { $0.peer == hostile }?.bytesReceived
     }
 
-    private mutating func withhold(_ outcome: inout PendingOutcome) async throws(LiaisonError) {
+    /// Reads the receiver's batches and answers its heartbeats but acknowledges nothing, until
+    /// the receiver strikes it for withholding (its link's ack deadline) or the evidence
+    /// timeout passes the deadline.
+    private mutating func withhold(
+        _ outcome: inout PendingOutcome, before: [String: UInt64]
+    ) async throws(LiaisonError) {
+        outcome.expectedStrike = .withholding
         let receiver = outcome.receiver
         let channels = partner.openChannels(to: receiver)
         for channel in channels { channel.configure { $0.acking = false } }
-        let before = try? await clients[receiver]?.links().first { $0.peer == hostile }
-        try? await Task.sleep(for: .seconds(options.withholdSeconds))
-        let after = try? await clients[receiver]?.links().first { $0.peer == hostile }
+        let linkBefore = try? await clients[receiver]?.links().first { $0.peer == hostile }
+        let ackDeadline = Double(topology.channels.ackDeadlineMillis) / 1000
+        let started = ContinuousClock.now
+        let deadline = started + .seconds(ackDeadline + options.evidenceTimeoutSeconds)
+        while ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(100))
+            if let count = await strikes(at: receiver)[StrikeClass.withholding.rawValue],
+                count > before[StrikeClass.withholding.rawValue] ?? 0
+            {
+                outcome.detectedAfter = offset() - outcome.sentAtMillis
+                break
+            }
+        }
+        let elapsed = (ContinuousClock.now - started).drillMillis
+        let linkAfter = try? await clients[receiver]?.links().first { $0.peer == hostile }
         let withheld = channels.map { $0.snapshot.batchesWithheld }.reduce(0, +)
+        outcome.closedByReceiver = channels.contains { $0.isClosed }
         for channel in channels { channel.configure { $0.acking = true } }
-        outcome.sent = "\(options.withholdSeconds) s of reading \(receiver)'s batches without acknowledging any"
+        outcome.sent =
+            "\(Int(elapsed)) ms of reading \(receiver)'s batches without acknowledging any "
+            + "(its ack deadline: \(topology.channels.ackDeadlineMillis) ms)"
         outcome.notes.append(
             "\(withheld) batches of \(receiver) read and not acknowledged; \(receiver)'s link to \(hostile): "
-                + "\(before.map { "state \($0.state), lag \($0.lagOps) ops" } ?? "?") before, "
-                + "\(after.map { "state \($0.state), lag \($0.lagOps) ops for \(String(format: "%.1f", $0.lagSeconds)) s" } ?? "?") after"
+                + "\(linkBefore.map { "state \($0.state), lag \($0.lagOps) ops" } ?? "?") before, "
+                + "\(linkAfter.map { "state \($0.state), lag \($0.lagOps) ops" } ?? "?") after"
         )
-        outcome.finding =
-            "withholding goes unnoticed: no strike class counts a partner that takes a link's ops and never "
-            + "acknowledges them (the link stays up, its lag grows, custody records nothing); issue 10 lists "
-            + "withholding among the strike classes, Containment.swift has none"
+        if withheld == 0 {
+            outcome.notes.append("\(receiver) sent no batch to withhold while the attack ran")
+        }
     }
 
     /// Two creates of one item: each receiver gets one first (alternating), then the other.

@@ -39,8 +39,6 @@ public final class HostileDrill: Sendable {
         public var evidenceTimeoutSeconds: Double = 10
         /// How long the flood may go on before the drill gives up on it.
         public var floodSeconds: Double = 20
-        /// How long acks are withheld.
-        public var withholdSeconds: Double = 3
         /// How long the hostile partner keeps forging, after the attacks, for the nodes it
         /// attacked to quarantine it.
         public var quarantineTimeoutSeconds: Double = 30

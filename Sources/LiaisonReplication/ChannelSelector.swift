@@ -23,9 +23,39 @@ public struct ChannelSettings: Codable, Sendable, Hashable {
     public var receiptTimeoutMillis: UInt64 = 3_000
     /// How long a better channel must stay up before the link moves back to it.
     public var failbackAfterMillis: UInt64 = 2_000
+    /// How long our oldest batch may wait for the peer's ack while the peer is otherwise
+    /// alive (it answers heartbeats). Past it the channel closes and the peer gets a
+    /// `withholding` strike. An honest receiver holds a batch unacknowledged while it commits
+    /// and while an op in it is stamped ahead of its clock (at most the allowed clock skew,
+    /// a minute by default), so the default is well above both.
+    public var ackDeadlineMillis: UInt64 = 150_000
 
     /// The defaults.
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case mode, heartbeatMillis, deadAfterMillis, relayAfterMillis, receiptTimeoutMillis, failbackAfterMillis
+        case ackDeadlineMillis
+    }
+
+    /// Decodes settings; a field missing (a file rendered before it existed) takes its default.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = ChannelSettings()
+        mode = try container.decodeIfPresent(Mode.self, forKey: .mode) ?? defaults.mode
+        heartbeatMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .heartbeatMillis) ?? defaults.heartbeatMillis
+        deadAfterMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .deadAfterMillis) ?? defaults.deadAfterMillis
+        relayAfterMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .relayAfterMillis) ?? defaults.relayAfterMillis
+        receiptTimeoutMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .receiptTimeoutMillis) ?? defaults.receiptTimeoutMillis
+        failbackAfterMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .failbackAfterMillis) ?? defaults.failbackAfterMillis
+        ackDeadlineMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .ackDeadlineMillis) ?? defaults.ackDeadlineMillis
+    }
 }
 
 /// Chooses which of a link's open channels carry our log (DESIGN §6): the pure policy the

@@ -7,6 +7,11 @@ public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
     case heartbeatTimeout
     /// The peer broke the protocol (wrong order, wrong identity, no common version, …).
     case protocolViolation(String)
+    /// The peer sent more than the protocol lets it (heartbeats far faster than the
+    /// interval, batches beyond the window without waiting for acks).
+    case flood(String)
+    /// The peer stayed alive and left our oldest batch unacknowledged past the ack deadline.
+    case withholding(String)
     /// The peer said goodbye.
     case peerClosed(String)
     /// This node is shutting the channel.
@@ -16,6 +21,8 @@ public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .heartbeatTimeout: "no heartbeat"
         case .protocolViolation(let what): "protocol violation: \(what)"
+        case .flood(let what): "flood: \(what)"
+        case .withholding(let what): "withholding: \(what)"
         case .peerClosed(let why): "peer closed: \(why)"
         case .localShutdown: "shut down"
         }
@@ -38,6 +45,11 @@ public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
 /// Liveness: a ping every `heartbeatIntervalMillis`; a channel silent for
 /// `deadAfterMillis` is dead (before the peer's hello: `helloTimeoutMillis`). Time is
 /// whatever the caller passes in.
+///
+/// Abuse (DESIGN §6, docs/operations.md "Strikes"): a peer that is alive but leaves our
+/// oldest batch unacknowledged for `ackDeadlineMillis` is withholding; a peer that sends
+/// heartbeats far faster than the interval, or more unacknowledged batches than twice the
+/// window, is flooding. Either closes the channel with a reason the engine strikes.
 public struct LinkSessionStateMachine: Sendable {
     /// Tunables.
     public struct Configuration: Sendable, Hashable {
@@ -58,15 +70,23 @@ public struct LinkSessionStateMachine: Sendable {
         /// than the idle deadline; the allowance follows the ack times measured on the
         /// channel (twice the decaying worst), between `deadAfterMillis` and this cap.
         public var maxBusyStretch: UInt64 = 10
+        /// How long our oldest batch may wait for its ack while the peer is heard from.
+        public var ackDeadlineMillis: UInt64 = 150_000
+        /// Heartbeats (pings, and pongs answering no ping of ours) the peer may send in one
+        /// burst. An honest peer sends one per interval; after a stall of ours the ones that
+        /// waited arrive together, and the allowance grows by two per interval of the gap.
+        public var heartbeatBurst: UInt64 = 208
 
         /// The defaults.
         public init() {}
 
-        /// Heartbeats as a federation's channel settings set them.
+        /// Heartbeats and the ack deadline as a federation's channel settings set them.
         public init(channels: ChannelSettings) {
             heartbeatIntervalMillis = channels.heartbeatMillis
             deadAfterMillis = channels.deadAfterMillis
+            ackDeadlineMillis = channels.ackDeadlineMillis
         }
+
     }
 
     /// What the shell must do.
@@ -142,6 +162,16 @@ public struct LinkSessionStateMachine: Sendable {
     private var nextNonce: UInt64 = 1
     /// The last measured round-trip time.
     public private(set) var rttMillis: UInt64?
+    /// The peer's heartbeat allowance, in milliseconds of heartbeat interval: each heartbeat
+    /// costs one interval, and time refills two milliseconds per millisecond (a token bucket
+    /// of `heartbeatBurst` intervals, topped up beyond that by the gap before a burst).
+    private var heartbeatTokens: UInt64
+    private var lastHeartbeatMillis: UInt64
+    /// Heartbeats since the allowance was last full, and since when.
+    private var heartbeatsSinceFull: UInt64 = 0
+    private var fullSinceMillis: UInt64
+    /// When each batch handed to the shell to commit (not yet committed) arrived.
+    private var uncommitted: [UInt64] = []
 
     /// Creates the session of a new channel. `checkpoint` is how far we have applied the
     /// peer's log; `localHighest` is the end of our own log.
@@ -165,6 +195,9 @@ public struct LinkSessionStateMachine: Sendable {
         self.lastPingMillis = nowMillis
         self.latestMillis = nowMillis
         self.ackLatencyMillis = configuration.deadAfterMillis
+        self.heartbeatTokens = configuration.heartbeatBurst * max(configuration.heartbeatIntervalMillis, 1)
+        self.lastHeartbeatMillis = nowMillis
+        self.fullSinceMillis = nowMillis
     }
 
     /// How long the peer may stay silent now: the idle deadline, or while our batches wait
@@ -217,6 +250,14 @@ public struct LinkSessionStateMachine: Sendable {
             guard ops.count <= configuration.maxBatchOps * 4 else {
                 return close(.protocolViolation("batch of \(ops.count) ops"))
             }
+            // An honest sender has at most a window of batches unacknowledged; we ack each
+            // batch once it commits, so more than twice that waiting here did not wait.
+            guard uncommitted.count < 2 * max(configuration.window, 1) else {
+                return close(
+                    .flood("\(uncommitted.count + 1) batches without waiting for acks (window \(configuration.window))")
+                )
+            }
+            uncommitted.append(through)
             receivedThrough = through
             return [.commit(ops: ops, throughSeq: through)]
         case (.open, .ack(let through)):
@@ -232,11 +273,14 @@ public struct LinkSessionStateMachine: Sendable {
             ackedThrough = max(ackedThrough, through)
             return [.acknowledged(throughSeq: through)] + pump()
         case (.open, .ping(let nonce)):
+            if let flood = countHeartbeat(nowMillis: nowMillis) { return close(flood) }
             return [.send(.pong(nonce: nonce))]
         case (.open, .pong(let nonce)):
             if let pending = pendingPing, pending.nonce == nonce {
                 rttMillis = nowMillis >= pending.sentAt ? nowMillis - pending.sentAt : 0
                 pendingPing = nil
+            } else if let flood = countHeartbeat(nowMillis: nowMillis) {
+                return close(flood)
             }
             return []
         case (.open, .envelope), (.open, .receipt):
@@ -284,6 +328,7 @@ public struct LinkSessionStateMachine: Sendable {
 
     /// The shell committed the peer's ops up to `throughSeq`.
     public mutating func committed(throughSeq: UInt64) -> [Action] {
+        uncommitted.removeAll { $0 <= throughSeq }
         guard !isClosed, throughSeq > committedThrough else { return [] }
         committedThrough = throughSeq
         return [.send(.ack(throughSeq: throughSeq))]
@@ -315,6 +360,15 @@ public struct LinkSessionStateMachine: Sendable {
         if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= deadline {
             return close(.heartbeatTimeout)
         }
+        // Alive (heard within the deadline) and still sitting on our oldest batch.
+        if case .open = phase, let sentAt = inFlightSentAt.first, nowMillis > sentAt,
+            nowMillis - sentAt >= configuration.ackDeadlineMillis, lastHeardMillis > sentAt
+        {
+            return close(
+                .withholding(
+                    "batch through \(inFlight.first ?? 0) unacknowledged for \(nowMillis - sentAt) ms "
+                        + "(deadline \(configuration.ackDeadlineMillis) ms) while the peer answered heartbeats"))
+        }
         guard case .open = phase, nowMillis >= lastPingMillis + configuration.heartbeatIntervalMillis else { return [] }
         lastPingMillis = nowMillis
         let nonce = nextNonce
@@ -335,10 +389,39 @@ public struct LinkSessionStateMachine: Sendable {
         return false
     }
 
+    /// Counts a heartbeat from the peer; the reason to close when it sends too many.
+    private mutating func countHeartbeat(nowMillis: UInt64) -> SessionCloseReason? {
+        let interval = max(configuration.heartbeatIntervalMillis, 1)
+        let capacity = configuration.heartbeatBurst * interval
+        let gap = nowMillis > lastHeartbeatMillis ? nowMillis - lastHeartbeatMillis : 0
+        lastHeartbeatMillis = max(lastHeartbeatMillis, nowMillis)
+        if gap > 0 {
+            // Credit left over from an earlier gap lapses; this gap's credit stands in full.
+            let refill = gap.multipliedReportingOverflow(by: 2).partialValue
+            heartbeatTokens = min(heartbeatTokens, capacity).addingReportingOverflow(refill).partialValue
+        }
+        if heartbeatTokens >= capacity {
+            heartbeatsSinceFull = 0
+            fullSinceMillis = nowMillis
+        }
+        heartbeatsSinceFull += 1
+        guard heartbeatTokens >= interval else {
+            return .flood(
+                "\(heartbeatsSinceFull) heartbeats in \(nowMillis - fullSinceMillis) ms "
+                    + "(one per \(interval) ms expected)")
+        }
+        heartbeatTokens -= interval
+        return nil
+    }
+
     private mutating func close(_ reason: SessionCloseReason) -> [Action] {
         phase = .closed(reason)
         var actions = [Action]()
-        if case .protocolViolation(let what) = reason { actions.append(.send(.goodbye(reason: what))) }
+        switch reason {
+        case .protocolViolation(let what), .flood(let what), .withholding(let what):
+            actions.append(.send(.goodbye(reason: what)))
+        default: break
+        }
         actions.append(.close(reason))
         return actions
     }

@@ -596,8 +596,11 @@ public struct NodeEngine: Sendable {
                 output.append(.observeClock(peerHLC))
                 opened(id, now: now)
             case .close(let reason):
-                if case .protocolViolation = reason {
-                    refused(peer, reason.description, strikeClass: .protocolViolation, now: now)
+                switch reason {
+                case .protocolViolation: refused(peer, reason.description, strikeClass: .protocolViolation, now: now)
+                case .flood: refused(peer, reason.description, strikeClass: .flood, now: now)
+                case .withholding: refused(peer, reason.description, strikeClass: .withholding, now: now)
+                default: break
                 }
                 // A pinned peer that connects and never says hello is refused and audited too.
                 if case .heartbeatTimeout = reason, !channel.open {

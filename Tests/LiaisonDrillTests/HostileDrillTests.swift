@@ -16,11 +16,12 @@ extension DrillTests {
     static let deterministicAttacks: [(String, String)] = [
         ("forged", "forged"), ("replayed", "protocol"), ("non-releasable", "not-releasable"),
         ("future-stamped", "future-stamp"), ("non-writer", "non-writer"), ("orcon-reshare", "filtered-out"),
-        ("oversized-frame", "protocol"), ("malformed-frame", "protocol"), ("equivocating", "equivocation"),
+        ("oversized-frame", "protocol"), ("malformed-frame", "protocol"), ("flooding", "flood"),
+        ("equivocating", "equivocation"), ("withholding", "withholding"),
     ]
 
     @Test(
-        "hostile-partner: charlie turns with its own keys; every attack but flooding and withholding is struck, refused and audited; alpha and bravo quarantine it on their own; nothing lost or leaked",
+        "hostile-partner: charlie turns with its own keys; every attack is struck with its class, refused and audited; alpha and bravo quarantine it on their own; nothing lost or leaked; the drill passes",
         .timeLimit(.minutes(3))
     )
     func hostilePartner() throws {
@@ -51,20 +52,7 @@ extension DrillTests {
                 #expect(result.finding == nil, "\(name) -> \(result.receiver): \(result.finding ?? "")")
             }
         }
-        // A peer that floods and never reads is struck only once its answers have filled the
-        // socket buffers between the two (megabytes): on a slow machine that may take longer
-        // than the drill floods, and the drill then reports it as a finding.
-        for result in try #require(attacks["flooding"]).outcomes {
-            #expect(result.expectedStrike == "flood")
-            #expect(result.detected || result.finding != nil, "\(result)")
-        }
-        // No strike class counts withholding: a finding at every receiver.
-        for result in try #require(attacks["withholding"]).outcomes {
-            #expect(!result.detected && result.finding?.contains("withholding") == true, "\(result)")
-        }
-        #expect(
-            report.findings.allSatisfy { $0.hasPrefix("flooding") || $0.hasPrefix("withholding") }, "\(report.findings)"
-        )
+        #expect(report.findings.isEmpty, "\(report.findings)")
 
         // Both honest nodes quarantined charlie on their own, from its first strike on.
         for seen in report.quarantines {
@@ -84,9 +72,8 @@ extension DrillTests {
         #expect(report.honestStrikes.isEmpty, "\(report.honestStrikes)")
         #expect(report.deliveriesAchieved == report.deliveriesExpected)
         #expect(report.attackDeliveries > 0 && report.attackLatencyP99Millis != nil)
-        // The exit status follows the report: the findings fail the drill.
-        #expect(report.passed == report.findings.isEmpty, "\(report.problems)")
-        #expect(outcome.status == (report.passed ? 0 : 1), "\(outcome.stderr)")
+        #expect(report.passed, "\(report.problems)")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
     }
 
     @Test(

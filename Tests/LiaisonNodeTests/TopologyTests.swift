@@ -265,6 +265,23 @@ struct TopologyTests {
             says: "at least twice heartbeat-ms"
         ),
         Broken(
+            label: "an ack deadline shorter than two dead-afters",
+            yaml: partners + """
+                channels:
+                  dead-after-ms: 1000
+                  ack-deadline-ms: 1500  # <-
+                """,
+            says: "ack-deadline-ms must be at least twice dead-after-ms"
+        ),
+        Broken(
+            label: "an ack deadline under a second",
+            yaml: partners + """
+                channels:
+                  ack-deadline-ms: 999  # <-
+                """,
+            says: "ack-deadline-ms must be a whole number of milliseconds from 1000 to 86400000"
+        ),
+        Broken(
             label: "a heartbeat that is no number",
             yaml: partners + """
                 channels:
@@ -303,6 +320,7 @@ struct TopologyTests {
               mode: active-active
               heartbeat-ms: 100
               dead-after-ms: 400
+              ack-deadline-ms: 5000
             """
         )
         #expect(topology.partner("alpha")?.endpoints.count == 2)
@@ -311,6 +329,7 @@ struct TopologyTests {
         #expect(topology.channels.mode == .activeActive)
         #expect(topology.channels.heartbeatMillis == 100)
         #expect(topology.channels.deadAfterMillis == 400)
+        #expect(topology.channels.ackDeadlineMillis == 5_000)
         #expect(topology.channels.relayAfterMillis == ChannelSettings().relayAfterMillis)
         #expect(try Self.demo().channels == ChannelSettings())
     }

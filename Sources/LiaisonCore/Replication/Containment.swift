@@ -19,11 +19,17 @@ public enum StrikeClass: String, Hashable, Sendable, Codable, CodingKeyRepresent
     case protocolViolation = "protocol"
     /// A sealed envelope or receipt that does not verify or is not the sender's to send.
     case badEnvelope = "bad-envelope"
-    /// A channel whose peer stopped reading while it kept sending: our queue to it filled.
+    /// A peer that sends more than the protocol lets it: it stopped reading while it kept
+    /// sending (our queue to it filled), sent heartbeats far faster than the link's interval
+    /// or more batches than the window without waiting for acks, or more ops for items we do
+    /// not hold than we keep for one partner.
     case flood
     /// Two different signed creates for one item id: only the item's originator can sign
     /// them, so it is proof that the originator equivocated.
     case equivocation
+    /// A peer that stays alive on a channel (it answers heartbeats) and leaves our batches
+    /// unacknowledged past the link's ack deadline: it takes our log and stalls the link.
+    case withholding
 
     public static func < (lhs: StrikeClass, rhs: StrikeClass) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -60,7 +66,7 @@ public struct ContainmentPolicy: Sendable, Hashable, Codable {
         thresholds: [
             .forged: 5, .unknownAuthor: 5, .badEnvelope: 5, .unredacted: 5, .nonWriter: 20,
             .notReleasable: 50, .filteredOut: 50, .futureStamp: 100, .protocolViolation: 20, .flood: 5,
-            .equivocation: 1,
+            .equivocation: 1, .withholding: 3,
         ],
         windowMillis: 60 * 60_000
     )

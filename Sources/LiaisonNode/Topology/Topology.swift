@@ -285,6 +285,7 @@ private struct TopologyReader {
             "channels",
             allowed: [
                 "mode", "heartbeat-ms", "dead-after-ms", "relay-after-ms", "receipt-timeout-ms", "failback-after-ms",
+                "ack-deadline-ms",
             ]
         )
         var settings = ChannelSettings()
@@ -310,10 +311,17 @@ private struct TopologyReader {
         settings.receiptTimeoutMillis =
             try millis("receipt-timeout-ms", 100...3_600_000) ?? settings.receiptTimeoutMillis
         settings.failbackAfterMillis = try millis("failback-after-ms", 0...3_600_000) ?? settings.failbackAfterMillis
+        settings.ackDeadlineMillis = try millis("ack-deadline-ms", 1_000...86_400_000) ?? settings.ackDeadlineMillis
         guard settings.deadAfterMillis >= 2 * settings.heartbeatMillis else {
             throw fail(
                 fields["dead-after-ms"] ?? node,
                 "dead-after-ms must be at least twice heartbeat-ms, or healthy channels are declared dead")
+        }
+        guard settings.ackDeadlineMillis >= 2 * settings.deadAfterMillis else {
+            throw fail(
+                fields["ack-deadline-ms"] ?? node,
+                "ack-deadline-ms must be at least twice dead-after-ms, or partners that are only busy are struck "
+                    + "for withholding")
         }
         return settings
     }
