@@ -310,6 +310,10 @@ public final class Simulation {
         // few virtual seconds of workload.
         settings.relayAfterMillis = 300
         settings.receiptTimeoutMillis = 800
+        // An honest receiver here holds a batch unacknowledged for at most about two seconds
+        // (an op stamped ahead of its clock under edge clocks; commits take no virtual time),
+        // so a withholding strike between honest nodes within this deadline fails the run.
+        settings.ackDeadlineMillis = 5_000
         // A ring plus random chords: every node reachable, some pairs without a link.
         var pairs = Set<[String]>()
         for index in 0..<count { pairs.insert([names[index], names[(index + 1) % count]].sorted()) }
