@@ -62,14 +62,24 @@ final class HostilePartner: Sendable {
     /// The honest neighbours, by name.
     var neighbours: [String] { federation.neighbours.map(\.name).sorted() }
 
-    /// Binds the partner's endpoints (its node must have let them go).
+    /// Binds the partner's endpoints (its node must have let them go). The ports are ones the
+    /// kernel once handed out, in its ephemeral range: between the node's exit and this bind,
+    /// another process's outgoing connection may hold one for a moment (seen under a full test
+    /// run), so a port in use is tried again for up to five seconds.
     func listen() async throws(LiaisonError) {
         for endpoint in federation.listen {
-            do {
-                let listener = try await TLSTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)
-                state.withLock { $0.listeners.append(listener) }
-            } catch {
-                throw LiaisonError(.io, "the hostile \(name) cannot listen on \(endpoint)", cause: error)
+            let deadline = ContinuousClock.now + .seconds(5)
+            while true {
+                do {
+                    let listener = try await TLSTransport.listen(host: endpoint.host, port: endpoint.port, tls: tls)
+                    state.withLock { $0.listeners.append(listener) }
+                    break
+                } catch {
+                    guard ContinuousClock.now < deadline else {
+                        throw LiaisonError(.io, "the hostile \(name) cannot listen on \(endpoint)", cause: error)
+                    }
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
             }
         }
     }
