@@ -330,4 +330,44 @@ struct AnnotationTests {
         #expect(outcome.strikes == [TestNode.carol.nodeID: [.flood: 1]])
         #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 1)
     }
+
+    // MARK: - Markings that differ by a quarantine
+
+    @Test(
+        "an op refused as not releasable because this node leaves out its item's quarantined originator's change of markings is no strike against the honest sender (seed 320643)"
+    )
+    func quarantinedOriginatorsMarkingsAreNoStrike() throws {
+        var factory = OpFactory(seed: 70)
+        let (bob, bobStore) = try Self.node(.bob)
+        var (carol, carolStore) = try Self.node(.carol)
+        // Alice's item, released to bob; later (after the start of carol's quarantine of alice,
+        // before bob's) alice releases it to carol too.
+        let create = try factory.create(by: .alice, markings: Self.markings("bob"), at: .test(1))
+        var item = try ItemState(create: create)
+        let broadening = try factory.changeMarkings(
+            of: item, to: Self.markings("bob", "carol"), by: .alice, at: .test(5))
+        try item.apply(broadening)
+        _ = try bobStore.commit(
+            CommitBatch(ops: [create, broadening], source: .peer(TestNode.alice.nodeID), timeMillis: 0))
+        _ = try carol.quarantine(
+            "alice", author: TestNode.alice.nodeID,
+            Quarantine(
+                sinceMillis: HLCTimestamp.test(3).physicalMillis, atMillis: Self.now, reason: "test", automatic: false),
+            containment: ContainmentState(), nowMillis: Self.now)
+
+        // Bob, who has not quarantined alice, sends carol the item with its history.
+        let batch = try bob.loadBatch(for: "carol", after: 0, limit: 100, nowMillis: Self.now)
+        #expect(Set(batch.sent) == [create.id, broadening.id])
+        let outcome = try carol.receive(ops: batch.ops, through: batch.throughSeq, from: "bob", nowMillis: Self.now)
+        #expect(
+            outcome.strikes.isEmpty, "carol struck bob for markings only her quarantine changed: \(outcome.strikes)")
+        #expect(outcome.refused == 2)
+        #expect(try carolStore.item(create.body.itemID) == nil)
+        #expect(try carolStore.op(create.id) == nil)
+
+        // An item of a partner carol has not quarantined, not releasable to her, is a strike.
+        let bobs = try factory.create(by: .bob, markings: Self.markings("alice"), at: .test(6))
+        let struck = try carol.receive(ops: [bobs.encoded], through: 3, from: "bob", nowMillis: Self.now)
+        #expect(struck.strikes == [TestNode.bob.nodeID: [.notReleasable: 1]])
+    }
 }

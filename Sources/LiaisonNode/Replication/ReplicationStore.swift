@@ -206,6 +206,28 @@ public struct ReplicationStore: Sendable {
         }
     }
 
+    /// Whether a refusal may come from a quarantine rather than a fault, and strikes no one:
+    /// the op's item was originated by a partner quarantined here, and it is refused for a
+    /// reason that depends on what only the originator writes (the markings and recalls:
+    /// not releasable here, ORCON, above the link's ceiling, an unknown classification,
+    /// recalled, or an annotator no markings known here released the item to). This node
+    /// leaves out the originator's ops since the quarantine's start; an honest sender that
+    /// has not quarantined it yet (each operator acts at its own time) still holds them, and
+    /// judges the item by markings this node does not (seed 320643). The op is refused and
+    /// audited all the same.
+    static func mayDifferByQuarantine(
+        _ strike: StrikeReason, op: VerifiedOp, quarantines: [NodeID: Quarantine]
+    ) -> Bool {
+        guard quarantines[op.body.originator] != nil else { return false }
+        switch strike {
+        case .notEntitled(.notReleasable), .notEntitled(.orcon), .notEntitled(.aboveClassificationCeiling),
+            .notEntitled(.unknownClassification), .notEntitled(.recalled), .refusedByItem(.notEntitled):
+            return true
+        default:
+            return false
+        }
+    }
+
     /// Whether an op refused for `strike` is held, not refused, until a change of markings
     /// releases its item to its author (`CommitBatch.held`): an annotation of an ORCON item
     /// from its own author, whose entitlement our markings history does not show. The author
@@ -485,6 +507,7 @@ public struct ReplicationStore: Sendable {
             return true
         }
         var raced = [(id: OpID, reason: StrikeReason)]()
+        var contained = [(id: OpID, reason: StrikeReason)]()
         var held = Set<OpID>()
         for op in verified {
             guard let inbound = neighbour.inbound else {
@@ -532,6 +555,10 @@ public struct ReplicationStore: Sendable {
                     continue
                 }
             }
+            if let strike, Self.mayDifferByQuarantine(strike, op: op, quarantines: quarantines) {
+                contained.append((op.id, strike))
+                continue
+            }
             if let strike {
                 refused.append((op.id, strike, strike.chargedToAuthor ? op.body.author : partner.nodeID))
                 continue
@@ -576,18 +603,21 @@ public struct ReplicationStore: Sendable {
             )
             outcome.refused += quarantined.count
         }
-        if !raced.isEmpty {
-            let reasons = Dictionary(grouping: raced, by: { $0.reason.description }).map {
+        for (excused, why) in [
+            (raced, "a race with a change of markings"),
+            (contained, "the item's originator is quarantined here, so its markings here may differ from the sender's"),
+        ] where !excused.isEmpty {
+            let reasons = Dictionary(grouping: excused, by: { $0.reason.description }).map {
                 "\($0.value.count)× \($0.key)"
             }
             _ = try store.appendCustody(
                 CustodyEvent(
                     kind: .opsRejected, peer: partner.nodeID.text,
-                    detail: reasons.sorted().joined(separator: "; ") + " (a race with a change of markings: no strike)",
-                    opIDs: raced.map(\.id)),
+                    detail: reasons.sorted().joined(separator: "; ") + " (\(why): no strike)",
+                    opIDs: excused.map(\.id)),
                 timeMillis: Int64(now)
             )
-            outcome.refused += raced.count
+            outcome.refused += excused.count
         }
         outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
