@@ -208,9 +208,9 @@ public struct ReplicationStore: Sendable {
 
     /// Whether a refusal may come from a quarantine rather than a fault, and strikes no one:
     /// the op's item was originated by a partner quarantined here, and it is refused for a
-    /// reason that depends on what only the originator writes (the markings and recalls:
-    /// not releasable here, ORCON, above the link's ceiling, an unknown classification,
-    /// recalled, or an annotator no markings known here released the item to). This node
+    /// reason that depends on the markings, which only the originator writes (not releasable
+    /// here, ORCON, above the link's ceiling, an unknown classification, or an annotator no
+    /// markings known here released the item to). This node
     /// leaves out the originator's ops since the quarantine's start; an honest sender that
     /// has not quarantined it yet (each operator acts at its own time) still holds them, and
     /// judges the item by markings this node does not (seed 320643). The op is refused and
@@ -221,7 +221,7 @@ public struct ReplicationStore: Sendable {
         guard quarantines[op.body.originator] != nil else { return false }
         switch strike {
         case .notEntitled(.notReleasable), .notEntitled(.orcon), .notEntitled(.aboveClassificationCeiling),
-            .notEntitled(.unknownClassification), .notEntitled(.recalled), .refusedByItem(.notEntitled):
+            .notEntitled(.unknownClassification), .refusedByItem(.notEntitled):
             return true
         default:
             return false
