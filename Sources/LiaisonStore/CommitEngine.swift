@@ -48,6 +48,8 @@ enum CommitEngine {
         var items = [ItemID: ItemState]()
         var highest = HLCTimestamp.zero
         let peer = batch.source.peer
+        // Items whose markings the batch changed: their held ops are judged again.
+        var remarked = Set<ItemID>()
 
         func state(_ id: ItemID) throws -> ItemState? {
             if let cached = items[id] { return cached }
@@ -75,6 +77,12 @@ enum CommitEngine {
                 try fault(.afterOp(index))
                 continue
             }
+            if batch.held.contains(op.id) {
+                try tx.insertPending(op, from: peer)
+                result.held.append(op.id)
+                try fault(.afterOp(index))
+                continue
+            }
             if var item = try state(op.body.itemID) {
                 if case .create = op.body.change, op.id != item.created.opID, (try? ItemState(create: op)) != nil {
                     // A forked create: keep it (it is the proof, and it goes on so that every
@@ -92,6 +100,7 @@ enum CommitEngine {
                     items[item.id] = item
                     result.changedItems.insert(item.id)
                     result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    if case .changeMarkings = op.body.change { remarked.insert(item.id) }
                 }
             } else if case .create = op.body.change {
                 switch Result(catching: { () throws(ItemRejection) in try ItemState(create: op) }) {
@@ -116,6 +125,30 @@ enum CommitEngine {
                 result.pending.append(op.id)
             }
             try fault(.afterOp(index))
+        }
+
+        // Ops held until their item's markings release it to their author: judged again now.
+        if let partners = batch.partners {
+            for id in remarked.sorted() {
+                guard var item = try state(id) else { continue }
+                let waiting = try tx.takePending(item: id)
+                guard !waiting.isEmpty else { continue }
+                let history = try tx.opsOfItem(id).compactMap(\.op.body.change.markings)
+                for entry in waiting {
+                    guard isAdmissible(held: entry.op, item: item, markingsHistory: history, partners: partners) else {
+                        try tx.insertPending(entry.op, from: entry.peer)
+                        continue
+                    }
+                    if let rejection = rejection(applying: entry.op, to: &item) {
+                        result.rejected.append((entry.op.id, rejection))
+                        result.rejectedAuthors[entry.op.id] = entry.op.body.author
+                    } else {
+                        result.applied.append((entry.op.id, try tx.insertOp(entry.op, from: entry.peer)))
+                        result.changedItems.insert(id)
+                    }
+                }
+                items[id] = item
+            }
         }
 
         // Content this node may keep no more leaves the items the batch touched, and their
@@ -152,13 +185,14 @@ enum CommitEngine {
             head = CustodyHead(count: entry.sequence, hash: entry.hash)
             result.custody.append(entry)
         }
-        let accepted = result.applied.map(\.id) + result.pending
+        let accepted = result.applied.map(\.id) + result.pending + result.held
         if !accepted.isEmpty {
             try record(
                 CustodyEvent(
                     kind: peer == nil ? .opsCreated : .opsReceived,
                     peer: peer?.text,
                     detail: "applied \(result.applied.count), pending \(result.pending.count), "
+                        + (result.held.isEmpty ? "" : "held for markings \(result.held.count), ")
                         + "duplicates \(result.duplicates.count)" + (batch.note.map { "; \($0)" } ?? ""),
                     opIDs: accepted
                 )
@@ -210,6 +244,21 @@ enum CommitEngine {
                 kind: .opsPurged, peer: peer?.text, detail: detail,
                 opIDs: [cause.op] + stripped.filter { $0 != cause.op })
         )
+    }
+
+    /// Whether an op held until its item's markings release the item to its author
+    /// (`CommitBatch.held`) is admitted now: the item's markings, now or earlier
+    /// (`markingsHistory`), release it to its author, as `Admission.check` judges an
+    /// annotation. Otherwise it waits for the next change of markings; an author this store
+    /// cannot name (not in `partners`) waits too.
+    static func isAdmissible(
+        held op: VerifiedOp, item: ItemState, markingsHistory: [Markings], partners: [NodeID: Recipient]
+    ) -> Bool {
+        if op.body.author == item.originator { return true }
+        guard let author = partners[op.body.author] else { return false }
+        return ([item.markings] + markingsHistory).contains {
+            $0.isReleasable(toPartner: author.name, groups: author.groups)
+        }
     }
 
     /// Rebuilds items from their stored ops, leaving out the `excluded` ones; see

@@ -32,16 +32,29 @@ public struct CommitBatch: Sendable {
     /// What the batch does, for the custody entry that records it (e.g. "recall from
     /// charlie"); nil says nothing more than the counts.
     public var note: String?
+    /// Ops of the batch to hold, durable but not applied, until a change of markings of their
+    /// item (held here) releases the item to their author: annotations whose author's
+    /// entitlement the item's markings here do not show yet (docs/merge-rules.md, "Held
+    /// annotations"). They wait with the ops waiting for a create, and count with them
+    /// (`Store.pendingCount`).
+    public var held: Set<OpID>
+    /// Every partner by NodeID. When set, a change of markings this batch applies judges again
+    /// the ops held for its item, and applies those whose author it now releases the item to;
+    /// nil leaves them waiting.
+    public var partners: [NodeID: Recipient]?
 
     /// Creates a batch.
     public init(
-        ops: [VerifiedOp], source: OpSource, timeMillis: Int64, holder: Recipient? = nil, note: String? = nil
+        ops: [VerifiedOp], source: OpSource, timeMillis: Int64, holder: Recipient? = nil, note: String? = nil,
+        held: Set<OpID> = [], partners: [NodeID: Recipient]? = nil
     ) {
         self.ops = ops
         self.source = source
         self.timeMillis = timeMillis
         self.holder = holder
         self.note = note
+        self.held = held
+        self.partners = partners
     }
 }
 
@@ -54,6 +67,9 @@ public struct CommitResult: Sendable, Equatable {
     public var duplicates: [OpID]
     /// Ops stored durably but waiting for their item's create op.
     public var pending: [OpID]
+    /// Ops of the batch held (`CommitBatch.held`), durable, until their item's markings here
+    /// release the item to their author.
+    public var held: [OpID]
     /// Ops the item refused, with the reason; recorded in custody, not stored.
     public var rejected: [(id: OpID, reason: ItemRejection)]
     /// The author of each refused op (a pending op refused when its create arrives was not
@@ -74,6 +90,7 @@ public struct CommitResult: Sendable, Equatable {
         applied = []
         duplicates = []
         pending = []
+        held = []
         rejected = []
         rejectedAuthors = [:]
         forkedCreates = []
@@ -84,7 +101,7 @@ public struct CommitResult: Sendable, Equatable {
 
     public static func == (lhs: CommitResult, rhs: CommitResult) -> Bool {
         lhs.applied.map(\.id) == rhs.applied.map(\.id) && lhs.applied.map(\.sequence) == rhs.applied.map(\.sequence)
-            && lhs.duplicates == rhs.duplicates && lhs.pending == rhs.pending
+            && lhs.duplicates == rhs.duplicates && lhs.pending == rhs.pending && lhs.held == rhs.held
             && lhs.rejected.map(\.id) == rhs.rejected.map(\.id) && lhs.changedItems == rhs.changedItems
             && lhs.custody == rhs.custody && lhs.purged == rhs.purged
     }

@@ -268,4 +268,106 @@ struct AnnotationTests {
         let strikes = try bob.receive(ops: [secret.encoded], through: 2, from: "carol", nowMillis: Self.now).strikes
         #expect(strikes == [TestNode.carol.nodeID: [.notReleasable: 1]])
     }
+
+    // MARK: - Held annotations
+
+    /// Alice's ORCON item, first released to bob alone, then to bob and carol; carol writes a
+    /// tag once the change reaches her. Bob holds the create only.
+    static func orconAnnotationBeforeItsChange(
+        _ factory: inout OpFactory, bob: inout ReplicationStore
+    ) throws -> (change: VerifiedOp, annotation: VerifiedOp) {
+        let orcon = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names, orcon: true) }
+        let create = try factory.create(
+            by: .alice, markings: orcon(["bob"]), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let change = try factory.changeMarkings(of: item, to: orcon(["bob", "carol"]), by: .alice, at: .test(2))
+        try item.apply(change)
+        let annotation = try factory.addTags(["seen"], to: item, by: .carol, at: .test(3))
+        #expect(try bob.receive(ops: [create.encoded], through: 1, from: "alice", nowMillis: Self.now).refused == 0)
+        return (change, annotation)
+    }
+
+    @Test(
+        "an ORCON annotation that overtakes the change of markings entitling its author is held, not refused, and applied when the change arrives (seed 325488)"
+    )
+    func orconAnnotationIsHeldForItsMarkings() throws {
+        var factory = OpFactory(seed: 68)
+        var (bob, bobStore) = try Self.node(.bob)
+        let (change, annotation) = try Self.orconAnnotationBeforeItsChange(&factory, bob: &bob)
+        let id = annotation.body.itemID
+
+        // Only carol may pass her annotation on, and she sends it before alice's change
+        // reaches bob. Bob acknowledges it: it must not be lost.
+        let early = try bob.receive(ops: [annotation.encoded], through: 1, from: "carol", nowMillis: Self.now)
+        #expect(early.strikes.isEmpty)
+        #expect(early.refused == 0, "bob refused carol's annotation, which nobody would send him again")
+        #expect(early.accepted == 1)
+        #expect(try bobStore.op(annotation.id) == nil, "applied before bob knew carol was entitled")
+        #expect(try bobStore.item(id)?.tags.isEmpty == true)
+        #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 1)
+        // Carol sends it again (a new session): still held once.
+        #expect(try bob.receive(ops: [annotation.encoded], through: 1, from: "carol", nowMillis: Self.now).refused == 0)
+        #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 1)
+
+        // The change arrives: the held annotation is judged again and applied.
+        let later = try bob.receive(ops: [change.encoded], through: 2, from: "alice", nowMillis: Self.now)
+        #expect(later.strikes.isEmpty && later.refused == 0)
+        #expect(try bobStore.op(annotation.id) != nil)
+        #expect(try bobStore.item(id)?.tags == ["seen"])
+        #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 0)
+    }
+
+    @Test("a held annotation counts against its sender's bound of waiting ops; past it, a flood strike")
+    func heldAnnotationsAreBounded() throws {
+        var factory = OpFactory(seed: 69)
+        var (bob, bobStore) = try Self.node(.bob)
+        bob.maxPendingPerPartner = 1
+        let (_, annotation) = try Self.orconAnnotationBeforeItsChange(&factory, bob: &bob)
+        let (_, second) = try Self.orconAnnotationBeforeItsChange(&factory, bob: &bob)
+        let outcome = try bob.receive(
+            ops: [annotation.encoded, second.encoded], through: 2, from: "carol", nowMillis: Self.now)
+        #expect(outcome.accepted == 1)
+        #expect(outcome.strikes == [TestNode.carol.nodeID: [.flood: 1]])
+        #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 1)
+    }
+
+    // MARK: - Markings that differ by a quarantine
+
+    @Test(
+        "an op refused as not releasable because this node leaves out its item's quarantined originator's change of markings is no strike against the honest sender (seed 320643)"
+    )
+    func quarantinedOriginatorsMarkingsAreNoStrike() throws {
+        var factory = OpFactory(seed: 70)
+        let (bob, bobStore) = try Self.node(.bob)
+        var (carol, carolStore) = try Self.node(.carol)
+        // Alice's item, released to bob; later (after the start of carol's quarantine of alice,
+        // before bob's) alice releases it to carol too.
+        let create = try factory.create(by: .alice, markings: Self.markings("bob"), at: .test(1))
+        var item = try ItemState(create: create)
+        let broadening = try factory.changeMarkings(
+            of: item, to: Self.markings("bob", "carol"), by: .alice, at: .test(5))
+        try item.apply(broadening)
+        _ = try bobStore.commit(
+            CommitBatch(ops: [create, broadening], source: .peer(TestNode.alice.nodeID), timeMillis: 0))
+        _ = try carol.quarantine(
+            "alice", author: TestNode.alice.nodeID,
+            Quarantine(
+                sinceMillis: HLCTimestamp.test(3).physicalMillis, atMillis: Self.now, reason: "test", automatic: false),
+            containment: ContainmentState(), nowMillis: Self.now)
+
+        // Bob, who has not quarantined alice, sends carol the item with its history.
+        let batch = try bob.loadBatch(for: "carol", after: 0, limit: 100, nowMillis: Self.now)
+        #expect(Set(batch.sent) == [create.id, broadening.id])
+        let outcome = try carol.receive(ops: batch.ops, through: batch.throughSeq, from: "bob", nowMillis: Self.now)
+        #expect(
+            outcome.strikes.isEmpty, "carol struck bob for markings only her quarantine changed: \(outcome.strikes)")
+        #expect(outcome.refused == 2)
+        #expect(try carolStore.item(create.body.itemID) == nil)
+        #expect(try carolStore.op(create.id) == nil)
+
+        // An item of a partner carol has not quarantined, not releasable to her, is a strike.
+        let bobs = try factory.create(by: .bob, markings: Self.markings("alice"), at: .test(6))
+        let struck = try carol.receive(ops: [bobs.encoded], through: 3, from: "bob", nowMillis: Self.now)
+        #expect(struck.strikes == [TestNode.bob.nodeID: [.notReleasable: 1]])
+    }
 }

@@ -99,6 +99,48 @@ struct StoreCommitTests {
         #expect(try store.highestSequence() == 4)
     }
 
+    @Test(
+        "an op held for its item's markings waits durably, through a change that does not release the item to its author, and applies with the one that does",
+        arguments: StoreKind.allCases)
+    func heldUntilMarkingsRelease(kind: StoreKind) throws {
+        let store = try kind.make()
+        let carol = TestNode.carol
+        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        var factory = OpFactory(seed: 11)
+        let orcon = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names, orcon: true) }
+        let create = try factory.create(by: alice, markings: orcon(["bob"]), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let reclassified = try factory.changeMarkings(of: item, to: orcon(["bob", "EAST"]), by: alice, at: .test(2))
+        try item.apply(reclassified)
+        let toCarol = try factory.changeMarkings(of: item, to: orcon(["bob", "carol"]), by: alice, at: .test(3))
+        try item.apply(toCarol)
+        let note = try factory.addTags(["seen"], to: item, by: carol, at: .test(4))
+        _ = try store.commit(batch([create], from: alice))
+
+        var early = batch([note], from: carol)
+        early.held = [note.id]
+        let held = try store.commit(early)
+        #expect(held.held == [note.id] && held.applied.isEmpty)
+        #expect(try store.op(note.id) == nil)
+        #expect(try store.pendingCount(from: carol.nodeID) == 1)
+        #expect(held.custody.first?.opIDs == [note.id], "custody does not record the held op")
+
+        // A change that releases the item to a group carol is not in: the op keeps waiting.
+        var first = batch([reclassified], from: alice)
+        first.partners = partners
+        let still = try store.commit(first)
+        #expect(still.applied.map(\.id) == [reclassified.id])
+        #expect(try store.pendingCount(from: carol.nodeID) == 1)
+
+        var second = batch([toCarol], from: alice)
+        second.partners = partners
+        let released = try store.commit(second)
+        #expect(released.applied.map(\.id) == [toCarol.id, note.id])
+        #expect(try store.pendingCount(from: carol.nodeID) == 0)
+        #expect(try store.op(note.id)?.receivedFrom == carol.nodeID)
+        #expect(try store.item(item.id)?.tags == ["seen"])
+    }
+
     @Test("an op the item refuses is not stored and is recorded as rejected", arguments: StoreKind.allCases)
     func rejectedOpsAreAudited(kind: StoreKind) throws {
         let store = try kind.make()

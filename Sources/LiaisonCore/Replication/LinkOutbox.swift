@@ -159,10 +159,15 @@ public enum Admission {
     ///   sender owes us.
     /// Without them, both are refused; the caller looks them up and checks again
     /// (`needsEarlierMarkings`), so that the common case reads no history.
+    ///
+    /// With `judgingAnnotator` false, whether an annotating author is entitled is not judged,
+    /// everything else is: for an op the receiver holds until the item's markings here catch
+    /// up with its author's (`CommitBatch.held`).
     public static func check(
         _ op: VerifiedOp,
         item: ItemState?,
         earlierMarkings: [Markings] = [],
+        judgingAnnotator: Bool = true,
         from sender: NodeID,
         senderFilter: LinkFilter,
         me: Recipient,
@@ -199,7 +204,7 @@ public enum Admission {
         var after = state
         _ = try? after.apply(op)
         // Only partners entitled to the item annotate it.
-        if op.body.author != after.originator,
+        if judgingAnnotator, op.body.author != after.originator,
             !([after.markings] + earlierMarkings).contains(where: {
                 $0.isReleasable(toPartner: author.name, groups: author.groups)
             })

@@ -190,9 +190,8 @@ public struct ReplicationStore: Sendable {
     ///   sender may have sent it before the narrowing reached it. We are owed nothing more of
     ///   the item; if it is released to us again, its history comes again.
     /// - An annotation of an ORCON item from its own author, whose entitlement our markings
-    ///   history does not show: the author may not pass the originator's change of markings
-    ///   on, so it can arrive before that change does (from the originator, who passes the
-    ///   annotation on too, after it).
+    ///   history does not show, that fails another check too (one that passes every other
+    ///   check is held instead: `awaitsMarkings`).
     static func isRace(
         _ strike: StrikeReason, op: VerifiedOp, from sender: NodeID, state: ItemState?, earlierMarkings: [Markings],
         me: Recipient
@@ -207,10 +206,47 @@ public struct ReplicationStore: Sendable {
         }
     }
 
+    /// Whether a refusal may come from a quarantine rather than a fault, and strikes no one:
+    /// the op's item was originated by a partner quarantined here, and it is refused for a
+    /// reason that depends on the markings, which only the originator writes (not releasable
+    /// here, ORCON, above the link's ceiling, an unknown classification, or an annotator no
+    /// markings known here released the item to). This node
+    /// leaves out the originator's ops since the quarantine's start; an honest sender that
+    /// has not quarantined it yet (each operator acts at its own time) still holds them, and
+    /// judges the item by markings this node does not (seed 320643). The op is refused and
+    /// audited all the same.
+    static func mayDifferByQuarantine(
+        _ strike: StrikeReason, op: VerifiedOp, quarantines: [NodeID: Quarantine]
+    ) -> Bool {
+        guard quarantines[op.body.originator] != nil else { return false }
+        switch strike {
+        case .notEntitled(.notReleasable), .notEntitled(.orcon), .notEntitled(.aboveClassificationCeiling),
+            .notEntitled(.unknownClassification), .refusedByItem(.notEntitled):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Whether an op refused for `strike` is held, not refused, until a change of markings
+    /// releases its item to its author (`CommitBatch.held`): an annotation of an ORCON item
+    /// from its own author, whose entitlement our markings history does not show. The author
+    /// may not pass the originator's change of markings on, so the annotation can overtake
+    /// it; and only its author may pass it on, and the originator's link may keep it from the
+    /// originator, so refusing it could lose it for good (seed 325488). Stamps cannot tell
+    /// whether the change it waits for is still to come (an originator's clock may run ahead
+    /// of the stamps its partners take in), so it waits until that change comes, its author
+    /// is quarantined, or forever, counted against the sender's bound of waiting ops.
+    static func awaitsMarkings(_ strike: StrikeReason, op: VerifiedOp, from sender: NodeID, state: ItemState?) -> Bool {
+        guard case .refusedByItem(.notEntitled) = strike, let state else { return false }
+        return state.markings.orcon && op.body.author == sender
+    }
+
     /// Most ops from one partner kept waiting for items this node does not hold (an
     /// annotation can arrive before its item's create; a partner sending ops for items that
-    /// never come would grow the store without bound). Past it such ops are refused with a
-    /// `flood` strike; they come again with their create.
+    /// never come would grow the store without bound), or held for their item's markings
+    /// (`awaitsMarkings`). Past it such ops are refused with a `flood` strike; they come again
+    /// with their create.
     public var maxPendingPerPartner = 10_000
 
     /// The checkpoint names of the two directions of a link.
@@ -457,18 +493,33 @@ public struct ReplicationStore: Sendable {
             earlierMarkings[id] = found
             return found
         }
+        // Ops kept waiting (for their item's create, or held for its markings) are bounded per
+        // partner.
         var pendingRoom: Int?
+        func takePendingRoom() throws(LiaisonError) -> Bool {
+            var room = pendingRoom ?? 0
+            if pendingRoom == nil { room = maxPendingPerPartner - (try store.pendingCount(from: partner.nodeID)) }
+            guard room > 0 else {
+                pendingRoom = 0
+                return false
+            }
+            pendingRoom = room - 1
+            return true
+        }
         var raced = [(id: OpID, reason: StrikeReason)]()
+        var contained = [(id: OpID, reason: StrikeReason)]()
+        var held = Set<OpID>()
         for op in verified {
             guard let inbound = neighbour.inbound else {
                 refused.append((op.id, .notEntitled(.notReleasable), partner.nodeID))
                 continue
             }
-            func check(_ earlierMarkings: [Markings]) -> StrikeReason? {
+            func check(_ earlierMarkings: [Markings], judgingAnnotator: Bool = true) -> StrikeReason? {
                 Admission.check(
                     op,
                     item: states[op.body.itemID],
                     earlierMarkings: earlierMarkings,
+                    judgingAnnotator: judgingAnnotator,
                     from: partner.nodeID,
                     senderFilter: inbound,
                     me: me,
@@ -480,30 +531,42 @@ public struct ReplicationStore: Sendable {
             }
             var strike = check([])
             if let first = strike, Admission.needsEarlierMarkings(first) {
-                strike = check(try earlier(op.body.itemID))
+                let history = try earlier(op.body.itemID)
+                strike = check(history)
+                if let found = strike,
+                    Self.awaitsMarkings(found, op: op, from: partner.nodeID, state: states[op.body.itemID]),
+                    check(history, judgingAnnotator: false) == nil
+                {
+                    // Held until the change of markings its author saw arrives here.
+                    guard try takePendingRoom() else {
+                        refused.append((op.id, .tooManyPending(limit: maxPendingPerPartner), partner.nodeID))
+                        continue
+                    }
+                    held.insert(op.id)
+                    accepted.append(op)
+                    continue
+                }
                 if let found = strike,
                     Self.isRace(
-                        found, op: op, from: partner.nodeID, state: states[op.body.itemID],
-                        earlierMarkings: try earlier(op.body.itemID), me: me)
+                        found, op: op, from: partner.nodeID, state: states[op.body.itemID], earlierMarkings: history,
+                        me: me)
                 {
                     raced.append((op.id, found))
                     continue
                 }
             }
+            if let strike, Self.mayDifferByQuarantine(strike, op: op, quarantines: quarantines) {
+                contained.append((op.id, strike))
+                continue
+            }
             if let strike {
                 refused.append((op.id, strike, strike.chargedToAuthor ? op.body.author : partner.nodeID))
                 continue
             }
-            if states[op.body.itemID] == nil, try store.op(op.id) == nil {
-                // It will wait for its create: bounded per partner.
-                var room = pendingRoom ?? 0
-                if pendingRoom == nil { room = maxPendingPerPartner - (try store.pendingCount(from: partner.nodeID)) }
-                guard room > 0 else {
-                    pendingRoom = 0
-                    refused.append((op.id, .tooManyPending(limit: maxPendingPerPartner), partner.nodeID))
-                    continue
-                }
-                pendingRoom = room - 1
+            // It will wait for its create: bounded per partner.
+            if states[op.body.itemID] == nil, try store.op(op.id) == nil, try !takePendingRoom() {
+                refused.append((op.id, .tooManyPending(limit: maxPendingPerPartner), partner.nodeID))
+                continue
             }
             accepted.append(op)
         }
@@ -511,7 +574,9 @@ public struct ReplicationStore: Sendable {
         if !accepted.isEmpty {
             let before = try store.highestSequence()
             let result = try store.commit(
-                CommitBatch(ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me))
+                CommitBatch(
+                    ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me, held: held,
+                    partners: authors))
             outcome.refused += result.rejected.count
             for rejected in result.rejected {
                 let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
@@ -538,18 +603,21 @@ public struct ReplicationStore: Sendable {
             )
             outcome.refused += quarantined.count
         }
-        if !raced.isEmpty {
-            let reasons = Dictionary(grouping: raced, by: { $0.reason.description }).map {
+        for (excused, why) in [
+            (raced, "a race with a change of markings"),
+            (contained, "the item's originator is quarantined here, so its markings here may differ from the sender's"),
+        ] where !excused.isEmpty {
+            let reasons = Dictionary(grouping: excused, by: { $0.reason.description }).map {
                 "\($0.value.count)× \($0.key)"
             }
             _ = try store.appendCustody(
                 CustodyEvent(
                     kind: .opsRejected, peer: partner.nodeID.text,
-                    detail: reasons.sorted().joined(separator: "; ") + " (a race with a change of markings: no strike)",
-                    opIDs: raced.map(\.id)),
+                    detail: reasons.sorted().joined(separator: "; ") + " (\(why): no strike)",
+                    opIDs: excused.map(\.id)),
                 timeMillis: Int64(now)
             )
-            outcome.refused += raced.count
+            outcome.refused += excused.count
         }
         outcome.highest = try store.highestSequence()
         if !refused.isEmpty {
