@@ -138,6 +138,14 @@ extension Simulation {
             return
         }
         if sealedEnvelopes.insert(envelope.header.id).inserted {
+            // Sealed in this call: judged by the sender's link to the recipient (a retry
+            // carries what was sealed then, so only the first send is checked).
+            if let recipient = names.first(where: { nodes[$0]!.author.nodeID == envelope.header.to }),
+                let ops = try? envelope.open(
+                    with: nodes[recipient]!.sealingKey, senderSealingKey: nodes[name]!.sealingKey.publicKey)
+            {
+                checkTagConditions(ops, from: name, to: recipient, sealed: true)
+            }
             envelopesSealed += 1
             trace.string("seal \(name) \(envelope.idText)")
         } else {
@@ -176,5 +184,99 @@ extension Simulation {
                 }
             }
         }
+    }
+
+    // MARK: - Tag conditions
+
+    /// I2 for tag conditions, on what leaves a sender: no op of a batch it writes to `peer`
+    /// belongs to an item whose tags, as the sender holds the item, the link's filter
+    /// excludes (or lacks a tag it requires). Receivers do not re-check tags (they are the
+    /// sender's to judge), so the world checks every sender, the hostile node's engine too
+    /// (before its attacks are slipped in).
+    func checkSentTags(_ frame: ByteBuffer, from name: String, to peer: String) throws {
+        guard let filter = links[name]?[peer], !(filter.requiredTags.isEmpty && filter.excludedTags.isEmpty),
+            case .batch(let ops, _) = try SyncFrameCodec.decode(frame)
+        else { return }
+        checkTagConditions(ops, from: name, to: peer, sealed: false)
+    }
+
+    /// Whether `tags` pass the tag conditions of `filter`.
+    static func tagsPass(_ tags: Set<String>, _ filter: LinkFilter) -> Bool {
+        filter.requiredTags.isSubset(of: tags) && filter.excludedTags.isDisjoint(with: tags)
+    }
+
+    /// The check of `checkSentTags` for ops `name` just read from its log for `peer` (on a
+    /// channel, or sealed for it). The sender judged them on its item's state when it read
+    /// them, within the interpreter call that just ended: that state is the one after the
+    /// call or, when the call also committed ops of the item, possibly the one before it
+    /// (ops committed before the read), so an op passes if either state lets it through.
+    func checkTagConditions(_ encoded: [Data], from name: String, to peer: String, sealed: Bool) {
+        guard let filter = links[name]?[peer], !(filter.requiredTags.isEmpty && filter.excludedTags.isEmpty) else {
+            return
+        }
+        let store = nodes[name]!.store
+        for bytes in encoded {
+            guard let op = try? VerifiedOp(storedEncoding: bytes),
+                let item = try? store.item(op.body.itemID),
+                !Self.tagsPass(Set(item.tags), filter)
+            else { continue }
+            if let before = tagsReplayed(op.body.itemID, at: name, through: settledThrough[name] ?? 0),
+                Self.tagsPass(before, filter)
+            {
+                continue
+            }
+            violations.append(
+                "I2: \(name) sent\(sealed ? " sealed" : "") op \(op.id.hash.hex.prefix(8)) (\(op.body.change.kindName)) of item "
+                    + "\(op.body.itemID.text.prefix(8)) tagged \(item.tags.sorted()) to \(peer) over a link that "
+                    + "requires \(filter.requiredTags.sorted()) and excludes \(filter.excludedTags.sorted())"
+            )
+        }
+    }
+
+    /// The tags of an item at `name` from the ops of it that its log held through `sequence`:
+    /// the least create by stamp, then the rest in log order (tags are an add-wins set, so the
+    /// order does not matter). Nil when no create was held then.
+    func tagsReplayed(_ id: ItemID, at name: String, through sequence: UInt64) -> Set<String>? {
+        guard let stored = try? nodes[name]!.store.ops(ofItem: id) else { return nil }
+        let held = stored.filter { $0.sequence <= sequence }.sorted { $0.sequence < $1.sequence }.map(\.op)
+        let creates = held.filter {
+            if case .create = $0.body.change { return true } else { return false }
+        }
+        guard let least = creates.min(by: { $0.stamp < $1.stamp }), var state = try? ItemState(create: least) else {
+            return nil
+        }
+        for op in held where op.id != least.id {
+            if case .create = op.body.change { continue }
+            _ = try? state.apply(op)
+        }
+        return Set(state.tags)
+    }
+
+    /// The tags `name` ends with for `item` (the originator's final state of it): those it
+    /// holds, or the originator's when it does not hold the item (the I3 check then reports it
+    /// missing anyway).
+    func finalTags(of item: ItemState, at name: String) throws -> Set<String> {
+        if let known = finalTags[name]?[item.id] { return known }
+        let tags = Set(try nodes[name]!.store.item(item.id)?.tags ?? item.tags)
+        finalTags[name, default: [:]][item.id] = tags
+        return tags
+    }
+
+    /// Ops the link filters withheld for their tags (custody of every node: "N× reason" details).
+    func opsWithheldForTags() -> Int {
+        let reasons: Set<String> = [WithholdReason.excludedTag.rawValue, WithholdReason.missingRequiredTag.rawValue]
+        var total = 0
+        for name in names {
+            let entries = (try? nodes[name]!.store.custody(from: 1, limit: 1_000_000)) ?? []
+            for entry in entries where entry.kind == .filterWithheld {
+                for part in entry.detail.split(separator: "; ") {
+                    let pieces = part.split(separator: "× ", maxSplits: 1)
+                    if pieces.count == 2, reasons.contains(String(pieces[1])), let count = Int(pieces[0]) {
+                        total += count
+                    }
+                }
+            }
+        }
+        return total
     }
 }

@@ -48,6 +48,8 @@ public final class Simulation {
         /// Whether the hostile node's clock runs at the edge of the allowed skew and honest
         /// clocks disagree by up to a second; nil: the seed decides (half the hostile runs).
         public var edgeClocks: Bool?
+        /// Whether a share of the links get tag conditions (off to measure what they withhold).
+        public var tagFilters = true
         /// Whether the hostile node actually attacks (off for the twin run that shows the
         /// honest nodes end up exactly as they would without the attacks).
         var attacks = true
@@ -171,6 +173,16 @@ public final class Simulation {
     var clockOffsets: [String: Int64] = [:]
     /// The skew every node allows.
     static let maxClockSkewMillis: UInt64 = 60_000
+    /// The tags the workload puts on items and link filters require or exclude.
+    static let tagVocabulary = ["internal", "red"]
+    /// Tag changes (add, remove) and deletes of items that carried tags, written by the workload.
+    var tagChanges = 0
+    var taggedDeletes = 0
+    /// Each node's log end when the simulator last looked (after its last interpreter call, or
+    /// its last local write): what its engine held before the next call.
+    var settledThrough: [String: UInt64] = [:]
+    /// Final tags of items at each node, for the I3 check (computed once).
+    var finalTags: [String: [ItemID: Set<String>]] = [:]
 
     /// A node's clock: the world's time plus its offset.
     func clock(of name: String) -> UInt64 { UInt64(Int64(now) + (clockOffsets[name] ?? 0)) }
@@ -288,7 +300,17 @@ public final class Simulation {
                 "liaison drill --simulate --seed \(options.seed) --nodes \(options.nodes)\(options.hostile ? " --hostile" : " --no-hostile")"
                 + (options.withholdingRelay.map { $0 ? " --withholding-relay" : " --no-withholding-relay" } ?? "")
                 + (options.quarantine.map { $0 ? " --quarantine" : " --no-quarantine" } ?? ""),
-            revocationQuorum: revocationQuorum
+            revocationQuorum: revocationQuorum,
+            tagFilters: links.values.reduce(0) { total, filters in
+                total + filters.values.count { !($0.requiredTags.isEmpty && $0.excludedTags.isEmpty) }
+            },
+            tagChanges: tagChanges,
+            taggedDeletes: taggedDeletes,
+            opsWithheldForTags: opsWithheldForTags(),
+            opsDelivered: names.reduce(0) { total, name in
+                let held = (try? nodes[name]!.store.ops(after: 0, limit: 1_000_000)) ?? []
+                return total + held.count { $0.op.body.author != nodes[name]!.author.nodeID }
+            }
         )
     }
 
@@ -322,6 +344,9 @@ public final class Simulation {
             let b = names[Int(random.next() % UInt64(count))]
             if a != b { pairs.insert([a, b].sorted()) }
         }
+        // Tag conditions come from a generator of their own, so that the federation the seed
+        // gave before (links, channels, groups, relays) stays the same.
+        var tagRandom = SeededRandom(seed: options.seed ^ 0x7A65_F117_E125_0DD5)
         for pair in pairs.sorted(by: { $0.joined() < $1.joined() }) {
             for (from, to) in [(pair[0], pair[1]), (pair[1], pair[0])] {
                 var filter = LinkFilter()
@@ -329,11 +354,8 @@ public final class Simulation {
                     filter.collections = random.chance(0.5) ? ["reports"] : ["indicators", "reports"]
                 }
                 if random.chance(0.3) { filter.maxClassification = ladder.levels[1 + Int(random.next() % 3)] }
-                // Tag conditions are left out: an item that gains an excluded tag stops
-                // flowing, with the op that added it, so the two sides of such a link keep
-                // different tag states by design; "every op reaches every entitled node" needs
-                // a per-op notion of entitlement there (see docs/testing.md).
                 if random.chance(0.2) { filter.redactFields = ["source"] }
+                if options.tagFilters { Self.drawTagConditions(&filter, using: &tagRandom) }
                 links[from, default: [:]][to] = filter
             }
             let count = random.chance(0.5) ? 2 : 1
@@ -418,6 +440,23 @@ public final class Simulation {
         }
         trace.strings(names)
         trace.strings(relays)
+    }
+
+    /// Gives a seeded share of links (three in ten) tag conditions drawn from the workload's
+    /// vocabulary: mostly an excluded tag (or both), now and then a required one (which keeps
+    /// every untagged item off the link, so it is rarer, lest it starve the run).
+    static func drawTagConditions(_ filter: inout LinkFilter, using random: inout SeededRandom) {
+        guard random.chance(0.3) else { return }
+        let first = tagVocabulary[Int(random.next() % UInt64(tagVocabulary.count))]
+        let other = tagVocabulary.first { $0 != first }!
+        switch random.next() % 10 {
+        case 0..<6: filter.excludedTags = [first]
+        case 6..<8: filter.excludedTags = Set(tagVocabulary)
+        case 8: filter.requiredTags = [first]
+        default:
+            filter.requiredTags = [first]
+            filter.excludedTags = [other]
+        }
     }
 
     // MARK: - Time steps
@@ -558,6 +597,7 @@ public final class Simulation {
             let peer = channel.a == name ? channel.b : channel.a
             switch item.kind {
             case .frame(var frame):
+                try checkSentTags(frame, from: name, to: peer)
                 if faultsOn && random.chance(0.002) {
                     channelsBroken += 1
                     try breakChannel(key, why: "loss")
@@ -578,6 +618,7 @@ public final class Simulation {
                 try breakChannel(key, why: reason)
             }
         }
+        settledThrough[name] = try nodes[name]!.store.highestSequence()
     }
 
     // MARK: - Faults
@@ -699,7 +740,7 @@ public final class Simulation {
                     collection: random.chance(0.5) ? "reports" : "indicators",
                     markings: markings,
                     fields: fields,
-                    tags: random.chance(0.2) ? ["internal"] : [],
+                    tags: random.chance(0.3) ? [Self.tagVocabulary[Int(random.next() % 2)]] : [],
                     writePolicy: random.chance(0.5) ? .annotations : .originatorOnly,
                     withheld: FieldReleasability.withheld(
                         fields: fields.map(\.name), outbound: links[name] ?? [:]),
@@ -757,8 +798,19 @@ public final class Simulation {
             violations.append("a local op by \(name) was refused by its own store: \(result.rejected.map(\.reason))")
             return
         }
-        for op in signed { groundTruth[op.id] = op }
+        for op in signed {
+            groundTruth[op.id] = op
+            switch op.body.change {
+            case .addTags, .removeTags: tagChanges += 1
+            case .delete:
+                // A tombstone keeps its tags.
+                if try !(nodes[name]!.store.item(op.body.itemID)?.tags.isEmpty ?? true) { taggedDeletes += 1 }
+            default: break
+            }
+        }
         opsWritten += signed.count
+        // What the node held when its engine next loads a batch: the local ops are in it.
+        settledThrough[name] = try nodes[name]!.store.highestSequence()
         trace.string("put \(name) \(signed.map(\.id.hash.hex).joined())")
         let report = nodes[name]!.interpreter.committedLocally(
             stamps: signed.map(\.body.hlc), nowMillis: clock(of: name))
@@ -980,7 +1032,7 @@ public final class Simulation {
             // author here; the narrowing did not reach it then.)
             // A node must hold an op when the op can reach it from its author and the item
             // itself (its create) can reach it from the originator.
-            let mustHold = entitled(op: op, item: item, from: authorName).intersection(
+            let mustHold = try entitled(op: op, item: item, from: authorName).intersection(
                 entitled(item: item, from: originatorName))
             for holder in mustHold.sorted() where holder != cutOff {
                 if try nodes[holder]!.store.op(op.id) == nil {
@@ -1071,17 +1123,19 @@ public final class Simulation {
         }
     }
 
-    /// Nodes an op must reach: flooding from its author along links whose eligibility (on the
-    /// item's final state) lets it through.
-    func entitled(op: VerifiedOp, item: ItemState, from author: String) -> Set<String> {
-        flood(item: item, opAuthor: op.body.author, from: author)
+    /// Nodes an op must reach: flooding from its author along links whose eligibility lets it
+    /// through, judged on the item's final markings and collection (its originator's) and on
+    /// the tags the *sending* node ends with (`finalTags(of:at:)`, docs/filter-rules.md "Tag
+    /// conditions over time").
+    func entitled(op: VerifiedOp, item: ItemState, from author: String) throws -> Set<String> {
+        try flood(item: item, opAuthor: op.body.author, from: author)
     }
 
-    func entitled(item: ItemState, from originator: String) -> Set<String> {
-        flood(item: item, opAuthor: item.originator, from: originator)
+    func entitled(item: ItemState, from originator: String) throws -> Set<String> {
+        try flood(item: item, opAuthor: item.originator, from: originator)
     }
 
-    func flood(item: ItemState, opAuthor: NodeID, from start: String) -> Set<String> {
+    func flood(item: ItemState, opAuthor: NodeID, from start: String) throws -> Set<String> {
         var reached: Set<String> = [start]
         var frontier = [start]
         let cutOff = quarantineApplied ? hostile : nil
@@ -1092,7 +1146,7 @@ public final class Simulation {
                 let reason = Eligibility.withholdReason(
                     markings: item.markings,
                     collection: item.collection,
-                    tags: Set(item.tags),
+                    tags: try finalTags(of: item, at: sender),
                     originator: item.originator,
                     opAuthor: opAuthor,
                     sender: nodes[sender]!.author.nodeID,

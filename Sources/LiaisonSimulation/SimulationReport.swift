@@ -55,6 +55,16 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     /// In a run whose honest nodes revoked the hostile one rather than each quarantining it:
     /// how many endorsed (the quorum); the others applied the revocation by gossip.
     public var revocationQuorum: Int? = nil
+    /// Directed links whose filter requires or excludes tags.
+    public var tagFilters: Int = 0
+    /// Tag changes (added, removed) the workload wrote.
+    public var tagChanges: Int = 0
+    /// Deletes the workload wrote of items that carried tags.
+    public var taggedDeletes: Int = 0
+    /// Ops the senders' link filters withheld for their tags (custody).
+    public var opsWithheldForTags: Int = 0
+    /// Ops the nodes hold at the end that others wrote (what replication delivered).
+    public var opsDelivered: Int = 0
 
     /// Whether every invariant held.
     public var passed: Bool { violations.isEmpty }

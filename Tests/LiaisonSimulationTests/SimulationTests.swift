@@ -133,6 +133,35 @@ struct SimulationTests {
     }
 
     @Test(
+        "tag filters are in the sweep: over seeds 1-50 links require or exclude tags, the workload adds and removes tags and deletes tagged items, senders withhold ops for their tags, and the invariants hold"
+    )
+    func tagFiltersHappen() async {
+        let reports = await Self.onThread { (1...UInt64(50)).map { Simulation.run(Simulation.Options(seed: $0)) } }
+        let failed = reports.filter { !$0.passed }
+        #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
+        #expect(reports.filter { $0.tagFilters > 0 }.count >= 25, "fewer than half the runs have a tag filter")
+        #expect(reports.contains { $0.tagFilters == 0 }, "every run has a tag filter: the share is not drawn")
+        #expect(reports.reduce(0) { $0 + $1.tagChanges } > 0)
+        #expect(reports.reduce(0) { $0 + $1.taggedDeletes } > 0)
+        #expect(reports.filter { $0.opsWithheldForTags > 0 }.count >= 10, "tag filters rarely withhold anything")
+        // Tag filters must not starve the runs: the first 20 seeds deliver most of what they
+        // deliver without them.
+        let without = await Self.onThread {
+            (1...UInt64(20)).map { seed in
+                var options = Simulation.Options(seed: seed)
+                options.tagFilters = false
+                return Simulation.run(options)
+            }
+        }
+        #expect(without.allSatisfy { $0.tagFilters == 0 })
+        let delivered = reports.prefix(20).reduce(0) { $0 + $1.opsDelivered }
+        let delivers = without.reduce(0) { $0 + $1.opsDelivered }
+        #expect(
+            delivered * 4 >= delivers * 3,
+            "tag filters starve the runs: \(delivered) ops delivered, \(delivers) without")
+    }
+
+    @Test(
         "the faults really happen: crashes, partitions and broken channels across a sweep; narrowings and deletes make partners purge"
     )
     func faultsHappen() async {
