@@ -19,6 +19,9 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     case opsRelayed = "ops.relayed"
     /// Content purged (expiry, recall, quarantine).
     case opsPurged = "ops.purged"
+    /// Waiting ops (for their item's create, or for markings entitling their author) dropped
+    /// because they were stamped longer ago than the containment policy's expiry.
+    case opsExpired = "ops.expired"
     /// A link filter withheld ops.
     case filterWithheld = "filter.withheld"
     /// An operator acted (quarantine, revoke, configuration).

@@ -36,6 +36,8 @@ public struct NodeEngine: Sendable {
         public var maxOpsPerEnvelope = 256
         /// How often failback, sealing and envelope retries are considered.
         public var maintenanceIntervalMillis: UInt64 = 100
+        /// How often waiting ops past the containment policy's expiry are looked for.
+        public var expiryCheckIntervalMillis: UInt64 = 10 * 60_000
         /// The node's signing key (envelopes and receipts).
         public var signingKey: Curve25519.Signing.PrivateKey
         /// The node's sealing key (opening envelopes addressed to it).
@@ -284,6 +286,9 @@ public struct NodeEngine: Sendable {
         /// state, trust `identity` for its channels and future ops (pins, op authors), keep
         /// `revoked` excluded, audit it.
         case readmitted(peer: String, identity: PartnerIdentity, revoked: NodeID)
+        /// Drop the ops waiting (for a create, or for markings) stamped before this time, with
+        /// an `ops.expired` custody entry listing them.
+        case expireWaiting(stampedBeforeMillis: UInt64)
         /// Tell the operator (structured log).
         case log(LogRecord)
     }
@@ -401,6 +406,7 @@ public struct NodeEngine: Sendable {
     var sealingLoads: Set<String> = []
     var refusalWindows: [String: RefusalWindow] = [:]
     private var nextMaintenanceMillis: UInt64 = 0
+    private var nextExpiryCheckMillis: UInt64 = 0
     var random: SeededRandom
     var output: [Action] = []
 
@@ -478,6 +484,11 @@ public struct NodeEngine: Sendable {
                 relaySealed(now: now)
                 forgetExpiredEnvelopes(now: now)
                 closeRefusalWindows(now: now)
+            }
+            if now >= nextExpiryCheckMillis {
+                nextExpiryCheckMillis = now + configuration.expiryCheckIntervalMillis
+                let expiry = configuration.containment.pendingExpiryMillis
+                if now > expiry { output.append(.expireWaiting(stampedBeforeMillis: now - expiry)) }
             }
         case .logGrew(let highest):
             logGrew(highest, now: now)

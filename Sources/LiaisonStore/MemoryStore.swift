@@ -112,6 +112,12 @@ public final class MemoryStore: Store {
         state.withLock { current in current.pending.values.count { $0.peer == peer } }
     }
 
+    public func waitingOps() throws(LiaisonError) -> [(op: VerifiedOp, receivedFrom: NodeID?)] {
+        state.withLock { current in
+            current.pending.values.sorted { $0.order < $1.order }.map { ($0.op, $0.peer) }
+        }
+    }
+
     public func metadata(_ key: String) throws(LiaisonError) -> Data? { state.withLock { $0.metadata[key] } }
 
     public func setMetadata(_ key: String, _ value: Data) throws(LiaisonError) {

@@ -261,6 +261,15 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func waitingOps() throws(LiaisonError) -> [(op: VerifiedOp, receivedFrom: NodeID?)] {
+        try read("reading waiting ops") { db in
+            try Row.fetchAll(db, sql: "SELECT received_from, encoded FROM pending_ops ORDER BY arrival").map { row in
+                let from: Data? = row["received_from"]
+                return (try VerifiedOp(storedEncoding: row["encoded"]), from.flatMap { NodeID(bytes: $0) })
+            }
+        }
+    }
+
     public func metadata(_ key: String) throws(LiaisonError) -> Data? {
         try read("reading node metadata") { db in
             try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])

@@ -187,6 +187,9 @@ public protocol Store: Sendable {
     func verifyCustody() throws(LiaisonError) -> CustodyVerification
     /// How many ops received from `peer` wait for their item's create op.
     func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int
+    /// Every op waiting (for its item's create, or for markings that entitle its author), in
+    /// order of arrival, with the partner it came from.
+    func waitingOps() throws(LiaisonError) -> [(op: VerifiedOp, receivedFrom: NodeID?)]
     /// A value the node keeps about itself under `key` (e.g. its containment state), or nil.
     func metadata(_ key: String) throws(LiaisonError) -> Data?
     /// Sets such a value.

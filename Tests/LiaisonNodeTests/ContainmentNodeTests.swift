@@ -32,6 +32,14 @@ struct ContainmentNodeTests {
         #expect(topology.containment.thresholds[.futureStamp] == nil)
         #expect(topology.containment.thresholds[.notReleasable] == ContainmentPolicy.default.thresholds[.notReleasable])
         #expect(try Topology.parse(Self.base, file: "t.yaml").containment == .default)
+        let expiry = try Topology.parse(Self.base + "containment: {pending-expiry-ms: 86400000}\n", file: "t.yaml")
+        #expect(expiry.containment.pendingExpiryMillis == 86_400_000)
+        #expect(ContainmentPolicy.default.pendingExpiryMillis == 30 * 86_400_000)
+        // A policy rendered into a node's configuration before the expiry existed.
+        let old = Data(#"{"thresholds":{"forged":5},"windowMillis":60000}"#.utf8)
+        let decoded = try JSONDecoder().decode(ContainmentPolicy.self, from: old)
+        #expect(decoded.pendingExpiryMillis == ContainmentPolicy.defaultPendingExpiryMillis)
+        #expect(decoded.thresholds[.forged] == 5 && decoded.windowMillis == 60_000)
     }
 
     @Test(
@@ -41,6 +49,7 @@ struct ContainmentNodeTests {
             ("containment: {thresholds: {forged: -1}}", "whole number from 0"),
             ("containment: {window-ms: 5}", "window-ms must be"),
             ("containment: {grace: 1}", "grace"),
+            ("containment: {pending-expiry-ms: 5}", "pending-expiry-ms must be"),
         ]
     )
     func badTopology(yaml: String, message: String) {
@@ -178,5 +187,65 @@ struct PendingBoundTests {
         let again = try replication.receive(
             ops: [annotations[4].encoded], through: 6, from: "bob", nowMillis: now)
         #expect(again.accepted == 0 && again.strikes[TestNode.bob.nodeID]?[.flood] == 1)
+    }
+
+    @Test(
+        "waiting ops stamped before the expiry are dropped with one ops.expired entry listing them; younger ones stay and apply when their create comes; nothing is written when none is that old"
+    )
+    func expiry() throws {
+        let store = MemoryStore()
+        var replication = try ReplicationStore(
+            me: TestNode.alice.recipient(),
+            store: store,
+            ladder: .standard,
+            partners: [TestNode.alice.recipient(), TestNode.bob.recipient(), TestNode.carol.recipient()],
+            neighbours: [
+                ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll),
+                ReplicationNeighbour(partner: TestNode.carol.recipient(), outbound: .passAll, inbound: .passAll),
+            ],
+            maxClockSkewMillis: 60_000,
+            nowMillis: nil
+        )
+        var factory = OpFactory(seed: 11)
+        // Two items of carol's alice has not received; bob annotated one early, one late.
+        var creates = [VerifiedOp]()
+        var annotations = [VerifiedOp]()
+        for (index, stamp) in [UInt64(10), 100_000].enumerated() {
+            let create = try factory.create(
+                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
+                writePolicy: .annotations, at: .test(UInt64(index)))
+            creates.append(create)
+            annotations.append(
+                try factory.setFields(
+                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
+                    at: .test(stamp)))
+        }
+        let now = HLCTimestamp.testEpochMillis + 100_010
+        let received = try replication.receive(
+            ops: annotations.map(\.encoded), through: 2, from: "bob", nowMillis: now)
+        #expect(received.accepted == 2)
+        #expect(try store.waitingOps().count == 2)
+
+        let custodyBefore = try store.custody(from: 1, limit: 10_000).count
+        // Nothing is stamped before the epoch: nothing to drop, nothing written.
+        #expect(
+            try replication.expireWaiting(stampedBeforeMillis: HLCTimestamp.testEpochMillis, nowMillis: now).isEmpty)
+        #expect(try store.custody(from: 1, limit: 10_000).count == custodyBefore)
+
+        let dropped = try replication.expireWaiting(
+            stampedBeforeMillis: HLCTimestamp.testEpochMillis + 50_000, nowMillis: now)
+        #expect(dropped == [annotations[0].id])
+        #expect(try store.waitingOps().map(\.op.id) == [annotations[1].id])
+        let entries = try store.custody(from: 1, limit: 10_000)
+        #expect(entries.count == custodyBefore + 1)
+        #expect(entries.last?.kind == .opsExpired && entries.last?.opIDs == [annotations[0].id])
+        #expect(entries.last?.detail.contains(TestNode.bob.nodeID.short) == true, "\(entries.last?.detail ?? "")")
+        #expect(try store.pendingCount(from: TestNode.bob.nodeID) == 1, "the expired op still counts against bob")
+
+        // The creates arrive: only the annotation that was still waiting applies.
+        _ = try replication.receive(ops: creates.map(\.encoded), through: 1, from: "carol", nowMillis: now)
+        #expect(try store.item(creates[0].body.itemID)?.fields["note"] == nil)
+        #expect(try store.item(creates[1].body.itemID)?.fields["note"] != nil)
+        #expect(try store.waitingOps().isEmpty)
     }
 }

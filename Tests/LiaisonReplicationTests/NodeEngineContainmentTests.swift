@@ -123,4 +123,24 @@ struct NodeEngineContainmentTests {
         _ = world.handle(.malformedFrame(ChannelID(1), reason: "garbage", bytes: 5))
         #expect(world.engine.containment.strikes["bob"]?[.protocolViolation]?.total == 1)
     }
+
+    @Test(
+        "the engine asks for waiting ops past the containment policy's expiry to be dropped at its first tick and then once per check interval"
+    )
+    func expiryChecks() {
+        var world = World()
+        func expiries(_ actions: [NodeEngine.Action]) -> [UInt64] {
+            actions.compactMap {
+                if case .expireWaiting(let before) = $0 { return before }
+                return nil
+            }
+        }
+        let expiry = world.engine.configuration.containment.pendingExpiryMillis
+        let interval = world.engine.configuration.expiryCheckIntervalMillis
+        #expect(expiries(world.handle(.tick(heard: [:]))) == [world.now - expiry])
+        world.now += interval - 1
+        #expect(expiries(world.handle(.tick(heard: [:]))).isEmpty, "checked again before the interval")
+        world.now += 1
+        #expect(expiries(world.handle(.tick(heard: [:]))) == [world.now - expiry])
+    }
 }

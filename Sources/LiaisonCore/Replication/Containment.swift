@@ -58,6 +58,13 @@ public struct ContainmentPolicy: Sendable, Hashable, Codable {
     public var thresholds: [StrikeClass: UInt32]
     /// The window over which strikes are counted towards a threshold.
     public var windowMillis: UInt64
+    /// How old (by its stamp) an op waiting for its item's create, or for markings that
+    /// entitle its author, may be before it is dropped (`ops.expired`): an item that has not
+    /// reached this node that long after its ops were written is not coming.
+    public var pendingExpiryMillis: UInt64 = Self.defaultPendingExpiryMillis
+
+    /// Thirty days.
+    public static let defaultPendingExpiryMillis: UInt64 = 30 * 24 * 3_600_000
 
     /// The defaults. Forged ops and bad envelopes over an authenticated channel are hard to
     /// produce by accident and quarantine soonest; classes that an honest partner can cause
@@ -72,9 +79,27 @@ public struct ContainmentPolicy: Sendable, Hashable, Codable {
     )
 
     /// Creates a policy.
-    public init(thresholds: [StrikeClass: UInt32], windowMillis: UInt64) {
+    public init(
+        thresholds: [StrikeClass: UInt32], windowMillis: UInt64,
+        pendingExpiryMillis: UInt64 = Self.defaultPendingExpiryMillis
+    ) {
         self.thresholds = thresholds
         self.windowMillis = windowMillis
+        self.pendingExpiryMillis = pendingExpiryMillis
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case thresholds, windowMillis, pendingExpiryMillis
+    }
+
+    /// Decodes a policy; one rendered before the pending expiry existed takes the default.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        thresholds = try container.decode([StrikeClass: UInt32].self, forKey: .thresholds)
+        windowMillis = try container.decode(UInt64.self, forKey: .windowMillis)
+        pendingExpiryMillis =
+            try container.decodeIfPresent(UInt64.self, forKey: .pendingExpiryMillis)
+            ?? Self.defaultPendingExpiryMillis
     }
 }
 

@@ -26,6 +26,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         public var rebuilds: [RebuildResult] = []
         /// Partners readmitted with new keys, with their new identity.
         public var readmissions: [(peer: String, identity: PartnerIdentity)] = []
+        /// Waiting ops dropped because they were too old.
+        public var expired: [OpID] = []
     }
 
     /// The engine.
@@ -276,6 +278,20 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 logger?.error(
                     "could not apply a release",
                     metadata: ["liaison.partner": "\(peer)", "liaison.error": "\(error.message)"])
+            }
+            return nil
+        case .expireWaiting(let before):
+            do {
+                let dropped = try replicationStore.expireWaiting(stampedBeforeMillis: before, nowMillis: now)
+                if !dropped.isEmpty {
+                    report.expired += dropped
+                    logger?.warning(
+                        "waiting ops expired",
+                        metadata: ["liaison.ops": "\(dropped.count)", "liaison.stamped_before": "\(before)"])
+                }
+            } catch {
+                report.failures.append("expiring waiting ops: \(error.message)")
+                logger?.error("could not expire waiting ops", metadata: ["liaison.error": "\(error.message)"])
             }
             return nil
         case .readmitted(let peer, let identity, let revoked):

@@ -139,6 +139,29 @@ public struct ReplicationStore: Sendable {
         return result
     }
 
+    /// Drops the ops waiting (for their item's create, or for markings entitling their author)
+    /// that were stamped before `stampedBeforeMillis`, in one transaction with an
+    /// `ops.expired` custody entry listing them; nothing is written when none is that old.
+    /// Their item never reached this node in the time the containment policy allows: an op
+    /// for an item not releasable here, a recall for an item never held, or a partner
+    /// filling its bound. An item that arrives later still does not bring them back.
+    @discardableResult
+    public func expireWaiting(stampedBeforeMillis before: UInt64, nowMillis: UInt64) throws(LiaisonError) -> [OpID] {
+        let expired = { (op: VerifiedOp) in op.body.hlc.physicalMillis < before }
+        let waiting = try store.waitingOps()
+        let old = waiting.filter { expired($0.op) }
+        guard !old.isEmpty else { return [] }
+        let senders = Set(old.compactMap(\.receivedFrom).map(\.short)).sorted()
+        let detail =
+            "\(old.count) op(s) waited for their item since before \(ISO8601.format(millis: Int64(before))) "
+            + "(received from \(senders.isEmpty ? "-" : senders.joined(separator: ", "))); dropped"
+        let result = try store.rebuild(
+            items: [], excluding: expired, listing: expired,
+            custody: CustodyEvent(kind: .opsExpired, detail: detail), metadata: nil,
+            timeMillis: Int64(nowMillis), purgingFor: me)
+        return result.listed
+    }
+
     /// Sets the quarantines a restarted node held (its items already leave their ops out).
     public mutating func restore(_ quarantines: [NodeID: Quarantine]) {
         self.quarantines = quarantines

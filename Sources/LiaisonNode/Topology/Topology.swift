@@ -255,7 +255,7 @@ private struct TopologyReader {
     /// strikes within the window quarantines the partner; 0 turns a class's off. Classes
     /// left out keep their defaults.
     func containment(_ node: Node) throws(LiaisonError) -> ContainmentPolicy {
-        let fields = try mapping(node, "containment", allowed: ["window-ms", "thresholds"])
+        let fields = try mapping(node, "containment", allowed: ["window-ms", "thresholds", "pending-expiry-ms"])
         var policy = ContainmentPolicy.default
         if let window = fields["window-ms"] {
             guard let value = window.scalar.flatMap({ UInt64($0.string) }), (1_000...2_592_000_000).contains(value)
@@ -263,6 +263,16 @@ private struct TopologyReader {
                 throw fail(window, "window-ms must be a whole number of milliseconds from 1000 to 2592000000 (30 days)")
             }
             policy.windowMillis = value
+        }
+        if let expiry = fields["pending-expiry-ms"] {
+            guard let value = expiry.scalar.flatMap({ UInt64($0.string) }),
+                (60_000...31_536_000_000).contains(value)
+            else {
+                throw fail(
+                    expiry,
+                    "pending-expiry-ms must be a whole number of milliseconds from 60000 to 31536000000 (a year)")
+            }
+            policy.pendingExpiryMillis = value
         }
         if let thresholds = fields["thresholds"] {
             let known = StrikeClass.allCases.map(\.rawValue)
