@@ -22,9 +22,15 @@ extension Simulation {
         sealingKey: Curve25519.KeyAgreement.PrivateKey
     ) throws -> NodeInterpreter<SimulatedTransport> {
         let me = partners.first { $0.recipient.name == name }!.recipient
+        func given(_ filter: LinkFilter?) -> LinkFilter? {
+            guard var filter, options.enginesIgnoreTags else { return filter }
+            filter.requiredTags = []
+            filter.excludedTags = []
+            return filter
+        }
         let neighbours = partners.compactMap { other -> ReplicationNeighbour? in
-            let outbound = links[name]?[other.recipient.name]
-            let inbound = links[other.recipient.name]?[name]
+            let outbound = given(links[name]?[other.recipient.name])
+            let inbound = given(links[other.recipient.name]?[name])
             guard outbound != nil || inbound != nil else { return nil }
             return ReplicationNeighbour(partner: other.recipient, outbound: outbound, inbound: inbound)
         }

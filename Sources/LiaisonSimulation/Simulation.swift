@@ -50,6 +50,9 @@ public final class Simulation {
         public var edgeClocks: Bool?
         /// Whether a share of the links get tag conditions (off to measure what they withhold).
         public var tagFilters = true
+        /// Whether the engines are given the links' filters without their tag conditions while
+        /// the world checks with them: the planted bug that shows the tag checks bite.
+        public var enginesIgnoreTags = false
         /// Whether the hostile node actually attacks (off for the twin run that shows the
         /// honest nodes end up exactly as they would without the attacks).
         var attacks = true

@@ -161,6 +161,21 @@ struct SimulationTests {
             "tag filters starve the runs: \(delivered) ops delivered, \(delivers) without")
     }
 
+    @Test("the tag check bites: engines that ignore the links' tag conditions are caught sending what they exclude")
+    func tagCheckBites() async {
+        let reports = await Self.onThread {
+            (1...UInt64(10)).map { seed in
+                var options = Simulation.Options(seed: seed, hostile: false)
+                options.enginesIgnoreTags = true
+                return Simulation.run(options)
+            }
+        }
+        let caught = reports.filter { report in
+            report.violations.contains { $0.hasPrefix("I2: ") && $0.contains("over a link that requires") }
+        }
+        #expect(caught.count >= 5, "only \(caught.count) of 10 runs caught")
+    }
+
     @Test(
         "the faults really happen: crashes, partitions and broken channels across a sweep; narrowings and deletes make partners purge"
     )
