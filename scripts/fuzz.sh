@@ -3,7 +3,7 @@
 #
 #   scripts/fuzz.sh [TARGET…] [--runs N | --seconds S] [--write-seeds] [--build-only]
 #
-# TARGET: sync-frame, op, sealed-envelope, topology (default: all four, one after another).
+# TARGET: sync-frame, op, sealed-envelope, governance, topology (default: all five, one after another).
 # --runs N      stop each target after N executions (libFuzzer's -runs)
 # --seconds S   stop each target after S seconds (default 60)
 # --write-seeds rewrite Fuzz/corpus/TARGET from the project's own code and topology/*.yaml
@@ -24,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(sync-frame op sealed-envelope topology)
+all_targets=(sync-frame op sealed-envelope governance topology)
 targets=()
 runs=""
 seconds=60
@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --write-seeds) write_seeds=true; shift ;;
     --build-only) build_only=true; shift ;;
-    sync-frame | op | sealed-envelope | topology) targets+=("$1"); shift ;;
+    sync-frame | op | sealed-envelope | governance | topology) targets+=("$1"); shift ;;
     *) echo "error: unknown argument '$1'; see the top of $0" >&2; exit 64 ;;
   esac
 done
@@ -126,7 +126,7 @@ build_module LiaisonNode yes Sources/LiaisonNode/Topology/Topology.swift Sources
 modules_for() {
   case "$1" in
     sync-frame) echo "LiaisonCore LiaisonTestSupport LiaisonWire" ;;
-    op | sealed-envelope) echo "LiaisonCore LiaisonTestSupport" ;;
+    op | sealed-envelope | governance) echo "LiaisonCore LiaisonTestSupport" ;;
     topology) echo "LiaisonCore LiaisonReplication LiaisonNode" ;;
   esac
 }
@@ -135,6 +135,7 @@ harness_file() {
     sync-frame) echo Fuzz/Harnesses/SyncFrameHarness.swift ;;
     op) echo Fuzz/Harnesses/OpHarness.swift ;;
     sealed-envelope) echo Fuzz/Harnesses/SealedEnvelopeHarness.swift ;;
+    governance) echo Fuzz/Harnesses/GovernanceHarness.swift ;;
     topology) echo Fuzz/Harnesses/TopologyHarness.swift ;;
   esac
 }
