@@ -169,6 +169,9 @@ public final class Simulation {
     /// yet quarantined passes the hostile node's ops on to one that has).
     var quarantineAt: [String: UInt64] = [:]
     var quarantineApplied = false
+    /// Items each node's quarantines, releases and re-admissions rebuilt (their state changed
+    /// with no op in the log): the open gap of docs/filter-rules.md ("Rebuilt tags").
+    var rebuiltItems: [String: Set<ItemID>] = [:]
     /// In a revocation run, the quorum: only that many honest operators (those left in
     /// `quarantineAt`) endorse; the other honest nodes apply what reaches them.
     var revocationQuorum: Int?
@@ -590,6 +593,7 @@ public final class Simulation {
     /// network (or close what it closed).
     func settle(_ name: String, _ report: NodeInterpreter<SimulatedTransport>.Report) throws {
         for failure in report.failures { violations.append("\(name): store work failed: \(failure)") }
+        for rebuild in report.rebuilds { rebuiltItems[name, default: []].formUnion(rebuild.changed) }
         try check(report, at: name)
         let transport = nodes[name]!.transport
         while !transport.outbox.isEmpty {
@@ -1146,6 +1150,14 @@ public final class Simulation {
             let sender = frontier.removeFirst()
             for (to, filter) in (links[sender] ?? [:]).sorted(by: { $0.key < $1.key })
             where !reached.contains(to) && to != cutOff {
+                // Open gap (docs/filter-rules.md, "Rebuilt tags"): a rebuild that changes an
+                // item's tags at the sender writes no op, so what the sender's tag conditions
+                // withheld before is not read again; such a link is owed nothing of the item.
+                if !(filter.requiredTags.isEmpty && filter.excludedTags.isEmpty),
+                    rebuiltItems[sender]?.contains(item.id) == true
+                {
+                    continue
+                }
                 let reason = Eligibility.withholdReason(
                     markings: item.markings,
                     collection: item.collection,
@@ -1189,6 +1201,7 @@ public final class Simulation {
         if nodes[name]!.up {
             try settle(name, report)
         } else {
+            for rebuild in report.rebuilds { rebuiltItems[name, default: []].formUnion(rebuild.changed) }
             nodes[name]!.transport.outbox = []
         }
     }
