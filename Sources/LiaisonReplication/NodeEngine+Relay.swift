@@ -161,19 +161,29 @@ extension NodeEngine {
     /// An envelope addressed to us: open it and hand its ops to the store work; the receipt
     /// goes back once they are committed.
     private mutating func openEnvelope(_ envelope: SealedEnvelope, via neighbour: String, now: UInt64) {
-        guard let sender = partner(id: envelope.header.from), configuration.links[sender.recipient.name]?.inbound != nil
-        else {
+        // The header's signature verified (`SealedEnvelope.decode`), so the named sender signed
+        // it: what is wrong past this point is the sender's doing, not that of a relay that
+        // carried it, and the strike is the sender's. A relay cannot alter a signed envelope
+        // undetected, and cannot see inside it to tell a sealed payload that will not open.
+        guard let sender = partner(id: envelope.header.from) else {
             strike(
-                neighbour, .badEnvelope,
-                "sealed envelope from \(envelope.header.from.short), who has no link to this node", now: now)
+                neighbour, .badEnvelope, "sealed envelope from \(envelope.header.from.short), who is no partner",
+                now: now)
             return
         }
         let name = sender.recipient.name
+        guard configuration.links[name]?.inbound != nil else {
+            strike(
+                name, .badEnvelope,
+                "sealed envelope \(envelope.idText) from \(name), who has no link to this node, via \(neighbour)",
+                now: now)
+            return
+        }
         guard !containment.isQuarantined(name) else {
             log(.info, "envelope from a quarantined partner dropped", peer: name, ["liaison.envelope": envelope.idText])
             return
         }
-        if let seen = openedEnvelopes[envelope.header.id] {
+        if let seen = openedEnvelopes[Self.openedKey(envelope.header)] {
             // A replay, or the sender's retry through another relay: nothing is committed
             // twice; the receipt goes again in case the first was lost.
             log(.debug, "envelope seen before; not opened again", peer: name, ["liaison.envelope": envelope.idText])
@@ -191,8 +201,8 @@ extension NodeEngine {
             ops = try envelope.open(with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
         } catch {
             strike(
-                neighbour, .badEnvelope, "sealed envelope \(envelope.idText) from \(name) refused: \(error.message)",
-                now: now)
+                name, .badEnvelope,
+                "sealed envelope \(envelope.idText) from \(name) via \(neighbour) refused: \(error.message)", now: now)
             return
         }
         remember(envelope, now: now)
@@ -203,7 +213,7 @@ extension NodeEngine {
     /// bound, the tenth expiring first is forgotten.
     private mutating func remember(_ envelope: SealedEnvelope, now: UInt64) {
         let until = min(envelope.header.expiresMillis, now + configuration.envelopeLifetimeMillis)
-        openedEnvelopes[envelope.header.id] = OpenedEnvelope(untilMillis: until, receipt: nil)
+        openedEnvelopes[Self.openedKey(envelope.header)] = OpenedEnvelope(untilMillis: until, receipt: nil)
         guard openedEnvelopes.count > Self.maxOpenedEnvelopes else { return }
         // Forget a tenth at once, so a partner flooding envelopes costs one sort per
         // thousands of them, not one per envelope.
@@ -214,6 +224,12 @@ extension NodeEngine {
         }
         for (id, _) in first.prefix(excess) { openedEnvelopes[id] = nil }
     }
+
+    /// An opened envelope's key in `openedEnvelopes`: its sender's NodeID, then its id. The id
+    /// alone would let anyone who reads routing headers (any relay) claim an honest sender's
+    /// envelope id first with an envelope of its own, so that the honest one is dropped as a
+    /// replay, through every relay, until it expires.
+    static func openedKey(_ header: SealedEnvelope.Header) -> Data { Data(header.from.bytes) + header.id }
 
     /// Forgets opened envelopes past their expiry (a relay drops them by then too).
     mutating func forgetExpiredEnvelopes(now: UInt64) {
@@ -234,7 +250,7 @@ extension NodeEngine {
                 signingKey: configuration.signingKey
             )
             let message = SyncMessage.receipt(receipt.encoded())
-            openedEnvelopes[envelope.header.id]?.receipt = receipt.encoded()
+            openedEnvelopes[Self.openedKey(envelope.header)]?.receipt = receipt.encoded()
             if !sendOutOfBand(message, to: sender, now: now) { sendOutOfBand(message, to: neighbour, now: now) }
         } catch {
             log(.error, "could not sign a receipt", peer: sender, ["liaison.error": "\(error)"])

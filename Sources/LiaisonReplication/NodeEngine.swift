@@ -395,7 +395,8 @@ public struct NodeEngine: Sendable {
     public internal(set) var relayQueue = RelayQueue()
     /// Per-link counters.
     public internal(set) var counters: [String: LinkCounters] = [:]
-    /// Envelopes addressed here that were opened, by id, kept until they expire: a replay
+    /// Envelopes addressed here that were opened, by sender and id (`openedKey`), kept until
+    /// they expire: a replay
     /// is not committed again, and gets the receipt again (the first may have been lost).
     public internal(set) var openedEnvelopes: [Data: OpenedEnvelope] = [:]
     /// The end of our log as far as the engine was told.

@@ -325,6 +325,52 @@ struct NodeEngineTests {
         _ = world.handle(.tick())
         #expect(world.engine.openedEnvelopes.isEmpty)
     }
+    static func struck(_ actions: [NodeEngine.Action]) -> [String] {
+        actions.compactMap {
+            if case .strike(let peer, .badEnvelope, _) = $0 { return peer }
+            return nil
+        }
+    }
+
+    @Test("an envelope whose sender signed it but that does not open is charged to the sender, not the relay")
+    func unopenableEnvelopeChargedToSender() throws {
+        var world = World()
+        _ = world.open(3, to: .carol)
+        // Signed by bob, addressed to alice, sealed to carol's key: a relay sees nothing wrong.
+        let envelope = try SealedEnvelope.seal(
+            ops: [Data([5])],
+            to: TestNode.alice.nodeID,
+            recipientSealingKey: world.sealingKeys["carol"]!.publicKey,
+            signingKey: TestNode.bob.author.signingKey,
+            sealingKey: world.sealingKeys["bob"]!,
+            id: Data(repeating: 11, count: 16),
+            expiresMillis: world.now + 60_000
+        )
+        let actions = world.handle(.frame(ChannelID(3), .envelope(envelope.encoded()), bytes: 200, atMillis: world.now))
+        #expect(Self.commits(actions).isEmpty, "nothing of it is committed")
+        #expect(Self.struck(actions) == ["bob"], "the sender who signed it, never carol who carried it: \(actions)")
+        #expect(world.engine.containment.strikes["carol"] == nil)
+    }
+
+    @Test("an envelope id is remembered per sender: a relay's own envelope cannot claim an honest sender's id")
+    func envelopeIDsPerSender() throws {
+        var world = World()
+        _ = world.open(3, to: .carol)
+        // carol, relaying for bob, reads the id of bob's envelope and sends her own under it first.
+        let squatter = try world.envelope([Data([9])], from: .carol, to: .alice, id: 9)
+        let first = world.handle(.frame(ChannelID(3), .envelope(squatter.encoded()), bytes: 200, atMillis: world.now))
+        let commits = Self.commits(first)
+        #expect(commits.map(\.peer) == ["carol"])
+        _ = world.handle(.committed(commits[0], NodeEngine.CommitOutcome(accepted: 1, refused: 0, highest: 11)))
+        let honest = try world.envelope([Data([10])], from: .bob, to: .alice, id: 9)
+        let second = world.handle(.frame(ChannelID(3), .envelope(honest.encoded()), bytes: 200, atMillis: world.now))
+        #expect(Self.commits(second).map(\.peer) == ["bob"], "bob's envelope is opened: \(second)")
+        #expect(Self.commits(second).first?.ops == [Data([10])])
+        // And bob's own replay is still dropped.
+        let replay = world.handle(.frame(ChannelID(3), .envelope(honest.encoded()), bytes: 200, atMillis: world.now))
+        #expect(Self.commits(replay).isEmpty)
+    }
+
     @Test("a connect loop is audited once per minute per source, with a count, not once per attempt")
     func refusedConnectionsAggregate() {
         var world = World()
