@@ -51,6 +51,14 @@ enum CommitEngine {
         // Items whose markings the batch changed: their held ops are judged again.
         var remarked = Set<ItemID>()
 
+        // The log's greatest stamp (`Store.highestHLC`) counts only ops the log takes in: an op
+        // refused, kept waiting or already held says nothing about time here (a refused op's
+        // stamp would otherwise move the clock a restart or a local write resumes from).
+        func insert(_ op: VerifiedOp, from source: NodeID?) throws -> UInt64 {
+            highest = max(highest, op.body.hlc)
+            return try tx.insertOp(op, from: source)
+        }
+
         func state(_ id: ItemID) throws -> ItemState? {
             if let cached = items[id] { return cached }
             let loaded = try tx.loadItem(id)
@@ -59,7 +67,6 @@ enum CommitEngine {
         }
 
         for (index, op) in batch.ops.enumerated() {
-            defer { highest = max(highest, op.body.hlc) }
             if let stored = try tx.storedOp(op.id) {
                 if op.redactedFields.count < stored.redactedCount, var item = try state(op.body.itemID) {
                     try tx.upgradeOp(op, sequence: stored.sequence)
@@ -87,7 +94,7 @@ enum CommitEngine {
                 if case .create = op.body.change, op.id != item.created.opID, (try? ItemState(create: op)) != nil {
                     // A forked create: keep it (it is the proof, and it goes on so that every
                     // node folds the same set) and fold the item from all its ops.
-                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    result.applied.append((op.id, try insert(op, from: peer)))
                     result.forkedCreates.append(op.id)
                     if let folded = ItemState.fold(try tx.opsOfItem(item.id).map(\.op)), folded != item {
                         items[item.id] = folded
@@ -99,7 +106,7 @@ enum CommitEngine {
                 } else {
                     items[item.id] = item
                     result.changedItems.insert(item.id)
-                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    result.applied.append((op.id, try insert(op, from: peer)))
                     if case .changeMarkings = op.body.change { remarked.insert(item.id) }
                 }
             } else if case .create = op.body.change {
@@ -108,13 +115,13 @@ enum CommitEngine {
                     result.rejected.append((op.id, rejection))
                     result.rejectedAuthors[op.id] = op.body.author
                 case .success(var item):
-                    result.applied.append((op.id, try tx.insertOp(op, from: peer)))
+                    result.applied.append((op.id, try insert(op, from: peer)))
                     for waiting in try tx.takePending(item: item.id) {
                         if let rejection = rejection(applying: waiting.op, to: &item) {
                             result.rejected.append((waiting.op.id, rejection))
                             result.rejectedAuthors[waiting.op.id] = waiting.op.body.author
                         } else {
-                            result.applied.append((waiting.op.id, try tx.insertOp(waiting.op, from: waiting.peer)))
+                            result.applied.append((waiting.op.id, try insert(waiting.op, from: waiting.peer)))
                         }
                     }
                     items[item.id] = item
@@ -143,7 +150,7 @@ enum CommitEngine {
                         result.rejected.append((entry.op.id, rejection))
                         result.rejectedAuthors[entry.op.id] = entry.op.body.author
                     } else {
-                        result.applied.append((entry.op.id, try tx.insertOp(entry.op, from: entry.peer)))
+                        result.applied.append((entry.op.id, try insert(entry.op, from: entry.peer)))
                         result.changedItems.insert(id)
                     }
                 }

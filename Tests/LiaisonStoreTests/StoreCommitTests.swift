@@ -161,6 +161,31 @@ struct StoreCommitTests {
     }
 
     @Test(
+        "the highest stamp counts only ops the log took in: not a refused op, one waiting for its create or a copy",
+        arguments: StoreKind.allCases)
+    func highestStampCountsOnlyStoredOps(kind: StoreKind) throws {
+        let store = try kind.make()
+        let ops = try history()
+        _ = try store.commit(batch([ops[0], ops[1]], from: alice))
+        #expect(try store.highestHLC() == .test(2))
+        let item = try #require(try store.item(ops[0].body.itemID))
+        // A delete by a partner that may not delete (refused), an op of an item not held yet
+        // (waiting) and a copy of a held op, each stamped after everything in the log: a
+        // clock that resumes after the log's highest stamp must not take in any of them.
+        var factory = OpFactory(seed: 13)
+        let refused = try factory.delete(item, by: bob, at: .test(9))
+        let otherCreate = try factory.create(by: bob, at: .test(10))
+        let waiting = try factory.addTags(["late"], to: try ItemState(create: otherCreate), by: bob, at: .test(11))
+        let result = try store.commit(batch([refused, waiting, ops[1]], from: bob))
+        #expect(result.rejected.map(\.id) == [refused.id])
+        #expect(result.pending == [waiting.id])
+        #expect(try store.highestHLC() == .test(2))
+        // The waiting op counts once the log takes it in.
+        _ = try store.commit(batch([otherCreate], from: bob))
+        #expect(try store.highestHLC() == .test(11))
+    }
+
+    @Test(
         "a forked create (a second create for one item id) is kept and folded: in any order, the least create defines the item",
         arguments: StoreKind.allCases)
     func forkedCreatesConverge(kind: StoreKind) throws {
