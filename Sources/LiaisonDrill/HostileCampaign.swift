@@ -520,8 +520,9 @@ struct HostileCampaign {
         // The receiver closes the channel when it strikes. Read again to see it: a socket that
         // neither reads nor writes never learns that its peer closed.
         channel.configure { $0.reading = true }
-        // (A receiver closes a channel it can no longer write to 2 s after saying goodbye.)
-        outcome.closedByReceiver = await waitForClose(channel, seconds: 5)
+        // (A receiver closes a channel it can no longer write to 2 s after saying goodbye; a
+        // loaded machine may take a few seconds more.)
+        outcome.closedByReceiver = await waitForClose(channel, seconds: 10)
         if outcome.closedByReceiver == false, let after = failuresAfter,
             after.count > failuresBefore?.count ?? after.count
         {
