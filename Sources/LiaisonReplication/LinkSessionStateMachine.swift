@@ -169,6 +169,9 @@ public struct LinkSessionStateMachine: Sendable {
     private var lastHeartbeatMillis: UInt64
     /// Heartbeats since the allowance was last full, and since when.
     private var heartbeatsSinceFull: UInt64 = 0
+    /// Pings we sent and pongs the peer sent: a pong beyond one per ping answers nothing.
+    private var pingsSent: UInt64 = 0
+    private var pongsReceived: UInt64 = 0
     private var fullSinceMillis: UInt64
     /// When each batch handed to the shell to commit (not yet committed) arrived.
     private var uncommitted: [UInt64] = []
@@ -276,10 +279,14 @@ public struct LinkSessionStateMachine: Sendable {
             if let flood = countHeartbeat(nowMillis: nowMillis) { return close(flood) }
             return [.send(.pong(nonce: nonce))]
         case (.open, .pong(let nonce)):
+            pongsReceived += 1
             if let pending = pendingPing, pending.nonce == nonce {
                 rttMillis = nowMillis >= pending.sentAt ? nowMillis - pending.sentAt : 0
                 pendingPing = nil
-            } else if let flood = countHeartbeat(nowMillis: nowMillis) {
+            }
+            // A late pong answers an earlier ping of ours (on a loaded machine the round trip
+            // can outlast the interval); only pongs beyond one per ping count as heartbeats.
+            if pongsReceived > pingsSent, let flood = countHeartbeat(nowMillis: nowMillis) {
                 return close(flood)
             }
             return []
@@ -374,6 +381,7 @@ public struct LinkSessionStateMachine: Sendable {
         let nonce = nextNonce
         nextNonce += 1
         pendingPing = (nonce, nowMillis)
+        pingsSent += 1
         return [.send(.ping(nonce: nonce))]
     }
 

@@ -44,14 +44,18 @@ struct FutureStampTests {
         let carolChannel = ChannelID(3)
         var nextChannel = 4
 
-        init() throws {
-            alice = try Self.interpreter(for: .alice, store: aliceStore, nowMillis: FutureStampTests.start)
+        /// `window`: the sessions' window (a receiver takes more than twice it of uncommitted
+        /// batches on one channel as a flood).
+        init(window: Int = 4) throws {
+            alice = try Self.interpreter(
+                for: .alice, store: aliceStore, nowMillis: FutureStampTests.start, window: window)
             bob = try Self.interpreter(
-                for: .bob, store: bobStore, nowMillis: FutureStampTests.start - FutureStampTests.bobBehind)
+                for: .bob, store: bobStore, nowMillis: FutureStampTests.start - FutureStampTests.bobBehind,
+                window: window)
         }
 
         static func interpreter(
-            for node: TestNode, store: MemoryStore, nowMillis: UInt64
+            for node: TestNode, store: MemoryStore, nowMillis: UInt64, window: Int = 4
         ) throws -> NodeInterpreter<Wire> {
             let nodes: [TestNode] = [.alice, .bob, .carol]
             let partners = nodes.enumerated().map { index, other in
@@ -65,7 +69,7 @@ struct FutureStampTests {
             let links = nodes.filter { $0.name != node.name }.map {
                 ReplicationNeighbour(partner: $0.recipient(), outbound: .passAll, inbound: .passAll)
             }
-            let configuration = NodeEngine.Configuration(
+            var configuration = NodeEngine.Configuration(
                 me: node.recipient(),
                 partners: partners,
                 links: links,
@@ -74,6 +78,7 @@ struct FutureStampTests {
                 signingKey: node.author.signingKey,
                 sealingKey: sealingKey(nodes.firstIndex { $0.name == node.name }!)
             )
+            configuration.session.window = window
             return try NodeInterpreter(
                 configuration: configuration,
                 store: store,
@@ -239,7 +244,9 @@ struct FutureStampTests {
         "a sender that overruns its window with early ops does not grow the receiver's memory: past 16 waiting batches they commit, early ops refused"
     )
     func waitingIsBounded() throws {
-        var world = try World()
+        // With a window of 16, 17 uncommitted batches are no flood (that takes 33): the
+        // interpreter's own bound of 16 waiting batches is what shows.
+        var world = try World(window: 16)
         world.connect()
         var random = SeededGenerator(seed: 11)
         var strikes = [NodeID: [StrikeClass: Int]]()
@@ -262,5 +269,31 @@ struct FutureStampTests {
         }
         #expect(try world.bobStore.checkpoint(link: ReplicationStore.receivedLink("alice")) == 17)
         #expect(strikes == [TestNode.carol.nodeID: [.futureStamp: 17]], "struck: \(strikes)")
+    }
+
+    @Test(
+        "with the default window, a sender whose early batches wait and who sends a ninth without an ack is a flood: the channel closes, the sender is struck, no more batches wait"
+    )
+    func overrunIsFlood() throws {
+        var world = try World()
+        world.connect()
+        var random = SeededGenerator(seed: 12)
+        for through in 1...UInt64(9) {
+            let op = try TestNode.carol.author.sign([
+                try TestNode.carol.author.create(
+                    collection: "reports", markings: Markings(classification: "SECRET", releasableTo: ["ALL"]),
+                    hlc: HLCTimestamp(physicalMillis: world.bobNow + Self.skew + 1_000, logical: 0), using: &random)
+            ])[0]
+            let report = world.bob.handle(
+                .frame(
+                    world.bobToAlice, .batch(ops: [op.encoded], throughSeq: through), bytes: 0, atMillis: world.bobNow),
+                nowMillis: world.bobNow)
+            let closed = report.actions.contains {
+                if case .close(world.bobToAlice, _) = $0 { return true } else { return false }
+            }
+            #expect(closed == (through == 9), "after batch \(through)")
+            #expect(world.bob.waitingBatches == Int(min(through, 8)), "after batch \(through)")
+        }
+        #expect(world.bob.engine.containment.strikes["alice"]?[.flood]?.total == 1)
     }
 }

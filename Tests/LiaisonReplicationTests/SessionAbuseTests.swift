@@ -170,6 +170,27 @@ struct SessionAbuseTests {
         #expect(!machine.isClosed)
     }
 
+    @Test(
+        "pongs that arrive later than the next ping (a round trip longer than the interval, for an hour) answer our pings and never count as a flood"
+    )
+    func latePongsAreNotFlood() {
+        var (machine, _) = Sessions.openMachine(now: 0, configuration: Self.configuration())
+        var unanswered = [UInt64]()
+        for now in stride(from: UInt64(100), through: 3_600_000, by: 100) {
+            let actions = machine.tick(nowMillis: now)
+            unanswered += Sessions.pings(in: actions)
+            // Each pong comes back three intervals late, and the peer pings as well.
+            if unanswered.count > 3 {
+                let nonce = unanswered.removeFirst()
+                #expect(Self.closeReason(machine.received(.pong(nonce: nonce), nowMillis: now)) == nil, "at \(now)")
+            }
+            if now % 500 == 0 {
+                #expect(Self.closeReason(machine.received(.ping(nonce: now), nowMillis: now)) == nil, "at \(now)")
+            }
+        }
+        #expect(!machine.isClosed)
+    }
+
     // MARK: - Batches without waiting for acks
 
     @Test("more than twice the window of uncommitted batches is a flood; batches that commit free their place")
