@@ -72,7 +72,7 @@ public struct LinkSessionStateMachine: Sendable {
         public var maxBusyStretch: UInt64 = 10
         /// How long our oldest batch may wait for its ack while the peer is heard from.
         public var ackDeadlineMillis: UInt64 = 150_000
-        /// Heartbeats (pings, and pongs answering no ping of ours) the peer may send in one
+        /// Heartbeats (pings, and pongs beyond one per ping of ours) the peer may send in one
         /// burst. An honest peer sends one per interval; after a stall of ours the ones that
         /// waited arrive together, and the allowance grows by two per interval of the gap.
         public var heartbeatBurst: UInt64 = 208

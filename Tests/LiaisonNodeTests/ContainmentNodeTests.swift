@@ -149,21 +149,26 @@ struct ContainmentNodeTests {
 
 @Suite("Pending ops from a partner")
 struct PendingBoundTests {
-    @Test(
-        "ops for items the node does not hold are kept up to a bound per partner; past it they are refused as a flood")
-    func bounded() throws {
-        let store = MemoryStore()
-        var replication = try ReplicationStore(
+    /// Alice's store side, in a federation of alice, bob and carol, linked to `neighbours`.
+    static func alice(_ store: MemoryStore, neighbours: [TestNode]) throws -> ReplicationStore {
+        try ReplicationStore(
             me: TestNode.alice.recipient(),
             store: store,
             ladder: .standard,
             partners: [TestNode.alice.recipient(), TestNode.bob.recipient(), TestNode.carol.recipient()],
-            neighbours: [
-                ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll)
-            ],
+            neighbours: neighbours.map {
+                ReplicationNeighbour(partner: $0.recipient(), outbound: .passAll, inbound: .passAll)
+            },
             maxClockSkewMillis: 60_000,
             nowMillis: nil
         )
+    }
+
+    @Test(
+        "ops for items the node does not hold are kept up to a bound per partner; past it they are refused as a flood")
+    func bounded() throws {
+        let store = MemoryStore()
+        var replication = try Self.alice(store, neighbours: [.bob])
         replication.maxPendingPerPartner = 3
         var factory = OpFactory(seed: 9)
         // Items carol created that alice never received: bob's annotations of them wait.
@@ -194,18 +199,7 @@ struct PendingBoundTests {
     )
     func expiry() throws {
         let store = MemoryStore()
-        var replication = try ReplicationStore(
-            me: TestNode.alice.recipient(),
-            store: store,
-            ladder: .standard,
-            partners: [TestNode.alice.recipient(), TestNode.bob.recipient(), TestNode.carol.recipient()],
-            neighbours: [
-                ReplicationNeighbour(partner: TestNode.bob.recipient(), outbound: .passAll, inbound: .passAll),
-                ReplicationNeighbour(partner: TestNode.carol.recipient(), outbound: .passAll, inbound: .passAll),
-            ],
-            maxClockSkewMillis: 60_000,
-            nowMillis: nil
-        )
+        var replication = try Self.alice(store, neighbours: [.bob, .carol])
         var factory = OpFactory(seed: 11)
         // Two items of carol's alice has not received; bob annotated one early, one late.
         var creates = [VerifiedOp]()

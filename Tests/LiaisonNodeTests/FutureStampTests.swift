@@ -240,6 +240,21 @@ struct FutureStampTests {
         #expect(try world.bobCustody(.opsRejected, naming: .alice).isEmpty, "bob refused ops from honest alice")
     }
 
+    /// Alice's channel hands bob a batch `through` holding one create of carol's stamped a
+    /// second beyond bob's skew (it waits for bob's clock).
+    static func earlyBatch(
+        through: UInt64, to world: inout World, using random: inout SeededGenerator
+    ) throws -> NodeInterpreter<Wire>.Report {
+        let op = try TestNode.carol.author.sign([
+            try TestNode.carol.author.create(
+                collection: "reports", markings: Markings(classification: "SECRET", releasableTo: ["ALL"]),
+                hlc: HLCTimestamp(physicalMillis: world.bobNow + skew + 1_000, logical: 0), using: &random)
+        ])[0]
+        return world.bob.handle(
+            .frame(world.bobToAlice, .batch(ops: [op.encoded], throughSeq: through), bytes: 0, atMillis: world.bobNow),
+            nowMillis: world.bobNow)
+    }
+
     @Test(
         "a sender that overruns its window with early ops does not grow the receiver's memory: past 16 waiting batches they commit, early ops refused"
     )
@@ -251,15 +266,7 @@ struct FutureStampTests {
         var random = SeededGenerator(seed: 11)
         var strikes = [NodeID: [StrikeClass: Int]]()
         for through in 1...UInt64(17) {
-            let op = try TestNode.carol.author.sign([
-                try TestNode.carol.author.create(
-                    collection: "reports", markings: Markings(classification: "SECRET", releasableTo: ["ALL"]),
-                    hlc: HLCTimestamp(physicalMillis: world.bobNow + Self.skew + 1_000, logical: 0), using: &random)
-            ])[0]
-            let report = world.bob.handle(
-                .frame(
-                    world.bobToAlice, .batch(ops: [op.encoded], throughSeq: through), bytes: 0, atMillis: world.bobNow),
-                nowMillis: world.bobNow)
+            let report = try Self.earlyBatch(through: through, to: &world, using: &random)
             for (_, outcome) in report.commits {
                 for (culprit, classes) in outcome.strikes {
                     strikes[culprit, default: [:]].merge(classes, uniquingKeysWith: +)
@@ -279,15 +286,7 @@ struct FutureStampTests {
         world.connect()
         var random = SeededGenerator(seed: 12)
         for through in 1...UInt64(9) {
-            let op = try TestNode.carol.author.sign([
-                try TestNode.carol.author.create(
-                    collection: "reports", markings: Markings(classification: "SECRET", releasableTo: ["ALL"]),
-                    hlc: HLCTimestamp(physicalMillis: world.bobNow + Self.skew + 1_000, logical: 0), using: &random)
-            ])[0]
-            let report = world.bob.handle(
-                .frame(
-                    world.bobToAlice, .batch(ops: [op.encoded], throughSeq: through), bytes: 0, atMillis: world.bobNow),
-                nowMillis: world.bobNow)
+            let report = try Self.earlyBatch(through: through, to: &world, using: &random)
             let closed = report.actions.contains {
                 if case .close(world.bobToAlice, _) = $0 { return true } else { return false }
             }
