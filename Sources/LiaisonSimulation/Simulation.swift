@@ -1150,25 +1150,26 @@ public final class Simulation {
             let sender = frontier.removeFirst()
             for (to, filter) in (links[sender] ?? [:]).sorted(by: { $0.key < $1.key })
             where !reached.contains(to) && to != cutOff {
-                // Open gap (docs/filter-rules.md, "Rebuilt tags"): a rebuild that changes an
-                // item's tags at the sender writes no op, so what the sender's tag conditions
-                // withheld before is not read again; such a link is owed nothing of the item.
-                if !(filter.requiredTags.isEmpty && filter.excludedTags.isEmpty),
-                    rebuiltItems[sender]?.contains(item.id) == true
-                {
-                    continue
+                // A hop carries the op when the sender's own copy passes the link (its markings
+                // may lag the originator's where tag conditions withheld a change of markings:
+                // seed 368405) and the item's final markings pass it too (a receiver whose
+                // markings are current refuses what stale markings let through: seed 72).
+                guard let held = try nodes[sender]!.store.item(item.id) else { continue }
+                let tags = try finalTags(of: item, at: sender)
+                var reason: WithholdReason? = nil
+                for markings in [held.markings, item.markings] where reason == nil {
+                    reason = Eligibility.withholdReason(
+                        markings: markings,
+                        collection: item.collection,
+                        tags: tags,
+                        originator: item.originator,
+                        opAuthor: opAuthor,
+                        sender: nodes[sender]!.author.nodeID,
+                        recipient: nodes[to]!.recipient,
+                        filter: filter,
+                        ladder: ladder
+                    )
                 }
-                let reason = Eligibility.withholdReason(
-                    markings: item.markings,
-                    collection: item.collection,
-                    tags: try finalTags(of: item, at: sender),
-                    originator: item.originator,
-                    opAuthor: opAuthor,
-                    sender: nodes[sender]!.author.nodeID,
-                    recipient: nodes[to]!.recipient,
-                    filter: filter,
-                    ladder: ladder
-                )
                 if reason == nil {
                     reached.insert(to)
                     frontier.append(to)

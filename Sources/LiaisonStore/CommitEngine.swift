@@ -19,6 +19,9 @@ protocol StoreTransaction {
     mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)]
     /// Every stored op of an item, in log order.
     mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp]
+    /// Moves every stored op of an item to the end of the log, in their order, under
+    /// sequences never used before; each keeps its bytes and who sent it.
+    mutating func relogItem(_ id: ItemID) throws
     /// Removes an item's state.
     mutating func deleteItem(_ id: ItemID) throws
     /// Removes and returns the waiting ops `excluded` picks.
@@ -285,7 +288,8 @@ enum CommitEngine {
         for id in ids.sorted() {
             let before = try tx.loadItem(id)
             let ops = try tx.opsOfItem(id).map(\.op)
-            result.listed += ops.filter(listed).map(\.id)
+            let listedHere = ops.filter(listed).map(\.id)
+            result.listed += listedHere
             if var state = ItemState.fold(ops.filter { !excluded($0) }) {
                 if let holder, let purge = try purge(state, at: holder, peer: nil, in: &tx) {
                     state = purge.state
@@ -295,6 +299,14 @@ enum CommitEngine {
                 if state != before {
                     try tx.saveItem(state)
                     result.changed.insert(id)
+                }
+                // The rebuild may have changed what the links may carry (tags or markings
+                // without an op of their own, ops put back): the links read the item's
+                // history again, as they do after a change of tags (docs/filter-rules.md,
+                // "Rebuilt items"). Duplicates are harmless to the receiver.
+                if state != before || !listedHere.isEmpty {
+                    try tx.relogItem(id)
+                    result.relogged.insert(id)
                 }
             } else if before != nil {
                 try tx.deleteItem(id)

@@ -8,8 +8,11 @@ import Synchronization
 public final class MemoryStore: Store {
     /// Everything the store holds; a value, so a snapshot is a copy.
     public struct Snapshot: Sendable {
+        /// In sequence order; sequences have gaps where a rebuild moved an item's ops.
         var ops: [StoredOp] = []
         var opIndex: [OpID: Int] = [:]
+        /// The last sequence handed out (never handed out again).
+        var lastSequence: UInt64 = 0
         var pending: [OpID: (op: VerifiedOp, peer: NodeID?, order: Int)] = [:]
         var pendingOrder = 0
         var items: [ItemID: ItemState] = [:]
@@ -81,7 +84,7 @@ public final class MemoryStore: Store {
 
     public func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp] {
         state.withLock { current in
-            let start = Int(min(sequence, UInt64(current.ops.count)))
+            let start = current.firstIndex(after: sequence)
             return Array(current.ops[start..<min(current.ops.count, start + limit)])
         }
     }
@@ -90,7 +93,9 @@ public final class MemoryStore: Store {
         state.withLock { current in current.ops.filter { $0.op.body.itemID == id } }
     }
 
-    public func highestSequence() throws(LiaisonError) -> UInt64 { state.withLock { UInt64($0.ops.count) } }
+    public func highestSequence() throws(LiaisonError) -> UInt64 {
+        state.withLock { $0.ops.last?.sequence ?? 0 }
+    }
 
     public func highestHLC() throws(LiaisonError) -> HLCTimestamp { state.withLock { $0.highestHLC } }
 
@@ -176,14 +181,28 @@ private struct MemoryTransaction: StoreTransaction {
     }
 
     mutating func upgradeOp(_ op: VerifiedOp, sequence: UInt64) throws {
-        state.ops[Int(sequence - 1)].op = op
+        let index = state.firstIndex(after: sequence - 1)
+        guard index < state.ops.count, state.ops[index].sequence == sequence else {
+            throw LiaisonError(.notFound, "no stored op at sequence \(sequence)")
+        }
+        state.ops[index].op = op
     }
 
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
-        let sequence = UInt64(state.ops.count + 1)
+        state.lastSequence += 1
         state.opIndex[op.id] = state.ops.count
-        state.ops.append(StoredOp(sequence: sequence, op: op, receivedFrom: peer))
-        return sequence
+        state.ops.append(StoredOp(sequence: state.lastSequence, op: op, receivedFrom: peer))
+        return state.lastSequence
+    }
+
+    mutating func relogItem(_ id: ItemID) throws {
+        let moved = state.ops.filter { $0.op.body.itemID == id }
+        state.ops.removeAll { $0.op.body.itemID == id }
+        for entry in moved {
+            state.lastSequence += 1
+            state.ops.append(StoredOp(sequence: state.lastSequence, op: entry.op, receivedFrom: entry.receivedFrom))
+        }
+        state.opIndex = Dictionary(uniqueKeysWithValues: state.ops.enumerated().map { ($1.op.id, $0) })
     }
 
     mutating func isPending(_ id: OpID) throws -> Bool { state.pending[id] != nil }
@@ -222,4 +241,17 @@ private struct MemoryTransaction: StoreTransaction {
     mutating func appendCustody(_ entry: CustodyEntry) throws { state.custody.append(entry) }
 
     mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws { state.highestHLC = max(state.highestHLC, stamp) }
+}
+
+extension MemoryStore.Snapshot {
+    /// The index of the first op with a sequence above `sequence` (`ops.count` if none).
+    func firstIndex(after sequence: UInt64) -> Int {
+        var low = 0
+        var high = ops.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ops[middle].sequence <= sequence { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
 }

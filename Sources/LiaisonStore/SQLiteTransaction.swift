@@ -80,6 +80,31 @@ struct SQLiteTransaction: StoreTransaction {
         ).map(Self.storedOp)
     }
 
+    mutating func relogItem(_ id: ItemID) throws {
+        // AUTOINCREMENT never hands out a sequence twice, so the copies land after every
+        // sequence a link may have acknowledged.
+        let rows = try Row.fetchAll(
+            db,
+            sql: """
+                SELECT op_id, item_id, author, hlc, redacted, received_from, encoded
+                FROM ops WHERE item_id = ? ORDER BY seq
+                """,
+            arguments: [Data(id.bytes)]
+        )
+        try db.execute(sql: "DELETE FROM ops WHERE item_id = ?", arguments: [Data(id.bytes)])
+        for row in rows {
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                row["op_id"] as Data, row["item_id"] as Data, row["author"] as Data, row["hlc"] as Int64,
+                row["redacted"] as Int64, row["received_from"] as Data?, row["encoded"] as Data,
+            ])
+        }
+    }
+
     static func storedOp(_ row: Row) throws -> StoredOp {
         let sequence: Int64 = row["seq"]
         let from: Data? = row["received_from"]

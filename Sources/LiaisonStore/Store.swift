@@ -198,7 +198,8 @@ public protocol Store: Sendable {
     func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID>
     /// In one transaction: rebuilds `items` from their stored ops in log order, leaving out
     /// the ops `excluded` picks (they stay in the log), and saves the new states (an item
-    /// whose create is left out is removed); drops the waiting ops `excluded` picks (no
+    /// whose create is left out is removed); moves the ops of every item whose state changed
+    /// or that holds a `listed` op to the end of the log (`RebuildResult.relogged`); drops the waiting ops `excluded` picks (no
     /// create arriving later applies them); sets `metadata` if given; and appends `custody`
     /// listing the ops `listed` picks among those it looked at. With a `holder`, a rebuilt
     /// item this node may keep the content of no more is purged as a commit purges it.
@@ -235,6 +236,9 @@ public struct RebuildResult: Sendable, Hashable {
     public var changed: Set<ItemID> = []
     /// Items removed because their create was left out.
     public var removed: Set<ItemID> = []
+    /// Items whose ops moved to the end of the log, so that every link reads their history
+    /// again under the rebuilt state.
+    public var relogged: Set<ItemID> = []
     /// The ops the custody entry lists (for a quarantine: the partner's ops left out,
     /// waiting ones dropped included; for a release: its ops put back).
     public var listed: [OpID] = []

@@ -54,13 +54,57 @@ struct StoreRebuildTests {
         #expect(item.fields["note"] == nil, "bob's annotation survived")
         #expect(item.fields["title"]?.value == JSONText.string("second"), "alice's later op was lost")
         #expect(try store.item(y) == nil)
-        #expect(try store.ops(after: 0, limit: 100) == logBefore, "the log changed")
+        // The log keeps every op; x's moved to its end (in their order, under new
+        // sequences) so that links read them again; removed y's stayed where they were.
+        let logAfter = try store.ops(after: 0, limit: 100)
+        #expect(result.relogged == [x])
+        #expect(Set(logAfter.map(\.op.id)) == Set(logBefore.map(\.op.id)), "an op left the log")
+        #expect(logAfter.map(\.op.id) == [ops[3].id, ops[0].id, ops[1].id, ops[2].id])
+        #expect(logAfter.map(\.op) == [ops[3], ops[0], ops[1], ops[2]], "an op's bytes changed")
+        let oldEnd = logBefore.last!.sequence
+        #expect(try store.ops(after: oldEnd, limit: 100).map(\.op.id) == [ops[0].id, ops[1].id, ops[2].id])
+        #expect(try store.highestSequence() == oldEnd + 3)
+        #expect(try store.op(ops[1].id)?.sequence == oldEnd + 2)
         let entry = try #require(try store.custody(from: 1, limit: 100).last)
         #expect(entry.kind == .partnerQuarantined && Set(entry.opIDs) == [ops[1].id, ops[3].id])
         guard case .intact = try store.verifyCustody() else {
             Issue.record("custody chain broken by the rebuild")
             return
         }
+    }
+
+    @Test(
+        "a rebuild that changes nothing moves nothing, and sequences a rebuild moved are never handed out again",
+        arguments: StoreKind.allCases)
+    func relogSequences(kind: StoreKind) throws {
+        let store = try kind.make()
+        let (ops, x, y) = try history(store)
+        let carols: (VerifiedOp) -> Bool = { $0.body.author == TestNode.carol.nodeID }
+        let unchanged = try store.rebuild(
+            items: [x, y], excluding: carols, listing: carols, custody: CustodyEvent(kind: .partnerQuarantined),
+            metadata: nil, timeMillis: 1)
+        #expect(unchanged.changed.isEmpty && unchanged.relogged.isEmpty)
+        #expect(try store.highestSequence() == 4)
+        // Leaving out bob's own item y moves nothing (it is removed); leaving out his note on
+        // x moves x's three ops, the last of which held the log's highest sequence before.
+        let bob = TestNode.bob.nodeID
+        let bobs: (VerifiedOp) -> Bool = { $0.body.author == bob }
+        _ = try store.rebuild(
+            items: [x, y], excluding: bobs, listing: bobs, custody: CustodyEvent(kind: .partnerQuarantined),
+            metadata: nil, timeMillis: 2)
+        #expect(try store.highestSequence() == 7)
+        // Releasing bob puts his ops back: x (holding the log's end) and y move again, above
+        // every sequence handed out before, and a new op lands after them.
+        let released = try store.rebuild(
+            items: [x, y], excluding: { _ in false }, listing: bobs, custody: CustodyEvent(kind: .partnerReleased),
+            metadata: nil, timeMillis: 3)
+        #expect(released.relogged == [x, y])
+        #expect(Set(try store.ops(after: 7, limit: 10).map(\.op.id)) == Set(ops.map(\.id)))
+        #expect(try store.ops(after: 7, limit: 10).map(\.sequence) == [8, 9, 10, 11])
+        var factory = OpFactory(seed: 42)
+        let later = try factory.create(by: .alice, at: .test(9))
+        let committed = try store.commit(CommitBatch(ops: [later], source: .local, timeMillis: 4))
+        #expect(committed.applied.map(\.sequence) == [12], "a new op reused a sequence")
     }
 
     @Test("rebuilding with nothing left out restores every item exactly", arguments: StoreKind.allCases)
