@@ -169,9 +169,6 @@ public final class Simulation {
     /// yet quarantined passes the hostile node's ops on to one that has).
     var quarantineAt: [String: UInt64] = [:]
     var quarantineApplied = false
-    /// Items each node's quarantines, releases and re-admissions rebuilt (their state changed
-    /// with no op in the log): the open gap of docs/filter-rules.md ("Rebuilt tags").
-    var rebuiltItems: [String: Set<ItemID>] = [:]
     /// In a revocation run, the quorum: only that many honest operators (those left in
     /// `quarantineAt`) endorse; the other honest nodes apply what reaches them.
     var revocationQuorum: Int?
@@ -593,7 +590,6 @@ public final class Simulation {
     /// network (or close what it closed).
     func settle(_ name: String, _ report: NodeInterpreter<SimulatedTransport>.Report) throws {
         for failure in report.failures { violations.append("\(name): store work failed: \(failure)") }
-        for rebuild in report.rebuilds { rebuiltItems[name, default: []].formUnion(rebuild.changed) }
         try check(report, at: name)
         let transport = nodes[name]!.transport
         while !transport.outbox.isEmpty {
@@ -1202,8 +1198,7 @@ public final class Simulation {
         if nodes[name]!.up {
             try settle(name, report)
         } else {
-            for rebuild in report.rebuilds { rebuiltItems[name, default: []].formUnion(rebuild.changed) }
-            nodes[name]!.transport.outbox = []
+                nodes[name]!.transport.outbox = []
         }
     }
 
