@@ -48,14 +48,23 @@ public enum APIServer {
         router.get("healthz") { _, _ in "ok\n" }
         router.get("readyz") { _, _ in "ready\n" }
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
-        v1.post("items") { request, context -> EditedResponse<PutItemResult> in
-            let body = try await request.decode(as: PutItemBody.self, context: context)
+        // One item (an object), or many at once (an array, committed in one transaction:
+        // all or nothing, docs/api.md "Bulk put").
+        v1.post("items") { request, context -> Response in
+            let data = Data(try await request.body.collect(upTo: BulkPut.maxBodyBytes).readableBytesView)
+            if BulkPut.isArray(data) {
+                return try await BulkPut.handle(data, engine: engine)
+            }
+            let body: PutItemBody
+            do {
+                body = try JSONDecoder().decode(PutItemBody.self, from: data)
+            } catch {
+                throw HTTPError(.badRequest, message: "the body is not an item: \(BulkPut.describe(error))")
+            }
             do {
                 let (item, op) = try await engine.put(try body.request())
-                return EditedResponse(
-                    status: .created,
-                    response: PutItemResult(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex)
-                )
+                return try BulkPut.json(
+                    PutItemResult(id: item.id.text, opID: op.id.hash.hex, digest: item.digest.hex), status: .created)
             } catch let error as LiaisonError {
                 throw HTTPError(
                     error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)

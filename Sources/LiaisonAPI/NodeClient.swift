@@ -32,6 +32,30 @@ public struct NodeClient: Sendable {
     }()
 
     func call(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> Data {
+        let (status, data) = try await send(method, path, body: body)
+        guard (200..<300).contains(status) else { throw Self.failure(status: status, data: data) }
+        return data
+    }
+
+    /// The error an answer other than 2xx stands for.
+    static func failure(status: Int, data: Data) -> LiaisonError {
+        let message =
+            (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error.message
+            ?? String(decoding: data, as: UTF8.self)
+        let code: LiaisonError.Code =
+            switch status {
+            case 400: .invalidArgument
+            case 401, 403: .forbidden
+            case 404: .notFound
+            case 409: .conflict
+            default: .io
+            }
+        return LiaisonError(code, message)
+    }
+
+    /// Sends a request with a raw body; answers its status and body, whatever the status.
+    /// For tools and tests that speak the API by hand.
+    public func send(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> (Int, Data) {
         var request = URLRequest(url: URL(string: path, relativeTo: base)!)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
@@ -49,22 +73,7 @@ public struct NodeClient: Sendable {
                 "the node's API at \(base.absoluteString) did not answer (\(error.localizedDescription)); is 'liaison run' up?",
                 cause: error)
         }
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else {
-            let message =
-                (try? JSONDecoder().decode(ErrorBody.self, from: data))?.error.message
-                ?? String(decoding: data, as: UTF8.self)
-            let code: LiaisonError.Code =
-                switch status {
-                case 400: .invalidArgument
-                case 401, 403: .forbidden
-                case 404: .notFound
-                case 409: .conflict
-                default: .io
-                }
-            throw LiaisonError(code, message)
-        }
-        return data
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
     }
 
     private struct ErrorBody: Decodable {
@@ -97,6 +106,19 @@ public struct NodeClient: Sendable {
             throw LiaisonError(.invalidArgument, "the item cannot be encoded", cause: error)
         }
         return try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
+    }
+
+    /// `POST /v1/items` with an array: every item or none, in one transaction. A refusal
+    /// throws `.invalidArgument` whose cause is a `BulkPutRefusal` naming the refused items
+    /// by their index in `bodies`.
+    public func putMany(_ bodies: [PutItemBody]) async throws(LiaisonError) -> [PutItemResult] {
+        let (status, data) = try await send("POST", "/v1/items", body: try encode(bodies))
+        if status == 400, let refused = try? JSONDecoder().decode(BulkPutRefusalBody.self, from: data) {
+            let refusal = BulkPutRefusal(failures: refused.refused.map { .init(index: $0.index, message: $0.error) })
+            throw LiaisonError(.invalidArgument, refused.error.message, cause: refusal)
+        }
+        guard (200..<300).contains(status) else { throw Self.failure(status: status, data: data) }
+        return try decode([PutItemResult].self, data)
     }
 
     /// `PATCH /v1/items/{id}`.

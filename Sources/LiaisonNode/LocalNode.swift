@@ -115,19 +115,70 @@ public struct LocalNode: Sendable {
         return (item, signed[0])
     }
 
-    /// Creates many items at once, signed in batches (one signature per `signatureBatch`
-    /// ops) and committed in one transaction per batch. For bulk loads and benchmarks.
+    /// Most items one `putMany` takes: one transaction holds them all.
+    public static let maxItemsPerPut = 10_000
+
+    /// Creates many items at once: every request is checked first, and if any is refused
+    /// nothing is written (the error's cause is a `BulkPutRefusal` naming each refused
+    /// request by its index); then the creates are signed in batches (one signature per
+    /// `signatureBatch` ops, DESIGN §10) and committed in **one** transaction, so a crash
+    /// leaves all of them or none. At most `maxItemsPerPut` requests.
     public func putMany(
         _ requests: [PutRequest], now: Date, signatureBatch: Int = 1000
-    ) throws(LiaisonError) -> [ItemID] {
-        var ids = [ItemID]()
+    ) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        guard requests.count <= Self.maxItemsPerPut else {
+            throw LiaisonError(
+                .invalidArgument,
+                "\(requests.count) items in one put; send at most \(Self.maxItemsPerPut) at a time")
+        }
+        guard !requests.isEmpty else { return [] }
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         var clock = try resumedClock(nowMillis: nowMillis)
-        var generator = SystemRandomNumberGenerator()
+        let (unsigned, refusal) = creates(requests, clock: &clock, now: now)
+        guard refusal.failures.isEmpty else {
+            throw LiaisonError(.invalidArgument, refusal.summary(of: requests.count), cause: refusal)
+        }
+        var signed = [VerifiedOp]()
+        signed.reserveCapacity(unsigned.count)
         var start = 0
-        while start < requests.count {
-            var unsigned = [UnsignedOp]()
-            for request in requests[start..<min(requests.count, start + signatureBatch)] {
+        while start < unsigned.count {
+            signed += try identity.author.sign(Array(unsigned[start..<min(unsigned.count, start + signatureBatch)]))
+            start += signatureBatch
+        }
+        let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
+        guard result.rejected.isEmpty else {
+            throw LiaisonError(.invalidOp, "the store refused new items: \(result.rejected.map(\.reason))")
+        }
+        var created = [(item: ItemState, op: VerifiedOp)]()
+        created.reserveCapacity(signed.count)
+        for op in signed {
+            guard let item = try store.item(op.body.itemID) else {
+                throw LiaisonError(.corrupt, "item \(op.body.itemID.text) is missing right after its commit")
+            }
+            created.append((item, op))
+        }
+        return created
+    }
+
+    /// The requests of `requests` that `putMany` would refuse, and why; writes nothing.
+    public func refusals(of requests: [PutRequest], now: Date) -> BulkPutRefusal {
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var clock = HybridLogicalClock(
+            maxSkewMillis: config.maxClockSkewMillis, resumingAfter: .zero, physicalMillis: nowMillis)
+        return creates(requests, clock: &clock, now: now).refusal
+    }
+
+    /// Each request checked and made into an unsigned create; the refused ones by index.
+    private func creates(
+        _ requests: [PutRequest], clock: inout HybridLogicalClock, now: Date
+    ) -> (unsigned: [UnsignedOp], refusal: BulkPutRefusal) {
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        var generator = SystemRandomNumberGenerator()
+        var unsigned = [UnsignedOp]()
+        unsigned.reserveCapacity(requests.count)
+        var refusal = BulkPutRefusal()
+        for (index, request) in requests.enumerated() {
+            do throws(LiaisonError) {
                 let markings = try request.validatedMarkings(config: config, federation: federation, now: now)
                 unsigned.append(
                     try identity.author.create(
@@ -141,13 +192,11 @@ public struct LocalNode: Sendable {
                         using: &generator
                     )
                 )
+            } catch {
+                refusal.failures.append(.init(index: index, message: error.message))
             }
-            let signed = try identity.author.sign(unsigned)
-            _ = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
-            ids += signed.map(\.body.itemID)
-            start += signatureBatch
         }
-        return ids
+        return (unsigned, refusal)
     }
 
     /// Changes an item: sets fields, adds and removes tags (removing the instances seen
@@ -327,5 +376,35 @@ extension PutRequest {
                 "unknown \(role) '\(name)': known partners \(partners.sorted().joined(separator: ", ")); \(knownGroups)"
             )
         }
+    }
+}
+
+/// The requests a bulk put refused, by their index in the put (nothing of it was written).
+public struct BulkPutRefusal: Error, Sendable, Hashable {
+    /// One refused request.
+    public struct Failure: Sendable, Hashable {
+        /// Its index in the put, from 0.
+        public var index: Int
+        /// Why, and what to do.
+        public var message: String
+
+        /// A refused request.
+        public init(index: Int, message: String) {
+            self.index = index
+            self.message = message
+        }
+    }
+
+    /// The refused requests, in order.
+    public var failures: [Failure] = []
+
+    /// A refusal of `failures`.
+    public init(failures: [Failure] = []) { self.failures = failures }
+
+    /// One line: how many were refused, and the first few with their reasons.
+    func summary(of count: Int) -> String {
+        let shown = failures.prefix(5).map { "item \($0.index): \($0.message)" }.joined(separator: "; ")
+        let more = failures.count > 5 ? "; and \(failures.count - 5) more" : ""
+        return "\(failures.count) of \(count) items refused, nothing written: \(shown)\(more)"
     }
 }

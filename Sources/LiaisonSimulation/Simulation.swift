@@ -1198,7 +1198,7 @@ public final class Simulation {
         if nodes[name]!.up {
             try settle(name, report)
         } else {
-                nodes[name]!.transport.outbox = []
+            nodes[name]!.transport.outbox = []
         }
     }
 

@@ -86,7 +86,7 @@ extension BenchCommand {
                 let alpha = try LocalNode.open(federation.directory("alpha"))
                 var loaded = 0
                 while loaded < ops {
-                    let chunk = min(10_000, ops - loaded)
+                    let chunk = min(LocalNode.maxItemsPerPut, ops - loaded)
                     _ = try alpha.putMany(
                         (0..<chunk).map { _ in
                             PutRequest(collection: "bench", releasableTo: ["bravo"], fields: [("body", value)])

@@ -23,7 +23,7 @@ struct Liaison: AsyncParsableCommand {
             DeleteCommand.self, MarkCommand.self, RecallCommand.self, LinksCommand.self,
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
             RevokeCommand.self, ReadmitCommand.self, RevocationsCommand.self, RekeyCommand.self,
-            TopologyCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
+            TopologyCommand.self, ImportCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
         ]
     )
 

@@ -27,14 +27,17 @@ struct CrashTests {
         let federation = fixture.federation
         let body = Data("\"\(String(repeating: "x", count: 1000))\"".utf8)
         let alphaNode = try LocalNode.open(federation.directory("alpha"))
-        let ids = try alphaNode.putMany(
-            (0..<count).map { index in
-                PutRequest(
-                    collection: "reports", releasableTo: ["bravo"],
-                    fields: [("body", body), ("n", Data("\(index)".utf8))])
-            },
-            now: Date()
-        )
+        var ids = [ItemID]()
+        for start in stride(from: 0, to: count, by: LocalNode.maxItemsPerPut) {
+            ids += try alphaNode.putMany(
+                (start..<min(count, start + LocalNode.maxItemsPerPut)).map { index in
+                    PutRequest(
+                        collection: "reports", releasableTo: ["bravo"],
+                        fields: [("body", body), ("n", Data("\(index)".utf8))])
+                },
+                now: Date()
+            ).map(\.item.id)
+        }
         #expect(ids.count == count)
         try await fixture.start()
         let alpha = try fixture.client("alpha")

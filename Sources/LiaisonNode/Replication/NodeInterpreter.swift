@@ -182,6 +182,13 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         return report
     }
 
+    /// After a rebuild that moved items' ops to the log's end (`RebuildResult.relogged`),
+    /// the event that makes every session read them: the log's new end.
+    private func relogged(_ result: RebuildResult) -> NodeEngine.Event? {
+        guard !result.relogged.isEmpty, let highest = try? replicationStore.store.highestSequence() else { return nil }
+        return .logGrew(highest: highest)
+    }
+
     /// Carries out one action; returns the event that reports store work back.
     private mutating func carryOut(
         _ action: NodeEngine.Action, nowMillis now: UInt64, report: inout Report
@@ -259,6 +266,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                         "liaison.partner": "\(peer)", "liaison.items": "\(result.changed.count)",
                         "liaison.ops_left_out": "\(result.listed.count)",
                     ])
+                return relogged(result)
             } catch {
                 report.failures.append("quarantine of \(peer): \(error.message)")
                 logger?.error(
@@ -273,6 +281,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                     peer, author: author, containment: engine.containment, nowMillis: now)
                 savedContainment = engine.containment
                 report.rebuilds.append(result)
+                return relogged(result)
             } catch {
                 report.failures.append("release of \(peer): \(error.message)")
                 logger?.error(
@@ -305,6 +314,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                 logger?.warning(
                     "re-admission applied",
                     metadata: ["liaison.partner": "\(peer)", "liaison.node_id": "\(identity.nodeID.text)"])
+                return relogged(result)
             } catch {
                 report.failures.append("re-admission of \(peer): \(error.message)")
                 logger?.error(

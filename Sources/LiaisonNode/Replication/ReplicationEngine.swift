@@ -119,6 +119,14 @@ public actor ReplicationEngine {
         return result
     }
 
+    /// Creates many items here in one transaction (`LocalNode.putMany`) and pushes them to
+    /// the sessions.
+    public func putMany(_ requests: [PutRequest]) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        let created = try node.putMany(requests, now: Date())
+        interpreter.committedLocally(stamps: created.map(\.op.body.hlc), nowMillis: Self.nowMillis)
+        return created
+    }
+
     /// Changes an item here and pushes the change to the sessions.
     public func update(
         _ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String]

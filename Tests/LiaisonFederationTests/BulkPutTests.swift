@@ -1,0 +1,64 @@
+import Foundation
+import LiaisonAPI
+import LiaisonCore
+import LiaisonNode
+import LiaisonTestSupport
+import Testing
+
+/// `POST /v1/items` with an array (docs/api.md, "Bulk put") on a running node.
+@Suite("Bulk put through the API", .serialized, .timeLimit(.minutes(3)))
+struct BulkPutTests {
+    @Test(
+        "an array of items is created in order, answered with each id and digest, and reaches the partner; one refused item refuses the array by its index and writes nothing"
+    )
+    func bulkPut() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let alpha = try fixture.client("alpha")
+        let bravo = try fixture.client("bravo")
+        let bodies = (0..<300).map { index in
+            PutItemBody(
+                collection: "reports", relTo: ["bravo"], tags: index.isMultiple(of: 2) ? ["even"] : nil,
+                fields: ["n": .integer(Int64(index)), "title": .string("report \(index)")])
+        }
+        let created = try await alpha.putMany(bodies)
+        #expect(created.count == 300 && Set(created.map(\.id)).count == 300)
+        for (index, result) in created.enumerated().filter({ $0.offset.isMultiple(of: 37) }) {
+            let item = try #require(try await alpha.item(result.id))
+            #expect(item.fields["n"] == .integer(Int64(index)), "answers out of order")
+            #expect(item.digest == result.digest)
+        }
+        let last = try #require(created.last)
+        #expect(try await eventually { try await bravo.item(last.id) != nil }, "the items never reached bravo")
+        try await fixture.waitQuiet(["alpha", "bravo"])
+        #expect(try await bravo.items(collection: "reports", limit: 10_000).count == 300)
+
+        // One item naming a partner the federation does not know, one with a bad expiry:
+        // the whole array is refused, by index, and nothing of it is written.
+        var refused = bodies.prefix(5).map { $0 }
+        refused[1].relTo = ["nobody"]
+        refused[3].expiresAt = "tomorrow"
+        do {
+            _ = try await alpha.putMany(refused)
+            Issue.record("an array with bad items was accepted")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            let refusal = try #require(error.cause as? BulkPutRefusal, "\(error)")
+            #expect(refusal.failures.map(\.index) == [1, 3], "\(refusal)")
+            #expect(refusal.failures[0].message.contains("nobody"), "\(refusal.failures[0].message)")
+            #expect(error.message.contains("nothing written"), "\(error.message)")
+        }
+        #expect(try await alpha.items(collection: "reports", limit: 10_000).count == 300, "a refused array wrote")
+
+        // An empty array creates nothing; a body that is neither an item nor an array is a 400.
+        #expect(try await alpha.putMany([]).isEmpty)
+        let (status, answer) = try await alpha.send("POST", "/v1/items", body: Data("[{\"collection\": 7}]".utf8))
+        let text = String(decoding: answer, as: UTF8.self)
+        #expect(status == 400 && text.contains("[0]") && text.contains("collection"), "\(status) \(text)")
+        let (tooMany, _) = try await alpha.send(
+            "POST", "/v1/items",
+            body: Data(
+                ("[" + Array(repeating: "{\"collection\":\"r\"}", count: 10_001).joined(separator: ",") + "]").utf8))
+        #expect(tooMany == 413)
+    }
+}
