@@ -55,8 +55,12 @@ public struct NodeClient: Sendable {
 
     /// Sends a request with a raw body; answers its status and body, whatever the status.
     /// For tools and tests that speak the API by hand.
-    public func send(_ method: String, _ path: String, body: Data? = nil) async throws(LiaisonError) -> (Int, Data) {
+    /// `timeout` (seconds) replaces the session's 10 s for a request that may take longer.
+    public func send(
+        _ method: String, _ path: String, body: Data? = nil, timeout: TimeInterval? = nil
+    ) async throws(LiaisonError) -> (Int, Data) {
         var request = URLRequest(url: URL(string: path, relativeTo: base)!)
+        if let timeout { request.timeoutInterval = timeout }
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         if let body {
@@ -112,7 +116,8 @@ public struct NodeClient: Sendable {
     /// throws `.invalidArgument` whose cause is a `BulkPutRefusal` naming the refused items
     /// by their index in `bodies`.
     public func putMany(_ bodies: [PutItemBody]) async throws(LiaisonError) -> [PutItemResult] {
-        let (status, data) = try await send("POST", "/v1/items", body: try encode(bodies))
+        // Up to 10,000 items are checked, signed and committed before the answer.
+        let (status, data) = try await send("POST", "/v1/items", body: try encode(bodies), timeout: 300)
         if status == 400, let refused = try? JSONDecoder().decode(BulkPutRefusalBody.self, from: data) {
             let refusal = BulkPutRefusal(failures: refused.refused.map { .init(index: $0.index, message: $0.error) })
             throw LiaisonError(.invalidArgument, refused.error.message, cause: refusal)

@@ -5,6 +5,7 @@ import LiaisonDrill
 import LiaisonNode
 import LiaisonStore
 import LiaisonTestSupport
+import Synchronization
 import Testing
 
 @Suite("Crashes and restarts of real nodes", .serialized, .timeLimit(.minutes(5)))
@@ -98,6 +99,77 @@ struct CrashTests {
         #expect(try bravoStore.items(ItemQuery(limit: 20_000)).count == count)
         guard case .intact = try bravoStore.verifyCustody() else {
             Issue.record("bravo's custody log is not intact after the crash")
+            return
+        }
+    }
+
+    @Test(
+        "kill -9 of a node during bulk ingest through the API: every acknowledged item is there once, and each array is there whole or not at all"
+    )
+    func killDuringBulkIngest() async throws {
+        let fixture = try FederationFixture(yaml: Self.pair)
+        try await fixture.start()
+        let federation = fixture.federation
+        let alpha = try fixture.client("alpha")
+        let filler = String(repeating: "x", count: 1000)
+        let acknowledged = Mutex([Int: [String]]())
+        let lastError = Mutex<String?>(nil)
+        let writer = Task { () -> Int in
+            // Arrays of 2,500 items, signed in three Merkle batches and committed in one
+            // transaction (BulkPutTests checks the one transaction through its custody entry).
+            for batch in 0..<400 {
+                let bodies = (0..<2_500).map { index in
+                    PutItemBody(
+                        collection: "reports", relTo: ["bravo"],
+                        fields: [
+                            "batch": .integer(Int64(batch)), "index": .integer(Int64(index)), "body": .string(filler),
+                        ])
+                }
+                do {
+                    let created = try await alpha.putMany(bodies)
+                    acknowledged.withLock { $0[batch] = created.map(\.id) }
+                } catch {
+                    lastError.withLock { $0 = "\(error)" }
+                    return batch
+                }
+            }
+            return 400
+        }
+        let started = try await eventually(timeout: .seconds(120)) {
+            acknowledged.withLock { $0.count } >= 3 || lastError.withLock { $0 } != nil
+        }
+        try #require(
+            started && lastError.withLock { $0 } == nil,
+            "three arrays were never acknowledged (\(lastError.withLock { $0 } ?? "no error")); logs in \(federation.root.path)")
+        federation.stop("alpha", kill: true)
+        let failedBatch = await writer.value
+        try #require(failedBatch < 400, "the writer finished before the kill landed")
+        let acked = acknowledged.withLock { $0 }
+
+        let store = try SQLiteStore(path: federation.directory("alpha").storePath, create: false)
+        var byBatch = [Int64: [Int64]]()
+        for item in try store.items(ItemQuery(limit: 1_000_000)) {
+            guard case .integer(let batch)? = try? JSONDecoder().decode(JSONValue.self, from: item.fields["batch"]?.value ?? Data()),
+                case .integer(let index)? = try? JSONDecoder().decode(JSONValue.self, from: item.fields["index"]?.value ?? Data())
+            else {
+                Issue.record("item \(item.id.text) lacks its batch or index")
+                continue
+            }
+            byBatch[batch, default: []].append(index)
+        }
+        for (batch, ids) in acked {
+            #expect(byBatch[Int64(batch)]?.count == 2_500, "acknowledged array \(batch) is not whole after the crash")
+            for id in ids.prefix(20) {
+                #expect(try store.item(try #require(ItemID(id))) != nil, "acknowledged item \(id) lost")
+            }
+        }
+        for (batch, indexes) in byBatch {
+            #expect(Set(indexes) == Set(0..<2_500), "array \(batch) is partly there")
+            #expect(indexes.count == 2_500, "array \(batch) has duplicates")
+            #expect(batch <= failedBatch, "array \(batch) was never sent")
+        }
+        guard case .intact = try store.verifyCustody() else {
+            Issue.record("alpha's custody log is not intact after the crash")
             return
         }
     }
