@@ -102,11 +102,11 @@ extension Simulation {
                 } else if peer != hostile {
                     refusals += outcome.refused
                 }
-                trace.string("commit \(name)<\(peer) \(through) \(outcome.accepted)")
+                traceString("commit \(name)<\(peer) \(through) \(outcome.accepted)")
             case .envelope(_, let via):
                 if peer != hostile { refusals += outcome.refused }
                 envelopesOpened += 1
-                trace.string("open \(name)<\(peer) via \(via) \(outcome.accepted)")
+                traceString("open \(name)<\(peer) via \(via) \(outcome.accepted)")
             }
             // Strikes quarantine: an honest node must never count one against an honest
             // partner, whatever the races of markings, filters and clocks.
@@ -153,12 +153,12 @@ extension Simulation {
                 checkTagConditions(ops, from: name, to: recipient, sealed: true)
             }
             envelopesSealed += 1
-            trace.string("seal \(name) \(envelope.idText)")
+            traceString("seal \(name) \(envelope.idText)")
         } else {
             // The same envelope from its sender again: a retry after a missing receipt. Counted
             // by the world, so a sender's crash does not lose the count.
             envelopeRetries += 1
-            trace.string("reseal \(name) \(envelope.idText)")
+            traceString("reseal \(name) \(envelope.idText)")
         }
     }
 

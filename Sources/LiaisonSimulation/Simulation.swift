@@ -129,6 +129,23 @@ public final class Simulation {
     var blocked: Set<String> = []  // "from>to"
     var ladder = ClassificationLadder.standard
     var trace = CanonicalHasher(domain: "liaison/v1/simulation-trace")
+    /// `LIAISON_SIM_TRACE=1` prints every step the trace hash takes in, to compare two runs.
+    let printsTrace = ProcessInfo.processInfo.environment["LIAISON_SIM_TRACE"] != nil
+
+    func traceString(_ text: String) {
+        if printsTrace { print("trace: \(text)") }
+        trace.string(text)
+    }
+
+    func traceStrings(_ texts: [String]) {
+        if printsTrace { print("trace: [\(texts.joined(separator: ", "))]") }
+        trace.strings(texts)
+    }
+
+    func traceNow(_ now: UInt64) {
+        if printsTrace { print("trace: t=\(now)") }
+        trace.uint64(now)
+    }
     var violations: [String] = []
     var checkpoints: [String: UInt64] = [:]
     var groundTruth: [OpID: VerifiedOp] = [:]
@@ -441,8 +458,8 @@ public final class Simulation {
                 withholds: partner.name == withholder
             )
         }
-        trace.strings(names)
-        trace.strings(relays)
+        traceStrings(names)
+        traceStrings(relays)
     }
 
     /// Gives a seeded share of links (three in ten) tag conditions drawn from the workload's
@@ -466,7 +483,7 @@ public final class Simulation {
 
     func step(workload: Bool) throws {
         now += 5
-        trace.uint64(now)
+        traceNow(now)
         if let plan = quarantinePlan {
             for name in names where (quarantineAt[name] ?? .max) <= now {
                 quarantineAt[name] = nil
@@ -529,7 +546,7 @@ public final class Simulation {
                 ends[ChannelID(nextChannelID)] = key
             }
             channels[key] = channel
-            trace.string("up \(key) \(channel.epoch)")
+            traceString("up \(key) \(channel.epoch)")
             for (me, peer) in [(a, b), (b, a)] {
                 guard channels[key]?.up == true, let id = channels[key]?.ids[me] else { continue }
                 let report = nodes[me]!.interpreter.channelConnected(
@@ -550,7 +567,7 @@ public final class Simulation {
         channels[key] = channel
         expectedRefusals["\(channel.a)>\(channel.b)@\(key)"] = nil
         expectedRefusals["\(channel.b)>\(channel.a)@\(key)"] = nil
-        trace.string("down \(key) \(why)")
+        traceString("down \(key) \(why)")
         for name in [channel.a, channel.b] {
             guard let id = ids[name], nodes[name]?.up == true else { continue }
             let report = nodes[name]!.interpreter.handle(.channelLost(id, error: nil), nowMillis: clock(of: name))
@@ -574,7 +591,7 @@ public final class Simulation {
             // The hostile relay's behaviour: it takes envelopes and never hands them on.
             if nodes[receiver]!.withholds {
                 envelopesWithheld += 1
-                trace.string("withhold \(receiver) \(sender)")
+                traceString("withhold \(receiver) \(sender)")
                 return
             }
             recordRelayed(envelope, at: receiver)
@@ -638,7 +655,7 @@ public final class Simulation {
                     try breakChannel(key, why: "crash \(name)")
                 }
                 downUntil[name] = now + 100 + random.next() % 900
-                trace.string("crash \(name)")
+                traceString("crash \(name)")
             }
         }
         for name in names where !nodes[name]!.up {
@@ -651,7 +668,7 @@ public final class Simulation {
             endpointFaults += 1
             endpointDown[key] = now + 200 + random.next() % 1300
             try breakChannel(key, why: "endpoint down")
-            trace.string("endpoint down \(key)")
+            traceString("endpoint down \(key)")
         }
         // A link is cut: every channel of one neighbour pair breaks and stays down for a while
         // (long enough for sealed relaying to start).
@@ -664,12 +681,12 @@ public final class Simulation {
             for key in keys where channels[key]!.a == channel.a && channels[key]!.b == channel.b {
                 try breakChannel(key, why: "link cut")
             }
-            trace.string("cut \(pair)")
+            traceString("cut \(pair)")
         }
         // Partitions: isolate one node, split in two, or block one direction.
         if now >= partitionUntil && !blocked.isEmpty {
             blocked = []
-            trace.string("heal partition")
+            traceString("heal partition")
         }
         if blocked.isEmpty && random.chance(0.003) {
             partitions += 1
@@ -694,7 +711,7 @@ public final class Simulation {
                 let b = names[Int(random.next() % UInt64(names.count))]
                 if a != b { blocked.insert("\(a)>\(b)") }
             }
-            trace.strings(blocked.sorted())
+            traceStrings(blocked.sorted())
         }
     }
 
@@ -714,7 +731,7 @@ public final class Simulation {
         )
         node.up = true
         downUntil[name] = nil
-        trace.string("restart \(name)")
+        traceString("restart \(name)")
     }
 
     // MARK: - Workload
@@ -814,7 +831,7 @@ public final class Simulation {
         opsWritten += signed.count
         // What the node held when its engine next loads a batch: the local ops are in it.
         settledThrough[name] = try nodes[name]!.store.highestSequence()
-        trace.string("put \(name) \(signed.map(\.id.hash.hex).joined())")
+        traceString("put \(name) \(signed.map(\.id.hash.hex).joined())")
         let report = nodes[name]!.interpreter.committedLocally(
             stamps: signed.map(\.body.hlc), nowMillis: clock(of: name))
         try settle(name, report)
@@ -1102,7 +1119,7 @@ public final class Simulation {
             }
         }
         try checkPurged()
-        trace.strings(violations)
+        traceStrings(violations)
     }
 
     /// Purge (DESIGN §5.7, I2): no honest node holds values, in an item or in its log, of an
@@ -1183,7 +1200,7 @@ public final class Simulation {
     func applyQuarantine(at name: String, sinceMillis: UInt64) throws {
         guard let hostile else { return }
         quarantineApplied = quarantineAt.isEmpty
-        trace.string("quarantine \(hostile) at \(name) since \(sinceMillis)")
+        traceString("quarantine \(hostile) at \(name) since \(sinceMillis)")
         let event: NodeEngine.Event
         if revocationQuorum != nil {
             // One of the quorum endorses the revocation; the quorum's last endorsement makes

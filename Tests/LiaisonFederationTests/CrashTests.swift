@@ -140,7 +140,8 @@ struct CrashTests {
         }
         try #require(
             started && lastError.withLock { $0 } == nil,
-            "three arrays were never acknowledged (\(lastError.withLock { $0 } ?? "no error")); logs in \(federation.root.path)")
+            "three arrays were never acknowledged (\(lastError.withLock { $0 } ?? "no error")); logs in \(federation.root.path)"
+        )
         federation.stop("alpha", kill: true)
         let failedBatch = await writer.value
         try #require(failedBatch < 400, "the writer finished before the kill landed")
@@ -149,8 +150,11 @@ struct CrashTests {
         let store = try SQLiteStore(path: federation.directory("alpha").storePath, create: false)
         var byBatch = [Int64: [Int64]]()
         for item in try store.items(ItemQuery(limit: 1_000_000)) {
-            guard case .integer(let batch)? = try? JSONDecoder().decode(JSONValue.self, from: item.fields["batch"]?.value ?? Data()),
-                case .integer(let index)? = try? JSONDecoder().decode(JSONValue.self, from: item.fields["index"]?.value ?? Data())
+            guard
+                case .integer(let batch)? = try? JSONDecoder().decode(
+                    JSONValue.self, from: item.fields["batch"]?.value ?? Data()),
+                case .integer(let index)? = try? JSONDecoder().decode(
+                    JSONValue.self, from: item.fields["index"]?.value ?? Data())
             else {
                 Issue.record("item \(item.id.text) lacks its batch or index")
                 continue
