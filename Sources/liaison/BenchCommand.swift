@@ -10,7 +10,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release). Figures go to BENCHMARKS.md.",
-        subcommands: [Ops.self, CatchUp.self, Latency.self]
+        subcommands: [Ops.self, CatchUp.self, Latency.self, Ingest.self]
     )
 
     struct Ops: ParsableCommand {

@@ -194,12 +194,14 @@ enum ImportFile {
 }
 
 /// Progress of long work on standard error: a bar redrawn in place when stderr is a
-/// terminal, nothing otherwise (the command prints its summary line either way).
+/// terminal, nothing otherwise (the command prints its summary line either way). Safe to
+/// update from concurrent tasks.
 final class Progress: @unchecked Sendable {
     private let total: Int
     private let unit: String
     private let started = ContinuousClock.now
     private let terminal = isatty(STDERR_FILENO) == 1
+    private let lock = NSLock()
     private var drawn = false
 
     init(total: Int, unit: String) {
@@ -214,14 +216,18 @@ final class Progress: @unchecked Sendable {
         let seconds = (ContinuousClock.now - started).seconds
         let rate = seconds > 0 ? Int((Double(done) / seconds).rounded()) : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(unit), \(rate)/s ".utf8))
-        drawn = true
+        lock.withLock {
+            FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(unit), \(rate)/s ".utf8))
+            drawn = true
+        }
     }
 
     func finish() {
-        guard drawn else { return }
-        FileHandle.standardError.write(Data("\n".utf8))
-        drawn = false
+        lock.withLock {
+            guard drawn else { return }
+            FileHandle.standardError.write(Data("\n".utf8))
+            drawn = false
+        }
     }
 }
 
