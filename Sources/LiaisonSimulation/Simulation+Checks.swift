@@ -126,6 +126,26 @@ extension Simulation {
         }
     }
 
+    /// The hostile node's conduct on the channel: now and then, while faults run, it withholds
+    /// its acks from a peer for longer than the ack deadline, reading and answering heartbeats
+    /// all the while (nil: the frame is dropped). It does so in the twin run too (its own
+    /// random stream), since it changes the channels' timing, not what the ops are: the twin
+    /// comparison isolates the bad ops.
+    func withholdAck(_ frame: ByteBuffer, by name: String, against peer: String) throws -> ByteBuffer? {
+        guard case .ack = try SyncFrameCodec.decode(frame) else { return frame }
+        if now < ackWithholding[peer, default: 0] {
+            acksWithheld += 1
+            return nil
+        }
+        if faultsOn, withholdRandom.chance(0.01) {
+            ackWithholding[peer] = now + Self.ackWithholdingMillis
+            acksWithheld += 1
+            traceString("withhold acks \(name)>\(peer)")
+            return nil
+        }
+        return frame
+    }
+
     /// The hostile node's behaviour: now and then it slips bad ops into a batch it sends.
     func attack(_ frame: ByteBuffer, by name: String, against peer: String, channel key: String) throws -> ByteBuffer {
         guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame), attackRandom.chance(0.5) else {

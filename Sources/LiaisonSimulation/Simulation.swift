@@ -159,6 +159,14 @@ public final class Simulation {
     var partitionUntil: UInt64 = 0
     var hostile: String?
     var attackRandom: SeededRandom
+    /// Draws for the hostile node's withheld acks (the same in the twin run).
+    var withholdRandom: SeededRandom
+    /// Until when the hostile node withholds its acks from each peer.
+    var ackWithholding: [String: UInt64] = [:]
+    /// Acks the hostile node withheld.
+    var acksWithheld = 0
+    /// How long one spell of withheld acks lasts: past the federation's ack deadline.
+    static let ackWithholdingMillis: UInt64 = 8_000
     /// Attack ops that must be refused, by "sender>receiver" and batch `through`.
     var expectedRefusals: [String: [UInt64: Int]] = [:]
     var attacksSent = 0
@@ -212,6 +220,7 @@ public final class Simulation {
         self.options = options
         self.random = SeededRandom(seed: options.seed)
         self.attackRandom = SeededRandom(seed: options.seed ^ 0xA77A_C4ED_0BAD_F00D)
+        self.withholdRandom = SeededRandom(seed: options.seed ^ 0x0ACC_5EED_3A11_7EA5)
     }
 
     /// Runs one seed and reports what it found.
@@ -327,6 +336,11 @@ public final class Simulation {
             tagChanges: tagChanges,
             taggedDeletes: taggedDeletes,
             opsWithheldForTags: opsWithheldForTags(),
+            acksWithheld: acksWithheld,
+            withholdingStrikes: names.filter { $0 != hostile }.reduce(0) { total, name in
+                let entries = (try? nodes[name]?.store.custody(from: 1, limit: 1_000_000)) ?? []
+                return total + entries.count { $0.kind == .peerRefused && $0.detail.hasPrefix("withholding") }
+            },
             opsDelivered: names.reduce(0) { total, name in
                 let held = (try? nodes[name]!.store.ops(after: 0, limit: 1_000_000)) ?? []
                 return total + held.count { $0.op.body.author != nodes[name]!.author.nodeID }
@@ -623,8 +637,10 @@ public final class Simulation {
                     try breakChannel(key, why: "loss")
                     continue
                 }
-                if name == hostile, options.attacks {
-                    frame = try attack(frame, by: name, against: peer, channel: key)
+                if name == hostile {
+                    guard let kept = try withholdAck(frame, by: name, against: peer) else { continue }
+                    frame = kept
+                    if options.attacks { frame = try attack(frame, by: name, against: peer, channel: key) }
                 }
                 // A blocked direction holds frames back (as TCP would keep retransmitting); if
                 // the block outlasts the heartbeat deadline, the receiver closes the channel.

@@ -63,6 +63,11 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var taggedDeletes: Int = 0
     /// Ops the senders' link filters withheld for their tags (custody).
     public var opsWithheldForTags: Int = 0
+    /// Acks the hostile node withheld (spells longer than the ack deadline).
+    public var acksWithheld: Int = 0
+    /// `withholding` strikes honest nodes counted (against the hostile node only: a strike
+    /// against an honest partner fails the run).
+    public var withholdingStrikes: Int = 0
     /// Ops the nodes hold at the end that others wrote (what replication delivered).
     public var opsDelivered: Int = 0
 

@@ -121,6 +121,20 @@ struct SimulationTests {
     }
 
     @Test(
+        "a hostile node that withholds its acks past the ack deadline is struck for withholding by the honest node it starves, and nothing else changes"
+    )
+    func withholdingHappens() async {
+        let reports = await Self.hostileRuns { _ in }
+        for report in reports {
+            #expect(report.passed, "\(report.replay): \(report.violations.prefix(3))")
+        }
+        #expect(reports.filter { $0.acksWithheld > 0 }.count >= 6, "the hostile node rarely withholds acks")
+        #expect(
+            reports.filter { $0.withholdingStrikes > 0 }.count >= 3,
+            "withheld acks were rarely struck: \(reports.map { ($0.seed, $0.acksWithheld, $0.withholdingStrikes) })")
+    }
+
+    @Test(
         "a hostile clock at the edge of the skew, honest clocks a second apart: ops beyond a receiver's skew wait for its clock, none is lost, no honest forwarder is struck"
     )
     func edgeOfTheSkew() async {
