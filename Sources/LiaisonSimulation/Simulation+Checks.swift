@@ -119,6 +119,28 @@ extension Simulation {
                     }
                 }
                 let why = fresh.filter { $0.kind == .opsRejected }.map(\.detail).joined(separator: "; ")
+                if ProcessInfo.processInfo.environment["LIAISON_SIM_DEBUG"] != nil {
+                    for entry in fresh where entry.kind == .opsRejected {
+                        for opID in entry.opIDs {
+                            guard let stored = try nodes[peer]!.store.op(opID) else { continue }
+                            let itemID = stored.op.body.itemID
+                            print(
+                                "DBG struck op \(opID.hash.hex.prefix(8)) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) hlc \(stored.op.body.hlc.physicalMillis) item \(itemID.text.prefix(8))"
+                            )
+                            for n in names {
+                                let st = try nodes[n]!.store.item(itemID)
+                                print(
+                                    "  DBG \(n) \(nodes[n]!.author.nodeID.short): \(st.map { "REL \($0.markings.releasableTo) orcon \($0.markings.orcon) tags \($0.tags) orig \($0.originator.short) policy \($0.writePolicy)" } ?? "none") links \((links[n] ?? [:]).map { "\($0.key):req\($0.value.requiredTags) exc\($0.value.excludedTags)" })"
+                                )
+                                for o in try nodes[n]!.store.ops(ofItem: itemID) {
+                                    print(
+                                        "      \(o.sequence) \(o.op.body.change.kindName) by \(o.op.body.author.short) m \(o.op.body.change.markings.map { "\($0.releasableTo)" } ?? "") from \(o.receivedFrom?.short ?? "local")"
+                                    )
+                                }
+                            }
+                        }
+                    }
+                }
                 violations.append(
                     "t=\(now - start) \(name) struck honest \(peer): \(classes.joined(separator: ", ")) (\(why))")
             }

@@ -317,6 +317,35 @@ struct AnnotationTests {
         #expect(try bobStore.pendingCount(from: TestNode.carol.nodeID) == 0)
     }
 
+    @Test(
+        "an annotation that a forwarder sends ahead of the change of markings entitling its author is held without a strike and applied when the change arrives (seed 438557)"
+    )
+    func forwardedAnnotationIsHeldForItsMarkings() throws {
+        var factory = OpFactory(seed: 71)
+        var (bob, bobStore) = try Self.node(.bob)
+        let create = try factory.create(
+            by: .alice, markings: Self.markings("bob"), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let change = try factory.changeMarkings(of: item, to: Self.markings("bob", "carol"), by: .alice, at: .test(2))
+        try item.apply(change)
+        let annotation = try factory.addTags(["seen"], to: item, by: .carol, at: .test(3))
+        #expect(try bob.receive(ops: [create.encoded], through: 1, from: "alice", nowMillis: Self.now).refused == 0)
+        let id = annotation.body.itemID
+
+        // Alice forwards carol's annotation before her change reaches bob (another batch).
+        let early = try bob.receive(ops: [annotation.encoded], through: 2, from: "alice", nowMillis: Self.now)
+        #expect(early.strikes.isEmpty, "an honest forwarder was struck: \(early.strikes)")
+        #expect(early.refused == 0 && early.accepted == 1)
+        #expect(try bobStore.op(annotation.id) == nil, "applied before bob knew carol was entitled")
+        #expect(try bobStore.pendingCount(from: TestNode.alice.nodeID) == 1)
+
+        let later = try bob.receive(ops: [change.encoded], through: 3, from: "alice", nowMillis: Self.now)
+        #expect(later.strikes.isEmpty && later.refused == 0)
+        #expect(try bobStore.op(annotation.id) != nil)
+        #expect(try bobStore.item(id)?.tags == ["seen"])
+        #expect(try bobStore.pendingCount(from: TestNode.alice.nodeID) == 0)
+    }
+
     @Test("a held annotation counts against its sender's bound of waiting ops; past it, a flood strike")
     func heldAnnotationsAreBounded() throws {
         var factory = OpFactory(seed: 69)

@@ -260,9 +260,16 @@ public struct ReplicationStore: Sendable {
     /// whether the change it waits for is still to come (an originator's clock may run ahead
     /// of the stamps its partners take in), so it waits until that change comes, its author
     /// is quarantined, or forever, counted against the sender's bound of waiting ops.
+    ///
+    /// An annotation of an item that is not ORCON waits the same way, whoever forwards it:
+    /// a forwarder may hold the change of markings that entitles its author before we do, and
+    /// send the annotation ahead of it (seed 438557: the annotation reached the forwarder from
+    /// the originator, the change through another partner, and the forwarder's batch to us
+    /// split them). We cannot tell that race from a forwarder's fault, so we strike no one;
+    /// the op is not applied or passed on while it waits.
     static func awaitsMarkings(_ strike: StrikeReason, op: VerifiedOp, from sender: NodeID, state: ItemState?) -> Bool {
         guard case .refusedByItem(.notEntitled) = strike, let state else { return false }
-        return state.markings.orcon && op.body.author == sender
+        return state.markings.orcon ? op.body.author == sender : true
     }
 
     /// Most ops from one partner kept waiting for items this node does not hold (an
