@@ -16,27 +16,27 @@ struct BulkPutTests {
         try await fixture.start()
         let alpha = try fixture.client("alpha")
         let bravo = try fixture.client("bravo")
-        let bodies = (0..<2_500).map { index in
+        // 1,200 items: two Merkle batches of the 1,000 a bulk put signs at once.
+        let bodies = (0..<1_200).map { index in
             PutItemBody(
                 collection: "reports", relTo: ["bravo"], tags: index.isMultiple(of: 2) ? ["even"] : nil,
                 fields: ["n": .integer(Int64(index)), "title": .string("report \(index)")])
         }
         let created = try await alpha.putMany(bodies)
-        #expect(created.count == 2_500 && Set(created.map(\.id)).count == 2_500)
-        // One transaction, although signed in three Merkle batches: one custody entry.
+        #expect(created.count == 1_200 && Set(created.map(\.id)).count == 1_200)
+        // One transaction, although signed in two Merkle batches: one custody entry.
         let createdEntries = try await alpha.audit(limit: 10_000).filter { $0.kind == .opsCreated }
         #expect(createdEntries.count == 1, "\(createdEntries.map(\.detail))")
         let listed = Set(createdEntries.first?.opIDs.map(\.hash.hex) ?? [])
         #expect(listed == Set(created.map(\.opID)), "the custody entry lists \(listed.count) ops")
-        for (index, result) in created.enumerated().filter({ $0.offset.isMultiple(of: 251) }) {
+        for (index, result) in created.enumerated().filter({ $0.offset.isMultiple(of: 151) }) {
             let item = try #require(try await alpha.item(result.id))
             #expect(item.fields["n"] == .integer(Int64(index)), "answers out of order")
             #expect(item.digest == result.digest)
         }
-        let last = try #require(created.last)
-        #expect(try await eventually { try await bravo.item(last.id) != nil }, "the items never reached bravo")
+        // A catch-up on a loaded machine is slow, not wrong: wait while the link makes progress.
         try await fixture.waitQuiet(["alpha", "bravo"])
-        #expect(try await bravo.items(collection: "reports", limit: 10_000).count == 2_500)
+        #expect(try await bravo.items(collection: "reports", limit: 10_000).count == 1_200)
 
         // One item naming a partner the federation does not know, one with a bad expiry:
         // the whole array is refused, by index, and nothing of it is written.
@@ -53,7 +53,7 @@ struct BulkPutTests {
             #expect(refusal.failures[0].message.contains("nobody"), "\(refusal.failures[0].message)")
             #expect(error.message.contains("nothing written"), "\(error.message)")
         }
-        #expect(try await alpha.items(collection: "reports", limit: 10_000).count == 2_500, "a refused array wrote")
+        #expect(try await alpha.items(collection: "reports", limit: 10_000).count == 1_200, "a refused array wrote")
 
         // An empty array creates nothing; a body that is neither an item nor an array is a 400.
         #expect(try await alpha.putMany([]).isEmpty)
