@@ -2,9 +2,10 @@ import Foundation
 import Hummingbird
 import LiaisonCore
 import LiaisonNode
+import NIOCore
 
-/// `POST /v1/items` with an array body: many items in one transaction (docs/api.md, "Bulk
-/// put"). Every item is checked before anything is written; one refused item refuses the
+/// `POST /v1/items` with an array body: many items in one transaction (docs/operations.md,
+/// the API table; docs/decisions.md, "Bulk put"). Every item is checked before anything is written; one refused item refuses the
 /// whole array, and the answer names each refused item by its index.
 enum BulkPut {
     /// The largest body `POST /v1/items` takes: a full array of `LocalNode.maxItemsPerPut`
@@ -29,7 +30,8 @@ enum BulkPut {
         do {
             items = try JSONDecoder().decode([PutItemBody].self, from: body)
         } catch {
-            throw HTTPError(.badRequest, message: "the body is not an array of items: \(describe(error))")
+            throw HTTPError(
+                .badRequest, message: "the body is not an array of items: \(DecodingErrorText.describe(error))")
         }
         guard items.count <= LocalNode.maxItemsPerPut else {
             throw HTTPError(
@@ -72,14 +74,23 @@ enum BulkPut {
 
     /// A 400 naming every refused item.
     static func refused(_ refusal: BulkPutRefusal, count: Int) throws -> Response {
-        let shown = refusal.failures.prefix(3).map { "item \($0.index): \($0.message)" }.joined(separator: "; ")
-        let more = refusal.failures.count > 3 ? "; …" : ""
         let body = BulkPutRefusalBody(
-            error: .init(
-                message:
-                    "\(refusal.failures.count) of \(count) items refused, nothing written: \(shown)\(more)"),
+            error: .init(message: refusal.summary(of: count)),
             refused: refusal.failures.map { .init(index: $0.index, error: $0.message) })
         return try json(body, status: .badRequest)
+    }
+
+    /// The body of a request, at most `maxBodyBytes`; a larger one is a 413.
+    static func collect(_ request: Request) async throws -> Data {
+        do {
+            return Data(try await request.body.collect(upTo: maxBodyBytes).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw HTTPError(
+                .contentTooLarge,
+                message:
+                    "the body is larger than \(maxBodyBytes >> 20) MiB; send at most \(LocalNode.maxItemsPerPut) items at a time"
+            )
+        }
     }
 
     /// A JSON answer.
@@ -89,21 +100,6 @@ enum BulkPut {
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(data))))
-    }
-
-    /// A decoding error in a line, with the path to the offending value.
-    static func describe(_ error: any Error) -> String {
-        guard let error = error as? DecodingError else { return "\(error)" }
-        func path(_ context: DecodingError.Context) -> String {
-            let names = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return names.isEmpty ? "" : " at \(names)"
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "missing \(key.stringValue)\(path(context))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "\(context.debugDescription)\(path(context))"
-        @unknown default: return "\(error)"
-        }
     }
 }
 
@@ -128,4 +124,26 @@ public struct BulkPutRefusalBody: Codable, Sendable {
     public var error: Message
     /// The refused items, in order.
     public var refused: [Item]
+}
+
+/// A JSON decoding error in words, with the path to the offending value: `missing
+/// "collection"`, `[0].collection: Expected to decode String…`. For the API and the CLI.
+public enum DecodingErrorText {
+    /// The error in words.
+    public static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+                .trimmingPrefix(".").description
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let at = path(context)
+            return at.isEmpty ? "missing \"\(key.stringValue)\"" : "\(at): missing \"\(key.stringValue)\""
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            let at = path(context)
+            return at.isEmpty ? context.debugDescription : "\(at): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
 }

@@ -49,9 +49,9 @@ public enum APIServer {
         router.get("readyz") { _, _ in "ready\n" }
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
         // One item (an object), or many at once (an array, committed in one transaction:
-        // all or nothing, docs/api.md "Bulk put").
+        // all or nothing: docs/decisions.md, "Bulk put").
         v1.post("items") { request, context -> Response in
-            let data = Data(try await request.body.collect(upTo: BulkPut.maxBodyBytes).readableBytesView)
+            let data = try await BulkPut.collect(request)
             if BulkPut.isArray(data) {
                 return try await BulkPut.handle(data, engine: engine)
             }
@@ -59,7 +59,7 @@ public enum APIServer {
             do {
                 body = try JSONDecoder().decode(PutItemBody.self, from: data)
             } catch {
-                throw HTTPError(.badRequest, message: "the body is not an item: \(BulkPut.describe(error))")
+                throw HTTPError(.badRequest, message: "the body is not an item: \(DecodingErrorText.describe(error))")
             }
             do {
                 let (item, op) = try await engine.put(try body.request())

@@ -402,7 +402,7 @@ public struct BulkPutRefusal: Error, Sendable, Hashable {
     public init(failures: [Failure] = []) { self.failures = failures }
 
     /// One line: how many were refused, and the first few with their reasons.
-    func summary(of count: Int) -> String {
+    public func summary(of count: Int) -> String {
         let shown = failures.prefix(5).map { "item \($0.index): \($0.message)" }.joined(separator: "; ")
         let more = failures.count > 5 ? "; and \(failures.count - 5) more" : ""
         return "\(failures.count) of \(count) items refused, nothing written: \(shown)\(more)"

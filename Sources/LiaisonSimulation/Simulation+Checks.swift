@@ -121,30 +121,40 @@ extension Simulation {
                 let why = fresh.filter { $0.kind == .opsRejected }.map(\.detail).joined(separator: "; ")
                 if ProcessInfo.processInfo.environment["LIAISON_SIM_DEBUG"] != nil {
                     for entry in fresh where entry.kind == .opsRejected {
-                        for opID in entry.opIDs {
-                            guard let stored = try nodes[peer]!.store.op(opID) else { continue }
-                            let itemID = stored.op.body.itemID
-                            print(
-                                "DBG struck op \(opID.hash.hex.prefix(8)) \(stored.op.body.change.kindName) by \(stored.op.body.author.short) hlc \(stored.op.body.hlc.physicalMillis) item \(itemID.text.prefix(8))"
-                            )
-                            for n in names {
-                                let st = try nodes[n]!.store.item(itemID)
-                                print(
-                                    "  DBG \(n) \(nodes[n]!.author.nodeID.short): \(st.map { "REL \($0.markings.releasableTo) orcon \($0.markings.orcon) tags \($0.tags) orig \($0.originator.short) policy \($0.writePolicy)" } ?? "none") links \((links[n] ?? [:]).map { "\($0.key):req\($0.value.requiredTags) exc\($0.value.excludedTags)" })"
-                                )
-                                for o in try nodes[n]!.store.ops(ofItem: itemID) {
-                                    print(
-                                        "      \(o.sequence) \(o.op.body.change.kindName) by \(o.op.body.author.short) m \(o.op.body.change.markings.map { "\($0.releasableTo)" } ?? "") from \(o.receivedFrom?.short ?? "local")"
-                                    )
-                                }
-                            }
-                        }
+                        for opID in entry.opIDs { try printItemEverywhere(of: opID, heldBy: peer) }
                     }
                 }
                 violations.append(
                     "t=\(now - start) \(name) struck honest \(peer): \(classes.joined(separator: ", ")) (\(why))")
             }
             try checkReceived(request.ops, at: name, from: peer, onlyStored: peer == hostile)
+        }
+    }
+
+    /// For `LIAISON_SIM_DEBUG`: the op `holder` holds, then its item at every node (markings,
+    /// tags, links' tag conditions) with the item's log there.
+    func printItemEverywhere(of opID: OpID, heldBy holder: String) throws {
+        guard let stored = try nodes[holder]!.store.op(opID) else { return }
+        let body = stored.op.body
+        print(
+            "refused op \(opID.hash.hex.prefix(8)): \(body.change.kindName) by \(body.author.short), "
+                + "item \(body.itemID.text.prefix(8))")
+        for name in names {
+            let state = try nodes[name]!.store.item(body.itemID)
+            let held =
+                state.map {
+                    "REL TO \($0.markings.releasableTo) orcon \($0.markings.orcon) tags \($0.tags) \($0.writePolicy)"
+                } ?? "not held"
+            let conditions = (links[name] ?? [:]).sorted { $0.key < $1.key }.map {
+                "\($0.key): requires \($0.value.requiredTags.sorted()) excludes \($0.value.excludedTags.sorted())"
+            }
+            print("  \(name) (\(nodes[name]!.author.nodeID.short)): \(held); links \(conditions)")
+            for entry in try nodes[name]!.store.ops(ofItem: body.itemID) {
+                let markings = entry.op.body.change.markings.map { " REL TO \($0.releasableTo)" } ?? ""
+                print(
+                    "    \(entry.sequence) \(entry.op.body.change.kindName) by \(entry.op.body.author.short)\(markings) "
+                        + "from \(entry.receivedFrom?.short ?? "local")")
+            }
         }
     }
 

@@ -3,6 +3,8 @@ import Crypto
 import Dispatch
 import Foundation
 import LiaisonCore
+import LiaisonDrill
+import LiaisonNode
 import LiaisonStore
 import Synchronization
 
@@ -12,6 +14,17 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Benchmarks (build with -c release). Figures go to BENCHMARKS.md.",
         subcommands: [Ops.self, CatchUp.self, Latency.self, Ingest.self]
     )
+
+    /// A local federation of `topology` in a fresh temporary directory, its nodes run by this
+    /// executable. The caller stops it and removes `federation.root`.
+    static func scratchFederation(_ topology: Topology) throws(LiaisonError) -> LocalFederation {
+        guard let executable = Bundle.main.executableURL else {
+            throw LiaisonError(.io, "cannot find the liaison executable")
+        }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "liaison-bench-\(UUID().uuidString.prefix(8))")
+        return try LocalFederation(topology: topology, root: root, executable: executable)
+    }
 
     struct Ops: ParsableCommand {
         static let configuration = CommandConfiguration(

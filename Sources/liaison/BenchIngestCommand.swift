@@ -52,16 +52,10 @@ extension BenchCommand {
                         .invalidArgument,
                         "--items, --size and --clients must be positive and --batch 1 to \(LocalNode.maxItemsPerPut)")
                 }
-                guard let executable = Bundle.main.executableURL else {
-                    throw LiaisonError(.io, "cannot find the liaison executable")
-                }
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-                    "liaison-bench-\(UUID().uuidString.prefix(8))")
-                let federation = try LocalFederation(
-                    topology: try Topology.parse(BenchCommand.pairTopology), root: root, executable: executable)
+                let federation = try BenchCommand.scratchFederation(try Topology.parse(BenchCommand.pairTopology))
                 defer {
                     federation.stopAll()
-                    try? FileManager.default.removeItem(at: root)
+                    try? FileManager.default.removeItem(at: federation.root)
                 }
                 try federation.start("alpha")
                 try await federation.waitUntilHealthy()

@@ -68,19 +68,11 @@ extension BenchCommand {
                 guard ops > 0, size > 2 else {
                     throw LiaisonError(.invalidArgument, "--ops and --size must be positive")
                 }
-                guard let executable = Bundle.main.executableURL else {
-                    throw LiaisonError(.io, "cannot find the liaison executable")
-                }
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-                    "liaison-bench-\(UUID().uuidString.prefix(8))")
-                let federation = try LocalFederation(
-                    topology: try Topology.parse(viaRelay ? BenchCommand.relayTopology : BenchCommand.pairTopology),
-                    root: root,
-                    executable: executable
-                )
+                let federation = try BenchCommand.scratchFederation(
+                    try Topology.parse(viaRelay ? BenchCommand.relayTopology : BenchCommand.pairTopology))
                 defer {
                     federation.stopAll()
-                    try? FileManager.default.removeItem(at: root)
+                    try? FileManager.default.removeItem(at: federation.root)
                 }
                 let value = Data("\"\(String(repeating: "x", count: size - 2))\"".utf8)
                 let alpha = try LocalNode.open(federation.directory("alpha"))
@@ -175,19 +167,11 @@ extension BenchCommand {
         func run() async throws {
             try await reportingErrorsAsync {
                 guard puts > 0 else { throw LiaisonError(.invalidArgument, "--puts must be positive") }
-                guard let executable = Bundle.main.executableURL else {
-                    throw LiaisonError(.io, "cannot find the liaison executable")
-                }
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent(
-                    "liaison-bench-\(UUID().uuidString.prefix(8))")
-                let federation = try LocalFederation(
-                    topology: try Topology.parse(DemoTopology.yaml, file: "demo.yaml (embedded)"),
-                    root: root,
-                    executable: executable
-                )
+                let federation = try BenchCommand.scratchFederation(
+                    try Topology.parse(DemoTopology.yaml, file: "demo.yaml (embedded)"))
                 defer {
                     federation.stopAll()
-                    try? FileManager.default.removeItem(at: root)
+                    try? FileManager.default.removeItem(at: federation.root)
                 }
                 try federation.startAll()
                 try await federation.waitUntilHealthy()

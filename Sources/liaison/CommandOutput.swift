@@ -77,3 +77,49 @@ struct DirectoryOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The node directory.", valueName: "dir"))
     var dir: String
 }
+
+/// Progress of long work on standard error: a bar redrawn in place when stderr is a
+/// terminal, nothing otherwise (the command prints its summary line either way). Safe to
+/// update from concurrent tasks.
+final class Progress: @unchecked Sendable {
+    private let total: Int
+    private let unit: String
+    private let started = ContinuousClock.now
+    private let terminal = isatty(STDERR_FILENO) == 1
+    private let lock = NSLock()
+    private var drawn = false
+
+    init(total: Int, unit: String) {
+        self.total = total
+        self.unit = unit
+    }
+
+    func update(_ done: Int) {
+        guard terminal, total > 0 else { return }
+        let width = 30
+        let filled = min(width, done * width / total)
+        let seconds = (ContinuousClock.now - started).seconds
+        let rate = seconds > 0 ? Int((Double(done) / seconds).rounded()) : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        lock.withLock {
+            FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(unit), \(rate)/s ".utf8))
+            drawn = true
+        }
+    }
+
+    func finish() {
+        lock.withLock {
+            guard drawn else { return }
+            FileHandle.standardError.write(Data("\n".utf8))
+            drawn = false
+        }
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -74,5 +74,11 @@ struct BulkPutTests {
             body: Data(
                 ("[" + Array(repeating: "{\"collection\":\"r\"}", count: 10_001).joined(separator: ",") + "]").utf8))
         #expect(tooMany == 413)
+        // A body past 64 MiB is refused before it is read whole, and says what to send instead.
+        var oversized = Data(repeating: UInt8(ascii: " "), count: 64 << 20)
+        oversized.append(contentsOf: Array("[]".utf8))
+        let (tooLarge, why) = try await alpha.send("POST", "/v1/items", body: oversized, timeout: 120)
+        let reason = String(decoding: why, as: UTF8.self)
+        #expect(tooLarge == 413 && reason.contains("64 MiB"), "\(tooLarge) \(reason.prefix(300))")
     }
 }
