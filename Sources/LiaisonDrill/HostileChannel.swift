@@ -39,8 +39,6 @@ final class HostileChannel: Sendable {
         var closeError: String?
         /// Whether the neighbour's batches are acknowledged.
         var acking = true
-        /// Whether the neighbour's pings are answered.
-        var answering = true
         /// Whether frames are read at all.
         var reading = true
         /// Writer commands queued and not written yet.
@@ -169,8 +167,6 @@ final class HostileChannel: Sendable {
             switch message {
             case .hello(let hello):
                 state.hello = hello
-            case .ping(let nonce):
-                if state.answering { answers.append(.pong(nonce: nonce)) }
             case .batch(let ops, let through):
                 state.batchesRead += 1
                 state.opsRead += ops.count
@@ -186,7 +182,8 @@ final class HostileChannel: Sendable {
             case .goodbye(let reason):
                 state.goodbye = reason
             default:
-                // Pongs, and sealed traffic the hostile partner neither opens nor relays.
+                // Sealed traffic the hostile partner neither opens nor relays. Pings never get
+                // here: the channel's keepalive answers them, as on every node.
                 break
             }
         }

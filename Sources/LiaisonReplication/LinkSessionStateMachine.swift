@@ -42,9 +42,11 @@ public enum SessionCloseReason: Hashable, Sendable, CustomStringConvertible {
 /// shell reports it durable (`committed`), the machine acknowledges it. Sequence numbers
 /// must rise; anything else is a protocol violation.
 ///
-/// Liveness: a ping every `heartbeatIntervalMillis`; a channel silent for
-/// `deadAfterMillis` is dead (before the peer's hello: `helloTimeoutMillis`). Time is
-/// whatever the caller passes in.
+/// Liveness: a ping every `heartbeatIntervalMillis`; a channel on which a ping has gone
+/// unanswered (nothing heard since it went out) for `deadAfterMillis` is dead (before the
+/// peer's hello: silent for `helloTimeoutMillis`). The transport answers the peer's pings
+/// itself (`ChannelKeepalive`), so a node busy with its store still answers; the machine
+/// only counts them. Time is whatever the caller passes in.
 ///
 /// Abuse (DESIGN §6, docs/operations.md "Strikes"): a peer that is alive but leaves our
 /// oldest batch unacknowledged for `ackDeadlineMillis` is withholding; a peer that sends
@@ -159,6 +161,9 @@ public struct LinkSessionStateMachine: Sendable {
     public private(set) var lastHeardMillis: UInt64
     private var lastPingMillis: UInt64 = 0
     private var pendingPing: (nonce: UInt64, sentAt: UInt64)?
+    /// When the oldest ping we sent after last hearing from the peer went out: nil while
+    /// everything we sent has been answered (the peer spoke since).
+    private var unansweredSinceMillis: UInt64?
     private var nextNonce: UInt64 = 1
     /// The last measured round-trip time.
     public private(set) var rttMillis: UInt64?
@@ -224,7 +229,7 @@ public struct LinkSessionStateMachine: Sendable {
     /// A message arrived from the peer.
     public mutating func received(_ message: SyncMessage, nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }
-        lastHeardMillis = max(lastHeardMillis, nowMillis)
+        hear(atMillis: nowMillis)
         latestMillis = max(latestMillis, nowMillis)
         switch (phase, message) {
         case (.awaitingHello, .hello(let hello)):
@@ -275,9 +280,10 @@ public struct LinkSessionStateMachine: Sendable {
             inFlightSentAt.removeFirst(acknowledged)
             ackedThrough = max(ackedThrough, through)
             return [.acknowledged(throughSeq: through)] + pump()
-        case (.open, .ping(let nonce)):
+        case (.open, .ping):
+            // The transport answered it already (`ChannelKeepalive`); here it only counts.
             if let flood = countHeartbeat(nowMillis: nowMillis) { return close(flood) }
-            return [.send(.pong(nonce: nonce))]
+            return []
         case (.open, .pong(let nonce)):
             pongsReceived += 1
             if let pending = pendingPing, pending.nonce == nonce {
@@ -351,21 +357,35 @@ public struct LinkSessionStateMachine: Sendable {
     /// channel is alive, whatever they hold.
     public mutating func heard(atMillis: UInt64) {
         guard !isClosed else { return }
+        hear(atMillis: atMillis)
+    }
+
+    private mutating func hear(atMillis: UInt64) {
         lastHeardMillis = max(lastHeardMillis, atMillis)
+        if let since = unansweredSinceMillis, atMillis >= since { unansweredSinceMillis = nil }
     }
 
     /// Time passed: send a heartbeat when due, or declare the channel dead.
     public mutating func tick(nowMillis: UInt64) -> [Action] {
         guard !isClosed else { return [] }
         latestMillis = max(latestMillis, nowMillis)
-        let deadline: UInt64
         if case .awaitingHello = phase {
-            deadline = max(configuration.deadAfterMillis, configuration.helloTimeoutMillis)
-        } else {
-            deadline = silenceAllowedMillis
-        }
-        if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= deadline {
-            return close(.heartbeatTimeout)
+            let deadline = max(configuration.deadAfterMillis, configuration.helloTimeoutMillis)
+            if nowMillis > lastHeardMillis && nowMillis - lastHeardMillis >= deadline {
+                return close(.heartbeatTimeout)
+            }
+        } else if let since = unansweredSinceMillis {
+            // A ping of ours is unanswered and nothing else came since. The silence counts
+            // from when we last heard the peer, but from no earlier than one interval before
+            // that ping: while this node was busy and sent no pings, the peer's silence says
+            // nothing (its channel answers pings at once, whatever its engine is doing).
+            let from = max(
+                lastHeardMillis,
+                since > configuration.heartbeatIntervalMillis
+                    ? since - configuration.heartbeatIntervalMillis : 0)
+            if nowMillis > from && nowMillis - from >= silenceAllowedMillis {
+                return close(.heartbeatTimeout)
+            }
         }
         // Alive (heard within the deadline) and still sitting on our oldest batch.
         if case .open = phase, let sentAt = inFlightSentAt.first, nowMillis > sentAt,
@@ -382,6 +402,7 @@ public struct LinkSessionStateMachine: Sendable {
         nextNonce += 1
         pendingPing = (nonce, nowMillis)
         pingsSent += 1
+        if unansweredSinceMillis == nil { unansweredSinceMillis = nowMillis }
         return [.send(.ping(nonce: nonce))]
     }
 

@@ -116,6 +116,9 @@ public final class Simulation {
         var ids: [String: ChannelID] = [:]
         /// In flight per direction (key: receiver), in order: encoded frames.
         var queues: [String: [(at: UInt64, frame: ByteBuffer)]] = [:]
+        /// Each end's keepalive, which answers the other end's pings as a daemon's channel
+        /// handler does (`ChannelKeepalive`).
+        var keepalives: [String: ChannelKeepalive] = [:]
     }
 
     let options: Options
@@ -554,6 +557,7 @@ public final class Simulation {
             channel.up = true
             channel.epoch += 1
             channel.queues = [a: [], b: []]
+            channel.keepalives = [a: ChannelKeepalive(), b: ChannelKeepalive()]
             for name in [a, b] {
                 nextChannelID += 1
                 channel.ids[name] = ChannelID(nextChannelID)
@@ -609,6 +613,14 @@ public final class Simulation {
                 return
             }
             recordRelayed(envelope, at: receiver)
+        }
+        // The receiver's channel answers a ping before its engine sees it, as the daemon's
+        // does. Its engine never stalls here, so it takes the heartbeat at once.
+        var keepalive = channels[key]?.keepalives[receiver] ?? ChannelKeepalive()
+        let disposition = keepalive.inbound(message)
+        channels[key]?.keepalives[receiver] = keepalive
+        if case .heartbeat(let reply?) = disposition {
+            nodes[receiver]!.transport.send(try SyncFrameCodec.encode(reply), on: id)
         }
         let report = nodes[receiver]!.interpreter.handle(
             .frame(id, message, bytes: frame.readableBytes + 4, atMillis: clock(of: receiver)),

@@ -12,6 +12,9 @@ public struct PeerConnection: Sendable {
     public let io: NIOAsyncChannel<ByteBuffer, ByteBuffer>
     /// Completes with the peer's certificate when the handshake is done.
     let handshake: EventLoopFuture<NIOSSLCertificate?>
+    /// What the channel's keepalive heard: frame arrivals, and the heartbeats it answered
+    /// or took (they do not reach `io`).
+    public let heartbeats: HeartbeatRecord
 
     /// Waits for the TLS handshake and returns the SHA-256 fingerprint of the peer's
     /// pinned certificate. Throws when the handshake fails (unpinned, no certificate,
@@ -41,10 +44,18 @@ public struct PeerConnection: Sendable {
             )
         )
         try operations.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
+        let heartbeats = HeartbeatRecord()
+        try operations.addHandler(KeepaliveHandler(record: heartbeats))
+        // Heartbeats stay out of `io`, so what waits here for a busy reader is log traffic:
+        // at most a window of batches, the acks of ours and a few envelopes from an honest
+        // peer. Past the high watermark the channel stops reading the socket.
+        let configuration = NIOAsyncChannel<ByteBuffer, ByteBuffer>.Configuration(
+            backPressureStrategy: .init(lowWatermark: 8, highWatermark: 24))
         return PeerConnection(
             channel: channel,
-            io: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
-            handshake: done.futureResult
+            io: try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: configuration),
+            handshake: done.futureResult,
+            heartbeats: heartbeats
         )
     }
 }

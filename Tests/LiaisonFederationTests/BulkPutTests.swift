@@ -41,7 +41,7 @@ struct BulkPutTests {
             PutItemBody(collection: "indicators", relTo: ["bravo"], fields: ["n": .integer(Int64(index))])
         }
         let sharedCreated = try await alpha.putMany(shared)
-        let arrived = try await eventually(timeout: .seconds(180)) {
+        let arrived = try await eventually(timeout: .seconds(120)) {
             try await bravo.items(collection: "indicators", limit: 1_000).count == 50
         }
         #expect(arrived, "the shared array never reached bravo whole; logs in \(fixture.federation.root.path)")

@@ -107,7 +107,8 @@ struct ChannelTests {
         let opened = machine.received(
             .hello(SyncHello(nodeID: TestNode.bob.nodeID, hlc: .test(0), checkpoint: 10)), nowMillis: 0)
         #expect(!opened.contains { if case .loadBatch = $0 { true } else { false } })
-        #expect(machine.received(.ping(nonce: 3), nowMillis: 1) == [.send(.pong(nonce: 3))])
+        // The channel's keepalive answered the ping; the machine counts it and says nothing.
+        #expect(machine.received(.ping(nonce: 3), nowMillis: 1).isEmpty)
         #expect(
             machine.received(.batch(ops: [Data("x".utf8)], throughSeq: 4), nowMillis: 2) == [
                 .commit(ops: [Data("x".utf8)], throughSeq: 4)

@@ -554,10 +554,44 @@ struct LinkSessionStateMachineTests {
         #expect(machine.rttMillis == 120)
     }
 
-    @Test("a ping is answered with a pong carrying its nonce")
+    @Test(
+        "a ping is left to the channel's keepalive to answer: after the hello, the keepalive answers with a pong of its nonce and the machine sends nothing"
+    )
     func pingIsAnswered() {
         var (machine, _) = Self.openMachine()
-        #expect(machine.received(.ping(nonce: 4242), nowMillis: 1_100) == [.send(.pong(nonce: 4242))])
+        #expect(machine.received(.ping(nonce: 4242), nowMillis: 1_100).isEmpty)
+        var keepalive = ChannelKeepalive()
+        // The first message goes to the engine in order, even a ping (a hello must come first).
+        #expect(keepalive.inbound(.ping(nonce: 1)) == .engine)
+        #expect(keepalive.inbound(.ping(nonce: 4242)) == .heartbeat(reply: .pong(nonce: 4242)))
+        #expect(keepalive.inbound(.pong(nonce: 7)) == .heartbeat(reply: nil))
+        #expect(keepalive.inbound(.ack(throughSeq: 3)) == .engine)
+        #expect(keepalive.inbound(nil) == .engine, "a frame too large to be a heartbeat")
+    }
+
+    @Test(
+        "a node that was busy and sent no pings does not declare its peer dead on waking; a ping unanswered for the deadline does"
+    )
+    func busyNodeDoesNotKill() {
+        var (machine, _) = Self.openMachine(now: 1_000)
+        // Pings go out and are answered until 2 000; then this node stalls (no ticks) for
+        // ten seconds, and the peer, which pings nobody, sends nothing meanwhile.
+        for now in stride(from: UInt64(1_100), through: 2_000, by: 100) {
+            for nonce in Self.pings(in: machine.tick(nowMillis: now)) {
+                _ = machine.received(.pong(nonce: nonce), nowMillis: now + 5)
+            }
+        }
+        let woke: UInt64 = 12_000
+        let first = machine.tick(nowMillis: woke)
+        #expect(!first.contains(.close(.heartbeatTimeout)), "dead on waking, before asking")
+        #expect(Self.pings(in: first).count == 1, "no ping on waking")
+        // The peer does not answer: dead once the ping has waited the deadline, counted from
+        // one interval before it.
+        var closedAt: UInt64?
+        for now in stride(from: woke + 100, through: woke + 3_000, by: 100) where closedAt == nil {
+            if machine.tick(nowMillis: now).contains(.close(.heartbeatTimeout)) { closedAt = now }
+        }
+        #expect(closedAt == woke + 1_500, "closed at \(String(describing: closedAt))")
     }
 
     @Test(
@@ -630,7 +664,10 @@ struct LinkSessionStateMachineTests {
         #expect(machine.ackLatencyMillis == 4_000)
         _ = machine.batchReady(ops: [], throughSeq: 20)
         #expect(machine.silenceAllowedMillis == 8_000)
-        #expect(!machine.tick(nowMillis: 12_999).contains(.close(.heartbeatTimeout)))
+        // Ticking (and pinging) every 100 ms, nothing answered.
+        for now in stride(from: UInt64(5_100), to: 13_000, by: 100) {
+            #expect(!machine.tick(nowMillis: now).contains(.close(.heartbeatTimeout)), "dead at \(now)")
+        }
         #expect(machine.tick(nowMillis: 13_000).contains(.close(.heartbeatTimeout)))
 
         // Fast acks bring the allowance back down: the estimate decays by an eighth per ack.
@@ -650,7 +687,11 @@ struct LinkSessionStateMachineTests {
         _ = stuck.received(.ack(throughSeq: 10), nowMillis: 60_000)
         _ = stuck.batchReady(ops: [], throughSeq: 20)
         #expect(stuck.silenceAllowedMillis == 20_000)
-        #expect(stuck.tick(nowMillis: 80_000).contains(.close(.heartbeatTimeout)))
+        var stuckAt: UInt64?
+        for now in stride(from: UInt64(60_100), through: 90_000, by: 100) where stuckAt == nil {
+            if stuck.tick(nowMillis: now).contains(.close(.heartbeatTimeout)) { stuckAt = now }
+        }
+        #expect(stuckAt == 80_000)
     }
 
     // MARK: - After close
@@ -682,7 +723,7 @@ struct LinkSessionStateMachineTests {
     @Test("after a heartbeat timeout the network stays quiet")
     func timedOutIsInert() {
         var (machine, _) = Self.openMachine(now: 0)
-        _ = machine.tick(nowMillis: 2_000)
+        for now in stride(from: UInt64(100), through: 2_000, by: 100) { _ = machine.tick(nowMillis: now) }
         #expect(machine.phase == .closed(.heartbeatTimeout))
         #expect(machine.received(.pong(nonce: 1), nowMillis: 2_001).isEmpty)
         #expect(machine.tick(nowMillis: 2_500).isEmpty)

@@ -168,12 +168,14 @@ public actor ReplicationEngine {
         endpoint: Int,
         address: String,
         outgoing: AsyncStream<DaemonTransport.Outgoing>.Continuation,
+        heartbeats: HeartbeatRecord,
         close: @escaping @Sendable () -> Void
     ) -> ChannelID {
         nextChannel += 1
         let id = ChannelID(nextChannel)
         transport.register(id, outgoing)
         transport.registerCloser(id, close)
+        transport.registerHeartbeats(id, heartbeats)
         interpreter.channelConnected(id, peer: peer, endpoint: endpoint, address: address, nowMillis: Self.nowMillis)
         return id
     }
@@ -210,7 +212,21 @@ public actor ReplicationEngine {
         for (id, queued) in transport.takeOverflowed() {
             interpreter.handle(.overflowed(id, queued: queued), nowMillis: Self.nowMillis)
         }
+        takeHeartbeats()
         interpreter.handle(.tick(heard: transport.lastArrivals()), nowMillis: Self.nowMillis)
+    }
+
+    /// Hands the engine the heartbeats the channels' keepalives answered or took since its
+    /// last turn, in order, with the times they arrived: it measures round trips and judges
+    /// floods on them. A session still waiting for its hello keeps them until it opens.
+    private func takeHeartbeats() {
+        for (id, record) in transport.heartbeatRecords() where interpreter.engine.isOpen(id) {
+            for heartbeat in record.take() {
+                interpreter.handle(
+                    .frame(id, heartbeat.message, bytes: heartbeat.bytes, atMillis: heartbeat.atMillis),
+                    nowMillis: Self.nowMillis)
+            }
+        }
     }
 
     /// Records a connection refused before it became a channel (failed handshake, unknown
@@ -274,15 +290,31 @@ final class DaemonTransport: PeerTransport, Sendable {
     private let overflowed = Mutex<[ChannelID: Int]>([:])
     private let closers = Mutex<[ChannelID: @Sendable () -> Void]>([:])
     private let arrivals = Mutex<[ChannelID: UInt64]>([:])
+    private let heartbeats = Mutex<[ChannelID: HeartbeatRecord]>([:])
 
     /// A reader read a frame at `atMillis` (before handing it to the engine).
     func arrived(on id: ChannelID, atMillis: UInt64) {
         arrivals.withLock { $0[id] = max($0[id] ?? 0, atMillis) }
     }
 
-    /// When each channel last read a frame.
+    /// When a frame last arrived on each channel: read by its reader, or taken by its
+    /// keepalive (which sees every frame as it comes off the socket).
     func lastArrivals() -> [ChannelID: UInt64] {
-        arrivals.withLock { $0 }
+        var latest = arrivals.withLock { $0 }
+        for (id, record) in heartbeatRecords() {
+            latest[id] = max(latest[id] ?? 0, record.lastArrivalMillis)
+        }
+        return latest
+    }
+
+    /// The keepalive's record of a channel.
+    func registerHeartbeats(_ id: ChannelID, _ record: HeartbeatRecord) {
+        heartbeats.withLock { $0[id] = record }
+    }
+
+    /// Every registered channel's keepalive record, by channel.
+    func heartbeatRecords() -> [(ChannelID, HeartbeatRecord)] {
+        heartbeats.withLock { $0.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
     }
 
     func register(_ id: ChannelID, _ continuation: AsyncStream<Outgoing>.Continuation) {
@@ -305,6 +337,7 @@ final class DaemonTransport: PeerTransport, Sendable {
     func unregister(_ id: ChannelID) {
         queues.withLock { $0.removeValue(forKey: id) }?.finish()
         arrivals.withLock { _ = $0.removeValue(forKey: id) }
+        heartbeats.withLock { _ = $0.removeValue(forKey: id) }
         closers.withLock { _ = $0.removeValue(forKey: id) }
     }
 

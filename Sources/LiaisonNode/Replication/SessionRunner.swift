@@ -7,8 +7,10 @@ import NIOCore
 
 /// Carries one TLS channel for the engine: a reader that decodes frames and hands them to
 /// the engine with the time they arrived, and a writer that writes what the engine queued
-/// and closes the channel when the engine says so. Every decision — hello, heartbeats and
-/// their deadlines, batches, acks, carrying, sealed traffic — is the engine's.
+/// and closes the channel when the engine says so. The channel's keepalive answers the
+/// peer's pings at once and keeps heartbeats out of the reader (`ChannelKeepalive`); the
+/// engine takes them on its next tick. Every decision — hello, heartbeat deadlines and
+/// floods, batches, acks, carrying, sealed traffic — is the engine's.
 enum SessionRunner {
     /// Runs until the channel closes. `endpoint` is the index of the listening side's
     /// endpoint the channel reaches. Returns how long the channel lived.
@@ -25,7 +27,7 @@ enum SessionRunner {
         let channel = connection.channel
         let id = await engine.connect(
             peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation,
-            close: { channel.close(promise: nil) })
+            heartbeats: connection.heartbeats, close: { channel.close(promise: nil) })
         var lostError: String?
         do {
             try await connection.io.executeThenClose { inbound, outbound in
