@@ -20,6 +20,12 @@ public final class Drill: Sendable {
         public var target: String?
         /// How long the fault lasts.
         public var faultSeconds: Double
+        /// At most this much longer the fault may last (link-cut, endpoint-down) while some
+        /// classification written for the cut-off partner since the fault began has not
+        /// reached it yet: the drill then shows that every kind gets through during the fault
+        /// (SECRET only sealed through relays), however slow the machine. Nil: the fault
+        /// lasts `faultSeconds`, whatever arrived.
+        public var holdFaultSeconds: Double?
         /// Writing before the fault.
         public var warmUpSeconds: Double = 2
         /// Writing after the heal, before writes stop.
@@ -208,6 +214,18 @@ public final class Drill: Sendable {
             snapshots += await snapshotLinks(clients: clients, live: ledger.live, offset: offset)
         }
         try? await Task.sleep(until: faultInstant + .seconds(options.faultSeconds), clock: clock)
+        if let hold = options.holdFaultSeconds {
+            let until = faultInstant + .seconds(options.faultSeconds + hold)
+            var waiting = undelivered(ledger: ledger, faultAt: faultAt)
+            if !waiting.isEmpty {
+                progress(
+                    "holding the fault until \(waiting.sorted().joined(separator: ", ")) arrives (at most \(hold) s)")
+            }
+            while !waiting.isEmpty, clock.now < until {
+                try? await Task.sleep(for: .milliseconds(100))
+                waiting = undelivered(ledger: ledger, faultAt: faultAt)
+            }
+        }
 
         let healAt = offset()
         let healWall = Date()
@@ -244,6 +262,29 @@ public final class Drill: Sendable {
             converged: converged,
             notConverged: converged ? nil : notConverged
         )
+    }
+
+    /// The classifications of items written since the fault began for the partner it cut
+    /// off (from the cut link's other end, for link-cut) of which none has reached it yet.
+    private func undelivered(ledger: DrillLedger, faultAt: Double) -> Set<String> {
+        let (partner, from): (String, String?)
+        switch target {
+        case .link(let a, let b): (partner, from) = (b, a)
+        case .endpoint(let name, _): (partner, from) = (name, nil)
+        case .partner: return []
+        }
+        let state = ledger.snapshot
+        var written = Set<String>()
+        var arrived = Set<String>()
+        for (id, put) in state.puts where put.writtenAt >= faultAt {
+            let template = ledger.templates[put.template]
+            guard template.holders.contains(partner), template.originator != partner,
+                from == nil || from == template.originator
+            else { continue }
+            written.insert(template.classification)
+            if state.firstSeen[id]?[partner] != nil { arrived.insert(template.classification) }
+        }
+        return written.subtracting(arrived)
     }
 
     // MARK: - Faults

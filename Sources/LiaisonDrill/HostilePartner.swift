@@ -62,10 +62,10 @@ final class HostilePartner: Sendable {
     /// The honest neighbours, by name.
     var neighbours: [String] { federation.neighbours.map(\.name).sorted() }
 
-    /// Binds the partner's endpoints (its node must have let them go). The ports are ones the
-    /// kernel once handed out, in its ephemeral range: between the node's exit and this bind,
-    /// another process's outgoing connection may hold one for a moment (seen under a full test
-    /// run), so a port in use is tried again for up to five seconds.
+    /// Binds the partner's endpoints (its node must have let them go). `FreePort` picks ports
+    /// below the kernel's ephemeral range, so no outgoing connection takes one as its source
+    /// port between the node's exit and this bind (seen under a full test run when ports came
+    /// from that range); a port still in use is tried again for up to five seconds.
     func listen() async throws(LiaisonError) {
         for endpoint in federation.listen {
             let deadline = ContinuousClock.now + .seconds(5)

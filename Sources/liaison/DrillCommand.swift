@@ -50,6 +50,12 @@ struct DrillCommand: AsyncParsableCommand {
     @Option(help: "How long the fault lasts, in seconds (1-600).")
     var faultSeconds: Int?
 
+    @Option(
+        help:
+            "Keep the fault up to this many seconds longer (1-600) while some classification written for the cut-off partner has not reached it (link-cut, endpoint-down)."
+    )
+    var holdFault: Int?
+
     @Flag(help: "Keep the node directories and logs (their path is printed).")
     var keep = false
 
@@ -113,14 +119,23 @@ struct DrillCommand: AsyncParsableCommand {
                 throw ValidationError(
                     "--fault-seconds does not apply to hostile-partner: its attacks set their own pace")
             }
+            if let holdFault, !(1...600).contains(holdFault) {
+                throw ValidationError("--hold-fault must be between 1 and 600")
+            }
+            if holdFault != nil,
+                ![DrillScenario.linkCut.rawValue, DrillScenario.endpointDown.rawValue].contains(scenario)
+            {
+                throw ValidationError("--hold-fault applies to link-cut and endpoint-down, which cut a partner off")
+            }
             if let target, target.isEmpty {
                 throw ValidationError("--target is empty; leave it out to use the default")
             }
             return
         }
-        if scenario != nil || target != nil || faultSeconds != nil || keep {
+        if scenario != nil || target != nil || faultSeconds != nil || holdFault != nil || keep {
             throw ValidationError(
-                "--scenario, --target, --fault-seconds and --keep belong to drills on real processes (a TOPOLOGY file)")
+                "--scenario, --target, --fault-seconds, --hold-fault and --keep belong to drills on real processes (a TOPOLOGY file)"
+            )
         }
         if let nodes, !(3...7).contains(nodes) { throw ValidationError("--nodes must be between 3 and 7") }
         if seed != nil && seeds != nil { throw ValidationError("give --seed or --seeds, not both") }
@@ -180,6 +195,7 @@ struct DrillCommand: AsyncParsableCommand {
         try await runRealDrill { topology, root, executable throws(LiaisonError) in
             var options = Drill.Options(scenario: try DrillScenario.named(scenario), target: target)
             if let faultSeconds { options.faultSeconds = Double(faultSeconds) }
+            options.holdFaultSeconds = holdFault.map(Double.init)
             return try Drill(topology: topology, options: options, root: root, executable: executable)
         }
     }
