@@ -22,11 +22,29 @@ public struct Hash32: Hashable, Comparable, Sendable {
     /// Reads exactly 32 bytes; returns nil for any other length.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 32 else { return nil }
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (offset, byte) in bytes.enumerated() {
-            words[offset / 8] = (words[offset / 8] << 8) | UInt64(byte)
+        // Read straight from contiguous storage (Data, arrays): hashing ops spends its time here.
+        let fast = bytes.withContiguousStorageIfAvailable { buffer -> Hash32 in
+            func word(_ at: Int) -> UInt64 {
+                var value: UInt64 = 0
+                for index in at..<(at + 8) { value = (value << 8) | UInt64(buffer[index]) }
+                return value
+            }
+            return Hash32(w0: word(0), w1: word(8), w2: word(16), w3: word(24))
         }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+        if let fast {
+            self = fast
+            return
+        }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        for (offset, byte) in bytes.enumerated() {
+            switch offset / 8 {
+            case 0: words.0 = (words.0 << 8) | UInt64(byte)
+            case 1: words.1 = (words.1 << 8) | UInt64(byte)
+            case 2: words.2 = (words.2 << 8) | UInt64(byte)
+            default: words.3 = (words.3 << 8) | UInt64(byte)
+            }
+        }
+        self.init(w0: words.0, w1: words.1, w2: words.2, w3: words.3)
     }
 
     /// The value of a SHA-256 digest.

@@ -64,6 +64,14 @@ public final class MemoryStore: Store {
 
     public func item(_ id: ItemID) throws(LiaisonError) -> ItemState? { state.withLock { $0.items[id] } }
 
+    public func items(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemState] {
+        state.withLock { state in
+            var found = [ItemID: ItemState]()
+            for id in ids { if let item = state.items[id] { found[id] = item } }
+            return found
+        }
+    }
+
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
         state.withLock { current in
             current.items.values

@@ -203,6 +203,29 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func items(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemState] {
+        guard !ids.isEmpty else { return [:] }
+        return try read("reading items") { db in
+            var found = [ItemID: ItemState]()
+            let keys = ids.map { Data($0.bytes) }
+            // At most 500 ids per statement: well under SQLite's limit on bound parameters.
+            var start = 0
+            while start < keys.count {
+                let chunk = keys[start..<min(keys.count, start + 500)]
+                start += 500
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                let rows = try Row.fetchCursor(
+                    db, sql: "SELECT state FROM items WHERE id IN (\(marks))",
+                    arguments: StatementArguments(Array(chunk)))
+                while let row = try rows.next() {
+                    let item = try SQLiteTransaction.decodeItem(row[0])
+                    found[item.id] = item
+                }
+            }
+            return found
+        }
+    }
+
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
         try read("listing items") { db in
             var conditions = [String]()

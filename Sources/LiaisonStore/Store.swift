@@ -165,6 +165,9 @@ public protocol Store: Sendable {
     func appendCustody(_ event: CustodyEvent, timeMillis: Int64) throws(LiaisonError) -> CustodyEntry
     /// The item's state, or nil if unknown.
     func item(_ id: ItemID) throws(LiaisonError) -> ItemState?
+    /// The states of those of `ids` that are known, read at one point in time (one read
+    /// transaction): what a batch's senders and receivers need of many items at once.
+    func items(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemState]
     /// Items matching a query, most recently changed first.
     func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState]
     /// A stored op.

@@ -49,6 +49,31 @@ struct StoreCommitTests {
         #expect(try store.op(ops[3].id)?.sequence == 4)
     }
 
+    @Test(
+        "many items are read at once: each known id once with the state item(_:) gives, unknown ids left out, past 500 ids too",
+        arguments: StoreKind.allCases)
+    func readsManyItems(kind: StoreKind) throws {
+        let store = try kind.make()
+        var factory = OpFactory(seed: 11)
+        var creates = [VerifiedOp]()
+        for index in 0..<1_203 {
+            creates.append(
+                try factory.create(
+                    by: alice, fields: [(name: "n", value: JSONText.string("\(index)"))], tags: [],
+                    at: .test(UInt64(index + 1))))
+        }
+        _ = try store.commit(batch(creates))
+        let unknown = try factory.create(by: alice, fields: [], tags: [], at: .test(5_000)).body.itemID
+        let ids = Set(creates.map(\.body.itemID)).union([unknown])
+        let found = try store.items(ids)
+        #expect(found.count == 1_203)
+        #expect(found[unknown] == nil)
+        for op in creates.enumerated().filter({ $0.offset.isMultiple(of: 97) }).map(\.element) {
+            #expect(found[op.body.itemID]?.digest == (try store.item(op.body.itemID))?.digest)
+        }
+        #expect(try store.items([]).isEmpty)
+    }
+
     @Test("committing the same ops again changes nothing", arguments: StoreKind.allCases)
     func idempotent(kind: StoreKind) throws {
         let store = try kind.make()

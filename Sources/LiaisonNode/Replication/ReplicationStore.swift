@@ -324,7 +324,8 @@ public struct ReplicationStore: Sendable {
             batch.throughSeq = last.sequence
             return batch
         }
-        var items = [ItemID: ItemState]()
+        // Every item of the batch in one read, not one read transaction per op.
+        var items = try store.items(Set(stored.map(\.op.body.itemID)))
         var histories = [ItemID: [StoredOp]]()
         func history(_ id: ItemID) throws(LiaisonError) -> [StoredOp] {
             if let known = histories[id] { return known }
@@ -359,7 +360,6 @@ public struct ReplicationStore: Sendable {
                 quarantined.append(entry.op.id)
                 continue
             }
-            if items[id] == nil { items[id] = try store.item(id) }
             guard let item = items[id] else { continue }
             // When markings or tags change, the whole item may become eligible: send its
             // history too (duplicates are harmless), so the item arrives complete (§5.7).
@@ -499,10 +499,7 @@ public struct ReplicationStore: Sendable {
         }
         // Each item as this batch leaves it: our state plus the batch's ops (a create in the
         // batch brings the item). Entitlement is judged on it, as the sender judged it.
-        var states = [ItemID: ItemState]()
-        for op in verified where states[op.body.itemID] == nil {
-            states[op.body.itemID] = try store.item(op.body.itemID)
-        }
+        var states = try store.items(Set(verified.map(\.body.itemID)))
         for op in verified {
             let id = op.body.itemID
             if var state = states[id] {
