@@ -12,15 +12,45 @@ import Synchronization
 public final class OpVerifier: Sendable {
     private let verifiedRoots: Mutex<Set<Hash32>>
     private let capacity: Int
+    /// Ops verified ahead of their turn (`verifyAhead`), by their bytes, until `verify` asks.
+    private let ahead: Mutex<[Data: VerifiedOp]>
+    private let aheadCapacity: Int
 
-    /// Creates a verifier that remembers up to `capacity` verified batch roots.
-    public init(capacity: Int = 4096) {
+    /// Creates a verifier that remembers up to `capacity` verified batch roots and
+    /// `aheadCapacity` ops verified ahead.
+    public init(capacity: Int = 4096, aheadCapacity: Int = 4096) {
         self.verifiedRoots = Mutex([])
         self.capacity = capacity
+        self.ahead = Mutex([:])
+        self.aheadCapacity = aheadCapacity
+    }
+
+    /// Verifies ops before the node's engine gets to them, on the caller's thread, and keeps
+    /// those that verify for `verify` to hand out once (DESIGN §10: verify on every core
+    /// while the previous batch commits). Verification is a function of the bytes alone, so
+    /// an op verified ahead is exactly what `verify` would return; ops that fail are left for
+    /// `verify` to refuse in order. When `aheadCapacity` ops wait (their batch never reached
+    /// the engine: the channel closed), the waiting ones are dropped.
+    public func verifyAhead(_ ops: [Data]) {
+        var verified = [(Data, VerifiedOp)]()
+        verified.reserveCapacity(ops.count)
+        for bytes in ops {
+            if let op = try? verifyNow(bytes) { verified.append((bytes, op)) }
+        }
+        ahead.withLock { ahead in
+            if ahead.count + verified.count > aheadCapacity { ahead.removeAll(keepingCapacity: true) }
+            guard verified.count <= aheadCapacity else { return }
+            for (bytes, op) in verified { ahead[bytes] = op }
+        }
     }
 
     /// Verifies an encoded `SignedOp`.
     public func verify(_ encoded: Data) throws(OpRejection) -> VerifiedOp {
+        if let known = ahead.withLock({ $0.isEmpty ? nil : $0.removeValue(forKey: encoded) }) { return known }
+        return try verifyNow(encoded)
+    }
+
+    private func verifyNow(_ encoded: Data) throws(OpRejection) -> VerifiedOp {
         guard encoded.count <= OpLimits.maxEncodedBytes else {
             throw OpRejection(.tooLarge, "op of \(encoded.count) bytes exceeds \(OpLimits.maxEncodedBytes)")
         }

@@ -109,4 +109,31 @@ struct BitFlipTests {
         }
         #expect(accepted.isEmpty, "flips of bits \(accepted) were accepted by a warm verifier")
     }
+
+    @Test(
+        "ops verified ahead come back exactly as verified now, once; flipped copies verified ahead are still refused",
+        arguments: [Sample.setFieldsInBatchOfFive]
+    )
+    func verifiedAheadIsTheSame(_ sample: Sample) throws {
+        let op = try Self.op(sample)
+        let original = [UInt8](op.encoded)
+        var flipped = [Data]()
+        for bit in stride(from: 0, to: original.count * 8, by: 7) {
+            var bytes = original
+            bytes[bit / 8] ^= UInt8(1) << UInt8(bit % 8)
+            flipped.append(Data(bytes))
+        }
+        let verifier = OpVerifier()
+        verifier.verifyAhead([op.encoded] + flipped)
+        let ahead = try verifier.verify(op.encoded)
+        #expect(ahead == (try OpVerifier().verify(op.encoded)))
+        #expect(flipped.allSatisfy { (try? verifier.verify($0)) == nil }, "a flipped copy verified ahead was accepted")
+        // Handed out once; verifying again checks again, with the same result.
+        #expect((try verifier.verify(op.encoded)) == ahead)
+        // Past the capacity, what waits is dropped rather than kept.
+        let small = OpVerifier(aheadCapacity: 1)
+        small.verifyAhead([op.encoded])
+        small.verifyAhead([op.encoded, op.encoded])
+        #expect((try small.verify(op.encoded)) == ahead)
+    }
 }

@@ -64,7 +64,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         transport: Transport,
         nowMillis: UInt64,
         random: SeededRandom,
-        logger: Logger?
+        logger: Logger?,
+        verifier: OpVerifier = OpVerifier()
     ) throws(LiaisonError) {
         var replicationStore = try ReplicationStore(
             me: configuration.me,
@@ -73,7 +74,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             partners: configuration.partners.values.map(\.recipient).sorted { $0.name < $1.name },
             neighbours: configuration.links.values.sorted { $0.partner.name < $1.partner.name },
             maxClockSkewMillis: maxClockSkewMillis,
-            nowMillis: nowMillis
+            nowMillis: nowMillis,
+            verifier: verifier
         )
         let containment = try ReplicationStore.loadContainment(store)
         replicationStore.adopt(containment)

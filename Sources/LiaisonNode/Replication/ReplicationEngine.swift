@@ -25,6 +25,9 @@ public actor ReplicationEngine {
     /// The neighbours' certificate pins, as rendered and replaced by re-admissions: read by
     /// every TLS handshake, updated when the engine readmits a partner with new keys.
     nonisolated let pins: PinTable
+    /// Verifies partners' ops; the channels' readers verify each batch with it ahead of the
+    /// engine, while the engine commits the one before (`OpVerifier.verifyAhead`).
+    nonisolated let verifier: OpVerifier
     private var nextChannel = 0
     private let loop: any EventLoop
 
@@ -47,6 +50,8 @@ public actor ReplicationEngine {
         let configuration = try Self.engineConfiguration(node: node, federation: federation, me: me)
         let transport = DaemonTransport()
         self.transport = transport
+        let verifier = OpVerifier()
+        self.verifier = verifier
         self.interpreter = try NodeInterpreter(
             configuration: configuration,
             store: node.store,
@@ -55,7 +60,8 @@ public actor ReplicationEngine {
             transport: transport,
             nowMillis: Self.nowMillis,
             random: .fromSystem(),
-            logger: logger
+            logger: logger,
+            verifier: verifier
         )
         let neighbours = Set(federation.neighbours.map(\.name))
         var pinned = [String: String]()

@@ -67,7 +67,8 @@ public struct ReplicationStore: Sendable {
         partners: [Recipient],
         neighbours: [ReplicationNeighbour],
         maxClockSkewMillis: UInt64,
-        nowMillis: UInt64?
+        nowMillis: UInt64?,
+        verifier: OpVerifier = OpVerifier()
     ) throws(LiaisonError) {
         self.me = me
         self.store = store
@@ -79,7 +80,7 @@ public struct ReplicationStore: Sendable {
             nowMillis.map {
                 HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, resumingAfter: highest, physicalMillis: $0)
             } ?? HybridLogicalClock(maxSkewMillis: maxClockSkewMillis, last: highest)
-        self.verifier = OpVerifier()
+        self.verifier = verifier
     }
 
     /// Whether an op is left out because its author is quarantined.

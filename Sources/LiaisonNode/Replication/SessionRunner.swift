@@ -4,6 +4,7 @@ import LiaisonTransport
 import LiaisonWire
 import Logging
 import NIOCore
+import Synchronization
 
 /// Carries one TLS channel for the engine: a reader that decodes frames and hands them to
 /// the engine with the time they arrived, and a writer that writes what the engine queued
@@ -12,6 +13,15 @@ import NIOCore
 /// engine takes them on its next tick. Every decision — hello, heartbeat deadlines and
 /// floods, batches, acks, carrying, sealed traffic — is the engine's.
 enum SessionRunner {
+    /// A frame for the engine.
+    enum Inbound: Sendable {
+        case message(SyncMessage, bytes: Int, atMillis: UInt64)
+        case malformed(String, bytes: Int)
+    }
+
+    /// Most frames the reader queues for the engine ahead of the one it is handling.
+    static let maxAhead = 2
+
     /// Runs until the channel closes. `endpoint` is the index of the listening side's
     /// endpoint the channel reaches. Returns how long the channel lived.
     static func run(
@@ -28,7 +38,15 @@ enum SessionRunner {
         let id = await engine.connect(
             peer: peer.name, endpoint: endpoint, address: connection.remoteAddress, outgoing: continuation,
             heartbeats: connection.heartbeats, close: { channel.close(promise: nil) })
-        var lostError: String?
+        let lostError = LostError()
+        // The reader hands decoded frames to the engine through this queue, in order, and
+        // verifies each batch's ops before queueing it: while the engine commits one batch,
+        // the reader verifies the next on another core. At most `maxAhead` frames wait, so a
+        // peer cannot make the node hold more than that (and NIO's buffer) in memory.
+        let (inbox, queued) = AsyncStream<Inbound>.makeStream()
+        let (room, roomSignal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let waiting = QueuedFrames()
+        let verifier = engine.verifier
         do {
             try await connection.io.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -44,39 +62,78 @@ enum SessionRunner {
                             }
                         }
                     }
-                    do {
-                        for try await frame in inbound {
-                            let at = ReplicationEngine.nowMillis
-                            let size = frame.readableBytes + 4
-                            engine.frames.arrived(on: id, atMillis: at)
-                            do {
-                                let message = try SyncFrameCodec.decode(frame)
-                                await engine.received(message, bytes: size, atMillis: at, on: id)
-                            } catch {
-                                await engine.malformed("\(error)", bytes: size, on: id)
+                    group.addTask {
+                        var roomLeft = room.makeAsyncIterator()
+                        do {
+                            for try await frame in inbound {
+                                let at = ReplicationEngine.nowMillis
+                                let size = frame.readableBytes + 4
+                                engine.frames.arrived(on: id, atMillis: at)
+                                let item: Inbound
+                                do {
+                                    let message = try SyncFrameCodec.decode(frame)
+                                    if case .batch(let ops, _) = message { verifier.verifyAhead(ops) }
+                                    item = .message(message, bytes: size, atMillis: at)
+                                } catch {
+                                    item = .malformed("\(error)", bytes: size)
+                                }
+                                while waiting.count >= Self.maxAhead {
+                                    guard await roomLeft.next() != nil else { break }
+                                }
+                                waiting.add(1)
+                                queued.yield(item)
+                            }
+                        } catch {
+                            lostError.set("\(error)")
+                            // What the peer sent broke the channel (a frame over the size limit, a
+                            // bad TLS record): a protocol violation, struck and audited like a frame
+                            // that does not decode. Network faults are nobody's doing, and neither
+                            // is our own shutdown cancelling the reader.
+                            if !TLSTransport.isNetworkFault(error) && !(error is CancellationError) && !Task.isCancelled
+                            {
+                                queued.yield(.malformed("channel error: \(error)", bytes: 0))
                             }
                         }
-                    } catch {
-                        lostError = "\(error)"
-                        // What the peer sent broke the channel (a frame over the size limit, a
-                        // bad TLS record): a protocol violation, struck and audited like a frame
-                        // that does not decode. Network faults are nobody's doing, and neither
-                        // is our own shutdown cancelling the reader.
-                        if !TLSTransport.isNetworkFault(error) && !(error is CancellationError) && !Task.isCancelled {
-                            await engine.malformed("channel error: \(error)", bytes: 0, on: id)
-                        }
+                        queued.finish()
                     }
+                    // What the reader queued goes to the engine in order, until the reader ends.
+                    for await item in inbox {
+                        switch item {
+                        case .message(let message, let bytes, let at):
+                            await engine.received(message, bytes: bytes, atMillis: at, on: id)
+                        case .malformed(let reason, let bytes):
+                            await engine.malformed(reason, bytes: bytes, on: id)
+                        }
+                        waiting.add(-1)
+                        roomSignal.yield()
+                    }
+                    roomSignal.finish()
                     group.cancelAll()
                 }
             }
         } catch {
-            lostError = lostError ?? "\(error)"
+            lostError.setIfNone("\(error)")
         }
         if Task.isCancelled {
             await engine.shutdown()
         }
-        await engine.lost(id, error: Task.isCancelled ? nil : lostError)
+        await engine.lost(id, error: Task.isCancelled ? nil : lostError.value)
         logger.debug("channel ended", metadata: ["liaison.partner": "\(peer.name)", "liaison.endpoint": "\(endpoint)"])
         return ContinuousClock.now - started
     }
+}
+
+/// How many frames a channel's reader has queued for the engine.
+private final class QueuedFrames: Sendable {
+    private let state = Mutex(0)
+    var count: Int { state.withLock { $0 } }
+    func add(_ delta: Int) { state.withLock { $0 += delta } }
+}
+
+/// Why a channel ended, as its reader saw it.
+private final class LostError: Sendable {
+    private let state = Mutex<String?>(nil)
+    var value: String? { state.withLock { $0 } }
+    func set(_ error: String) { state.withLock { $0 = error } }
+    func setIfNone(_ error: String) { state.withLock { $0 = $0 ?? error } }
 }
