@@ -81,4 +81,37 @@ struct BulkPutTests {
         let reason = String(decoding: why, as: UTF8.self)
         #expect(tooLarge == 413 && reason.contains("64 MiB"), "\(tooLarge) \(reason.prefix(300))")
     }
+
+    @Test(
+        "a node busy for seconds committing a bulk put keeps its channels: the channel answers its partner's pings meanwhile, so no side declares the other dead"
+    )
+    func busyNodeKeepsItsLinks() async throws {
+        let fixture = try FederationFixture.demo()
+        try await fixture.start()
+        let alpha = try fixture.client("alpha")
+        let bravo = try fixture.client("bravo")
+        func failures(_ client: NodeClient, to peer: String) async throws -> Int {
+            try await client.links().first { $0.peer == peer }?.channels.map(\.failures).reduce(0, +) ?? 0
+        }
+        let before = (try await failures(bravo, to: "alpha"), try await failures(alpha, to: "bravo"))
+        // 10,000 items in one array: alpha's engine creates, signs and commits them in one
+        // transaction and does nothing else meanwhile (several seconds in a debug build).
+        let bodies = (0..<10_000).map { index in
+            PutItemBody(
+                collection: "reports",
+                fields: ["n": .integer(Int64(index)), "pad": .string(String(repeating: "x", count: 200))])
+        }
+        let started = ContinuousClock.now
+        _ = try await alpha.putMany(bodies)
+        let busy = ContinuousClock.now - started
+        // The test means something only if alpha was busy past the demo's dead-after (600 ms):
+        // with heartbeats answered by the engine, bravo closed its channel then.
+        try #require(busy > .milliseconds(1_500), "the bulk put took only \(busy); nothing was tested")
+        // A put after it still reaches bravo, and neither side lost a channel meanwhile.
+        let shared = try await alpha.putMany([PutItemBody(collection: "indicators", relTo: ["bravo"], fields: [:])])
+        let id = try #require(shared.first?.id)
+        #expect(try await eventually(timeout: .seconds(60)) { try await bravo.item(id) != nil })
+        let after = (try await failures(bravo, to: "alpha"), try await failures(alpha, to: "bravo"))
+        #expect(after == before, "channels died while alpha was busy for \(busy): \(before) -> \(after)")
+    }
 }
