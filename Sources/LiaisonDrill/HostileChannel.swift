@@ -146,6 +146,10 @@ final class HostileChannel: Sendable {
                                 try await Task.sleep(for: .milliseconds(20))
                             }
                             guard let frame = try await iterator.next() else { return }
+                            // The channel's keepalive answered the neighbour's pings; the
+                            // hostile side keeps no record of them (its record would fill and
+                            // the keepalive stop answering).
+                            _ = connection.heartbeats.take()
                             self.read(frame)
                         }
                     }
