@@ -35,6 +35,23 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// The node's loopback HTTP API (DESIGN §7), on Hummingbird 2.
 public enum APIServer {
+    /// Whether a node is ready, and the line `/readyz` answers: ready when the store answers
+    /// a read (`readStore` does not throw) and the node has at least one link.
+    public static func readiness(
+        links: Int, readStore: () throws -> Void
+    ) -> (ready: Bool, text: String) {
+        do {
+            try readStore()
+        } catch {
+            let message = (error as? LiaisonError)?.message ?? "\(error)"
+            return (false, "not ready: the store does not answer: \(message)")
+        }
+        guard links > 0 else {
+            return (false, "not ready: federation.json gives this node no links; render the topology again")
+        }
+        return (true, "ready")
+    }
+
     /// Builds the API application for a running node. Writes and link health go through the
     /// engine; reads of items and custody go to the node's store without waiting for the engine.
     public static func application(
@@ -45,8 +62,20 @@ public enum APIServer {
     ) async -> some Service {
         let node = await engine.node
         let router = Router()
+        // Probes, without a token. Liveness: the process serves HTTP. Readiness: the store
+        // answers a read and the node has links to replicate on. Neither waits for the
+        // engine, which may be busy committing for seconds while the node is healthy.
+        router.get("livez") { _, _ in "ok\n" }
         router.get("healthz") { _, _ in "ok\n" }
-        router.get("readyz") { _, _ in "ready\n" }
+        let links = federation.neighbours.count
+        router.get("readyz") { _, _ -> Response in
+            let readiness = Self.readiness(links: links) { _ = try node.store.highestSequence() }
+            var response = Response(
+                status: readiness.ready ? .ok : .serviceUnavailable,
+                body: ResponseBody(byteBuffer: ByteBuffer(string: readiness.text + "\n")))
+            response.headers[.contentType] = "text/plain; charset=utf-8"
+            return response
+        }
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").

@@ -10,6 +10,10 @@ import LiaisonWire
 import NIOCore
 import Testing
 
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -55,6 +59,29 @@ struct ReplicationTests {
         #expect(try await alpha.audit().filter { $0.kind == .opsCreated }.isEmpty)
         let known = try await alpha.put(PutItemBody(collection: "reports", relTo: ["bravo", "WEST"]))
         #expect(try await alpha.item(known.id)?.releasableTo == ["WEST", "bravo"])
+    }
+
+    @Test("the probes answer without a token: /livez and /healthz say ok, /readyz says ready while the store answers")
+    func probes() async throws {
+        let fixture = try FederationFixture.demo()
+        try fixture.federation.start("alpha")
+        try await fixture.federation.waitUntilHealthy(["alpha"])
+        let url = try fixture.client("alpha").base
+        for (path, expected) in [("/livez", "ok\n"), ("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+            // No bearer token: an orchestrator's probe has none.
+            let (data, response) = try await URLSession.shared.data(from: url.appendingPathComponent(path))
+            #expect((response as? HTTPURLResponse)?.statusCode == 200, "\(path)")
+            #expect(String(decoding: data, as: UTF8.self) == expected, "\(path)")
+        }
+    }
+
+    @Test("readiness fails, with what to do, when the store does not answer or the node has no links")
+    func readinessFailures() {
+        #expect(APIServer.readiness(links: 2) {} == (true, "ready"))
+        let broken = APIServer.readiness(links: 2) { throw LiaisonError(.corrupt, "disk on fire") }
+        #expect(!broken.ready && broken.text.contains("store does not answer: disk on fire"), "\(broken)")
+        let alone = APIServer.readiness(links: 0) {}
+        #expect(!alone.ready && alone.text.contains("render the topology again"), "\(alone)")
     }
 
     @Test("an item for charlie reaches charlie through bravo, redacted as the first hop says")
