@@ -29,8 +29,13 @@ public struct PeerConnection: Sendable {
         try? await io.executeThenClose { _, _ in }
     }
 
-    /// The remote address, for logs.
-    public var remoteAddress: String { channel.remoteAddress?.description ?? "unknown" }
+    /// The remote address as `host:port` (`[host]:port` for IPv6), for logs and link health.
+    public var remoteAddress: String {
+        guard let address = channel.remoteAddress, let host = address.ipAddress, let port = address.port else {
+            return channel.remoteAddress?.description ?? "unknown"
+        }
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 
     static func configure(_ channel: any Channel, tls: NIOSSLHandler) throws -> PeerConnection {
         let operations = channel.pipeline.syncOperations
