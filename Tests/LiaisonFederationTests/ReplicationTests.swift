@@ -111,13 +111,21 @@ struct ReplicationTests {
         let fixture = try FederationFixture(
             yaml: QuarantineTests.triangle.replacingOccurrences(
                 of: "- {from: alpha, to: charlie}", with: "- {from: alpha, to: charlie, filter: {redact: [source]}}"))
-        try await fixture.start()
+        // Charlie starts once bravo holds the item from alpha, so bravo has it to pass on
+        // (had charlie passed it to bravo first, bravo would never send it back to charlie:
+        // a CI run saw that race).
+        try fixture.federation.start("alpha")
+        try fixture.federation.start("bravo")
+        try await fixture.federation.waitUntilHealthy(["alpha", "bravo"])
         let put = try await fixture.client("alpha").put(
             PutItemBody(
                 collection: "reports", relTo: ["bravo", "charlie"],
                 fields: ["title": .string("harbour"), "source": .string("agent-9")]))
         let bravo = try fixture.client("bravo")
         let charlie = try fixture.client("charlie")
+        #expect(try await eventually { try await bravo.item(put.id) != nil })
+        try fixture.federation.start("charlie")
+        try await fixture.federation.waitUntilHealthy(["charlie"])
         #expect(try await eventually { try await charlie.item(put.id) != nil })
         try await fixture.waitQuiet(["alpha", "bravo", "charlie"])
         // Bravo holds the value (nothing withholds it from bravo) and has passed the op on.
