@@ -11,7 +11,7 @@ import Testing
 
 /// The drill's fault proxy against plain loopback sockets: a listening socket stands in for a
 /// node's endpoint, a connected socket for the dialling node.
-@Suite("Fault proxy", .timeLimit(.minutes(1)))
+@Suite("Fault proxy", .timeLimit(.minutes(3)))
 struct FaultProxyTests {
     @Test("bytes pass unchanged both ways")
     func forwards() async throws {
