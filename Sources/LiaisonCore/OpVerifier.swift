@@ -12,41 +12,64 @@ import Synchronization
 public final class OpVerifier: Sendable {
     private let verifiedRoots: Mutex<Set<Hash32>>
     private let capacity: Int
-    /// Ops verified ahead of their turn (`verifyAhead`), by their bytes, until `verify` asks.
-    private let ahead: Mutex<[Data: VerifiedOp]>
+    /// Ops verified ahead of their turn (`verifyAhead`), by their bytes, until `verify` asks,
+    /// with the bytes they hold.
+    private let ahead: Mutex<(ops: [Data: VerifiedOp], bytes: Int)>
     private let aheadCapacity: Int
+    private let aheadByteCapacity: Int
 
-    /// Creates a verifier that remembers up to `capacity` verified batch roots and
-    /// `aheadCapacity` ops verified ahead.
-    public init(capacity: Int = 4096, aheadCapacity: Int = 4096) {
+    /// Creates a verifier that remembers up to `capacity` verified batch roots, and at most
+    /// `aheadCapacity` ops of at most `aheadByteCapacity` bytes in all verified ahead.
+    public init(capacity: Int = 4096, aheadCapacity: Int = 4096, aheadByteCapacity: Int = 32 << 20) {
         self.verifiedRoots = Mutex([])
         self.capacity = capacity
-        self.ahead = Mutex([:])
+        self.ahead = Mutex(([:], 0))
         self.aheadCapacity = aheadCapacity
+        self.aheadByteCapacity = aheadByteCapacity
     }
+
+    /// Ops waiting verified ahead, and their bytes.
+    var verifiedAhead: (count: Int, bytes: Int) { ahead.withLock { ($0.ops.count, $0.bytes) } }
 
     /// Verifies ops before the node's engine gets to them, on the caller's thread, and keeps
     /// those that verify for `verify` to hand out once (DESIGN §10: verify on every core
     /// while the previous batch commits). Verification is a function of the bytes alone, so
     /// an op verified ahead is exactly what `verify` would return; ops that fail are left for
-    /// `verify` to refuse in order. When `aheadCapacity` ops wait (their batch never reached
-    /// the engine: the channel closed), the waiting ones are dropped.
+    /// `verify` to refuse in order. Ops whose batch never reaches the engine's verification
+    /// (the channel closed, or the session refused the batch first) would stay: so past
+    /// `aheadCapacity` ops or `aheadByteCapacity` bytes (ops are up to 1 MiB each, and a
+    /// hostile peer chooses them), everything waiting is dropped, and verified again if asked.
     public func verifyAhead(_ ops: [Data]) {
         var verified = [(Data, VerifiedOp)]()
         verified.reserveCapacity(ops.count)
+        var size = 0
         for bytes in ops {
-            if let op = try? verifyNow(bytes) { verified.append((bytes, op)) }
+            if let op = try? verifyNow(bytes) {
+                verified.append((bytes, op))
+                size += bytes.count
+            }
         }
+        guard !verified.isEmpty else { return }
         ahead.withLock { ahead in
-            if ahead.count + verified.count > aheadCapacity { ahead.removeAll(keepingCapacity: true) }
-            guard verified.count <= aheadCapacity else { return }
-            for (bytes, op) in verified { ahead[bytes] = op }
+            if ahead.ops.count + verified.count > aheadCapacity || ahead.bytes + size > aheadByteCapacity {
+                ahead.ops.removeAll(keepingCapacity: true)
+                ahead.bytes = 0
+            }
+            guard verified.count <= aheadCapacity, size <= aheadByteCapacity else { return }
+            for (bytes, op) in verified where ahead.ops.updateValue(op, forKey: bytes) == nil {
+                ahead.bytes += bytes.count
+            }
         }
     }
 
     /// Verifies an encoded `SignedOp`.
     public func verify(_ encoded: Data) throws(OpRejection) -> VerifiedOp {
-        if let known = ahead.withLock({ $0.isEmpty ? nil : $0.removeValue(forKey: encoded) }) { return known }
+        let known = ahead.withLock { ahead -> VerifiedOp? in
+            guard !ahead.ops.isEmpty, let op = ahead.ops.removeValue(forKey: encoded) else { return nil }
+            ahead.bytes -= encoded.count
+            return op
+        }
+        if let known { return known }
         return try verifyNow(encoded)
     }
 

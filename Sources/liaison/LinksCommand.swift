@@ -125,17 +125,3 @@ func linkTables(_ links: [LinkStatus], wide: Bool, now: Date) -> [String] {
         })
     return lines
 }
-
-/// Lines of a table: columns padded to their widest cell, two spaces apart.
-func table(header: [String], rows: [[String]]) -> [String] {
-    var widths = header.map(\.count)
-    for row in rows {
-        for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
-    }
-    return ([header] + rows).map { row in
-        row.enumerated().map { index, cell in
-            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-        }
-        .joined(separator: "  ")
-    }
-}

@@ -58,16 +58,21 @@ struct ListCommand: AsyncParsableCommand {
     }
 }
 
-/// A plain left-aligned table.
+/// A plain left-aligned table (`table`), printed.
 func printTable(header: [String], rows: [[String]]) {
+    for line in table(header: header, rows: rows) { print(line) }
+}
+
+/// Lines of a plain left-aligned table: columns padded to their widest cell, two spaces apart.
+func table(header: [String], rows: [[String]]) -> [String] {
     var widths = header.map(\.count)
     for row in rows {
         for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
     }
-    for row in [header] + rows {
-        let cells = row.enumerated().map { index, cell in
+    return ([header] + rows).map { row in
+        row.enumerated().map { index, cell in
             index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
         }
-        print(cells.joined(separator: "  "))
+        .joined(separator: "  ")
     }
 }

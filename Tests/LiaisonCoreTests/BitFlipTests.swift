@@ -1,7 +1,8 @@
 import Foundation
-import LiaisonCore
 import LiaisonTestSupport
 import Testing
+
+@testable import LiaisonCore
 
 /// I4 Authenticity: no single altered bit of a signed op gets past the verifier.
 @Suite("Every flipped bit of a signed op is rejected")
@@ -128,12 +129,41 @@ struct BitFlipTests {
         let ahead = try verifier.verify(op.encoded)
         #expect(ahead == (try OpVerifier().verify(op.encoded)))
         #expect(flipped.allSatisfy { (try? verifier.verify($0)) == nil }, "a flipped copy verified ahead was accepted")
-        // Handed out once; verifying again checks again, with the same result.
+        // Handed out once: nothing waits any more; verifying again checks again, with the same
+        // result. Flipped copies were never kept.
+        #expect(verifier.verifiedAhead.count == 0 && verifier.verifiedAhead.bytes == 0)
         #expect((try verifier.verify(op.encoded)) == ahead)
-        // Past the capacity, what waits is dropped rather than kept.
-        let small = OpVerifier(aheadCapacity: 1)
-        small.verifyAhead([op.encoded])
-        small.verifyAhead([op.encoded, op.encoded])
-        #expect((try small.verify(op.encoded)) == ahead)
+    }
+
+    @Test(
+        "ops verified ahead that never reach the engine are bounded in number and bytes: past either bound what waits is dropped",
+        arguments: [Sample.setFieldsInBatchOfFive]
+    )
+    func verifiedAheadIsBounded(_ sample: Sample) throws {
+        let op = try Self.op(sample)
+        let size = op.encoded.count
+        let byCount = OpVerifier(aheadCapacity: 2)
+        byCount.verifyAhead([op.encoded])
+        #expect(byCount.verifiedAhead.count == 1 && byCount.verifiedAhead.bytes == size)
+        byCount.verifyAhead([op.encoded])
+        #expect(byCount.verifiedAhead.count == 1 && byCount.verifiedAhead.bytes == size, "a copy was counted twice")
+        let other = try Self.op(.createWithFieldsAndTags)
+        let third = try Self.op(.removeTags)
+        byCount.verifyAhead([other.encoded, third.encoded])
+        #expect(byCount.verifiedAhead.count == 2, "past two ops the waiting one was not dropped")
+        #expect((try byCount.verify(op.encoded)) == op, "a dropped op is verified again")
+
+        let budget = size + other.encoded.count
+        try #require(third.encoded.count <= budget)
+        let byBytes = OpVerifier(aheadByteCapacity: budget)
+        byBytes.verifyAhead([op.encoded, other.encoded])
+        #expect(byBytes.verifiedAhead.count == 2 && byBytes.verifiedAhead.bytes == budget)
+        byBytes.verifyAhead([third.encoded])
+        #expect(byBytes.verifiedAhead.count == 1, "past the byte bound the waiting ops were not dropped")
+        #expect(byBytes.verifiedAhead.bytes == third.encoded.count)
+        // One batch larger than the whole budget is not kept at all.
+        let tiny = OpVerifier(aheadByteCapacity: size - 1)
+        tiny.verifyAhead([op.encoded])
+        #expect(tiny.verifiedAhead.count == 0)
     }
 }

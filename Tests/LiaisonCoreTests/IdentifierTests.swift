@@ -127,6 +127,11 @@ struct IdentifierTests {
             let bytes = rng.bytes(32)
             let hash = try #require(Hash32(bytes: bytes))
             #expect(hash.bytes == bytes)
+            // Contiguous storage (arrays, Data, a slice of Data at an offset) and a collection
+            // without it are read the same way.
+            #expect(Hash32(bytes: Data(bytes)) == hash)
+            #expect(Hash32(bytes: (Data([7, 7]) + Data(bytes)).dropFirst(2)) == hash)
+            #expect(Hash32(bytes: bytes.lazy.map { $0 }) == hash)
             #expect(Hash32(hex: hash.hex) == hash)
             #expect(Hash32(hex: hash.hex.uppercased()) == hash)
             hashes.append(hash)

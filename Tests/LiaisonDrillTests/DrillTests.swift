@@ -60,6 +60,7 @@ struct DrillTests {
         #expect(cutOff.deliveredDuringFault > 0)
         // delta and echo may not read SECRET, so these crossed them sealed.
         #expect((cutOff.deliveredDuringFaultByClassification["SECRET"] ?? 0) > 0, "\(cutOff)")
+        expectHoldEndedByDelivery(report)
         // The drill looked at both ends of the cut link while it was cut.
         #expect(Set(report.linkSnapshots.map(\.node)) == ["alpha", "bravo"])
     }
@@ -73,6 +74,15 @@ struct DrillTests {
         #expect(cutOff.partner == "bravo")
         #expect(cutOff.deliveredDuringFault > 0)
         #expect((cutOff.deliveredDuringFaultByClassification["SECRET"] ?? 0) > 0, "\(cutOff)")
+        expectHoldEndedByDelivery(report)
+    }
+
+    /// `--hold-fault 60` ends the fault once every classification arrived: well before the
+    /// hold's bound, which a hold that never saw the deliveries would reach.
+    private func expectHoldEndedByDelivery(_ report: DrillReport, sourceLocation: SourceLocation = #_sourceLocation) {
+        let lasted = report.healedAtMillis - report.faultStartedAtMillis
+        #expect(
+            lasted >= 4_000 && lasted < 60_000, "the fault lasted \(Int(lasted)) ms", sourceLocation: sourceLocation)
     }
 
     @Test("partner-down bravo: the others keep exchanging, bravo catches up after its restart; nothing lost or leaked")
