@@ -30,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Pure core: IDs, HLC, markings, ops and signatures, the item CRDT, filters. No I/O.
@@ -117,7 +119,8 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        // The node's loopback HTTP API (Hummingbird 2) and the URLSession client of it.
+        // The node's loopback HTTP API (Hummingbird 2), its Prometheus metrics (swift-metrics with
+        // swift-prometheus handlers) and the URLSession client of it.
         .target(
             name: "LiaisonAPI",
             dependencies: [
@@ -128,6 +131,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: upcoming
         ),

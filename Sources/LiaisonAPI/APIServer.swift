@@ -76,6 +76,17 @@ public enum APIServer {
             response.headers[.contentType] = "text/plain; charset=utf-8"
             return response
         }
+        // Prometheus metrics (docs/operations.md, "Metrics"), with the API's token: a scrape
+        // job sends it as its bearer credentials.
+        let metrics = NodeMetrics(node: node)
+        await engine.observeCommits { metrics.observeCommit($0, ops: $1, duration: $2) }
+        router.group("metrics").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
+            .get { _, _ -> Response in
+                let text = metrics.exposition(links: await engine.linkStatus(), containment: await engine.containment())
+                var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+                response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                return response
+            }
         let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").

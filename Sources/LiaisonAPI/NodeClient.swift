@@ -101,6 +101,11 @@ public struct NodeClient: Sendable {
         return (response as? HTTPURLResponse)?.statusCode == 200
     }
 
+    /// `GET /metrics`: the Prometheus text exposition.
+    public func metrics() async throws(LiaisonError) -> String {
+        String(decoding: try await call("GET", "/metrics"), as: UTF8.self)
+    }
+
     /// `POST /v1/items`.
     public func put(_ body: PutItemBody) async throws(LiaisonError) -> PutItemResult {
         let encoded: Data

@@ -75,6 +75,7 @@ extension NodeEngine {
         // A channel came back meanwhile: the link's own catch-up covers the batch.
         guard selectors[peer]?.hasOpenChannel == false, let destination = configuration.partners[peer] else { return }
         counters[peer]?.opsWithheld += UInt64(batch.withheld)
+        counters[peer]?.countWithheld(batch.withheldByReason)
         if !batch.ops.isEmpty {
             let id = Data(random.bytes(16))
             do {

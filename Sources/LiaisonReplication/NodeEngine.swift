@@ -184,14 +184,19 @@ public struct NodeEngine: Sendable {
         public var sent: Int
         /// How many ops the filter withheld.
         public var withheld: Int
+        /// The ops the filter withheld, by reason (`WithholdReason` raw values).
+        public var withheldByReason: [String: Int]
         /// The log sequence the batch covers.
         public var throughSeq: UInt64
 
         /// Creates a report.
-        public init(ops: [Data], sent: Int, withheld: Int, throughSeq: UInt64) {
+        public init(
+            ops: [Data], sent: Int, withheld: Int, throughSeq: UInt64, withheldByReason: [String: Int] = [:]
+        ) {
             self.ops = ops
             self.sent = sent
             self.withheld = withheld
+            self.withheldByReason = withheldByReason
             self.throughSeq = throughSeq
         }
     }
@@ -363,6 +368,8 @@ public struct NodeEngine: Sendable {
         public var bytesReceived: UInt64 = 0
         /// Ops the filter withheld.
         public var opsWithheld: UInt64 = 0
+        /// Ops the filter withheld, by reason (`WithholdReason` raw values).
+        public var withheldByReason: [String: UInt64] = [:]
         /// Refused ops and strikes.
         public var rejects: UInt64 = 0
         /// The last reason a channel ended or was refused.
@@ -378,6 +385,11 @@ public struct NodeEngine: Sendable {
 
         /// Zero counters.
         public init() {}
+
+        /// Adds a batch's withheld ops, by reason.
+        mutating func countWithheld(_ byReason: [String: Int]) {
+            for (reason, count) in byReason { withheldByReason[reason, default: 0] += UInt64(count) }
+        }
     }
 
     /// The configuration: as rendered, with the identities of partners readmitted with new
@@ -498,6 +510,7 @@ public struct NodeEngine: Sendable {
             case .channel(let id):
                 counters[request.peer]?.opsSent += UInt64(batch.sent)
                 counters[request.peer]?.opsWithheld += UInt64(batch.withheld)
+                counters[request.peer]?.countWithheld(batch.withheldByReason)
                 guard var channel = channels[id] else { break }
                 let actions = channel.session.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
                 channels[id] = channel

@@ -42,6 +42,9 @@ public struct NodeInterpreter<Transport: PeerTransport> {
     /// Told when a partner is readmitted with new keys, after the store recorded it: the
     /// daemon pins its new certificate (the simulator's network needs nothing).
     public var identityChanged: (@Sendable (String, PartnerIdentity) -> Void)?
+    /// Told how long each commit of a partner's ops took in the store, and how many ops it
+    /// held: the daemon's commit latency metric. It observes only; the simulator sets none.
+    public var commitObserved: (@Sendable (_ ops: Int, _ duration: Duration) -> Void)?
     /// Batches that wait, per channel and in arrival order, for local time to reach an op
     /// stamped further ahead than the allowed skew (I6): none of them is committed or
     /// acknowledged before, so if this node stops meanwhile the sender sends them again.
@@ -223,7 +226,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                     ops: batch.ops,
                     sent: batch.sent.count,
                     withheld: batch.withheld.count,
-                    throughSeq: batch.throughSeq
+                    throughSeq: batch.throughSeq,
+                    withheldByReason: Dictionary(grouping: batch.withheld, by: \.reason.rawValue).mapValues(\.count)
                 )
                 return .batchLoaded(request, loaded)
             } catch {
@@ -345,9 +349,13 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         var channel: ChannelID?
         if case .channel(let id, _) = request.source { channel = id }
         do {
+            let started = ContinuousClock.now
             let outcome = try replicationStore.receive(
                 ops: request.ops, through: request.through, from: request.peer, nowMillis: now,
                 mayWait: mayWait && channel != nil)
+            if outcome.waitUntilMillis == nil, !request.ops.isEmpty, let commitObserved {
+                commitObserved(request.ops.count, ContinuousClock.now - started)
+            }
             if let until = outcome.waitUntilMillis, let channel {
                 waiting[channel, default: (until, [])].untilMillis = until
                 waiting[channel]?.requests.insert(request, at: 0)

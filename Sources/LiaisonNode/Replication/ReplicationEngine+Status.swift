@@ -79,6 +79,7 @@ extension ReplicationEngine {
                 bytesSent: c.bytesSent,
                 bytesReceived: c.bytesReceived,
                 opsWithheld: c.opsWithheld,
+                withheldByReason: c.withheldByReason,
                 rejects: c.rejects,
                 outbound: neighbour.outbound != nil,
                 inbound: neighbour.inbound != nil,

@@ -29,6 +29,8 @@ public actor ReplicationEngine {
     /// engine, while the engine commits the one before (`OpVerifier.verifyAhead`).
     nonisolated let verifier: OpVerifier
     private var nextChannel = 0
+    /// The commit latency observer's view of puts here (`observeCommits`).
+    private var localCommitObserved: (@Sendable (Int, Duration) -> Void)?
     private let loop: any EventLoop
 
     /// One thread for the store work of every engine in the process.
@@ -118,9 +120,28 @@ public actor ReplicationEngine {
 
     // MARK: - Local writes
 
+    /// Where a commit's ops came from, for the commit latency metric.
+    public enum CommitSource: String, Sendable {
+        /// A partner's batch (or sealed envelope).
+        case partner
+        /// A put here (one item or a bulk put).
+        case local
+    }
+
+    /// Tells `observer` how long each commit took in the store and how many ops it held:
+    /// partners' batches, and puts here. It observes only.
+    public func observeCommits(
+        _ observer: @escaping @Sendable (_ source: CommitSource, _ ops: Int, _ duration: Duration) -> Void
+    ) {
+        localCommitObserved = { observer(.local, $0, $1) }
+        interpreter.commitObserved = { observer(.partner, $0, $1) }
+    }
+
     /// Creates an item here and pushes it to the sessions.
     public func put(_ request: PutRequest) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
+        let started = ContinuousClock.now
         let result = try node.put(request, now: Date())
+        localCommitObserved?(1, ContinuousClock.now - started)
         interpreter.committedLocally(stamps: [result.op.body.hlc], nowMillis: Self.nowMillis)
         return result
     }
@@ -128,7 +149,9 @@ public actor ReplicationEngine {
     /// Creates many items here in one transaction (`LocalNode.putMany`) and pushes them to
     /// the sessions.
     public func putMany(_ requests: [PutRequest]) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        let started = ContinuousClock.now
         let created = try node.putMany(requests, now: Date())
+        localCommitObserved?(created.count, ContinuousClock.now - started)
         interpreter.committedLocally(stamps: created.map(\.op.body.hlc), nowMillis: Self.nowMillis)
         return created
     }
