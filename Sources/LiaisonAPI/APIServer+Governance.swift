@@ -9,12 +9,14 @@ extension GovernanceView: ResponseEncodable {}
 /// `/v1/revocations` and `/v1/readmissions`: revocation of a partner's keys by a quorum of
 /// partners, and its re-admission with new keys (docs/operations.md, "Revoke a partner").
 extension APIServer {
-    static func addGovernanceRoutes<Context: RequestContext>(to v1: RouterGroup<Context>, engine: ReplicationEngine) {
-        v1.get("revocations") { _, _ -> GovernanceView in
+    static func addGovernanceRoutes<Context: RequestContext>(
+        observe: RouterGroup<Context>, contain: RouterGroup<Context>, engine: ReplicationEngine
+    ) {
+        observe.get("revocations") { _, _ -> GovernanceView in
             let (state, quorum, current) = await engine.governance()
             return GovernanceView(state, quorum: quorum, current: current)
         }
-        v1.post("revocations") { request, context -> EditedResponse<EndorsementResult> in
+        contain.post("revocations") { request, context -> EditedResponse<EndorsementResult> in
             let body = try await request.decode(as: RevocationBody.self, context: context)
             do {
                 let outcome = try await engine.endorseRevocation(
@@ -24,7 +26,7 @@ extension APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        v1.post("readmissions") { request, context -> EditedResponse<EndorsementResult> in
+        contain.post("readmissions") { request, context -> EditedResponse<EndorsementResult> in
             let body = try await request.decode(as: ReadmissionBody.self, context: context)
             do {
                 let outcome = try await engine.endorseReadmission(

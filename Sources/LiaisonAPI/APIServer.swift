@@ -14,25 +14,6 @@ extension QuarantineResult: ResponseEncodable {}
 extension ContainmentView: ResponseEncodable {}
 extension LifecycleView: ResponseEncodable {}
 
-/// Requires `Authorization: Bearer TOKEN` (compared in constant time).
-struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
-    let token: [UInt8]
-
-    func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
-    ) async throws -> Response {
-        let presented = Array((request.headers[.authorization] ?? "").utf8)
-        let expected = Array("Bearer ".utf8) + token
-        var difference = presented.count ^ expected.count
-        for index in 0..<min(presented.count, expected.count) { difference |= Int(presented[index] ^ expected[index]) }
-        guard difference == 0 else {
-            throw HTTPError(
-                .unauthorized, message: "missing or wrong bearer token; it is in the node directory's api.token")
-        }
-        return try await next(request, context)
-    }
-}
-
 /// The node's loopback HTTP API (DESIGN §7), on Hummingbird 2.
 public enum APIServer {
     /// Whether a node is ready, and the line `/readyz` answers: ready when the store answers
@@ -57,11 +38,16 @@ public enum APIServer {
     public static func application(
         engine: ReplicationEngine,
         federation: FederationConfig,
-        token: String,
+        tokens: [APIRole: String],
         logger: Logger
     ) async -> some Service {
         let node = await engine.node
-        let router = Router()
+        let router = Router(context: APIContext.self)
+        let refusals = RefusalAudit(engine: engine)
+        /// The routes under `path` that `access` allows (`v1` or `metrics`).
+        func group(_ path: RouterPath, _ access: APIAccess) -> RouterGroup<APIContext> {
+            router.group(path).add(middleware: AccessMiddleware(tokens: tokens, access: access, refusals: refusals))
+        }
         // Probes, without a token. Liveness: the process serves HTTP. Readiness: the store
         // answers a read and the node has links to replicate on. Neither waits for the
         // engine, which may be busy committing for seconds while the node is healthy.
@@ -80,17 +66,21 @@ public enum APIServer {
         // job sends it as its bearer credentials.
         let metrics = NodeMetrics(node: node)
         await engine.observeCommits { metrics.observeCommit($0, ops: $1, duration: $2) }
-        router.group("metrics").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
+        group("metrics", .observe)
             .get { _, _ -> Response in
                 let text = metrics.exposition(links: await engine.linkStatus(), containment: await engine.containment())
                 var response = Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
                 response.headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
                 return response
             }
-        let v1 = router.group("v1").add(middleware: BearerTokenMiddleware(token: Array(token.utf8)))
+        // Roles (docs/operations.md, "Roles"): each group of routes names who may use it.
+        let readItems = group("v1", .readItems)
+        let writeItems = group("v1", .writeItems)
+        let observe = group("v1", .observe)
+        let contain = group("v1", .contain)
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").
-        v1.post("items") { request, context -> Response in
+        writeItems.post("items") { request, context -> Response in
             let data = try await BulkPut.collect(request)
             if BulkPut.isArray(data) {
                 return try await BulkPut.handle(data, engine: engine)
@@ -110,7 +100,7 @@ public enum APIServer {
                     error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
             }
         }
-        v1.get("items") { request, _ -> [ItemView] in
+        readItems.get("items") { request, context -> [ItemView] in
             let query = request.uri.queryParameters
             let limit = query.get("limit").flatMap { Int($0) } ?? 1000
             guard limit > 0 else { throw HTTPError(.badRequest, message: "limit must be at least 1") }
@@ -122,17 +112,19 @@ public enum APIServer {
                     limit: limit
                 )
             )
-            return items.map { ItemView($0, at: node.recipient) }
+            let views = items.map { ItemView($0, at: node.recipient) }
+            return context.role == .auditor ? views.map { $0.withoutValues() } : views
         }
-        v1.get("items/{id}") { _, context -> ItemView in
+        readItems.get("items/{id}") { _, context -> ItemView in
             let text = try context.parameters.require("id")
             guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
             guard let item = try node.item(id) else {
                 throw HTTPError(.notFound, message: "no item \(text) at this node")
             }
-            return ItemView(item, at: node.recipient)
+            let view = ItemView(item, at: node.recipient)
+            return context.role == .auditor ? view.withoutValues() : view
         }
-        v1.delete("items/{id}") { _, context -> LifecycleView in
+        writeItems.delete("items/{id}") { _, context -> LifecycleView in
             let id = try Self.itemID(context)
             do {
                 return LifecycleView(try await engine.delete(id))
@@ -140,7 +132,7 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        v1.put("items/{id}/markings") { request, context -> LifecycleView in
+        writeItems.put("items/{id}/markings") { request, context -> LifecycleView in
             let id = try Self.itemID(context)
             let body = try await request.decode(as: MarkingsBody.self, context: context)
             do {
@@ -149,7 +141,7 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        v1.post("items/{id}/recall") { request, context -> LifecycleView in
+        writeItems.post("items/{id}/recall") { request, context -> LifecycleView in
             let id = try Self.itemID(context)
             let body = try await request.decode(as: RecallBody.self, context: context)
             do {
@@ -158,7 +150,7 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        v1.patch("items/{id}") { request, context -> ItemView in
+        writeItems.patch("items/{id}") { request, context -> ItemView in
             let text = try context.parameters.require("id")
             guard let id = ItemID(text) else { throw HTTPError(.badRequest, message: "'\(text)' is not an item id") }
             let body = try await request.decode(as: UpdateItemBody.self, context: context)
@@ -181,11 +173,11 @@ public enum APIServer {
                 throw HTTPError(status, message: error.message)
             }
         }
-        v1.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
-        v1.get("quarantines") { _, _ -> ContainmentView in
+        observe.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
+        observe.get("quarantines") { _, _ -> ContainmentView in
             ContainmentView(await engine.containment(), policy: federation.containment ?? .default)
         }
-        v1.post("quarantines") { request, context -> EditedResponse<QuarantineResult> in
+        contain.post("quarantines") { request, context -> EditedResponse<QuarantineResult> in
             let body = try await request.decode(as: QuarantineBody.self, context: context)
             do {
                 let since = try body.sinceMillis(now: Date())
@@ -196,7 +188,7 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        v1.delete("quarantines/{partner}") { _, context -> QuarantineResult in
+        contain.delete("quarantines/{partner}") { _, context -> QuarantineResult in
             let partner = try context.parameters.require("partner")
             do {
                 return QuarantineResult(partner: partner, try await engine.release(partner), released: true)
@@ -204,8 +196,8 @@ public enum APIServer {
                 throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
-        addGovernanceRoutes(to: v1, engine: engine)
-        v1.get("audit") { request, _ -> [CustodyEntry] in
+        addGovernanceRoutes(observe: observe, contain: contain, engine: engine)
+        observe.get("audit") { request, _ -> [CustodyEntry] in
             let query = request.uri.queryParameters
             let from = query.get("from").flatMap { UInt64($0) } ?? 1
             let limit = min(query.get("limit").flatMap { Int($0) } ?? 100, 10_000)

@@ -40,6 +40,9 @@ public enum CustodyKind: String, Hashable, Sendable, Codable, CaseIterable {
     case statementReceived = "statement.received"
     /// A revoked partner came back with new keys, endorsed by the quorum.
     case partnerReadmitted = "partner.readmitted"
+    /// The API refused a request whose token's role does not allow it (at most one entry per
+    /// role and route a minute, counting the refusals since the last).
+    case apiRefused = "api.refused"
 }
 
 /// Something to record in the custody log.

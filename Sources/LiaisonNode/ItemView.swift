@@ -44,6 +44,17 @@ public struct ItemView: Codable, Sendable, Equatable {
     public var changedAt: String
     /// Canonical digest of the state (equal on every node holding the same ops).
     public var digest: String
+    /// For an auditor's token: the fields whose values the view leaves out (an auditor sees
+    /// metadata and digests, never values). Absent for every other role.
+    public var valuesHidden: [String]?
+
+    /// The same view without field values, as an auditor sees it.
+    public func withoutValues() -> ItemView {
+        var view = self
+        view.valuesHidden = fields.keys.sorted()
+        view.fields = [:]
+        return view
+    }
 
     /// The view of an item state.
     public init(_ item: ItemState) { self.init(item, at: nil) }

@@ -29,7 +29,7 @@ struct RunCommand: AsyncParsableCommand {
             let nodeDirectory = NodeDirectory(path: directory.dir)
             let node = try LocalNode.openForCommand(nodeDirectory)
             let federation = try FederationConfig.load(from: nodeDirectory)
-            let token = try nodeDirectory.readAPIToken()
+            let tokens = try nodeDirectory.readAPITokens()
             var logger = Logger(label: "liaison.\(node.config.name)") { label in
                 StreamLogHandler.standardError(label: label)
             }
@@ -38,7 +38,8 @@ struct RunCommand: AsyncParsableCommand {
             let engine = try ReplicationEngine(node: node, federation: federation, logger: logger)
             let replication = ReplicationService(
                 engine: engine, identity: node.identity, federation: federation, logger: logger)
-            let api = await APIServer.application(engine: engine, federation: federation, token: token, logger: logger)
+            let api = await APIServer.application(
+                engine: engine, federation: federation, tokens: tokens, logger: logger)
             let pidFile = try RunningNode.claim(nodeDirectory)
             defer { RunningNode.release(pidFile) }
             let group = ServiceGroup(

@@ -137,6 +137,11 @@ public actor ReplicationEngine {
         interpreter.commitObserved = { observer(.partner, $0, $1) }
     }
 
+    /// Records an entry of this node's own in the custody log (the API's refusals).
+    public func audit(_ event: CustodyEvent) throws(LiaisonError) {
+        _ = try node.store.appendCustody(event, timeMillis: Int64(Self.nowMillis))
+    }
+
     /// Creates an item here and pushes it to the sessions.
     public func put(_ request: PutRequest) throws(LiaisonError) -> (item: ItemState, op: VerifiedOp) {
         let started = ContinuousClock.now

@@ -143,7 +143,7 @@ extension Topology {
             let directory = NodeDirectory(path: out.appendingPathComponent(partner.name).path)
             let (config, identity) = try directory.initialize(
                 name: partner.name, classifications: classifications, now: now)
-            try directory.writeAPIToken(ApiToken.generate())
+            try directory.writeAPITokens()
             made[partner.name] = (config, identity, directory)
         }
         let records = partners.map { partner in
@@ -189,7 +189,9 @@ extension Topology {
     }
 }
 
-/// The bearer token of a node's API, kept in `DIR/api.token` (mode 0600).
+/// The bearer tokens of a node's API, one per role, each in a file of the node directory
+/// (mode 0600): `api.token` is the operator's (the CLI uses it), `api-reader.token`,
+/// `api-writer.token` and `api-auditor.token` the others'.
 public enum ApiToken {
     /// 32 random bytes as hex.
     public static func generate() -> String {
@@ -198,20 +200,65 @@ public enum ApiToken {
     }
 }
 
-extension NodeDirectory {
-    var apiTokenURL: URL { url.appendingPathComponent("api.token") }
+/// What a token of the node's API may do (docs/operations.md, "Roles").
+public enum APIRole: String, CaseIterable, Sendable, Comparable {
+    /// Reads items.
+    case reader
+    /// Reads items and writes them (put, update, delete, markings, recall).
+    case writer
+    /// Everything: items, link health, metrics, custody, quarantine, revocation.
+    case `operator`
+    /// Metadata, digests, link health, metrics and custody; never field values.
+    case auditor
 
-    /// Writes the API token (mode 0600).
+    /// The file in the node directory that holds this role's token.
+    public var tokenFile: String { self == .operator ? "api.token" : "api-\(rawValue).token" }
+
+    public static func < (lhs: APIRole, rhs: APIRole) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+extension NodeDirectory {
+    var apiTokenURL: URL { url.appendingPathComponent(APIRole.operator.tokenFile) }
+
+    /// Writes the operator's API token (mode 0600).
     public func writeAPIToken(_ token: String) throws(LiaisonError) {
         try OwnerOnlyFiles.write(Data(token.utf8), to: apiTokenURL, replacing: true)
     }
 
-    /// Reads the API token.
+    /// Writes a new token for every role (mode 0600), replacing any there.
+    public func writeAPITokens() throws(LiaisonError) {
+        for role in APIRole.allCases {
+            try OwnerOnlyFiles.write(
+                Data(ApiToken.generate().utf8), to: url.appendingPathComponent(role.tokenFile), replacing: true)
+        }
+    }
+
+    /// Reads the operator's API token.
     public func readAPIToken() throws(LiaisonError) -> String {
-        guard let data = FileManager.default.contents(atPath: apiTokenURL.path) else {
+        guard let token = readAPIToken(.operator) else {
             throw LiaisonError(
                 .notFound, "\(apiTokenURL.path) is missing; render the node with 'liaison topology render'")
         }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return token
+    }
+
+    /// Reads one role's token; nil when its file is missing or empty (a node rendered before
+    /// roles existed has the operator's only).
+    public func readAPIToken(_ role: APIRole) -> String? {
+        guard let data = FileManager.default.contents(atPath: url.appendingPathComponent(role.tokenFile).path)
+        else { return nil }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return token.isEmpty ? nil : token
+    }
+
+    /// Every role's token this node has.
+    public func readAPITokens() throws(LiaisonError) -> [APIRole: String] {
+        var tokens = [APIRole.operator: try readAPIToken()]
+        for role in APIRole.allCases where role != .operator {
+            if let token = readAPIToken(role) { tokens[role] = token }
+        }
+        return tokens
     }
 }
