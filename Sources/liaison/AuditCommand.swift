@@ -27,6 +27,9 @@ struct AuditCommand: ParsableCommand {
             var entries: UInt64?
             var firstBadEntry: UInt64?
             var problem: String?
+            /// The last entry's sequence and hash, which a transparency report names.
+            var head: UInt64?
+            var headHash: String?
         }
 
         func run() throws {
@@ -34,10 +37,12 @@ struct AuditCommand: ParsableCommand {
                 let node = try LocalNode.openForCommand(NodeDirectory(path: directory.dir))
                 switch try node.store.verifyCustody() {
                 case .intact(let entries):
+                    let head = entries == 0 ? nil : try node.store.custody(from: entries, limit: 1).first
+                    let hash = head?.hash.hex ?? Hash32.zero.hex
                     if json {
-                        try printJSON(Output(intact: true, entries: entries))
+                        try printJSON(Output(intact: true, entries: entries, head: entries, headHash: hash))
                     } else {
-                        print("custody log intact: \(entries) entries")
+                        print("custody log intact: \(entries) entries, head \(entries) \(hash)")
                     }
                 case .broken(let defect):
                     if json {

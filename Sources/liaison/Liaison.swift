@@ -24,6 +24,7 @@ struct Liaison: AsyncParsableCommand {
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
             RevokeCommand.self, ReadmitCommand.self, RevocationsCommand.self, RekeyCommand.self,
             TopologyCommand.self, ImportCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
+            ReportCommand.self,
         ]
     )
 
