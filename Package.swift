@@ -238,7 +238,9 @@ let package = Package(
         // The fault proxy on loopback sockets, and `liaison drill` on real processes.
         .testTarget(
             name: "LiaisonDrillTests",
-            dependencies: ["liaison", "LiaisonCore", "LiaisonNode", "LiaisonDrill", "LiaisonTestSupport"],
+            dependencies: [
+                "liaison", "LiaisonCore", "LiaisonNode", "LiaisonDrill", "LiaisonAPI", "LiaisonTestSupport",
+            ],
             swiftSettings: upcoming
         ),
         // The deterministic simulator: seed sweeps, replay of a seed, every seed that ever failed.

@@ -8,6 +8,7 @@ public import ServiceLifecycle
 
 extension ItemView: ResponseEncodable {}
 extension LinkStatus: ResponseEncodable {}
+extension DashboardView: ResponseEncodable {}
 extension PutItemResult: ResponseEncodable {}
 extension CustodyEntry: ResponseEncodable {}
 extension QuarantineResult: ResponseEncodable {}
@@ -60,6 +61,17 @@ public enum APIServer {
                 status: readiness.ready ? .ok : .serviceUnavailable,
                 body: ResponseBody(byteBuffer: ByteBuffer(string: readiness.text + "\n")))
             response.headers[.contentType] = "text/plain; charset=utf-8"
+            return response
+        }
+        // The dashboard page: no data in it, so no token; its script asks /v1/dashboard with
+        // the token from the URL's fragment. It may run inline code and reach this node only.
+        router.get("dashboard") { _, _ -> Response in
+            var response = Response(
+                status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: DashboardPage.html)))
+            response.headers[.contentType] = "text/html; charset=utf-8"
+            response.headers[.contentSecurityPolicy] =
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+            response.headers[.cacheControl] = "no-store"
             return response
         }
         // Prometheus metrics (docs/operations.md, "Metrics"), with the API's token: a scrape
@@ -174,6 +186,11 @@ public enum APIServer {
             }
         }
         observe.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }
+        observe.get("dashboard") { _, _ -> DashboardView in
+            DashboardView(
+                federation: federation, links: await engine.linkStatus(), containment: await engine.containment(),
+                now: Date())
+        }
         observe.get("quarantines") { _, _ -> ContainmentView in
             ContainmentView(await engine.containment(), policy: federation.containment ?? .default)
         }

@@ -36,6 +36,10 @@ public final class Drill: Sendable {
         public var writesPerSecond: Double = 20
         /// How long to wait for nodes to come up and their links to open.
         public var startTimeoutSeconds: Double = 30
+        /// Called once the fault has lasted its time (and any hold), just before the heal,
+        /// with the running federation: a look at the nodes while the fault is on (the
+        /// dashboard test screenshots one). The drill waits for it.
+        public var beforeHeal: (@Sendable (LocalFederation) async -> Void)?
 
         /// Options with the defaults above.
         public init(scenario: DrillScenario, target: String? = nil, faultSeconds: Double = 5) {
@@ -227,6 +231,7 @@ public final class Drill: Sendable {
             }
         }
 
+        if let beforeHeal = options.beforeHeal { await beforeHeal(federation) }
         let healAt = offset()
         let healWall = Date()
         try await heal(ledger: ledger)
