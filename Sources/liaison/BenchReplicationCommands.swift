@@ -77,6 +77,8 @@ extension BenchCommand {
                 let value = Data("\"\(String(repeating: "x", count: size - 2))\"".utf8)
                 let alpha = try LocalNode.open(federation.directory("alpha"))
                 var loaded = 0
+                let loading = Progress(total: ops, unit: "ops loaded")
+                defer { loading.finish() }
                 while loaded < ops {
                     let chunk = min(LocalNode.maxItemsPerPut, ops - loaded)
                     _ = try alpha.putMany(
@@ -86,7 +88,9 @@ extension BenchCommand {
                         now: Date()
                     )
                     loaded += chunk
+                    loading.update(loaded)
                 }
+                loading.finish()
                 if viaRelay {
                     // alpha dials bravo; point alpha's record of bravo at a port nobody listens on.
                     var config = try FederationConfig.load(from: federation.directory("alpha"))
@@ -103,8 +107,15 @@ extension BenchCommand {
                 try federation.start("alpha")
                 let client = try federation.client("alpha")
                 var peakReceiver = 0
+                // On a terminal, a bar of the ops bravo acknowledged (receipted, via a relay).
+                let catchingUp = Progress(total: ops, unit: "ops caught up")
+                defer { catchingUp.finish() }
                 while true {
                     let link = try? await client.links().first { $0.peer == "bravo" }
+                    if let link {
+                        let done = viaRelay ? link.sealedOpsReceipted : UInt64(ops) - min(UInt64(ops), link.lagOps)
+                        if link.state == "up" || viaRelay { catchingUp.update(Int(done)) }
+                    }
                     if let link,
                         viaRelay ? link.sealedOpsReceipted >= UInt64(ops) : (link.state == "up" && link.lagOps == 0)
                     {

@@ -29,6 +29,9 @@ public actor ReplicationEngine {
     /// engine, while the engine commits the one before (`OpVerifier.verifyAhead`).
     nonisolated let verifier: OpVerifier
     private var nextChannel = 0
+    /// Progress of long catch-ups, logged from the tick.
+    private var catchUp = CatchUpProgress()
+    private var nextCatchUpReading: UInt64 = 0
     /// The commit latency observer's view of puts here (`observeCommits`).
     private var localCommitObserved: (@Sendable (Int, Duration) -> Void)?
     private let loop: any EventLoop
@@ -248,6 +251,25 @@ public actor ReplicationEngine {
         }
         takeHeartbeats()
         interpreter.handle(.tick(heard: transport.lastArrivals()), nowMillis: Self.nowMillis)
+        reportCatchUp()
+    }
+
+    /// Logs the progress of long catch-ups (`CatchUpProgress`), every five seconds while one
+    /// runs.
+    private func reportCatchUp() {
+        let now = Self.nowMillis
+        guard now >= nextCatchUpReading else { return }
+        nextCatchUpReading = now + 1_000
+        let highest = (try? node.store.highestSequence()) ?? 0
+        let readings = federation.neighbours.map { neighbour in
+            let counters = interpreter.engine.counters[neighbour.name] ?? NodeEngine.LinkCounters()
+            let lag =
+                neighbour.outbound == nil || highest <= counters.ackedThrough ? 0 : highest - counters.ackedThrough
+            return CatchUpProgress.Reading(peer: neighbour.name, lagOps: lag, received: counters.opsReceived)
+        }
+        for line in catchUp.lines(readings, nowMillis: now) {
+            logger.info("\(line)", metadata: ["liaison.component": "catch-up"])
+        }
     }
 
     /// Hands the engine the heartbeats the channels' keepalives answered or took since its
