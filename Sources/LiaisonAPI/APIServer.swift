@@ -175,14 +175,7 @@ public enum APIServer {
                 )
                 return ItemView(item, at: node.recipient)
             } catch let error as LiaisonError {
-                let status: HTTPResponse.Status =
-                    switch error.code {
-                    case .invalidArgument: .badRequest
-                    case .notFound: .notFound
-                    case .forbidden: .forbidden
-                    default: .internalServerError
-                    }
-                throw HTTPError(status, message: error.message)
+                throw HTTPError(Self.status(of: error), message: error.message)
             }
         }
         observe.get("links") { _, _ -> [LinkStatus] in await engine.linkStatus() }

@@ -193,6 +193,7 @@ extension LocalNode {
             unsigned.append(try identity.author.change(item, change, hlc: clock.tick(physicalMillis: nowMillis)))
         }
         let signed = try identity.author.sign(unsigned)
+        try Self.refuseOversized(signed)
         let result = try store.commit(
             CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis), holder: recipient, note: note))
         guard result.rejected.isEmpty, let updated = try store.item(item.id) else {

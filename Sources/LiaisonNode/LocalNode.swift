@@ -108,6 +108,7 @@ public struct LocalNode: Sendable {
             using: &generator
         )
         let signed = try identity.author.sign([unsigned])
+        try Self.refuseOversized(signed)
         let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
         guard result.rejected.isEmpty, let item = try store.item(signed[0].body.itemID) else {
             throw LiaisonError(.invalidOp, "the store refused the new item: \(result.rejected.map(\.reason))")
@@ -144,6 +145,15 @@ public struct LocalNode: Sendable {
         while start < unsigned.count {
             signed += try identity.author.sign(Array(unsigned[start..<min(unsigned.count, start + signatureBatch)]))
             start += signatureBatch
+        }
+        let oversized = signed.enumerated().filter { $0.element.encoded.count > OpLimits.maxEncodedBytes }
+        guard oversized.isEmpty else {
+            let refusal = BulkPutRefusal(
+                failures: oversized.map {
+                    BulkPutRefusal.Failure(index: $0.offset, message: Self.oversizeMessage($0.element))
+                }
+            )
+            throw LiaisonError(.invalidArgument, refusal.summary(of: requests.count), cause: refusal)
         }
         let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
         guard result.rejected.isEmpty else {
@@ -209,7 +219,7 @@ public struct LocalNode: Sendable {
         now: Date
     ) throws(LiaisonError) -> (item: ItemState, ops: [VerifiedOp]) {
         guard let item = try store.item(id) else { throw LiaisonError(.notFound, "no item \(id.text) at this node") }
-        guard !item.isWithdrawn else { throw LiaisonError(.invalidArgument, "item \(id.text) was deleted or recalled") }
+        guard !item.isWithdrawn else { throw LiaisonError(.conflict, "item \(id.text) was deleted or recalled") }
         if let purged = item.purgeCause(at: recipient) {
             throw LiaisonError(.forbidden, "this node may not change item \(id.text): \(purged)")
         }
@@ -245,11 +255,26 @@ public struct LocalNode: Sendable {
         }
         guard !unsigned.isEmpty else { return (item, []) }
         let signed = try author.sign(unsigned)
+        try Self.refuseOversized(signed)
         let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
         guard result.rejected.isEmpty, let updated = try store.item(id) else {
             throw LiaisonError(.invalidOp, "the store refused the change: \(result.rejected.map(\.reason))")
         }
         return (updated, signed)
+    }
+
+    /// Refuses ops a partner would refuse as too large (`OpLimits.maxEncodedBytes`, I6): the
+    /// partner would strike this node for each, and quarantine it past the threshold. Called
+    /// before the commit, so nothing is written.
+    static func refuseOversized(_ ops: [VerifiedOp]) throws(LiaisonError) {
+        if let op = ops.first(where: { $0.encoded.count > OpLimits.maxEncodedBytes }) {
+            throw LiaisonError(.invalidArgument, oversizeMessage(op))
+        }
+    }
+
+    static func oversizeMessage(_ op: VerifiedOp) -> String {
+        "the signed op would be \(op.encoded.count) bytes; partners refuse ops over \(OpLimits.maxEncodedBytes) "
+            + "bytes (1 MiB): keep an item's fields under about 1 MB, or store large content elsewhere and put a reference"
     }
 
     /// What this node withholds of `fields` and from whom, signed in the op: `explicit`

@@ -119,4 +119,49 @@ struct PutValidationTests {
         }
         #expect(try node.store.highestSequence() == sequence)
     }
+
+    @Test(
+        "an item whose signed op would exceed the 1 MiB partners accept is refused at put, update and bulk put, naming the limit; nothing is written"
+    )
+    func oversizedOps() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try TopologyTests.demo().render(into: root, now: Date())
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let big = JSONText.string(String(repeating: "a", count: OpLimits.maxEncodedBytes))
+        let small = JSONText.string(String(repeating: "a", count: 900_000))
+        // Just under the limit is accepted: the check is the partners' limit, not a lower one.
+        let (item, op) = try node.put(
+            PutRequest(collection: "reports", releasableTo: ["bravo"], fields: [("body", small)]), now: Date())
+        #expect(op.encoded.count <= OpLimits.maxEncodedBytes)
+        let sequence = try node.store.highestSequence()
+        let custody = try node.store.custody(from: 1, limit: 1000).count
+        func expectRefused(_ what: String, _ body: () throws -> Void) {
+            do {
+                try body()
+                Issue.record("\(what) was accepted")
+            } catch {
+                let refusal = error as? LiaisonError
+                #expect(refusal?.code == .invalidArgument, "\(what)")
+                #expect(
+                    refusal?.message.contains("partners refuse ops over 1048576 bytes") == true, "\(what): \(error)")
+            }
+        }
+        expectRefused("put") {
+            _ = try node.put(
+                PutRequest(collection: "reports", releasableTo: ["bravo"], fields: [("body", big)]), now: Date())
+        }
+        expectRefused("update") {
+            _ = try node.update(item.id, fields: [("body", big)], addTags: [], removeTags: [], now: Date())
+        }
+        expectRefused("bulk put") {
+            _ = try node.putMany(
+                [
+                    PutRequest(collection: "reports", fields: [("body", JSONText.string("fine"))]),
+                    PutRequest(collection: "reports", fields: [("body", big)]),
+                ], now: Date())
+        }
+        #expect(try node.store.highestSequence() == sequence, "a refused change wrote an op")
+        #expect(try node.store.custody(from: 1, limit: 1000).count == custody, "a refused change wrote custody")
+    }
 }
