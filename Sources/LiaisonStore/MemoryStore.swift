@@ -97,6 +97,29 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func outboxRead(
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+    ) throws(LiaisonError) -> OutboxRead {
+        state.withLock { current in
+            let bound = sequence &+ max(scan, 1)
+            var ops = [StoredOp]()
+            var covered = sequence
+            var index = current.firstIndex(after: sequence)
+            while index < current.ops.count, ops.count < limit {
+                let stored = current.ops[index]
+                guard stored.sequence <= bound else { break }
+                covered = stored.sequence
+                if !OutboxRead.skips(stored, echoesOf: peer) { ops.append(stored) }
+                index += 1
+            }
+            // Nothing more before the bound: the read covered through the bound or the log's end.
+            if ops.count < limit {
+                covered = max(covered, min(bound, current.ops.last?.sequence ?? 0))
+            }
+            return OutboxRead(ops: ops, coveredThrough: covered)
+        }
+    }
+
     public func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp] {
         state.withLock { current in current.ops.filter { $0.op.body.itemID == id } }
     }

@@ -159,6 +159,12 @@ public final class SQLiteStore: Store {
                     """
             )
         }
+        // v2: whether an op may change its item's eligibility (a change of markings or tags),
+        // so a session's read can skip the peer's echoes in SQL (`outboxRead`). Ops stored
+        // before it count as such: they are always read, as they were.
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "ALTER TABLE ops ADD COLUMN reshapes INTEGER NOT NULL DEFAULT 1")
+        }
         return migrator
     }
 
@@ -267,6 +273,31 @@ public final class SQLiteStore: Store {
                 sql: "SELECT seq, received_from, encoded FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
                 arguments: [Int64(sequence), limit]
             ).map(SQLiteTransaction.storedOp)
+        }
+    }
+
+    public func outboxRead(
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+    ) throws(LiaisonError) -> OutboxRead {
+        try read("reading ops for a link") { db in
+            let bound = sequence &+ max(scan, 1)
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT seq, received_from, encoded FROM ops
+                    WHERE seq > ? AND seq <= ?
+                      AND (reshapes = 1 OR ((received_from IS NULL OR received_from != ?) AND author != ?))
+                    ORDER BY seq LIMIT ?
+                    """,
+                arguments: [
+                    Int64(sequence), Int64(clamping: bound), peer.hash.data, peer.hash.data, limit,
+                ]
+            ).map(SQLiteTransaction.storedOp)
+            if rows.count >= limit, let last = rows.last {
+                return OutboxRead(ops: rows, coveredThrough: last.sequence)
+            }
+            let highest = UInt64(try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ops") ?? 0)
+            return OutboxRead(ops: rows, coveredThrough: max(sequence, min(bound, highest)))
         }
     }
 

@@ -30,13 +30,14 @@ struct SQLiteTransaction: StoreTransaction {
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
         try db.cachedStatement(
             sql: """
-                INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(
             arguments: [
                 op.id.hash.data, Data(op.body.itemID.bytes), op.body.author.hash.data,
                 Int64(bitPattern: op.body.hlc.rawValue), op.redactedFields.count, peer?.hash.data, op.encoded,
+                op.body.change.mayChangeEligibility ? 1 : 0,
             ]
         )
         return UInt64(db.lastInsertedRowID)
@@ -86,7 +87,7 @@ struct SQLiteTransaction: StoreTransaction {
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT op_id, item_id, author, hlc, redacted, received_from, encoded
+                SELECT op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes
                 FROM ops WHERE item_id = ? ORDER BY seq
                 """,
             arguments: [Data(id.bytes)]
@@ -95,12 +96,13 @@ struct SQLiteTransaction: StoreTransaction {
         for row in rows {
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 row["op_id"] as Data, row["item_id"] as Data, row["author"] as Data, row["hlc"] as Int64,
                 row["redacted"] as Int64, row["received_from"] as Data?, row["encoded"] as Data,
+                row["reshapes"] as Int64,
             ])
         }
     }

@@ -174,6 +174,14 @@ public protocol Store: Sendable {
     func op(_ id: OpID) throws(LiaisonError) -> StoredOp?
     /// Ops with sequence greater than `sequence`, in order, at most `limit`.
     func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp]
+    /// What a link's session reads of the log for `peer` (`OutboxRead`): ops after
+    /// `sequence`, in order, at most `limit`, skipping the peer's echoes (ops it wrote or sent
+    /// us) unless they may change an item's eligibility; and how far the read covered, within
+    /// at most `scan` sequences.
+    func outboxRead(
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+    ) throws(LiaisonError)
+        -> OutboxRead
     /// Every stored op of one item, in sequence order.
     func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp]
     /// The highest local sequence (0 when empty).
@@ -260,4 +268,27 @@ public struct RebuildResult: Sendable, Hashable {
 public enum MetadataKey {
     /// The node's strikes and quarantines (JSON of `ContainmentState`).
     public static let containment = "node.containment"
+}
+
+/// A read of the log for one peer's link: the ops to judge, and the sequence the read
+/// covered. The ops skipped (the peer's own, and those it sent us, that change no item's
+/// eligibility) would only be dropped as echoes, and cost a decode each: on a receiver during
+/// a catch-up they were most of what its session to the sender read (BENCHMARKS.md). Those
+/// that may change eligibility (changes of markings and tags) are kept: they make an item's
+/// earlier ops due to the peer (`ReplicationStore.loadBatch`).
+public struct OutboxRead: Sendable {
+    /// The ops to judge, in log order.
+    public var ops: [StoredOp]
+    /// Every sequence up to this one was read or skipped (0: nothing after the start).
+    public var coveredThrough: UInt64
+
+    public init(ops: [StoredOp], coveredThrough: UInt64) {
+        self.ops = ops
+        self.coveredThrough = coveredThrough
+    }
+
+    /// Whether a stored op is an echo for `peer` that a session may skip.
+    public static func skips(_ stored: StoredOp, echoesOf peer: NodeID) -> Bool {
+        (stored.receivedFrom == peer || stored.op.body.author == peer) && !stored.op.body.change.mayChangeEligibility
+    }
 }

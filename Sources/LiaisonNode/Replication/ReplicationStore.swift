@@ -307,6 +307,11 @@ public struct ReplicationStore: Sendable {
         try store.advanceCheckpoint(link: sentLinkName(peer), to: through)
     }
 
+    /// How many sequences one read for a link may cover per op it may return: a bound on the
+    /// rows a read scans while it skips a peer's echoes (a receiver's whole catch-up, for its
+    /// session back to the sender).
+    static let echoScanFactor: UInt64 = 64
+
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
     /// and what is withheld.
     /// `sealedVia` names the relay when the batch leaves sealed rather than on a channel.
@@ -318,12 +323,15 @@ public struct ReplicationStore: Sendable {
         sealedVia relay: String? = nil
     ) throws(LiaisonError) -> OutboxBatch {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
-        let stored = try store.ops(after: after, limit: limit)
-        guard let last = stored.last else { return OutboxBatch() }
-        guard let filter = neighbour.outbound else {
-            var batch = OutboxBatch()
-            batch.throughSeq = last.sequence
-            return batch
+        // The peer's own ops and those it sent us go nowhere but back to it, which the link
+        // never does: the store skips them (but for changes of eligibility, which make earlier
+        // ops due) and says how far the read got (`OutboxRead`).
+        let read = try store.outboxRead(
+            after: after, limit: limit, echoesOf: neighbour.partner.nodeID, scan: UInt64(limit) * Self.echoScanFactor)
+        let stored = read.ops
+        guard read.coveredThrough > after else { return OutboxBatch() }
+        guard let filter = neighbour.outbound, !stored.isEmpty else {
+            return OutboxBatch(throughSeq: read.coveredThrough)
         }
         // Every item of the batch in one read, not one read transaction per op.
         var items = try store.items(Set(stored.map(\.op.body.itemID)))
@@ -376,7 +384,7 @@ public struct ReplicationStore: Sendable {
         }
         let batch = try LinkOutbox.prepare(
             candidates,
-            throughSeq: last.sequence,
+            throughSeq: read.coveredThrough,
             sender: me.nodeID,
             recipient: neighbour.partner,
             filter: filter,
