@@ -102,7 +102,7 @@ public final class NodeMetrics: Sendable {
             for reason in WithholdReason.allCases.map(\.rawValue) {
                 mirror(
                     "liaison_link_ops_withheld_total", partner + [("reason", reason)],
-                    to: link.withheldByReason[reason] ?? 0,
+                    to: link.withheldByReason?[reason] ?? 0,
                     help: "Ops the link's filter withheld from the partner, by reason.")
             }
             mirror(

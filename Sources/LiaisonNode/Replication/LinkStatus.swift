@@ -26,8 +26,9 @@ public struct LinkStatus: Codable, Sendable, Equatable {
     public var bytesReceived: UInt64
     /// Ops withheld from the peer by the link filter since start.
     public var opsWithheld: UInt64
-    /// The same, by reason (`not-releasable`, `excluded-tag`, …).
-    public var withheldByReason: [String: UInt64]
+    /// The same, by reason (`not-releasable`, `excluded-tag`, …); absent from nodes older
+    /// than the field.
+    public var withheldByReason: [String: UInt64]?
     /// Ops from the peer refused since start.
     public var rejects: UInt64
     /// Whether a link carries ops to / from the peer.
