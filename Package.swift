@@ -207,8 +207,9 @@ let package = Package(
         .testTarget(
             name: "LiaisonReplicationTests",
             dependencies: [
-                "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport",
+                "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonReplication", "LiaisonTestSupport", "LiaisonWire",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: upcoming
         ),

@@ -312,6 +312,13 @@ public struct ReplicationStore: Sendable {
     /// session back to the sender).
     static let echoScanFactor: UInt64 = 64
 
+    /// The most op bytes a batch on a channel carries: a batch frame may hold up to
+    /// `SyncFrameCodec.maxFrameBytes` (4 MiB) and an op up to 1 MiB, so one op past this
+    /// budget still fits. A batch always takes at least one log entry.
+    static let channelBatchBytes = 3 << 20
+    /// The same for a batch sealed for a relay: an envelope holds up to 3 MiB in all.
+    static let sealedBatchBytes = 2 << 20
+
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
     /// and what is withheld.
     /// `sealedVia` names the relay when the batch leaves sealed rather than on a channel.
@@ -344,7 +351,10 @@ public struct ReplicationStore: Sendable {
         }
         var candidates = [OutboxCandidate]()
         var included = Set<OpID>()
-        var quarantined = [OpID]()
+        var quarantined = [(sequence: UInt64, id: OpID)]()
+        // Where each log entry's candidates (its item's history, then itself) end: the batch
+        // is cut between entries when it would pass its byte budget.
+        var groups = [(end: Int, sequence: UInt64)]()
         func include(_ entry: StoredOp, item: ItemState) throws(LiaisonError) {
             guard included.insert(entry.op.id).inserted else { return }
             // A change of markings, and a recall, also go to partners earlier markings released
@@ -365,8 +375,9 @@ public struct ReplicationStore: Sendable {
             let id = entry.op.body.itemID
             // Ops of a quarantined partner since its quarantine's start go nowhere, and a
             // partner readmitted with new keys gets nothing its revoked keys wrote.
+            defer { groups.append((candidates.count, entry.sequence)) }
             if isExcluded(entry.op) || isRevokedKey(entry.op.body.author, of: peer) {
-                quarantined.append(entry.op.id)
+                quarantined.append((entry.sequence, entry.op.id))
                 continue
             }
             guard let item = items[id] else { continue }
@@ -382,20 +393,42 @@ public struct ReplicationStore: Sendable {
             }
             try include(entry, item: item)
         }
-        let batch = try LinkOutbox.prepare(
-            candidates,
-            throughSeq: read.coveredThrough,
-            sender: me.nodeID,
-            recipient: neighbour.partner,
-            filter: filter,
-            ladder: ladder
-        )
+        // Judged entry by entry, and cut when the ops to send would pass the budget (always
+        // at least one entry): a frame past the receiver's limit, or an envelope past the
+        // sealing limit, would be refused every time it was sent again.
+        let budget = relay == nil ? Self.channelBatchBytes : Self.sealedBatchBytes
+        var batch = OutboxBatch(throughSeq: read.coveredThrough)
+        var bytes = 0
+        var start = 0
+        for (index, group) in groups.enumerated() {
+            let part = try LinkOutbox.prepare(
+                Array(candidates[start..<group.end]),
+                throughSeq: group.sequence,
+                sender: me.nodeID,
+                recipient: neighbour.partner,
+                filter: filter,
+                ladder: ladder
+            )
+            let partBytes = part.ops.reduce(0) { $0 + $1.count }
+            if index > 0, bytes + partBytes > budget {
+                batch.throughSeq = groups[index - 1].sequence
+                break
+            }
+            bytes += partBytes
+            batch.ops += part.ops
+            batch.sent += part.sent
+            batch.redacted += part.redacted
+            batch.withheld += part.withheld
+            batch.echoes += part.echoes
+            start = group.end
+        }
         let now = Int64(nowMillis)
-        if !quarantined.isEmpty {
+        let cutOff = quarantined.filter { $0.sequence <= batch.throughSeq }.map(\.id)
+        if !cutOff.isEmpty {
             _ = try store.appendCustody(
                 CustodyEvent(
-                    kind: .filterWithheld, peer: peer, detail: "\(quarantined.count)× author quarantined",
-                    opIDs: quarantined),
+                    kind: .filterWithheld, peer: peer, detail: "\(cutOff.count)× author quarantined",
+                    opIDs: cutOff),
                 timeMillis: now
             )
         }
