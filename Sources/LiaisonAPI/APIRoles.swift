@@ -116,7 +116,7 @@ actor RefusalAudit {
     init(engine: ReplicationEngine) { self.engine = engine }
 
     func record(role: APIRole, route: String) async {
-        let now = UInt64(max(0, Date().timeIntervalSince1970 * 1000))
+        let now = Self.nowMillis
         let key = "\(role.rawValue) \(route)"
         if let previous = last[key], now < previous.atMillis + Self.intervalMillis {
             last[key]?.unwritten += 1
@@ -124,8 +124,29 @@ actor RefusalAudit {
         }
         let count = (last[key]?.unwritten ?? 0) + 1
         last[key] = (now, 0)
-        let detail =
-            "\(role.rawValue) token refused: \(route)" + (count > 1 ? " (\(count) refusals since the last entry)" : "")
+        await write(role: role.rawValue, route: route, note: count > 1 ? "\(count) refusals since the last entry" : nil)
+    }
+
+    /// Writes the refusals counted but not yet written whose minute has ended (called every
+    /// few seconds, so a client that stops leaves no count unwritten for long).
+    func flushDue() async {
+        let now = Self.nowMillis
+        for key in last.keys.sorted() {
+            guard let entry = last[key], entry.unwritten > 0, now >= entry.atMillis + Self.intervalMillis else {
+                continue
+            }
+            last[key] = (now, 0)
+            let parts = key.split(separator: " ", maxSplits: 1).map(String.init)
+            await write(
+                role: parts[0], route: parts.count > 1 ? parts[1] : "",
+                note: "\(entry.unwritten) more refusals in the minute after the last entry")
+        }
+    }
+
+    private func write(role: String, route: String, note: String?) async {
+        let detail = "\(role) token refused: \(route)" + (note.map { " (\($0))" } ?? "")
         try? await engine.audit(CustodyEvent(kind: .apiRefused, detail: detail))
     }
+
+    static var nowMillis: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1000)) }
 }

@@ -45,6 +45,14 @@ public enum APIServer {
         let node = await engine.node
         let router = Router(context: APIContext.self)
         let refusals = RefusalAudit(engine: engine)
+        // Refusals counted within a minute are written when the minute ends, not only when
+        // the next refusal of the same kind comes.
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(5))
+                await refusals.flushDue()
+            }
+        }
         /// The routes under `path` that `access` allows (`v1` or `metrics`).
         func group(_ path: RouterPath, _ access: APIAccess) -> RouterGroup<APIContext> {
             router.group(path).add(middleware: AccessMiddleware(tokens: tokens, access: access, refusals: refusals))
@@ -114,7 +122,8 @@ public enum APIServer {
         }
         readItems.get("items") { request, context -> [ItemView] in
             let query = request.uri.queryParameters
-            let limit = query.get("limit").flatMap { Int($0) } ?? 1000
+            // At most 10,000 a request, as for custody: no one request reads the whole store.
+            let limit = min(query.get("limit").flatMap { Int($0) } ?? 1000, 10_000)
             guard limit > 0 else { throw HTTPError(.badRequest, message: "limit must be at least 1") }
             let items = try node.items(
                 ItemQuery(

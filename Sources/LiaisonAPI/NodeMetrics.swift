@@ -189,9 +189,10 @@ public final class NodeMetrics: Sendable {
         }
     }
 
-    /// Advances a counter to `value`, a count the node keeps since it started (or, for
-    /// strikes, across restarts). A count that went down is not taken back: the counter
-    /// waits until the count passes what it already showed.
+    /// Advances a counter by what `value`, a count the node keeps since it started (or, for
+    /// strikes, across restarts), grew since the last scrape. A count that went down (a
+    /// partner readmitted with new keys starts its strikes again) is not taken back; the
+    /// counter goes on from there, so what comes after still shows.
     private func mirror(_ name: String, _ labels: [(String, String)], to value: UInt64, help: String) {
         let key = Self.key(name, labels)
         let counter = instruments.withLock { made in
@@ -203,9 +204,8 @@ public final class NodeMetrics: Sendable {
         }
         let grew = mirrored.withLock { seen -> UInt64 in
             let before = seen[key] ?? 0
-            guard value > before else { return 0 }
             seen[key] = value
-            return value - before
+            return value > before ? value - before : 0
         }
         if grew > 0 { counter.increment(by: Int64(clamping: grew)) }
     }

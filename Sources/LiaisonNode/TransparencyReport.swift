@@ -106,6 +106,44 @@ public struct TransparencyReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// The form `liaison report --json` prints and `verify(file:)` accepts: pretty JSON with
+    /// sorted keys, and a newline.
+    public func fileForm() throws(LiaisonError) -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            return try encoder.encode(self) + Data("\n".utf8)
+        } catch {
+            throw LiaisonError(.io, "the report cannot be encoded", cause: error)
+        }
+    }
+
+    /// Reads a report file and checks it: exactly the form `fileForm` gives (so no key was
+    /// added, repeated or changed beside the signed content, which a JSON reader other than
+    /// this one could read differently), the format, the signature, and that the signing key
+    /// is the NodeID's. Throws `.tampered` saying what does not hold.
+    public static func verified(file bytes: Data) throws(LiaisonError) -> TransparencyReport {
+        let report: TransparencyReport
+        do {
+            report = try JSONDecoder().decode(TransparencyReport.self, from: bytes)
+        } catch {
+            throw LiaisonError(
+                .invalidArgument, "not a transparency report as 'liaison report --json' prints it", cause: error)
+        }
+        guard report.format == "liaison-transparency-report/1" else {
+            throw LiaisonError(
+                .invalidArgument, "a report of another format; this Liaison reads liaison-transparency-report/1")
+        }
+        guard try report.fileForm() == bytes else {
+            throw LiaisonError(
+                .tampered,
+                "the file is not exactly as 'liaison report --json' printed it (keys added, repeated or reordered, or text changed)"
+            )
+        }
+        try report.verify()
+        return report
+    }
+
     /// Checks the signature, and that the signing key is the NodeID's. Throws `.tampered`
     /// saying what does not hold.
     public func verify() throws(LiaisonError) {

@@ -57,7 +57,7 @@ struct ReportCommand: ParsableCommand {
                 let report = try TransparencyReport.make(
                     node: node, federation: federation, from: start, to: end, now: now)
                 if json {
-                    try printJSON(report)
+                    FileHandle.standardOutput.write(try report.fileForm())
                 } else if html {
                     print(report.html())
                 } else {
@@ -69,10 +69,12 @@ struct ReportCommand: ParsableCommand {
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a report's signature against the NodeID it names (exit 0 when it holds, 65 when not).",
+            abstract:
+                "Check a report: its form, its signature, and that it comes from the partner you expect (exit 0 when all hold, 65 when not).",
             discussion: """
-                Checks that the signing key is the NodeID's and that nothing changed after signing. \
-                Compare the NodeID with the partner's in your federation.json, and the custody head \
+                Give the NodeID you know for the partner (--node-id), or your own federation.json \
+                (--federation), in which the report's partner name must have the report's NodeID: \
+                a valid signature only proves that some key signed it. Compare the custody head \
                 with what 'liaison audit verify' prints at that node.
                 """
         )
@@ -80,23 +82,50 @@ struct ReportCommand: ParsableCommand {
         @Argument(help: "The report, as 'liaison report --json' printed it.")
         var file: String
 
+        @Option(help: "The NodeID the report must come from.")
+        var nodeId: String?
+
+        @Option(help: "A federation.json naming the report's partner with its NodeID.")
+        var federation: String?
+
         func run() throws {
             try reportingErrors {
+                guard (nodeId == nil) != (federation == nil) else {
+                    throw LiaisonError(
+                        .invalidArgument,
+                        "give the partner's NodeID (--node-id) or your federation.json (--federation), one of them")
+                }
                 guard let data = FileManager.default.contents(atPath: file) else {
                     throw LiaisonError(.notFound, "cannot read \(file)")
                 }
-                let report: TransparencyReport
-                do {
-                    report = try JSONDecoder().decode(TransparencyReport.self, from: data)
-                } catch {
-                    throw LiaisonError(
-                        .invalidArgument, "\(file) is not a transparency report as 'liaison report --json' prints it")
+                let report = try TransparencyReport.verified(file: data)
+                if let nodeId, nodeId != report.nodeID {
+                    throw LiaisonError(.tampered, "the report is signed by \(report.nodeID), not by \(nodeId)")
                 }
-                try report.verify()
+                if let federation {
+                    guard let bytes = FileManager.default.contents(atPath: federation),
+                        let config = try? JSONDecoder().decode(FederationConfig.self, from: bytes)
+                    else { throw LiaisonError(.invalidArgument, "\(federation) is not a federation.json") }
+                    guard let partner = config.partners.first(where: { $0.name == report.node }) else {
+                        throw LiaisonError(.tampered, "\(federation) names no partner \(Self.printable(report.node))")
+                    }
+                    guard partner.nodeID.text == report.nodeID else {
+                        throw LiaisonError(
+                            .tampered,
+                            "the report claims to be \(Self.printable(report.node))'s, but is signed by \(report.nodeID), not \(partner.nodeID.text)"
+                        )
+                    }
+                }
                 print(
-                    "report verified: signed by \(report.node) (\(report.nodeID)), custody head \(report.custodyHead.sequence) \(report.custodyHead.hash)"
+                    "report verified: signed by \(report.nodeID) (\(Self.printable(report.node))), custody head \(report.custodyHead.sequence) \(Self.printable(report.custodyHead.hash))"
                 )
             }
+        }
+
+        /// Text from the report with control characters shown as `?`, so a name cannot rewrite
+        /// the terminal's line.
+        static func printable(_ text: String) -> String {
+            String(text.unicodeScalars.map { CharacterSet.controlCharacters.contains($0) ? "?" : Character($0) })
         }
     }
 }

@@ -6,6 +6,8 @@ import LiaisonNode
 import LiaisonTestSupport
 import Testing
 
+@testable import liaison
+
 /// `liaison report` on live nodes (docs/operations.md, "Transparency report"): counts that
 /// follow what the nodes did, no content and no ids, the custody head `audit verify` prints,
 /// and a signature that catches any change.
@@ -82,21 +84,42 @@ struct ReportTests {
             }
         }
 
-        // The signature holds, and any change breaks it.
+        // The signature holds, and any change breaks it; the signer must be the partner named.
         let file = fixture.federation.root.appendingPathComponent("report.json")
+        let bravoFederation = fixture.federation.directory("bravo").url.appendingPathComponent("federation.json").path
         try Data(made.stdout.utf8).write(to: file)
-        let good = try runner.run(["report", "verify", file.path])
-        #expect(good.status == 0 && good.stdout.contains("report verified: signed by alpha"), "\(good)")
+        let good = try runner.run(["report", "verify", file.path, "--federation", bravoFederation])
+        #expect(
+            good.status == 0 && good.stdout.contains("report verified: signed by \(report.nodeID) (alpha)"), "\(good)")
+        let byID = try runner.run(["report", "verify", file.path, "--node-id", report.nodeID])
+        #expect(byID.status == 0, "\(byID)")
+        let wrongID = try runner.run(["report", "verify", file.path, "--node-id", bravoReport.nodeID])
+        #expect(wrongID.status == 65 && wrongID.stderr.contains("not by \(bravoReport.nodeID)"), "\(wrongID)")
+        let unanchored = try runner.run(["report", "verify", file.path])
+        #expect(unanchored.status == 64, "a signature alone proves nothing about who: \(unanchored)")
+
         var tampered = report
         tampered.links[0].withheld.ops = 0
-        try JSONEncoder().encode(tampered).write(to: file)
-        let bad = try runner.run(["report", "verify", file.path])
+        try tampered.fileForm().write(to: file)
+        let bad = try runner.run(["report", "verify", file.path, "--node-id", report.nodeID])
         #expect(bad.status == 65 && bad.stderr.contains("does not verify"), "\(bad)")
-        var otherKey = report
-        otherKey.nodeID = try #require(bravoReport.nodeID as String?)
-        try JSONEncoder().encode(otherKey).write(to: file)
-        let foreign = try runner.run(["report", "verify", file.path])
-        #expect(foreign.status == 65 && foreign.stderr.contains("is not node"), "\(foreign)")
+        // Bravo's report renamed alpha's: signed by bravo's key, which is not alpha's in the federation.
+        var renamed = bravoReport
+        renamed.node = "alpha"
+        try renamed.fileForm().write(to: file)
+        let impostor = try runner.run(["report", "verify", file.path, "--federation", bravoFederation])
+        #expect(impostor.status == 65, "\(impostor)")
+        // A key repeated at the end, which other JSON readers take instead of the first.
+        var doubled = made.stdout
+        doubled.removeLast(2)
+        doubled += ",\n  \"entriesInPeriod\" : 999\n}\n"
+        try Data(doubled.utf8).write(to: file)
+        let repeated = try runner.run(["report", "verify", file.path, "--node-id", report.nodeID])
+        #expect(repeated.status == 65 && repeated.stderr.contains("not exactly as"), "\(repeated)")
+        // Control characters in a name cannot rewrite the terminal's line.
+        var sneaky = report
+        sneaky.node = "alpha\u{1b}[8m"
+        #expect(ReportCommand.Verify.printable(sneaky.node) == "alpha?[8m")
     }
 
     @Test("bad periods and flags are one error line and exit 64")
@@ -115,7 +138,7 @@ struct ReportTests {
         }
         let notAReport = fixture.federation.root.appendingPathComponent("not.json")
         try Data("{}".utf8).write(to: notAReport)
-        let refused = try runner.run(["report", "verify", notAReport.path])
+        let refused = try runner.run(["report", "verify", notAReport.path, "--node-id", "x"])
         #expect(refused.status == 64, "\(refused)")
     }
 }

@@ -118,6 +118,25 @@ struct RolesTests {
         }
         #expect(seen.count == APIRole.allCases.count)
         #expect(APIRole.operator.tokenFile == "api.token")
+        #expect(try directory.readAPITokens().count == 4)
+
+        // One token for two roles would give the lesser the greater one's rights; a short
+        // one is guessable: the node refuses to start with either.
+        let readerFile = directory.url.appendingPathComponent(APIRole.reader.tokenFile)
+        try Data(try directory.readAPIToken().utf8).write(to: readerFile)
+        #expect(throws: LiaisonError.self) { try directory.readAPITokens() }
+        do {
+            _ = try directory.readAPITokens()
+        } catch {
+            #expect(error.message == "api-reader.token and api.token hold the same token; give each role its own")
+        }
+        try Data("short".utf8).write(to: readerFile)
+        do {
+            _ = try directory.readAPITokens()
+            Issue.record("a short token was accepted")
+        } catch {
+            #expect(error.message.contains("api-reader.token holds a token of 5 characters"))
+        }
     }
 
     @Test("a token is matched whole against every role's: prefixes, extensions and empty ones are no role")

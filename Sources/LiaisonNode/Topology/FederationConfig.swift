@@ -253,11 +253,26 @@ extension NodeDirectory {
         return token.isEmpty ? nil : token
     }
 
-    /// Every role's token this node has.
+    /// Every role's token this node has; refuses short tokens and one token for two roles.
     public func readAPITokens() throws(LiaisonError) -> [APIRole: String] {
         var tokens = [APIRole.operator: try readAPIToken()]
         for role in APIRole.allCases where role != .operator {
             if let token = readAPIToken(role) { tokens[role] = token }
+        }
+        // A short token is guessable; one token for two roles gives the lesser role the
+        // greater one's rights.
+        for (role, token) in tokens.sorted(by: { $0.key < $1.key }) {
+            guard token.count >= 32 else {
+                throw LiaisonError(
+                    .invalidArgument,
+                    "\(role.tokenFile) holds a token of \(token.count) characters; use at least 32 random ones (liaison topology render writes 64)"
+                )
+            }
+            if let other = tokens.first(where: { $0.key < role && $0.value == token }) {
+                throw LiaisonError(
+                    .invalidArgument,
+                    "\(other.key.tokenFile) and \(role.tokenFile) hold the same token; give each role its own")
+            }
         }
         return tokens
     }
