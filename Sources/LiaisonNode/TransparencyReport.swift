@@ -231,7 +231,10 @@ extension TransparencyReport {
                 case .opsPurged: try count(\.purged, entry.opIDs)
                 case .peerRefused:
                     let strikeClass = entry.detail.split(separator: ":", maxSplits: 1).first.map(String.init) ?? "?"
-                    link.strikes[StrikeClass(rawValue: strikeClass) == nil ? "other" : strikeClass, default: 0] += 1
+                    // Entries the engine's strikes write name their class first; other
+                    // channel-level refusals (a closed channel, a missing hello) do not.
+                    link.strikes[
+                        StrikeClass(rawValue: strikeClass) == nil ? "channel-refusal" : strikeClass, default: 0] += 1
                 case .partnerQuarantined, .partnerReleased:
                     containment.append(
                         ContainmentEvent(
@@ -268,10 +271,22 @@ extension TransparencyReport {
         detail.split(separator: ";").compactMap { part in
             let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: "× ", maxSplits: 1)
             guard pieces.count == 2, let number = Int(pieces[0]) else { return nil }
-            // "2× not-releasable (quarantined originator: no strike)": the reason is the first word.
-            let reason = pieces[1].split(separator: " ").first.map(String.init) ?? String(pieces[1])
-            return (reason, number)
+            return (Self.reasonName(String(pieces[1])), number)
         }
+    }
+
+    /// A short name for a reason as custody words it: a filter's reason is one word already
+    /// ("not-releasable"); a refusal's is a sentence (`StrikeReason.description`).
+    static func reasonName(_ text: String) -> String {
+        let prefixes: [(String, String)] = [
+            ("author quarantined", "author-quarantined"), ("invalid op", "invalid"),
+            ("future stamp", "future-stamp"), ("sent though not entitled", "not-entitled"),
+            ("refused by the item", "refused-by-item"), ("values of redacted fields", "unredacted"),
+            ("more than", "too-many-pending"),
+        ]
+        if let (_, name) = prefixes.first(where: { text.hasPrefix($0.0) }) { return name }
+        if text.hasPrefix("author "), text.contains("is not a partner") { return "unknown-author" }
+        return text.split(separator: " ").first.map(String.init) ?? text
     }
 
     /// The markings an op's item had when the op was written, read from the store with one
