@@ -233,6 +233,7 @@ let package = Package(
                 "liaison", "LiaisonCore", "LiaisonStore", "LiaisonNode", "LiaisonAPI", "LiaisonDrill",
                 "LiaisonTransport", "LiaisonWire", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),

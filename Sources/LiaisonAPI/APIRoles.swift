@@ -113,10 +113,16 @@ actor RefusalAudit {
     private var last: [String: (atMillis: UInt64, unwritten: Int)] = [:]
     static let intervalMillis: UInt64 = 60_000
 
-    init(engine: ReplicationEngine) { self.engine = engine }
+    /// Milliseconds since the epoch, now (a test moves it by hand).
+    private let clock: @Sendable () -> UInt64
+
+    init(engine: ReplicationEngine, clock: @escaping @Sendable () -> UInt64 = { RefusalAudit.nowMillis }) {
+        self.engine = engine
+        self.clock = clock
+    }
 
     func record(role: APIRole, route: String) async {
-        let now = Self.nowMillis
+        let now = clock()
         let key = "\(role.rawValue) \(route)"
         if let previous = last[key], now < previous.atMillis + Self.intervalMillis {
             last[key]?.unwritten += 1
@@ -130,7 +136,7 @@ actor RefusalAudit {
     /// Writes the refusals counted but not yet written whose minute has ended (called every
     /// few seconds, so a client that stops leaves no count unwritten for long).
     func flushDue() async {
-        let now = Self.nowMillis
+        let now = clock()
         for key in last.keys.sorted() {
             guard let entry = last[key], entry.unwritten > 0, now >= entry.atMillis + Self.intervalMillis else {
                 continue

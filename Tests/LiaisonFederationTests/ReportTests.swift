@@ -93,6 +93,10 @@ struct ReportTests {
             good.status == 0 && good.stdout.contains("report verified: signed by \(report.nodeID) (alpha)"), "\(good)")
         let byID = try runner.run(["report", "verify", file.path, "--node-id", report.nodeID])
         #expect(byID.status == 0, "\(byID)")
+        // A federation file that is not one: one error line, exit 64.
+        let noFederation = try runner.run(["report", "verify", file.path, "--federation", file.path])
+        #expect(
+            noFederation.status == 64 && noFederation.stderr.contains("is not a federation.json"), "\(noFederation)")
         let wrongID = try runner.run(["report", "verify", file.path, "--node-id", bravoReport.nodeID])
         #expect(wrongID.status == 65 && wrongID.stderr.contains("not by \(bravoReport.nodeID)"), "\(wrongID)")
         let unanchored = try runner.run(["report", "verify", file.path])
@@ -140,5 +144,7 @@ struct ReportTests {
         try Data("{}".utf8).write(to: notAReport)
         let refused = try runner.run(["report", "verify", notAReport.path, "--node-id", "x"])
         #expect(refused.status == 64, "\(refused)")
+        let both = try runner.run(["report", "verify", notAReport.path, "--node-id", "x", "--federation", "y"])
+        #expect(both.status == 64 && both.stderr.contains("one of them"), "\(both)")
     }
 }

@@ -5,6 +5,11 @@ import LiaisonStore
 
 /// Link health (`liaison links`, `/v1/links`), read from the engine's state.
 extension ReplicationEngine {
+    /// Ops of our log a neighbour has not acknowledged (0 when the link carries nothing to it).
+    static func lag(outbound: Bool, highest: UInt64, acked: UInt64) -> UInt64 {
+        outbound && highest > acked ? highest - acked : 0
+    }
+
     /// One row per neighbour.
     public func linkStatus() -> [LinkStatus] {
         let engine = interpreter.engine
@@ -14,7 +19,7 @@ extension ReplicationEngine {
             let name = neighbour.name
             let c = engine.counters[name] ?? NodeEngine.LinkCounters()
             let selector = engine.selectors[name] ?? ChannelSelector(settings: federation.channels)
-            let lag = neighbour.outbound == nil ? 0 : (highest > c.ackedThrough ? highest - c.ackedThrough : 0)
+            let lag = Self.lag(outbound: neighbour.outbound != nil, highest: highest, acked: c.ackedThrough)
             let lagSeconds = lag == 0 ? 0 : Double(now - min(now, c.lastAckMillis ?? c.lastContactMillis ?? now)) / 1000
             let mine = engine.channels.filter { $0.value.peer == name }
             let open = mine.filter(\.value.open)

@@ -263,8 +263,7 @@ public actor ReplicationEngine {
         let highest = (try? node.store.highestSequence()) ?? 0
         let readings = federation.neighbours.map { neighbour in
             let counters = interpreter.engine.counters[neighbour.name] ?? NodeEngine.LinkCounters()
-            let lag =
-                neighbour.outbound == nil || highest <= counters.ackedThrough ? 0 : highest - counters.ackedThrough
+            let lag = Self.lag(outbound: neighbour.outbound != nil, highest: highest, acked: counters.ackedThrough)
             return CatchUpProgress.Reading(peer: neighbour.name, lagOps: lag, received: counters.opsReceived)
         }
         for line in catchUp.lines(readings, nowMillis: now) {
