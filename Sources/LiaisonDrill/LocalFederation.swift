@@ -66,24 +66,44 @@ public final class LocalFederation: Sendable {
     }
 
     /// Waits until every started node answers `/healthz`.
-    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws(LiaisonError) {
+    ///
+    /// The default deadline is generous on purpose: it bounds a test, it does not measure
+    /// start-up. On a 2-core machine running a whole test suite (dozens of node processes,
+    /// Chromium and promtool at once), a node has taken over 30 s to answer its first probe.
+    public func waitUntilHealthy(timeout: Duration = .seconds(120)) async throws(LiaisonError) {
         try await waitUntilHealthy(pids.withLock({ Array($0.keys) }).sorted(), timeout: timeout)
     }
 
     /// Waits until the named nodes answer `/healthz`; fails when one of them exits.
-    public func waitUntilHealthy(_ names: [String], timeout: Duration = .seconds(30)) async throws(LiaisonError) {
-        let deadline = ContinuousClock.now + timeout
+    public func waitUntilHealthy(_ names: [String], timeout: Duration = .seconds(120)) async throws(LiaisonError) {
+        let start = ContinuousClock.now
+        let deadline = start + timeout
         for name in names {
             let client = try client(name)
             while !(await client.isHealthy()) {
                 let log = root.appendingPathComponent("\(name).log").path
-                guard isRunning(name) else { throw LiaisonError(.io, "node \(name) exited while starting; see \(log)") }
+                guard isRunning(name) else {
+                    throw LiaisonError(.io, "node \(name) exited while starting; see \(log)\(Self.tail(of: log))")
+                }
                 guard ContinuousClock.now < deadline else {
-                    throw LiaisonError(.io, "node \(name) did not come up; see \(log)")
+                    throw LiaisonError(
+                        .io,
+                        "node \(name) did not answer /healthz within \(ContinuousClock.now - start); see \(log)"
+                            + Self.tail(of: log))
                 }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
+    }
+
+    /// The last lines of a node's log, for an error message: CI keeps the test output, not
+    /// the temporary directory the log was in.
+    static func tail(of path: String, lines: Int = 8) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty else {
+            return " (the log is empty)"
+        }
+        let last = text.split(separator: "\n").suffix(lines).map { "\n  | \($0)" }.joined()
+        return "; its last lines:" + last
     }
 
     /// The process id of a partner's running node.

@@ -40,7 +40,23 @@ public struct CommandRunner: Sendable {
     }
 
     /// Runs `liaison` with `arguments` and waits for it to exit.
-    public func run(_ arguments: [String]) throws -> Outcome {
+    ///
+    /// The child is run and waited for on a thread of its own, never on the Swift
+    /// concurrency pool: that pool has one thread per core, and a drill or a simulator replay
+    /// can take minutes, so two such waits on a 2-core machine stalled every other test in
+    /// the process (their deadlines passed while they could not run).
+    public func run(_ arguments: [String]) async throws -> Outcome {
+        let executable = executable
+        return try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Result { try Self.runBlocking(executable, arguments) })
+            }
+            thread.name = "liaison \(arguments.first ?? "")"
+            thread.start()
+        }
+    }
+
+    private static func runBlocking(_ executable: URL, _ arguments: [String]) throws -> Outcome {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -52,15 +68,15 @@ public struct CommandRunner: Sendable {
         try process.run()
         // Read both pipes to the end before waiting, so a large output cannot block the child.
         let errData = Mutex(Data())
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
+        let errDone = DispatchSemaphore(value: 0)
+        let reader = Thread {
             let data = err.fileHandleForReading.readDataToEndOfFile()
             errData.withLock { $0 = data }
-            group.leave()
+            errDone.signal()
         }
+        reader.start()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
+        errDone.wait()
         process.waitUntilExit()
         return Outcome(
             status: process.terminationStatus,

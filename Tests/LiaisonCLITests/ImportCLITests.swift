@@ -15,9 +15,9 @@ struct ImportCLITests {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
-    private func alpha() throws -> String {
+    private func alpha() async throws -> String {
         let out = root.appendingPathComponent("demo").path
-        let outcome = try cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
+        let outcome = try await cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
         try #require(outcome.status == 0, "\(outcome)")
         return (out as NSString).appendingPathComponent("alpha")
     }
@@ -28,15 +28,15 @@ struct ImportCLITests {
         return url.path
     }
 
-    private func count(_ dir: String) throws -> Int {
-        let listed = try cli.run(["list", "--dir", dir, "--json", "--limit", "10000"])
+    private func count(_ dir: String) async throws -> Int {
+        let listed = try await cli.run(["list", "--dir", dir, "--json", "--limit", "10000"])
         try #require(listed.status == 0, "\(listed)")
         return try #require(try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [Any]).count
     }
 
     @Test("bad lines are reported by number and nothing is imported; a good file is imported in batches")
-    func importsOrRefuses() throws {
-        let dir = try alpha()
+    func importsOrRefuses() async throws {
+        let dir = try await alpha()
         let good = (0..<25).map { #"{"collection": "reports", "relTo": ["bravo"], "fields": {"n": \#($0)}}"# }
         let bad = try file(
             "bad.jsonl",
@@ -44,23 +44,23 @@ struct ImportCLITests {
                 good[0], #"{"collection": "reports", "relTo": ["nobody"]}"#, "", "{not json", good[1],
                 #"{"tags": ["x"]}"#,
             ])
-        let refused = try cli.run(["import", "--dir", dir, bad])
+        let refused = try await cli.run(["import", "--dir", dir, bad])
         #expect(refused.status == 64, "\(refused)")
         #expect(refused.stderr.contains("line 2: unknown REL TO 'nobody'"), "\(refused.stderr)")
         #expect(refused.stderr.contains("line 4: not an item"), "\(refused.stderr)")
         #expect(refused.stderr.contains("line 6: not an item: missing \"collection\""), "\(refused.stderr)")
         #expect(refused.stderr.contains("3 of 5 lines refused; nothing imported"), "\(refused.stderr)")
-        #expect(try count(dir) == 0, "a refused file wrote items")
+        await #expect(try count(dir) == 0, "a refused file wrote items")
 
-        let imported = try cli.run(["import", "--dir", dir, try file("good.jsonl", good + [""]), "--batch", "10"])
+        let imported = try await cli.run(["import", "--dir", dir, try file("good.jsonl", good + [""]), "--batch", "10"])
         #expect(imported.status == 0, "\(imported)")
         #expect(imported.stdout.hasPrefix("imported 25 items in 3 batches"), "\(imported.stdout)")
-        #expect(try count(dir) == 25)
+        await #expect(try count(dir) == 25)
 
-        let summary = try cli.run(["import", "--dir", dir, try file("one.jsonl", [good[2]]), "--json"])
+        let summary = try await cli.run(["import", "--dir", dir, try file("one.jsonl", [good[2]]), "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(summary.stdout.utf8)) as? [String: Any])
         #expect(object["imported"] as? Int == 1 && object["batches"] as? Int == 1, "\(summary)")
-        #expect(try count(dir) == 26)
+        await #expect(try count(dir) == 26)
     }
 
     @Test(
@@ -69,11 +69,11 @@ struct ImportCLITests {
             (["--batch", "0"], "--batch 0: use 1 to 10000"),
             (["--batch", "10001"], "--batch 10001: use 1 to 10000"),
         ])
-    func badArguments(extra: [String], message: String) throws {
-        let dir = try alpha()
-        let outcome = try cli.run(["import", "--dir", dir, try file("x.jsonl", ["{}"])] + extra)
+    func badArguments(extra: [String], message: String) async throws {
+        let dir = try await alpha()
+        let outcome = try await cli.run(["import", "--dir", dir, try file("x.jsonl", ["{}"])] + extra)
         #expect(outcome.status == 64 && outcome.stderr.contains(message), "\(outcome)")
-        let missing = try cli.run(["import", "--dir", dir, root.appendingPathComponent("absent.jsonl").path])
+        let missing = try await cli.run(["import", "--dir", dir, root.appendingPathComponent("absent.jsonl").path])
         #expect(missing.status == 66 && missing.stderr.contains("cannot read"), "\(missing)")
     }
 }

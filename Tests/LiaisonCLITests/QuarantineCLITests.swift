@@ -14,9 +14,9 @@ struct QuarantineCLITests {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
     }
 
-    private func renderDemo() throws -> String {
+    private func renderDemo() async throws -> String {
         let out = root.appendingPathComponent("demo").path
-        let outcome = try cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
+        let outcome = try await cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
         try #require(outcome.status == 0, "\(outcome)")
         return (out as NSString).appendingPathComponent("alpha")
     }
@@ -26,15 +26,15 @@ struct QuarantineCLITests {
     }
 
     @Test("quarantine, list and release a partner of a stopped node; the state and custody persist")
-    func roundTrip() throws {
-        let alpha = try renderDemo()
-        let put = try cli.run([
+    func roundTrip() async throws {
+        let alpha = try await renderDemo()
+        let put = try await cli.run([
             "quarantine", "bravo", "--since", "2026-01-01T00:00:00Z", "--reason", "drill", "--dir", alpha, "--json",
         ])
         #expect(put.status == 0, "\(put)")
         #expect(try json(put)["partner"] as? String == "bravo")
 
-        let listed = try json(try cli.run(["quarantines", "--dir", alpha, "--json"]))
+        let listed = try json(try await cli.run(["quarantines", "--dir", alpha, "--json"]))
         let quarantines = try #require(listed["quarantines"] as? [[String: Any]])
         #expect(quarantines.count == 1)
         #expect(quarantines.first?["partner"] as? String == "bravo")
@@ -42,14 +42,14 @@ struct QuarantineCLITests {
         #expect(quarantines.first?["automatic"] as? Bool == false)
         #expect((quarantines.first?["since"] as? String)?.hasPrefix("2026-01-01T00:00:00") == true)
 
-        let audit = try cli.run(["audit", "list", "--dir", alpha, "--json"])
+        let audit = try await cli.run(["audit", "list", "--dir", alpha, "--json"])
         #expect(audit.stdout.contains("partner.quarantined"), "\(audit)")
 
-        let release = try cli.run(["release", "bravo", "--dir", alpha])
+        let release = try await cli.run(["release", "bravo", "--dir", alpha])
         #expect(release.status == 0, "\(release)")
-        let after = try json(try cli.run(["quarantines", "--dir", alpha, "--json"]))
+        let after = try json(try await cli.run(["quarantines", "--dir", alpha, "--json"]))
         #expect((after["quarantines"] as? [Any])?.isEmpty == true)
-        #expect(try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout.contains("partner.released"))
+        #expect(try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout.contains("partner.released"))
     }
 
     @Test(
@@ -65,15 +65,16 @@ struct QuarantineCLITests {
             (["release", "bravo"], 66, "bravo is not quarantined"),
         ]
     )
-    func badInput(arguments: [String], status: Int32, message: String) throws {
-        let alpha = try renderDemo()
-        let before = try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
-        let outcome = try cli.run(arguments + ["--dir", alpha])
+    func badInput(arguments: [String], status: Int32, message: String) async throws {
+        let alpha = try await renderDemo()
+        let before = try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
+        let outcome = try await cli.run(arguments + ["--dir", alpha])
         #expect(outcome.status == status, "\(outcome)")
         #expect(outcome.stderr.hasPrefix("error: ") && outcome.stderr.contains(message), "\(outcome)")
         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome)")
         #expect(
-            try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before, "a refused command wrote custody"
+            try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before,
+            "a refused command wrote custody"
         )
     }
 }

@@ -15,9 +15,9 @@ struct RevocationCLITests {
     }
 
     /// The demo federation (alpha, bravo, charlie: the default quorum is 2); returns its root.
-    private func renderDemo() throws -> String {
+    private func renderDemo() async throws -> String {
         let out = root.appendingPathComponent("demo").path
-        let outcome = try cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
+        let outcome = try await cli.run(["topology", "render", CLITests.demoTopology, "--out", out])
         try #require(outcome.status == 0, "\(outcome)")
         return out
     }
@@ -27,7 +27,7 @@ struct RevocationCLITests {
     }
 
     /// Three partners with a quorum of 1: one operator's endorsement applies at its node.
-    private func renderQuorumOfOne() throws -> String {
+    private func renderQuorumOfOne() async throws -> String {
         let topology = root.appendingPathComponent("one.yaml")
         try Data(
             """
@@ -44,64 +44,64 @@ struct RevocationCLITests {
             """.utf8
         ).write(to: topology)
         let out = root.appendingPathComponent("one").path
-        let outcome = try cli.run(["topology", "render", topology.path, "--out", out])
+        let outcome = try await cli.run(["topology", "render", topology.path, "--out", out])
         try #require(outcome.status == 0, "\(outcome)")
         return out
     }
 
     @Test("on the demo's default quorum of 2, one endorsement waits and is listed; the same content is one statement")
-    func waits() throws {
-        let demo = try renderDemo()
+    func waits() async throws {
+        let demo = try await renderDemo()
         let alpha = (demo as NSString).appendingPathComponent("alpha")
         let charlie = (demo as NSString).appendingPathComponent("charlie")
         let first = try json(
-            try cli.run([
+            try await cli.run([
                 "revoke", "bravo", "--since", "2026-01-01T00:00:00Z", "--reason", "key leak", "--dir", alpha, "--json",
             ]))
         #expect(first["applied"] as? Bool == false && first["quorum"] as? Int == 2)
         #expect(first["endorsedBy"] as? [String] == ["alpha"])
-        let listed = try json(try cli.run(["revocations", "--dir", alpha, "--json"]))
+        let listed = try json(try await cli.run(["revocations", "--dir", alpha, "--json"]))
         let statements = try #require(listed["statements"] as? [[String: Any]])
         #expect(statements.count == 1 && statements.first?["appliedAt"] == nil)
-        let audit = try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
+        let audit = try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
         #expect(audit.contains("statement.endorsed") && audit.contains("key leak"))
         let second = try json(
-            try cli.run(["revoke", "bravo", "--since", "2026-01-01T00:00:00Z", "--dir", charlie, "--json"]))
+            try await cli.run(["revoke", "bravo", "--since", "2026-01-01T00:00:00Z", "--dir", charlie, "--json"]))
         #expect(second["statement"] as? String == first["statement"] as? String, "the same content, another statement")
-        let quarantines = try json(try cli.run(["quarantines", "--dir", alpha, "--json"]))
+        let quarantines = try json(try await cli.run(["quarantines", "--dir", alpha, "--json"]))
         #expect((quarantines["quarantines"] as? [Any])?.isEmpty == true, "one endorsement of two applied")
     }
 
     @Test("at the quorum the revocation applies; release and a second revocation are refused; rekey and readmit")
-    func appliesAndReadmits() throws {
-        let out = try renderQuorumOfOne()
+    func appliesAndReadmits() async throws {
+        let out = try await renderQuorumOfOne()
         let alpha = (out as NSString).appendingPathComponent("alpha")
         let bravo = (out as NSString).appendingPathComponent("bravo")
         let revoked = try json(
-            try cli.run(["revoke", "bravo", "--since", "2026-01-01T00:00:00Z", "--dir", alpha, "--json"]))
+            try await cli.run(["revoke", "bravo", "--since", "2026-01-01T00:00:00Z", "--dir", alpha, "--json"]))
         #expect(revoked["applied"] as? Bool == true)
-        let listed = try json(try cli.run(["revocations", "--dir", alpha, "--json"]))
+        let listed = try json(try await cli.run(["revocations", "--dir", alpha, "--json"]))
         #expect((listed["revokedKeys"] as? [[String: Any]])?.first?["partner"] as? String == "bravo")
-        let release = try cli.run(["release", "bravo", "--dir", alpha])
+        let release = try await cli.run(["release", "bravo", "--dir", alpha])
         #expect(release.status == 64 && release.stderr.contains("new keys"), "\(release)")
-        let again = try cli.run(["revoke", "bravo", "--since", "now", "--dir", alpha])
+        let again = try await cli.run(["revoke", "bravo", "--since", "now", "--dir", alpha])
         #expect(again.status == 64 && again.stderr.contains("revoked already"), "\(again)")
 
-        let rekey = try cli.run(["rekey", "--dir", bravo, "--json"])
+        let rekey = try await cli.run(["rekey", "--dir", bravo, "--json"])
         #expect(rekey.status == 0, "\(rekey)")
         let card = try json(rekey)
         #expect(card["name"] as? String == "bravo" && (card["nodeID"] as? String)?.count == 64)
-        #expect(try cli.run(["list", "--dir", bravo]).status == 0, "the re-keyed node does not open")
+        #expect(try await cli.run(["list", "--dir", bravo]).status == 0, "the re-keyed node does not open")
         let cardFile = root.appendingPathComponent("card.json")
         try Data(rekey.stdout.utf8).write(to: cardFile)
         let readmitted = try json(
-            try cli.run(["readmit", "bravo", "--identity", cardFile.path, "--dir", alpha, "--json"]))
+            try await cli.run(["readmit", "bravo", "--identity", cardFile.path, "--dir", alpha, "--json"]))
         #expect(readmitted["applied"] as? Bool == true, "\(readmitted)")
-        let after = try json(try cli.run(["revocations", "--dir", alpha, "--json"]))
+        let after = try json(try await cli.run(["revocations", "--dir", alpha, "--json"]))
         #expect((after["identities"] as? [[String: Any]])?.first?["nodeID"] as? String == card["nodeID"] as? String)
-        let quarantines = try json(try cli.run(["quarantines", "--dir", alpha, "--json"]))
+        let quarantines = try json(try await cli.run(["quarantines", "--dir", alpha, "--json"]))
         #expect((quarantines["quarantines"] as? [Any])?.isEmpty == true, "the re-admission left bravo quarantined")
-        #expect(try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout.contains("partner.readmitted"))
+        #expect(try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout.contains("partner.readmitted"))
     }
 
     @Test(
@@ -119,15 +119,16 @@ struct RevocationCLITests {
             (["readmit", "bravo", "--identity", "/nonexistent/card.json"], 66, "cannot read the identity card"),
         ]
     )
-    func badInput(arguments: [String], status: Int32, message: String) throws {
-        let alpha = (try renderDemo() as NSString).appendingPathComponent("alpha")
-        let before = try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
-        let outcome = try cli.run(arguments + ["--dir", alpha])
+    func badInput(arguments: [String], status: Int32, message: String) async throws {
+        let alpha = await (try renderDemo() as NSString).appendingPathComponent("alpha")
+        let before = try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout
+        let outcome = try await cli.run(arguments + ["--dir", alpha])
         #expect(outcome.status == status, "\(outcome)")
         #expect(outcome.stderr.hasPrefix("error: ") && outcome.stderr.contains(message), "\(outcome)")
         #expect(outcome.stderr.split(separator: "\n").count == 1, "\(outcome)")
         #expect(
-            try cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before, "a refused command wrote custody"
+            try await cli.run(["audit", "list", "--dir", alpha, "--json"]).stdout == before,
+            "a refused command wrote custody"
         )
     }
 }

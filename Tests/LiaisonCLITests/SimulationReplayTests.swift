@@ -10,11 +10,11 @@ struct SimulationReplayTests {
     @Test(
         "the same seed gives the same trace in four processes (seed 413151 once resent two sealed envelopes of one size in hash order)"
     )
-    func sameTraceInEveryProcess() throws {
+    func sameTraceInEveryProcess() async throws {
         let cli = try CommandRunner()
         var traces = Set<String>()
         for _ in 0..<4 {
-            let outcome = try cli.run([
+            let outcome = try await cli.run([
                 "drill", "--simulate", "--seed", "413151", "--nodes", "4", "--hostile", "--json",
             ])
             try #require(outcome.status == 0, "\(outcome.stderr)")

@@ -19,8 +19,8 @@ struct DrillTests {
     /// longer than 4 s to start, and what is tested is that it happens, not how fast.
     private func drill(
         _ scenario: String, hold: Bool = true, sourceLocation: SourceLocation = #_sourceLocation
-    ) throws -> (CommandRunner.Outcome, DrillReport) {
-        let outcome = try CommandRunner().run(
+    ) async throws -> (CommandRunner.Outcome, DrillReport) {
+        let outcome = try await CommandRunner().run(
             ["drill", Self.topology, "--scenario", scenario, "--json", "--fault-seconds", "4"]
                 + (hold ? ["--hold-fault", "60"] : []))
         let report = try #require(
@@ -51,8 +51,8 @@ struct DrillTests {
     @Test(
         "link-cut alpha-bravo: bravo keeps receiving alpha's writes, SECRET ones sealed through a relay; nothing lost or leaked"
     )
-    func linkCut() throws {
-        let (outcome, report) = try drill("link-cut")
+    func linkCut() async throws {
+        let (outcome, report) = try await drill("link-cut")
         #expect(report.target == "alpha-bravo")
         expectHealthy(outcome, report)
         let cutOff = try #require(report.cutOff)
@@ -66,8 +66,8 @@ struct DrillTests {
     }
 
     @Test("endpoint-down bravo:0: alpha fails over to bravo's backup endpoint; nothing lost or leaked")
-    func endpointDown() throws {
-        let (outcome, report) = try drill("endpoint-down")
+    func endpointDown() async throws {
+        let (outcome, report) = try await drill("endpoint-down")
         #expect(report.target == "bravo:0")
         expectHealthy(outcome, report)
         let cutOff = try #require(report.cutOff)
@@ -86,8 +86,8 @@ struct DrillTests {
     }
 
     @Test("partner-down bravo: the others keep exchanging, bravo catches up after its restart; nothing lost or leaked")
-    func partnerDown() throws {
-        let (outcome, report) = try drill("partner-down", hold: false)
+    func partnerDown() async throws {
+        let (outcome, report) = try await drill("partner-down", hold: false)
         #expect(report.target == "bravo")
         expectHealthy(outcome, report)
         #expect(report.cutOff == nil)
@@ -106,8 +106,8 @@ struct DrillTests {
             (["drill", DrillTests.topology, "--scenario", "link-cut", "--target", "alpha-zulu"], "A-B"),
             (["drill", DrillTests.topology, "--scenario", "endpoint-down", "--target", "bravo:7"], "endpoint(s)"),
         ])
-    func badFlags(arguments: [String], message: String) throws {
-        let outcome = try CommandRunner().run(arguments)
+    func badFlags(arguments: [String], message: String) async throws {
+        let outcome = try await CommandRunner().run(arguments)
         #expect(outcome.status == 64, "\(outcome)")
         #expect(outcome.stderr.contains(message), "\(outcome)")
         #expect(outcome.stdout.isEmpty)

@@ -24,8 +24,8 @@ extension DrillTests {
         "hostile-partner: charlie turns with its own keys; every attack is struck with its class, refused and audited; alpha and bravo quarantine it on their own; nothing lost or leaked; the drill passes",
         .timeLimit(.minutes(3))
     )
-    func hostilePartner() throws {
-        let outcome = try CommandRunner().run([
+    func hostilePartner() async throws {
+        let outcome = try await CommandRunner().run([
             "drill", Self.hostileTopology, "--scenario", "hostile-partner", "--json",
         ])
         let report = try #require(
@@ -82,8 +82,8 @@ extension DrillTests {
             (["--target", "zulu"], "no such partner"),
             (["--fault-seconds", "5"], "does not apply to hostile-partner"),
         ])
-    func hostileBadFlags(extra: [String], message: String) throws {
-        let outcome = try CommandRunner().run(
+    func hostileBadFlags(extra: [String], message: String) async throws {
+        let outcome = try await CommandRunner().run(
             ["drill", Self.hostileTopology, "--scenario", "hostile-partner"] + extra)
         #expect(outcome.status == 64, "\(outcome)")
         #expect(outcome.stderr.contains(message), "\(outcome)")

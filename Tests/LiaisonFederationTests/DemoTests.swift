@@ -5,8 +5,8 @@ import Testing
 @Suite("liaison demo", .serialized, .timeLimit(.minutes(3)))
 struct DemoTests {
     @Test("the demo runs three real nodes and every item reaches exactly the partners entitled to it")
-    func demoPasses() throws {
-        let outcome = try CommandRunner().run(["demo", "--json"])
+    func demoPasses() async throws {
+        let outcome = try await CommandRunner().run(["demo", "--json"])
         #expect(outcome.status == 0, "\(outcome)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any])
         #expect(report["passed"] as? Bool == true)
@@ -23,10 +23,10 @@ struct DemoTests {
     }
 
     @Test("the embedded demo topology is topology/demo.yaml")
-    func embeddedTopologyMatchesFile() throws {
+    func embeddedTopologyMatchesFile() async throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("topology/demo.yaml")
-        let outcome = try CommandRunner().run(["demo", "--print-topology"])
+        let outcome = try await CommandRunner().run(["demo", "--print-topology"])
         #expect(outcome.status == 0)
         #expect(outcome.stdout == (try String(contentsOf: file, encoding: .utf8)))
     }

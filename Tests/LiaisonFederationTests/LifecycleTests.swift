@@ -93,9 +93,11 @@ struct LifecycleTests {
         }
         let cli = try CommandRunner()
         let dir = fixture.federation.directory("alpha").url.path
-        let deleted = try cli.run(["delete", ids[0], "--dir", dir])
+        let deleted = try await cli.run(["delete", ids[0], "--dir", dir])
         #expect(deleted.status == 0 && deleted.stdout == "deleted \(ids[0])\n", "\(deleted)")
-        let recalled = try cli.run(["recall", ids[1], "--from", "bravo", "--reason", "sent in error", "--dir", dir])
+        let recalled = try await cli.run([
+            "recall", ids[1], "--from", "bravo", "--reason", "sent in error", "--dir", dir,
+        ])
         #expect(recalled.status == 0 && recalled.stdout == "\(ids[1]) recalled from bravo\n", "\(recalled)")
 
         let gone = try await eventually { try await bravo.item(ids[0])?.deleted == true }

@@ -88,7 +88,7 @@ struct RelayTests {
         #expect(receipted, "\(String(describing: seen))")
         #expect(try await Self.link(fixture, at: "bravo", to: "alpha")?.envelopesOpened ?? 0 >= 1)
         // The operator's table says the same.
-        let table = try CommandRunner().run(["links", "--dir", fixture.federation.directory("alpha").url.path])
+        let table = try await CommandRunner().run(["links", "--dir", fixture.federation.directory("alpha").url.path])
         #expect(table.status == 0, "\(table)")
         #expect(table.stdout.contains("relayed") && table.stdout.contains("relay delta"), "\(table.stdout)")
 

@@ -95,12 +95,12 @@ struct RevocationTests {
         // Delta's operator re-keys it; alpha (through the CLI) and bravo endorse its card.
         fixture.federation.stop("delta")
         let runner = try CommandRunner()
-        let rekey = try runner.run(["rekey", "--dir", fixture.federation.directory("delta").url.path, "--json"])
+        let rekey = try await runner.run(["rekey", "--dir", fixture.federation.directory("delta").url.path, "--json"])
         try #require(rekey.status == 0, "\(rekey)")
         let card = try JSONDecoder().decode(IdentityCard.self, from: Data(rekey.stdout.utf8))
         let cardFile = fixture.federation.root.appendingPathComponent("delta-card.json")
         try Data(rekey.stdout.utf8).write(to: cardFile)
-        let readmit = try runner.run([
+        let readmit = try await runner.run([
             "readmit", "delta", "--identity", cardFile.path, "--dir", fixture.federation.directory("alpha").url.path,
             "--json",
         ])
