@@ -119,14 +119,19 @@ enum CommitEngine {
                     result.rejectedAuthors[op.id] = op.body.author
                 case .success(var item):
                     result.applied.append((op.id, try insert(op, from: peer)))
-                    for waiting in try tx.takePending(item: item.id) {
-                        if let rejection = rejection(applying: waiting.op, to: &item) {
-                            result.rejected.append((waiting.op.id, rejection))
-                            result.rejectedAuthors[waiting.op.id] = waiting.op.body.author
-                        } else {
-                            result.applied.append((waiting.op.id, try insert(waiting.op, from: waiting.peer)))
-                        }
+                    // The ops that waited for this create: each applies once the item's
+                    // markings entitle its author (`settle`); the others wait on, held.
+                    var history = [Markings]()
+                    let settled = settle(
+                        try tx.takePending(item: item.id), item: &item, history: &history, partners: batch.partners)
+                    for entry in settled.applied {
+                        result.applied.append((entry.op.id, try insert(entry.op, from: entry.peer)))
                     }
+                    for (entry, rejection) in settled.rejected {
+                        result.rejected.append((entry.op.id, rejection))
+                        result.rejectedAuthors[entry.op.id] = entry.op.body.author
+                    }
+                    for entry in settled.waiting { try tx.insertPending(entry.op, from: entry.peer) }
                     items[item.id] = item
                     result.changedItems.insert(item.id)
                 }
@@ -143,20 +148,17 @@ enum CommitEngine {
                 guard var item = try state(id) else { continue }
                 let waiting = try tx.takePending(item: id)
                 guard !waiting.isEmpty else { continue }
-                let history = try tx.opsOfItem(id).compactMap(\.op.body.change.markings)
-                for entry in waiting {
-                    guard isAdmissible(held: entry.op, item: item, markingsHistory: history, partners: partners) else {
-                        try tx.insertPending(entry.op, from: entry.peer)
-                        continue
-                    }
-                    if let rejection = rejection(applying: entry.op, to: &item) {
-                        result.rejected.append((entry.op.id, rejection))
-                        result.rejectedAuthors[entry.op.id] = entry.op.body.author
-                    } else {
-                        result.applied.append((entry.op.id, try insert(entry.op, from: entry.peer)))
-                        result.changedItems.insert(id)
-                    }
+                var history = try tx.opsOfItem(id).compactMap(\.op.body.change.markings)
+                let settled = settle(waiting, item: &item, history: &history, partners: partners)
+                for entry in settled.applied {
+                    result.applied.append((entry.op.id, try insert(entry.op, from: entry.peer)))
+                    result.changedItems.insert(id)
                 }
+                for (entry, rejection) in settled.rejected {
+                    result.rejected.append((entry.op.id, rejection))
+                    result.rejectedAuthors[entry.op.id] = entry.op.body.author
+                }
+                for entry in settled.waiting { try tx.insertPending(entry.op, from: entry.peer) }
                 items[id] = item
             }
         }
@@ -256,6 +258,50 @@ enum CommitEngine {
         )
     }
 
+    /// An op waiting in the store (for its item's create, or held for markings), with the
+    /// partner it came from.
+    typealias Waiting = (op: VerifiedOp, peer: NodeID?)
+
+    /// Sorts an item's waiting ops, in their order, into those that apply to `item` now
+    /// (`isAdmissible`, then `ItemState.apply`), those the item refuses, and those that wait
+    /// on. Each change of markings applied among them judges the ones still waiting again,
+    /// so an annotation that arrived before the change entitling its author applies with it
+    /// (`history` gains the markings it replaced). Without `partners` (a store that cannot
+    /// name authors) every op is admissible, as `ItemState` alone judges it.
+    static func settle(
+        _ waiting: [Waiting], item: inout ItemState, history: inout [Markings], partners: [NodeID: Recipient]?
+    ) -> (applied: [Waiting], rejected: [(Waiting, ItemRejection)], waiting: [Waiting]) {
+        var applied = [Waiting]()
+        var rejected = [(Waiting, ItemRejection)]()
+        var left = waiting
+        var remarked = true
+        // Each pass that goes on applied a change of markings, so this ends.
+        while remarked && !left.isEmpty {
+            remarked = false
+            var next = [Waiting]()
+            for entry in left {
+                if let partners,
+                    !isAdmissible(held: entry.op, item: item, markingsHistory: history, partners: partners)
+                {
+                    next.append(entry)
+                    continue
+                }
+                let markings = item.markings
+                if let refusal = rejection(applying: entry.op, to: &item) {
+                    rejected.append((entry, refusal))
+                } else {
+                    applied.append(entry)
+                    if case .changeMarkings = entry.op.body.change {
+                        history.append(markings)
+                        remarked = true
+                    }
+                }
+            }
+            left = next
+        }
+        return (applied, rejected, left)
+    }
+
     /// Whether an op held until its item's markings release the item to its author
     /// (`CommitBatch.held`) is admitted now: the item's markings, now or earlier
     /// (`markingsHistory`), release it to its author, as `Admission.check` judges an
@@ -281,16 +327,39 @@ enum CommitEngine {
         metadata: (key: String, value: Data)?,
         timeMillis: Int64,
         purgingFor holder: Recipient?,
+        admitting partners: [NodeID: Recipient]?,
         in tx: inout T
     ) throws -> RebuildResult {
         var purges = [CustodyEvent]()
         var result = RebuildResult()
+        var highest = HLCTimestamp.zero
         for id in ids.sorted() {
             let before = try tx.loadItem(id)
             let ops = try tx.opsOfItem(id).map(\.op)
             let listedHere = ops.filter(listed).map(\.id)
             result.listed += listedHere
             if var state = ItemState.fold(ops.filter { !excluded($0) }) {
+                // Ops waiting for this item (its create was left out, or its markings did
+                // not yet entitle their author) are judged again under the rebuilt state, as
+                // a commit judges them: a release that puts back the change of markings or the
+                // create they waited for applies them now, not at the item's next change.
+                var appliedHere = false
+                if let partners {
+                    let waiting = try tx.takePending(item: id)
+                    var history = ops.filter { !excluded($0) }.compactMap(\.body.change.markings)
+                    let settled = settle(
+                        waiting.filter { !excluded($0.op) }, item: &state, history: &history, partners: partners)
+                    for entry in settled.applied {
+                        highest = max(highest, entry.op.body.hlc)
+                        _ = try tx.insertOp(entry.op, from: entry.peer)
+                        result.applied.append(entry.op.id)
+                        appliedHere = true
+                    }
+                    for entry in settled.waiting + waiting.filter({ excluded($0.op) }) {
+                        try tx.insertPending(entry.op, from: entry.peer)
+                    }
+                    for (entry, _) in settled.rejected { result.refused.append(entry.op.id) }
+                }
                 if let holder, let purge = try purge(state, at: holder, peer: nil, in: &tx) {
                     state = purge.state
                     result.purged[id] = purge.cause
@@ -304,7 +373,7 @@ enum CommitEngine {
                 // without an op of their own, ops put back): the links read the item's
                 // history again, as they do after a change of tags (docs/filter-rules.md,
                 // "Rebuilt items"). Duplicates are harmless to the receiver.
-                if state != before || !listedHere.isEmpty {
+                if state != before || !listedHere.isEmpty || appliedHere {
                     try tx.relogItem(id)
                     result.relogged.insert(id)
                 }
@@ -317,9 +386,16 @@ enum CommitEngine {
         let dropped = try tx.dropPending(where: excluded)
         result.droppedPending = dropped.count
         result.listed += dropped.filter(listed).map(\.id)
+        if highest > .zero { try tx.raiseHighestHLC(to: highest) }
         if let metadata { try tx.setMetadata(metadata.key, metadata.value) }
         var event = event
-        event.opIDs = result.listed
+        event.opIDs = result.listed + result.applied + result.refused
+        if !result.applied.isEmpty {
+            event.detail += "; \(result.applied.count) waiting op(s) applied"
+        }
+        if !result.refused.isEmpty {
+            event.detail += "; \(result.refused.count) waiting op(s) refused by their item"
+        }
         result.custody = try append(event, timeMillis: timeMillis, in: &tx)
         for purge in purges { _ = try append(purge, timeMillis: timeMillis, in: &tx) }
         return result

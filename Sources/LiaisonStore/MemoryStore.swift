@@ -175,14 +175,15 @@ public final class MemoryStore: Store {
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
         timeMillis: Int64,
-        purgingFor holder: Recipient?
+        purgingFor holder: Recipient?,
+        admitting partners: [NodeID: Recipient]?
     ) throws(LiaisonError) -> RebuildResult {
         try state.withLock { (current: inout Snapshot) throws(LiaisonError) -> RebuildResult in
             var tx = MemoryTransaction(state: current)
             do {
                 let result = try CommitEngine.rebuild(
                     items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
-                    timeMillis: timeMillis, purgingFor: holder, in: &tx)
+                    timeMillis: timeMillis, purgingFor: holder, admitting: partners, in: &tx)
                 current = tx.state
                 return result
             } catch {

@@ -355,13 +355,14 @@ public final class SQLiteStore: Store {
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
         timeMillis: Int64,
-        purgingFor holder: Recipient?
+        purgingFor holder: Recipient?,
+        admitting partners: [NodeID: Recipient]?
     ) throws(LiaisonError) -> RebuildResult {
         try write("rebuilding items") { db in
             var tx = SQLiteTransaction(db: db)
             return try CommitEngine.rebuild(
                 items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
-                timeMillis: timeMillis, purgingFor: holder, in: &tx)
+                timeMillis: timeMillis, purgingFor: holder, admitting: partners, in: &tx)
         }
     }
 

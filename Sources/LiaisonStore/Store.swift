@@ -213,7 +213,9 @@ public protocol Store: Sendable {
     /// or that holds a `listed` op to the end of the log (`RebuildResult.relogged`); drops the waiting ops `excluded` picks (no
     /// create arriving later applies them); sets `metadata` if given; and appends `custody`
     /// listing the ops `listed` picks among those it looked at. With a `holder`, a rebuilt
-    /// item this node may keep the content of no more is purged as a commit purges it.
+    /// item this node may keep the content of no more is purged as a commit purges it. With
+    /// `partners`, the ops waiting for a rebuilt item that the rebuilt state admits are
+    /// applied, as a commit applies them (`RebuildResult.applied`).
     func rebuild(
         items: Set<ItemID>,
         excluding excluded: (VerifiedOp) -> Bool,
@@ -221,7 +223,8 @@ public protocol Store: Sendable {
         custody: CustodyEvent,
         metadata: (key: String, value: Data)?,
         timeMillis: Int64,
-        purgingFor holder: Recipient?
+        purgingFor holder: Recipient?,
+        admitting partners: [NodeID: Recipient]?
     ) throws(LiaisonError) -> RebuildResult
 }
 
@@ -237,7 +240,7 @@ extension Store {
     ) throws(LiaisonError) -> RebuildResult {
         try rebuild(
             items: items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
-            timeMillis: timeMillis, purgingFor: nil)
+            timeMillis: timeMillis, purgingFor: nil, admitting: nil)
     }
 }
 
@@ -255,6 +258,10 @@ public struct RebuildResult: Sendable, Hashable {
     public var listed: [OpID] = []
     /// Waiting ops dropped.
     public var droppedPending: Int = 0
+    /// Waiting ops the rebuilt items admitted, now in the log.
+    public var applied: [OpID] = []
+    /// Waiting ops the rebuilt items refused (`ItemState.apply`), no longer kept.
+    public var refused: [OpID] = []
     /// Rebuilt items whose content was purged (`purgingFor`), with why.
     public var purged: [ItemID: PurgeCause] = [:]
     /// The custody entry appended.

@@ -166,6 +166,51 @@ struct StoreCommitTests {
         #expect(try store.item(item.id)?.tags == ["seen"])
     }
 
+    @Test(
+        "ops that waited for their create apply with it only when the markings entitle their author, and a change of markings among them entitles those before it",
+        arguments: StoreKind.allCases)
+    func waitingOpsJudgedAtCreate(kind: StoreKind) throws {
+        let store = try kind.make()
+        let carol = TestNode.carol
+        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        var factory = OpFactory(seed: 12)
+        let releasable = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names) }
+        let create = try factory.create(
+            by: alice, markings: releasable(["bob"]), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let bobNote = try factory.addTags(["bob"], to: item, by: bob, at: .test(2))
+        try item.apply(bobNote)
+        let carolNote = try factory.addTags(["carol"], to: item, by: carol, at: .test(3))
+        try item.apply(carolNote)
+        let toCarol = try factory.changeMarkings(of: item, to: releasable(["bob", "carol"]), by: alice, at: .test(4))
+
+        // Both notes come before the create: they wait. Carol was never released the item
+        // under its create's markings, so hers may not apply with it (before, it did).
+        var early = batch([bobNote, carolNote], from: bob)
+        early.partners = partners
+        #expect(try store.commit(early).pending == [bobNote.id, carolNote.id])
+        var created = batch([create], from: alice)
+        created.partners = partners
+        #expect(try store.commit(created).applied.map(\.id) == [create.id, bobNote.id])
+        #expect(try store.op(carolNote.id) == nil, "an annotation by a partner not entitled applied")
+        #expect(try store.pendingCount(from: bob.nodeID) == 1)
+        var change = batch([toCarol], from: alice)
+        change.partners = partners
+        #expect(try store.commit(change).applied.map(\.id) == [toCarol.id, carolNote.id])
+        #expect(try store.item(item.id)?.tags == ["bob", "carol"])
+
+        // The same ops on another store, the change of markings waiting too, after carol's
+        // note: the change entitles the note in the commit that brings the create.
+        let other = try kind.make()
+        var all = batch([carolNote, toCarol], from: bob)
+        all.partners = partners
+        _ = try other.commit(all)
+        var createdThere = batch([create], from: alice)
+        createdThere.partners = partners
+        #expect(try other.commit(createdThere).applied.map(\.id) == [create.id, toCarol.id, carolNote.id])
+        #expect(try other.pendingCount(from: bob.nodeID) == 0)
+    }
+
     @Test("an op the item refuses is not stored and is recorded as rejected", arguments: StoreKind.allCases)
     func rejectedOpsAreAudited(kind: StoreKind) throws {
         let store = try kind.make()

@@ -161,7 +161,7 @@ struct StorePurgeTests {
         let result = try store.rebuild(
             items: [id], excluding: leftOut, listing: leftOut,
             custody: CustodyEvent(kind: .partnerQuarantined, peer: "alice", detail: "test"), metadata: nil,
-            timeMillis: Self.time, purgingFor: Self.carol)
+            timeMillis: Self.time, purgingFor: Self.carol, admitting: nil)
         #expect(result.purged[id]?.kind == .narrowed)
         #expect(try store.item(id)?.fields["title"]?.value == nil)
         #expect(try store.custody(from: 1, limit: 100).suffix(2).map(\.kind) == [.partnerQuarantined, .opsPurged])

@@ -164,4 +164,57 @@ struct StorePendingDropTests {
         let after = try #require(try store.item(item.id))
         #expect(after.fields["b"] == nil && after.fields["c"] != nil)
     }
+    @Test(
+        "a release that puts back the change of markings an annotation waited for applies the annotation in its transaction",
+        arguments: StoreKind.allCases)
+    func releaseAppliesWaiting(kind: StoreKind) throws {
+        let store = try kind.make()
+        let (alice, carol) = (TestNode.alice, TestNode.carol)
+        let partners = Dictionary(
+            uniqueKeysWithValues: [alice, TestNode.bob, carol].map { ($0.nodeID, $0.recipient()) })
+        var factory = OpFactory(seed: 43)
+        let releasable = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names) }
+        let create = try factory.create(
+            by: alice, markings: releasable(["bob"]), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let toCarol = try factory.changeMarkings(of: item, to: releasable(["bob", "carol"]), by: alice, at: .test(2))
+        try item.apply(toCarol)
+        let note = try factory.addTags(["seen"], to: item, by: carol, at: .test(3))
+        var first = CommitBatch(
+            ops: [create, toCarol], source: .peer(alice.nodeID), timeMillis: 1_700_000_000_000)
+        first.partners = partners
+        _ = try store.commit(first)
+
+        // Alice quarantined since 2: her change releasing the item to carol is left out, so
+        // carol's note is held when it comes.
+        let leftOut: (VerifiedOp) -> Bool = { $0.body.author == alice.nodeID && $0.body.hlc >= .test(2) }
+        _ = try store.rebuild(
+            items: [item.id], excluding: leftOut, listing: leftOut,
+            custody: CustodyEvent(kind: .partnerQuarantined, peer: "alice", detail: "test"), metadata: nil,
+            timeMillis: 1_700_000_001_000, purgingFor: nil, admitting: partners)
+        let early = CommitBatch(
+            ops: [note], source: .peer(carol.nodeID), timeMillis: 1_700_000_002_000, held: [note.id],
+            partners: partners)
+        _ = try store.commit(early)
+        #expect(try store.pendingCount(from: carol.nodeID) == 1)
+        #expect(try store.op(note.id) == nil)
+
+        // The release puts the change back and, in the same transaction, applies the note.
+        let released = try store.rebuild(
+            items: [item.id], excluding: { _ in false }, listing: leftOut,
+            custody: CustodyEvent(kind: .partnerReleased, peer: "alice", detail: "its ops count again"),
+            metadata: nil, timeMillis: 1_700_000_003_000, purgingFor: nil, admitting: partners)
+        #expect(released.applied == [note.id], "the held annotation still waits after the release")
+        #expect(released.relogged == [item.id])
+        #expect(try store.pendingCount(from: carol.nodeID) == 0)
+        #expect(try store.op(note.id)?.receivedFrom == carol.nodeID)
+        #expect(try store.item(item.id)?.tags == ["seen"])
+        var expected = item
+        try expected.apply(note)
+        #expect(try store.item(item.id)?.digest == expected.digest)
+        #expect(try store.highestHLC() == .test(3))
+        #expect(released.custody?.opIDs == [toCarol.id, note.id])
+        #expect(released.custody?.detail.contains("1 waiting op(s) applied") == true)
+        #expect(try store.verifyCustody() == .intact(entries: 4))
+    }
 }

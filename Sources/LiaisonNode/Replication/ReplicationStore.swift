@@ -159,7 +159,7 @@ public struct ReplicationStore: Sendable {
         let result = try store.rebuild(
             items: [], excluding: expired, listing: expired,
             custody: CustodyEvent(kind: .opsExpired, detail: detail), metadata: nil,
-            timeMillis: Int64(nowMillis), purgingFor: me)
+            timeMillis: Int64(nowMillis), purgingFor: me, admitting: nil)
         return result.listed
     }
 
@@ -204,7 +204,8 @@ public struct ReplicationStore: Sendable {
             custody: custody,
             metadata: (MetadataKey.containment, try Self.encode(containment)),
             timeMillis: Int64(nowMillis),
-            purgingFor: me
+            purgingFor: me,
+            admitting: authors
         )
     }
 
