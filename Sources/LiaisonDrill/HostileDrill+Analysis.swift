@@ -307,6 +307,10 @@ extension HostileDrill {
         if !lost.isEmpty { problems.append("\(lost.count) honest deliveries are missing or differ") }
         if !leaked.isEmpty { problems.append("\(leaked.count) leaks") }
         if !mismatches.isEmpty { problems.append("\(mismatches.count) items differ between honest nodes") }
+        if !stores.twin.mismatches.isEmpty {
+            problems.append(
+                "\(stores.twin.mismatches.count) items differ from the honest nodes' twins without the attacker")
+        }
         if let error = state.lastPutError { problems.append("last failed put: \(error)") }
         let failing = problems.filter { !$0.hasPrefix("last failed put") }
         let percentile = Self.percentile
@@ -342,6 +346,10 @@ extension HostileDrill {
             sharedItems: shared,
             digestMismatches: mismatches.count,
             digestDetail: Array(mismatches.prefix(10)),
+            twinItems: stores.twin.items,
+            twinMismatches: stores.twin.mismatches.count,
+            twinDetail: Array(stores.twin.mismatches.prefix(10)),
+            attackerItemsOutsideTwin: stores.twin.attackerItems,
             honestStrikes: honestStrikes,
             findings: findings,
             disruptions: disruptions,

@@ -365,7 +365,19 @@ public final class HostileDrill: Sendable {
     struct StoreCheck {
         var held: [String: Set<OpID>] = [:]
         var pendingFromHostile: [String: Int] = [:]
+        var twin = TwinCheck()
         var problems: [String] = []
+    }
+
+    /// Each honest node against its twin: the same node had the partner never turned.
+    struct TwinCheck {
+        /// Items compared, over every honest node.
+        var items = 0
+        /// Items whose state differs from the twin's, or that one side lacks.
+        var mismatches: [String] = []
+        /// Items the partner created after it turned, which the twin has not (a forked
+        /// create is kept as proof; its state is the quarantine's business).
+        var attackerItems = 0
     }
 
     private func checkStores(record: Record, honest: [String]) -> StoreCheck {
@@ -383,12 +395,72 @@ public final class HostileDrill: Sendable {
                 var held = Set<OpID>()
                 for id in wanted where try node.store.op(id) != nil { held.insert(id) }
                 check.held[name] = held
-                if let hostileID { check.pendingFromHostile[name] = try node.store.pendingCount(from: hostileID) }
+                if let hostileID {
+                    check.pendingFromHostile[name] = try node.store.pendingCount(from: hostileID)
+                    try Self.twin(
+                        of: name, store: node.store, hostileID: hostileID, turned: record.turnedWall, into: &check.twin)
+                }
             } catch {
                 check.problems.append("\(name)'s store could not be read after the drill: \(error.message)")
             }
         }
         return check
+    }
+
+    /// The twin of an honest node: a fresh store given every op of the node's log but those
+    /// the partner stamped once it had turned, committed through the same commit code. Had
+    /// the attacks changed nothing, each item is the same in both (I1: the order of ops does
+    /// not matter; I4: nothing the attacker wrote counts). An item that differs, or that the
+    /// node holds and the twin lacks (or the other way round), is a mismatch; the partner's
+    /// own items created after it turned are counted apart.
+    static func twin(
+        of name: String, store: any Store, hostileID: NodeID, turned: Date, into check: inout TwinCheck
+    ) throws(LiaisonError) {
+        let turn = HLCTimestamp(
+            physicalMillis: UInt64(max(0, (turned.timeIntervalSince1970 * 1000).rounded())), logical: 0)
+        let attacker = { (op: VerifiedOp) in op.body.author == hostileID && op.body.hlc >= turn }
+        var log = [VerifiedOp]()
+        var after: UInt64 = 0
+        while true {
+            let page = try store.ops(after: after, limit: 10_000)
+            guard let last = page.last else { break }
+            log += page.map(\.op)
+            after = last.sequence
+        }
+        let twin = MemoryStore()
+        _ = try twin.commit(
+            CommitBatch(
+                ops: log.filter { !attacker($0) }, source: .local,
+                timeMillis: Int64(Date().timeIntervalSince1970 * 1000)))
+        var attackerItems = Set<ItemID>()
+        for op in log where attacker(op) {
+            if case .create = op.body.change { attackerItems.insert(op.body.itemID) }
+        }
+        let ids = Set(log.map(\.body.itemID))
+        for id in ids.sorted(by: { $0.text < $1.text }) {
+            let mine = try store.item(id)
+            let theirs = try twin.item(id)
+            if theirs == nil, attackerItems.contains(id) {
+                check.attackerItems += 1
+                continue
+            }
+            check.items += 1
+            switch (mine, theirs) {
+            case (let mine?, let theirs?) where mine.digest == theirs.digest:
+                continue
+            case (let mine?, let theirs?):
+                check.mismatches.append(
+                    "\(name): item \(id.text.prefix(12)) is \(mine.digest.hex.prefix(12)), its twin without the attacker "
+                        + "\(theirs.digest.hex.prefix(12))")
+            case (nil, _?):
+                check.mismatches.append(
+                    "\(name): item \(id.text.prefix(12)) is missing; its twin without the attacker holds it")
+            case (_?, nil):
+                check.mismatches.append("\(name): item \(id.text.prefix(12)) is not in its twin without the attacker")
+            case (nil, nil):
+                continue
+            }
+        }
     }
 }
 

@@ -140,6 +140,13 @@ public struct HostileDrillReport: Codable, Sendable {
     public var sharedItems: Int
     public var digestMismatches: Int
     public var digestDetail: [String]
+    /// Each honest node against its twin: a store given the same log without the ops the
+    /// partner stamped once it had turned. Items compared, and those that differ (must be 0);
+    /// the partner's own items created after it turned are counted apart.
+    public var twinItems: Int
+    public var twinMismatches: Int
+    public var twinDetail: [String]
+    public var attackerItemsOutsideTwin: Int
     /// Strikes an honest node counted against another honest partner. Must be empty.
     public var honestStrikes: [String]
     /// What the attacks found in the nodes: an attack not detected or not refused, with the
@@ -153,7 +160,8 @@ public struct HostileDrillReport: Codable, Sendable {
     public var problems: [String]
     /// Whether every attack was detected, refused where there was something to refuse, and
     /// audited; the partner was quarantined by every node it attacked; nothing was lost or
-    /// leaked; honest digests agree; no honest partner was struck.
+    /// leaked; honest digests agree with each other and with their twins; no honest partner
+    /// was struck.
     public var passed: Bool
     /// Where the node directories and logs were kept (`--keep`).
     public var directory: String?
@@ -223,7 +231,11 @@ public struct HostileDrillReport: Codable, Sendable {
         lines.append(
             "lost \(lost), leaked \(leaked); honest digests: \(sharedItems) shared items, \(digestMismatches) differ; "
                 + "honest partners struck: \(honestStrikes.count)")
-        for line in lostDetail + leakedDetail + digestDetail + honestStrikes { lines.append("  \(line)") }
+        lines.append(
+            "twin without the attacker: \(twinItems) items compared over the honest nodes, \(twinMismatches) differ"
+                + (attackerItemsOutsideTwin > 0
+                    ? "; \(attackerItemsOutsideTwin) items the attacker created are not in it" : ""))
+        for line in lostDetail + leakedDetail + digestDetail + twinDetail + honestStrikes { lines.append("  \(line)") }
         for disruption in disruptions { lines.append("disruption: \(disruption)") }
         for finding in findings { lines.append("finding: \(finding)") }
         for problem in problems where !findings.contains(problem) { lines.append("problem: \(problem)") }

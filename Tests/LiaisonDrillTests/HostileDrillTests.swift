@@ -69,6 +69,8 @@ extension DrillTests {
         #expect(report.leaked == 0, "leaked: \(report.leakedDetail)")
         #expect(report.sharedItems > 0)
         #expect(report.digestMismatches == 0, "\(report.digestDetail)")
+        #expect(report.twinItems > 0)
+        #expect(report.twinMismatches == 0, "\(report.twinDetail)")
         #expect(report.honestStrikes.isEmpty, "\(report.honestStrikes)")
         #expect(report.deliveriesAchieved == report.deliveriesExpected)
         #expect(report.attackDeliveries > 0 && report.attackLatencyP99Millis != nil)
