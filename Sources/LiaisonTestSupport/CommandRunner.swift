@@ -47,12 +47,14 @@ public struct CommandRunner: Sendable {
     /// the process (their deadlines passed while they could not run).
     public func run(_ arguments: [String]) async throws -> Outcome {
         let executable = executable
-        return try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Result { try Self.runBlocking(executable, arguments) })
-            }
-            thread.name = "liaison \(arguments.first ?? "")"
-            thread.start()
+        return try await Self.offPool { try Self.runBlocking(executable, arguments) }
+    }
+
+    /// Runs blocking work (a child process and the wait for it) on a thread of its own and
+    /// awaits its result, so that the Swift concurrency pool keeps its threads for the tests.
+    public static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
         }
     }
 

@@ -82,10 +82,10 @@ struct DashboardTests {
             do {
                 let client = try federation.client("alpha")
                 let url = client.base.absoluteString + "/dashboard#token=" + client.token
-                let dom = try Self.renderedDOM(url)
+                let dom = try await CommandRunner.offPool { try Self.renderedDOM(url) }
                 let png = FileManager.default.temporaryDirectory.appendingPathComponent(
                     "liaison-dashboard-\(UUID().uuidString.prefix(8)).png")
-                _ = try Self.headless(url, ["--screenshot=\(png.path)"])
+                _ = try await CommandRunner.offPool { try Self.headless(url, ["--screenshot=\(png.path)"]) }
                 let data = FileManager.default.contents(atPath: png.path)
                 try? FileManager.default.removeItem(at: png)
                 seen.withLock {
@@ -131,7 +131,7 @@ struct DashboardTests {
         defer { fixture.stop() }
         try await fixture.start()
         let base = try fixture.federation.client("alpha").base.absoluteString
-        let dom = try Self.headless(base + "/dashboard", ["--dump-dom"])
+        let dom = try await CommandRunner.offPool { try Self.headless(base + "/dashboard", ["--dump-dom"]) }
         #expect(dom.contains("no token: open /dashboard#token="), "\(dom.prefix(3000))")
         // The one URL in it is SVG's namespace name, which nothing fetches.
         let page = DashboardPage.html.replacingOccurrences(of: "http://www.w3.org/2000/svg", with: "")

@@ -75,7 +75,8 @@ struct MetricsTests {
         }
         #expect(counted, "\(text)")
 
-        let checked = try Self.promtool(text)
+        let scraped = text
+        let checked = try await CommandRunner.offPool { try Self.promtool(scraped) }
         #expect(checked.status == 0, "promtool check metrics: \(checked.output)")
         #expect(text.hasPrefix("#") || text.contains("# HELP liaison_"))
         #expect(Self.sample(text, "liaison_node_info", ["node": "alpha"]) == 1)
@@ -114,11 +115,14 @@ struct MetricsTests {
     }
 
     @Test("promtool refuses what it should: the checker this suite relies on can fail")
-    func promtoolBites() throws {
-        let bad = try Self.promtool("# TYPE liaison_x_total counter\nliaison_x_total 1\n")
+    func promtoolBites() async throws {
+        let bad = try await CommandRunner.offPool {
+            try Self.promtool("# TYPE liaison_x_total counter\nliaison_x_total 1\n")
+        }
         #expect(bad.status != 0, "\(bad.output)")
-        let good = try Self.promtool(
-            "# HELP liaison_x_total Things.\n# TYPE liaison_x_total counter\nliaison_x_total 1\n")
+        let good = try await CommandRunner.offPool {
+            try Self.promtool("# HELP liaison_x_total Things.\n# TYPE liaison_x_total counter\nliaison_x_total 1\n")
+        }
         #expect(good.status == 0, "\(good.output)")
     }
 }
