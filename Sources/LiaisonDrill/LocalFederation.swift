@@ -123,6 +123,24 @@ public final class LocalFederation: Sendable {
         return (rss, peak)
     }
 
+    /// Bytes a partner's node caused to be written to storage, and the CPU time it used
+    /// (user and system), since it started (from /proc).
+    public func work(of name: String) -> (writtenBytes: Int, cpuSeconds: Double)? {
+        guard let pid = pid(of: name),
+            let io = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8),
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let written = io.split(separator: "\n").first(where: { $0.hasPrefix("write_bytes:") })
+                .flatMap({ Int($0.dropFirst("write_bytes:".count).trimmingCharacters(in: .whitespaces)) })
+        else { return nil }
+        // The fields after the command's closing parenthesis: utime and stime are the 12th
+        // and 13th of them, in clock ticks.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (written, (user + system) / max(ticks, 1))
+    }
+
     /// Whether a partner's process is alive.
     public func isRunning(_ name: String) -> Bool {
         guard let pid = pids.withLock({ $0[name] }) else { return false }

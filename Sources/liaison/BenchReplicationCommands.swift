@@ -61,6 +61,12 @@ extension BenchCommand {
             var receiverPeakRSSKiB: Int
             var senderRSSKiBAfter: Int
             var senderPeakRSSKiB: Int
+            /// Bytes the receiver wrote to storage during the catch-up, per op (its store, WAL
+            /// and checkpoints: the write amplification of the store's layout).
+            var receiverBytesWrittenPerOp: Double?
+            /// Cores each side used on average during the catch-up (CPU time / wall time).
+            var receiverCores: Double?
+            var senderCores: Double?
         }
 
         func run() async throws {
@@ -103,6 +109,7 @@ extension BenchCommand {
                 FileHandle.standardError.write(Data("loaded \(ops) ops at alpha; starting the nodes\n".utf8))
                 try federation.start("bravo")
                 try await federation.waitUntilHealthy()
+                let receiverBefore = federation.work(of: "bravo")
                 let start = ContinuousClock.now
                 try federation.start("alpha")
                 let client = try federation.client("alpha")
@@ -131,7 +138,9 @@ extension BenchCommand {
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let receiver = federation.memory(of: "bravo") ?? (0, 0)
                 let sender = federation.memory(of: "alpha") ?? (0, 0)
-                let result = Result(
+                let receiverWork = federation.work(of: "bravo")
+                let senderWork = federation.work(of: "alpha")
+                var result = Result(
                     path: viaRelay ? "sealed via relay" : "direct",
                     ops: ops,
                     seconds: seconds,
@@ -141,6 +150,12 @@ extension BenchCommand {
                     senderRSSKiBAfter: sender.rssKiB,
                     senderPeakRSSKiB: sender.peakKiB
                 )
+                if let before = receiverBefore, let after = receiverWork {
+                    result.receiverBytesWrittenPerOp = Double(after.writtenBytes - before.writtenBytes) / Double(ops)
+                    result.receiverCores = (after.cpuSeconds - before.cpuSeconds) / seconds
+                }
+                // alpha started with the catch-up: all its work is the catch-up's.
+                result.senderCores = senderWork.map { $0.cpuSeconds / seconds }
                 if json {
                     try printJSON(result)
                 } else {
@@ -150,6 +165,12 @@ extension BenchCommand {
                     print(
                         "receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB"
                     )
+                    if let written = result.receiverBytesWrittenPerOp, let cores = result.receiverCores {
+                        print(
+                            "receiver wrote \(Int(written)) bytes to storage per op; cores used: receiver "
+                                + String(format: "%.2f", cores) + ", sender "
+                                + String(format: "%.2f", result.senderCores ?? 0))
+                    }
                 }
             }
         }
