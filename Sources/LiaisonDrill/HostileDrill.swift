@@ -369,7 +369,8 @@ public final class HostileDrill: Sendable {
         var problems: [String] = []
     }
 
-    /// Each honest node against its twin: the same node had the partner never turned.
+    /// Each honest node against its twin: its log without what the partner stamped once it
+    /// had turned (docs/drills.md, "The twin without the attacker", says what it cannot see).
     struct TwinCheck {
         /// Items compared, over every honest node.
         var items = 0

@@ -99,6 +99,8 @@ enum CommitEngine {
                     // node folds the same set) and fold the item from all its ops.
                     result.applied.append((op.id, try insert(op, from: peer)))
                     result.forkedCreates.append(op.id)
+                    // Its markings count among the item's: held ops are judged again.
+                    remarked.insert(item.id)
                     if let folded = ItemState.fold(try tx.opsOfItem(item.id).map(\.op)), folded != item {
                         items[item.id] = folded
                         result.changedItems.insert(item.id)
@@ -132,6 +134,11 @@ enum CommitEngine {
                         result.rejectedAuthors[entry.op.id] = entry.op.body.author
                     }
                     for entry in settled.waiting { try tx.insertPending(entry.op, from: entry.peer) }
+                    // A change of markings that waited applied with the create: ops of this
+                    // batch held after it are judged again at the end.
+                    if settled.applied.contains(where: { $0.op.body.change.markings != nil }) {
+                        remarked.insert(item.id)
+                    }
                     items[item.id] = item
                     result.changedItems.insert(item.id)
                 }
@@ -280,6 +287,13 @@ enum CommitEngine {
             remarked = false
             var next = [Waiting]()
             for entry in left {
+                // What the item alone refuses (a non-writer, a non-originator) is refused now,
+                // whoever it is from: waiting is only for markings that may yet entitle.
+                if case .failure(let refusal) = item.permits(author: entry.op.body.author, change: entry.op.body.change)
+                {
+                    rejected.append((entry, refusal))
+                    continue
+                }
                 if let partners,
                     !isAdmissible(held: entry.op, item: item, markingsHistory: history, partners: partners)
                 {
@@ -291,8 +305,10 @@ enum CommitEngine {
                     rejected.append((entry, refusal))
                 } else {
                     applied.append(entry)
-                    if case .changeMarkings = entry.op.body.change {
-                        history.append(markings)
+                    if case .changeMarkings(let changed) = entry.op.body.change {
+                        // Both: the markings it replaced, and its own, which an older change
+                        // applied after a newer one does not leave on the item.
+                        history += [markings, changed]
                         remarked = true
                     }
                 }

@@ -347,6 +347,12 @@ struct OutboxAndAdmissionTests {
         receiver.senderFilter = LinkFilter(redactFields: ["source"])
         #expect(receiver.check(op) == .unredacted(["source"]))
         #expect(receiver.check(try op.redacting(["source"])) == nil)
+        // The same for an op of an item the receiver does not hold yet: it would wait for the
+        // create and apply with it, values in clear (before, it was not judged at all).
+        let annotation = try factory.setFields(
+            [(name: "source", value: Self.secret)], of: try ItemState(create: op), by: .alice, at: .test(2))
+        #expect(receiver.check(annotation, item: nil) == .unredacted(["source"]))
+        #expect(receiver.check(try annotation.redacting(["source"]), item: nil) == nil)
     }
 
     @Test(

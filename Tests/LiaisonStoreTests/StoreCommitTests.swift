@@ -211,6 +211,96 @@ struct StoreCommitTests {
         #expect(try other.pendingCount(from: bob.nodeID) == 0)
     }
 
+    @Test(
+        "waiting ops are judged by every change of markings that applies: an older change applied after a newer one, one applied with the create before a held op of the same batch, and a forked create",
+        arguments: StoreKind.allCases)
+    func waitingOpsSeeEveryMarkings(kind: StoreKind) throws {
+        let carol = TestNode.carol
+        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        let releasable = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names) }
+        var factory = OpFactory(seed: 13)
+        let create = try factory.create(
+            by: alice, markings: releasable(["bob"]), writePolicy: .annotations, at: .test(1))
+        var item = try ItemState(create: create)
+        let toCarol = try factory.changeMarkings(of: item, to: releasable(["bob", "carol"]), by: alice, at: .test(2))
+        try item.apply(toCarol)
+        let note = try factory.addTags(["carol"], to: item, by: carol, at: .test(3))
+        try item.apply(note)
+        let narrowed = try factory.changeMarkings(of: item, to: releasable(["bob"]), by: alice, at: .test(4))
+
+        // The narrowing, then the change releasing the item to carol (older), then her note,
+        // all before the create: the older change's markings entitle her though the item
+        // ends with the newer ones.
+        let first = try kind.make()
+        var early = batch([narrowed, toCarol, note], from: bob)
+        early.partners = partners
+        _ = try first.commit(early)
+        var created = batch([create], from: alice)
+        created.partners = partners
+        #expect(Set(try first.commit(created).applied.map(\.id)) == [create.id, narrowed.id, toCarol.id, note.id])
+        #expect(try first.pendingCount(from: bob.nodeID) == 0)
+
+        // The change waits; the create comes with carol's note, held by the receiver's
+        // admission (it had not seen the change): the change applies with the create and the
+        // note with it, in the same commit.
+        let second = try kind.make()
+        var change = batch([toCarol], from: bob)
+        change.partners = partners
+        _ = try second.commit(change)
+        var both = batch([create, note], from: alice)
+        both.held = [note.id]
+        both.partners = partners
+        #expect(try second.commit(both).applied.map(\.id) == [create.id, toCarol.id, note.id])
+        #expect(try second.pendingCount(from: alice.nodeID) == 0)
+
+        // A forked create (same item id, other markings) that releases the item to carol:
+        // her note, held under the first create's markings, applies with it.
+        var forks = (OpFactory(seed: 14), OpFactory(seed: 14))
+        let plain = try forks.0.create(
+            by: alice, markings: releasable(["bob"]), writePolicy: .annotations, at: .test(1))
+        let fork = try forks.1.create(
+            by: alice, markings: releasable(["bob", "carol"]), writePolicy: .annotations, at: .test(1))
+        try #require(plain.body.itemID == fork.body.itemID && plain.id != fork.id)
+        let forkedNote = try factory.addTags(["carol"], to: try ItemState(create: fork), by: carol, at: .test(3))
+        let third = try kind.make()
+        var plainFirst = batch([plain], from: alice)
+        plainFirst.partners = partners
+        _ = try third.commit(plainFirst)
+        var held = batch([forkedNote], from: carol)
+        held.held = [forkedNote.id]
+        held.partners = partners
+        _ = try third.commit(held)
+        #expect(try third.pendingCount(from: carol.nodeID) == 1)
+        var forked = batch([fork], from: bob)
+        forked.partners = partners
+        #expect(try third.commit(forked).applied.map(\.id) == [fork.id, forkedNote.id])
+        #expect(try third.pendingCount(from: carol.nodeID) == 0)
+    }
+
+    @Test(
+        "an op that waited for its create and that the item refuses whoever writes it is refused with the create, not held",
+        arguments: StoreKind.allCases)
+    func waitingNonWriterRefused(kind: StoreKind) throws {
+        let store = try kind.make()
+        let carol = TestNode.carol
+        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        var factory = OpFactory(seed: 15)
+        let create = try factory.create(
+            by: alice, markings: Markings(classification: "SECRET", releasableTo: ["bob"]), at: .test(1))
+        let item = try ItemState(create: create)
+        // carol, not entitled, and the item lets only its originator write.
+        let write = try factory.addTags(["carol"], to: item, by: carol, at: .test(2))
+        var early = batch([write], from: carol)
+        early.partners = partners
+        _ = try store.commit(early)
+        var created = batch([create], from: alice)
+        created.partners = partners
+        let result = try store.commit(created)
+        #expect(result.rejected.map(\.id) == [write.id])
+        #expect(result.rejected.first?.reason == .notWriter)
+        #expect(try store.pendingCount(from: carol.nodeID) == 0)
+    }
+
     @Test("an op the item refuses is not stored and is recorded as rejected", arguments: StoreKind.allCases)
     func rejectedOpsAreAudited(kind: StoreKind) throws {
         let store = try kind.make()

@@ -192,8 +192,13 @@ public enum Admission {
         }
         // An op for an item we do not hold yet (an annotation of an ORCON item can come from
         // its author before the originator's create arrives): it waits, durable but
-        // invisible and not passed on, until the create arrives and is admitted.
-        guard let state else { return nil }
+        // invisible and not passed on, until the create arrives and is admitted. What needs no
+        // item is judged now: values its author withheld from us, or that the sender's link
+        // redacts, must not arrive in clear on any path.
+        guard let state else {
+            let unredacted = Eligibility.redactedFields(of: op, for: me, filter: senderFilter)
+            return unredacted.isEmpty ? nil : .unredacted(unredacted)
+        }
         if case .failure(let rejection) = state.permits(author: op.body.author, change: op.body.change) {
             return .refusedByItem(rejection)
         }
