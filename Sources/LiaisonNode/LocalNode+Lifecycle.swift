@@ -194,8 +194,15 @@ extension LocalNode {
         }
         let signed = try identity.author.sign(unsigned)
         try Self.refuseOversized(signed)
-        let result = try store.commit(
-            CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis), holder: recipient, note: note))
+        // With the federation's partners, a change of markings here judges the ops held for
+        // the item's markings again, as a partner's change does (docs/merge-rules.md, "Held
+        // annotations"): an annotation the originator holds applies when it entitles its author.
+        var batch = CommitBatch(
+            ops: signed, source: .local, timeMillis: Int64(nowMillis), holder: recipient, note: note)
+        batch.partners = federation.map {
+            Dictionary($0.partners.map { ($0.nodeID, $0.recipient) }, uniquingKeysWith: { first, _ in first })
+        }
+        let result = try store.commit(batch)
         guard result.rejected.isEmpty, let updated = try store.item(item.id) else {
             throw LiaisonError(.invalidOp, "the store refused the change: \(result.rejected.map(\.reason))")
         }

@@ -41,6 +41,39 @@ struct LifecycleNodeTests {
     }
 
     @Test(
+        "an annotation the originator holds for markings applies when the originator's own change of markings entitles its author"
+    )
+    func originatorBroadeningAppliesHeld() throws {
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let item = try alpha.put(
+            PutRequest(
+                collection: "indicators", classification: "CONFIDENTIAL", releasableTo: ["bravo"],
+                fields: [(name: "indicator", value: JSONText.string("10.1.1.1"))], writePolicy: .annotations),
+            now: Date()
+        ).item
+        let charlie = try node("charlie")
+        let unsigned = try charlie.identity.author.change(
+            item, .addTags(["seen"]),
+            hlc: HLCTimestamp(physicalMillis: item.lastChange.hlc.physicalMillis + 1, logical: 0))
+        let note = try charlie.identity.author.sign([unsigned])[0]
+        // It came (through bravo, say) before any markings released the item to charlie: held.
+        let partners = Dictionary(
+            uniqueKeysWithValues: try #require(alpha.federation).partners.map { ($0.nodeID, $0.recipient) })
+        _ = try alpha.store.commit(
+            CommitBatch(
+                ops: [note], source: .peer(charlie.identity.nodeID), timeMillis: 1, held: [note.id],
+                partners: partners))
+        #expect(try alpha.store.pendingCount(from: charlie.identity.nodeID) == 1)
+
+        let broadened = try alpha.changeMarkings(
+            item.id, MarkingsChangeRequest(releasableTo: ["bravo", "charlie"]), now: Date())
+        #expect(broadened.item.tags == ["seen"], "the change's result does not show the note")
+        #expect(try alpha.store.pendingCount(from: charlie.identity.nodeID) == 0, "the originator still holds it back")
+        #expect(try alpha.store.op(note.id) != nil)
+        #expect(try alpha.store.item(item.id)?.tags == ["seen"])
+    }
+
+    @Test(
         "a narrowing signs the change of markings and, after it in the same batch, a recall from the partners it removes"
     )
     func narrowingSignsRecall() throws {
