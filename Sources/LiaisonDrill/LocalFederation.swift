@@ -98,7 +98,7 @@ public final class LocalFederation: Sendable {
 
     /// The last lines of a node's log, for an error message: CI keeps the test output, not
     /// the temporary directory the log was in.
-    static func tail(of path: String, lines: Int = 8) -> String {
+    public static func tail(of path: String, lines: Int = 8) -> String {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), !text.isEmpty else {
             return " (the log is empty)"
         }
