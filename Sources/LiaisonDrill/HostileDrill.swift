@@ -445,6 +445,8 @@ public final class HostileDrill: Sendable {
                 check.attackerItems += 1
                 continue
             }
+            // An item neither holds (its create left out on both sides) is not compared.
+            if mine == nil, theirs == nil { continue }
             check.items += 1
             switch (mine, theirs) {
             case (let mine?, let theirs?) where mine.digest == theirs.digest:
@@ -456,10 +458,8 @@ public final class HostileDrill: Sendable {
             case (nil, _?):
                 check.mismatches.append(
                     "\(name): item \(id.text.prefix(12)) is missing; its twin without the attacker holds it")
-            case (_?, nil):
+            case (_?, nil), (nil, nil):
                 check.mismatches.append("\(name): item \(id.text.prefix(12)) is not in its twin without the attacker")
-            case (nil, nil):
-                continue
             }
         }
     }

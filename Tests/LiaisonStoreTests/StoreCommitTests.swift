@@ -10,6 +10,11 @@ struct StoreCommitTests {
     let alice = TestNode.alice
     let bob = TestNode.bob
 
+    /// Alice, bob and carol as a partner batch names its authors (`CommitBatch.partners`).
+    private var threePartners: [NodeID: Recipient] {
+        Dictionary(uniqueKeysWithValues: [alice, bob, TestNode.carol].map { ($0.nodeID, $0.recipient()) })
+    }
+
     private func batch(_ ops: [VerifiedOp], from peer: TestNode? = nil) -> CommitBatch {
         CommitBatch(ops: ops, source: peer.map { .peer($0.nodeID) } ?? .local, timeMillis: 1_700_000_000_000)
     }
@@ -130,7 +135,7 @@ struct StoreCommitTests {
     func heldUntilMarkingsRelease(kind: StoreKind) throws {
         let store = try kind.make()
         let carol = TestNode.carol
-        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        let partners = threePartners
         var factory = OpFactory(seed: 11)
         let orcon = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names, orcon: true) }
         let create = try factory.create(by: alice, markings: orcon(["bob"]), writePolicy: .annotations, at: .test(1))
@@ -172,7 +177,7 @@ struct StoreCommitTests {
     func waitingOpsJudgedAtCreate(kind: StoreKind) throws {
         let store = try kind.make()
         let carol = TestNode.carol
-        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        let partners = threePartners
         var factory = OpFactory(seed: 12)
         let releasable = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names) }
         let create = try factory.create(
@@ -216,7 +221,7 @@ struct StoreCommitTests {
         arguments: StoreKind.allCases)
     func waitingOpsSeeEveryMarkings(kind: StoreKind) throws {
         let carol = TestNode.carol
-        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        let partners = threePartners
         let releasable = { (names: [String]) in Markings(classification: "SECRET", releasableTo: names) }
         var factory = OpFactory(seed: 13)
         let create = try factory.create(
@@ -283,7 +288,7 @@ struct StoreCommitTests {
     func waitingNonWriterRefused(kind: StoreKind) throws {
         let store = try kind.make()
         let carol = TestNode.carol
-        let partners = Dictionary(uniqueKeysWithValues: [alice, bob, carol].map { ($0.nodeID, $0.recipient()) })
+        let partners = threePartners
         var factory = OpFactory(seed: 15)
         let create = try factory.create(
             by: alice, markings: Markings(classification: "SECRET", releasableTo: ["bob"]), at: .test(1))
