@@ -79,6 +79,10 @@ public struct Hash32: Hashable, Comparable, Sendable {
     /// Lower-case hexadecimal, 64 characters.
     public var hex: String { Hex.encode(bytes) }
 
+    /// The first eight bytes, most significant first: a compact key a store can index by
+    /// (not unique on its own; a lookup compares the whole value too).
+    public var leadingWord: UInt64 { w0 }
+
     /// Parses 64 hexadecimal characters.
     public init?(hex: String) {
         guard let bytes = Hex.decode(hex) else { return nil }

@@ -132,6 +132,10 @@ public struct ItemID: Hashable, Comparable, Sendable {
             + (0..<8).map { UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * $0)) }
     }
 
+    /// The first eight bytes, most significant first: a compact key a store can index by
+    /// (not unique on its own; a lookup compares the whole id too).
+    public var leadingWord: UInt64 { high }
+
     /// UUID-like lower-case text.
     public var text: String {
         let hex = Array(Hex.encode(bytes))

@@ -165,7 +165,86 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: "ALTER TABLE ops ADD COLUMN reshapes INTEGER NOT NULL DEFAULT 1")
         }
+        // v3: items get local numbers, and ops and tags name their item by it; items and ops
+        // are found by the first eight bytes of their ids. The rows and index entries a
+        // catch-up adds then follow the log (docs/storage.md).
+        migrator.registerMigration("v3", migrate: migrateToV3)
         return migrator
+    }
+
+    /// Rebuilds the v2 tables in the v3 layout, keeping every sequence number (links'
+    /// checkpoints name them) and the log's next sequence.
+    private static func migrateToV3(_ db: Database) throws {
+        db.add(
+            function: DatabaseFunction("liaison_key", argumentCount: 1, pure: true) { values in
+                guard let data = Data.fromDatabaseValue(values[0]), data.count >= 8 else { return nil }
+                return Int64(bitPattern: data.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+            })
+        let nextSequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'ops'") ?? 0
+        try db.execute(
+            sql: """
+                CREATE TABLE items_v3 (
+                    local INTEGER PRIMARY KEY,
+                    key INTEGER NOT NULL,
+                    id BLOB NOT NULL,
+                    collection TEXT NOT NULL,
+                    withdrawn INTEGER NOT NULL,
+                    last_change INTEGER NOT NULL,
+                    state BLOB
+                );
+                INSERT INTO items_v3(key, id, collection, withdrawn, last_change, state)
+                    SELECT liaison_key(id), id, collection, withdrawn, last_change, state FROM items
+                    ORDER BY last_change, id;
+                INSERT INTO items_v3(key, id, collection, withdrawn, last_change, state)
+                    SELECT liaison_key(item_id), item_id, '', 0, 0, NULL FROM ops
+                    WHERE item_id NOT IN (SELECT id FROM items) GROUP BY item_id ORDER BY min(seq);
+                CREATE INDEX migrating_items_id ON items_v3(id);
+                CREATE TABLE ops_v3 (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    op_key INTEGER NOT NULL,
+                    op_id BLOB NOT NULL,
+                    item_local INTEGER NOT NULL,
+                    author BLOB NOT NULL,
+                    hlc INTEGER NOT NULL,
+                    redacted INTEGER NOT NULL,
+                    received_from BLOB,
+                    encoded BLOB NOT NULL,
+                    reshapes INTEGER NOT NULL
+                );
+                INSERT INTO ops_v3(seq, op_key, op_id, item_local, author, hlc, redacted, received_from, encoded, reshapes)
+                    SELECT o.seq, liaison_key(o.op_id), o.op_id, i.local, o.author, o.hlc, o.redacted,
+                        o.received_from, o.encoded, o.reshapes
+                    FROM ops o JOIN items_v3 i ON i.id = o.item_id ORDER BY o.seq;
+                CREATE TABLE item_tags_v3 (
+                    item_local INTEGER NOT NULL,
+                    tag TEXT NOT NULL,
+                    PRIMARY KEY (item_local, tag)
+                ) WITHOUT ROWID;
+                INSERT INTO item_tags_v3(item_local, tag)
+                    SELECT i.local, t.tag FROM item_tags t JOIN items_v3 i ON i.id = t.item_id;
+                DROP INDEX migrating_items_id;
+                DROP TABLE ops;
+                DROP TABLE items;
+                DROP TABLE item_tags;
+                ALTER TABLE items_v3 RENAME TO items;
+                ALTER TABLE ops_v3 RENAME TO ops;
+                ALTER TABLE item_tags_v3 RENAME TO item_tags;
+                CREATE INDEX items_key ON items(key);
+                CREATE INDEX items_collection ON items(collection, last_change);
+                CREATE INDEX items_recent ON items(last_change);
+                CREATE INDEX ops_key ON ops(op_key);
+                CREATE INDEX ops_item ON ops(item_local);
+                CREATE INDEX item_tags_tag ON item_tags(tag);
+                """
+        )
+        // The next sequence stays past every one handed out before, as AUTOINCREMENT promises.
+        try db.execute(
+            sql: "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'ops'", arguments: [nextSequence])
+        if try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_sequence WHERE name = 'ops'") == 0,
+            nextSequence > 0
+        {
+            try db.execute(sql: "INSERT INTO sqlite_sequence(name, seq) VALUES ('ops', ?)", arguments: [nextSequence])
+        }
     }
 
     private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
@@ -213,19 +292,20 @@ public final class SQLiteStore: Store {
         guard !ids.isEmpty else { return [:] }
         return try read("reading items") { db in
             var found = [ItemID: ItemState]()
-            let keys = ids.map { Data($0.bytes) }
-            // At most 500 ids per statement: well under SQLite's limit on bound parameters.
+            let keys = Set(ids.map(SQLiteTransaction.key)).sorted()
+            // At most 500 keys per statement: well under SQLite's limit on bound parameters.
             var start = 0
             while start < keys.count {
                 let chunk = keys[start..<min(keys.count, start + 500)]
                 start += 500
                 let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
                 let rows = try Row.fetchCursor(
-                    db, sql: "SELECT state FROM items WHERE id IN (\(marks))",
+                    db, sql: "SELECT id, state FROM items WHERE key IN (\(marks)) AND state IS NOT NULL",
                     arguments: StatementArguments(Array(chunk)))
                 while let row = try rows.next() {
-                    let item = try SQLiteTransaction.decodeItem(row[0])
-                    found[item.id] = item
+                    // Keys are id prefixes: another item may share one.
+                    guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { continue }
+                    found[id] = try SQLiteTransaction.decodeItem(row["state"])
                 }
             }
             return found
@@ -234,18 +314,18 @@ public final class SQLiteStore: Store {
 
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
         try read("listing items") { db in
-            var conditions = [String]()
+            var conditions = ["state IS NOT NULL"]
             var arguments = StatementArguments()
             if let collection = query.collection {
                 conditions.append("collection = ?")
                 _ = arguments.append(contentsOf: [collection])
             }
             if let tag = query.tag {
-                conditions.append("id IN (SELECT item_id FROM item_tags WHERE tag = ?)")
+                conditions.append("local IN (SELECT item_local FROM item_tags WHERE tag = ?)")
                 _ = arguments.append(contentsOf: [tag])
             }
             if !query.includeWithdrawn { conditions.append("withdrawn = 0") }
-            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let whereClause = "WHERE " + conditions.joined(separator: " AND ")
             _ = arguments.append(contentsOf: [query.limit])
             let rows = try Row.fetchAll(
                 db,
@@ -260,8 +340,8 @@ public final class SQLiteStore: Store {
         try read("reading an op") { db in
             try Row.fetchOne(
                 db,
-                sql: "SELECT seq, received_from, encoded FROM ops WHERE op_id = ?",
-                arguments: [id.hash.data]
+                sql: "SELECT seq, received_from, encoded FROM ops WHERE op_key = ? AND op_id = ?",
+                arguments: [SQLiteTransaction.key(id), id.hash.data]
             ).map(SQLiteTransaction.storedOp)
         }
     }
@@ -341,7 +421,10 @@ public final class SQLiteStore: Store {
         try read("finding a partner's items") { db in
             let rows = try Data.fetchAll(
                 db,
-                sql: "SELECT DISTINCT item_id FROM ops WHERE author = ? AND hlc >= ?",
+                sql: """
+                    SELECT DISTINCT items.id FROM ops JOIN items ON items.local = ops.item_local
+                    WHERE ops.author = ? AND ops.hlc >= ?
+                    """,
                 arguments: [author.hash.data, Int64(bitPattern: since.rawValue)]
             )
             return Set(rows.compactMap { ItemID(bytes: $0) })

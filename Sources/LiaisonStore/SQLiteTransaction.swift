@@ -3,17 +3,63 @@ import GRDB
 import LiaisonCore
 
 /// The `StoreTransaction` primitives over one GRDB database connection inside a write.
+///
+/// Layout (schema v3, docs/storage.md): an item has a local number (`items.local`, the
+/// row id) given when the store first meets it, and its ops name it by that number, so the
+/// rows and index entries a catch-up adds follow the log instead of landing on random pages.
+/// Items and ops are found by id through an index of the id's first eight bytes (`key`,
+/// `op_key`), the whole id compared in the row.
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
+    /// Local numbers of the items this transaction met.
+    private var locals: [ItemID: Int64] = [:]
+
+    init(db: Database) {
+        self.db = db
+    }
 
     static func decodeItem(_ data: Data) throws -> ItemState {
         try ItemState(storageEncoding: data)
     }
 
+    /// The indexed key of an item id.
+    static func key(_ id: ItemID) -> Int64 { Int64(bitPattern: id.leadingWord) }
+    /// The indexed key of an op id.
+    static func key(_ id: OpID) -> Int64 { Int64(bitPattern: id.hash.leadingWord) }
+
+    /// An item's local number, or nil when this store has never met the item.
+    static func local(of id: ItemID, in db: Database) throws -> Int64? {
+        try Int64.fetchOne(
+            db.cachedStatement(sql: "SELECT local FROM items WHERE key = ? AND id = ?"),
+            arguments: [key(id), Data(id.bytes)])
+    }
+
+    private mutating func local(of id: ItemID) throws -> Int64? {
+        if let known = locals[id] { return known }
+        let found = try Self.local(of: id, in: db)
+        if let found { locals[id] = found }
+        return found
+    }
+
+    /// The item's local number, given now (a row without state) when it has none.
+    private mutating func ensureLocal(_ id: ItemID) throws -> Int64 {
+        if let known = try local(of: id) { return known }
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO items(key, id, collection, withdrawn, last_change, state)
+                VALUES (?, ?, '', 0, 0, NULL)
+                """
+        ).execute(arguments: [Self.key(id), Data(id.bytes)])
+        let local = db.lastInsertedRowID
+        locals[id] = local
+        return local
+    }
+
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_id = ?"), arguments: [id.hash.data])
+                db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_key = ? AND op_id = ?"),
+                arguments: [Self.key(id), id.hash.data])
         else { return nil }
         let sequence: Int64 = row["seq"]
         let redacted: Int = row["redacted"]
@@ -28,14 +74,15 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
+        let item = try ensureLocal(op.body.itemID)
         try db.cachedStatement(
             sql: """
-                INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO ops(op_key, op_id, item_local, author, hlc, redacted, received_from, encoded, reshapes)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """
         ).execute(
             arguments: [
-                op.id.hash.data, Data(op.body.itemID.bytes), op.body.author.hash.data,
+                Self.key(op.id), op.id.hash.data, item, op.body.author.hash.data,
                 Int64(bitPattern: op.body.hlc.rawValue), op.redactedFields.count, peer?.hash.data, op.encoded,
                 op.body.change.mayChangeEligibility ? 1 : 0,
             ]
@@ -74,33 +121,38 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func opsOfItem(_ id: ItemID) throws -> [StoredOp] {
+        guard let item = try local(of: id) else { return [] }
+        return try Self.opsOfItem(local: item, in: db)
+    }
+
+    static func opsOfItem(local item: Int64, in db: Database) throws -> [StoredOp] {
         try Row.fetchAll(
-            db,
-            sql: "SELECT seq, received_from, encoded FROM ops WHERE item_id = ? ORDER BY seq",
-            arguments: [Data(id.bytes)]
+            db.cachedStatement(sql: "SELECT seq, received_from, encoded FROM ops WHERE item_local = ? ORDER BY seq"),
+            arguments: [item]
         ).map(Self.storedOp)
     }
 
     mutating func relogItem(_ id: ItemID) throws {
+        guard let item = try local(of: id) else { return }
         // AUTOINCREMENT never hands out a sequence twice, so the copies land after every
         // sequence a link may have acknowledged.
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes
-                FROM ops WHERE item_id = ? ORDER BY seq
+                SELECT op_key, op_id, author, hlc, redacted, received_from, encoded, reshapes
+                FROM ops WHERE item_local = ? ORDER BY seq
                 """,
-            arguments: [Data(id.bytes)]
+            arguments: [item]
         )
-        try db.execute(sql: "DELETE FROM ops WHERE item_id = ?", arguments: [Data(id.bytes)])
+        try db.execute(sql: "DELETE FROM ops WHERE item_local = ?", arguments: [item])
         for row in rows {
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO ops(op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO ops(op_key, op_id, item_local, author, hlc, redacted, received_from, encoded, reshapes)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
-                row["op_id"] as Data, row["item_id"] as Data, row["author"] as Data, row["hlc"] as Int64,
+                row["op_key"] as Int64, row["op_id"] as Data, item, row["author"] as Data, row["hlc"] as Int64,
                 row["redacted"] as Int64, row["received_from"] as Data?, row["encoded"] as Data,
                 row["reshapes"] as Int64,
             ])
@@ -137,39 +189,38 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func deleteItem(_ id: ItemID) throws {
-        let key = Data(id.bytes)
-        try db.execute(sql: "DELETE FROM item_tags WHERE item_id = ?", arguments: [key])
-        try db.execute(sql: "DELETE FROM items WHERE id = ?", arguments: [key])
+        guard let item = try local(of: id) else { return }
+        // The row stays without a state: the item's stored ops still name its local number.
+        try db.execute(sql: "DELETE FROM item_tags WHERE item_local = ?", arguments: [item])
+        try db.execute(sql: "UPDATE items SET state = NULL, withdrawn = 0 WHERE local = ?", arguments: [item])
     }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
         guard
-            let data = try Data.fetchOne(
-                db.cachedStatement(sql: "SELECT state FROM items WHERE id = ?"),
-                arguments: [Data(id.bytes)]
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT local, state FROM items WHERE key = ? AND id = ?"),
+                arguments: [Self.key(id), Data(id.bytes)]
             )
         else { return nil }
-        return try Self.decodeItem(data)
+        locals[id] = row["local"]
+        let state: Data? = row["state"]
+        return try state.map(Self.decodeItem)
     }
 
     mutating func saveItem(_ item: ItemState) throws {
-        let key = Data(item.id.bytes)
+        let local = try ensureLocal(item.id)
         try db.cachedStatement(
-            sql: """
-                INSERT INTO items(id, collection, withdrawn, last_change, state) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET withdrawn = excluded.withdrawn, last_change = excluded.last_change,
-                    state = excluded.state
-                """
+            sql: "UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ? WHERE local = ?"
         ).execute(
             arguments: [
-                key, item.collection, item.isWithdrawn, Int64(bitPattern: item.lastChange.hlc.rawValue),
-                try item.storageEncoding(),
+                item.collection, item.isWithdrawn, Int64(bitPattern: item.lastChange.hlc.rawValue),
+                try item.storageEncoding(), local,
             ]
         )
-        try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_id = ?").execute(arguments: [key])
-        let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_id, tag) VALUES (?, ?)")
+        try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [local])
+        let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_local, tag) VALUES (?, ?)")
         for tag in item.tags {
-            try insertTag.execute(arguments: [key, tag])
+            try insertTag.execute(arguments: [local, tag])
         }
     }
 

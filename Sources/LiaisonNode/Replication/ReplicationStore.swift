@@ -342,7 +342,7 @@ public struct ReplicationStore: Sendable {
             return OutboxBatch(throughSeq: read.coveredThrough)
         }
         // Every item of the batch in one read, not one read transaction per op.
-        var items = try store.items(Set(stored.map(\.op.body.itemID)))
+        let items = try store.items(Set(stored.map(\.op.body.itemID)))
         var histories = [ItemID: [StoredOp]]()
         func history(_ id: ItemID) throws(LiaisonError) -> [StoredOp] {
             if let known = histories[id] { return known }

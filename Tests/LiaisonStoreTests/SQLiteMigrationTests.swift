@@ -1,0 +1,106 @@
+import Foundation
+import GRDB
+import LiaisonCore
+import LiaisonTestSupport
+import Testing
+
+@testable import LiaisonStore
+
+@Suite("SQLite store migrations")
+struct SQLiteMigrationTests {
+    /// A history with tags, a second op on an item, an op from a peer and an item a rebuild
+    /// removed (its ops stay in the log without an item row), committed to a memory store.
+    private func history() throws -> (store: MemoryStore, removed: ItemID, bob: NodeID) {
+        let store = MemoryStore()
+        var factory = OpFactory(seed: 23)
+        var creates = [VerifiedOp]()
+        for index in 0..<6 {
+            let op = try factory.create(
+                by: .alice, tags: index.isMultiple(of: 2) ? ["even"] : [], at: .test(UInt64(index)))
+            creates.append(op)
+            _ = try store.commit(CommitBatch(ops: [op], source: .local, timeMillis: 1_700_000_000_000))
+        }
+        let first = try #require(try store.item(creates[0].body.itemID))
+        let tagged = try factory.addTags(["late"], to: first, by: .alice, at: .test(10))
+        _ = try store.commit(
+            CommitBatch(ops: [tagged], source: .peer(TestNode.bob.nodeID), timeMillis: 1_700_000_000_001))
+        let removed = creates[3].body.itemID
+        _ = try store.rebuild(
+            items: [removed], excluding: { $0.id == creates[3].id }, listing: { _ in false },
+            custody: CustodyEvent(kind: .partnerQuarantined, detail: "test"), metadata: nil,
+            timeMillis: 1_700_000_000_002)
+        return (store, removed, TestNode.bob.nodeID)
+    }
+
+    /// Writes `source`'s items, ops and tags into a new file in the v2 layout, as a store
+    /// written before v3 holds them, with the log's next sequence past its last op.
+    private func v2File(from source: MemoryStore, nextSequence: Int64) throws -> String {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let queue = try DatabaseQueue(path: path)
+        try SQLiteStore.migrator.migrate(queue, upTo: "v2")
+        try queue.write { db in
+            for item in try source.items(ItemQuery(includeWithdrawn: true, limit: 100)) {
+                try db.execute(
+                    sql: "INSERT INTO items(id, collection, withdrawn, last_change, state) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        Data(item.id.bytes), item.collection, item.isWithdrawn,
+                        Int64(bitPattern: item.lastChange.hlc.rawValue), try item.storageEncoding(),
+                    ])
+                for tag in item.tags {
+                    try db.execute(
+                        sql: "INSERT INTO item_tags(item_id, tag) VALUES (?, ?)", arguments: [Data(item.id.bytes), tag])
+                }
+            }
+            for stored in try source.ops(after: 0, limit: 100) {
+                let op = stored.op
+                try db.execute(
+                    sql: """
+                        INSERT INTO ops(seq, op_id, item_id, author, hlc, redacted, received_from, encoded, reshapes)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        Int64(stored.sequence), op.id.hash.data, Data(op.body.itemID.bytes), op.body.author.hash.data,
+                        Int64(bitPattern: op.body.hlc.rawValue), op.redactedFields.count,
+                        stored.receivedFrom?.hash.data, op.encoded, op.body.change.mayChangeEligibility ? 1 : 0,
+                    ])
+            }
+            try db.execute(
+                sql: "UPDATE sqlite_sequence SET seq = ? WHERE name = 'ops'", arguments: [nextSequence])
+        }
+        try queue.close()
+        return path
+    }
+
+    @Test(
+        "a v2 store opens as v3 with every item, op, sequence, tag and lookup as before, and new ops after every old sequence"
+    )
+    func v2Migrates() throws {
+        let (source, removed, bob) = try history()
+        let highest = try source.highestSequence()
+        // Ops relogged or dropped at the log's end leave sequences that were handed out.
+        let path = try v2File(from: source, nextSequence: Int64(highest) + 5)
+
+        let store = try SQLiteStore(path: path, create: false)
+        let all = ItemQuery(includeWithdrawn: true, limit: 100)
+        #expect(try store.items(all) == source.items(all))
+        #expect(try store.ops(after: 0, limit: 100) == source.ops(after: 0, limit: 100))
+        #expect(try store.item(removed) == nil)
+        #expect(try store.ops(ofItem: removed) == source.ops(ofItem: removed))
+        #expect(try !store.ops(ofItem: removed).isEmpty)
+        for stored in try source.ops(after: 0, limit: 100) {
+            #expect(try store.op(stored.op.id) == stored)
+            #expect(try store.ops(ofItem: stored.op.body.itemID) == source.ops(ofItem: stored.op.body.itemID))
+        }
+        #expect(try store.items(ItemQuery(tag: "even")) == source.items(ItemQuery(tag: "even")))
+        #expect(try store.items(ItemQuery(tag: "late")).count == 1)
+        #expect(
+            try store.items(authoredBy: TestNode.alice.nodeID, since: .zero)
+                == source.items(authoredBy: TestNode.alice.nodeID, since: .zero))
+        #expect(try store.items(authoredBy: bob, since: .zero).isEmpty)
+
+        var factory = OpFactory(seed: 99)
+        let next = try factory.create(by: .alice, at: .test(50))
+        let result = try store.commit(CommitBatch(ops: [next], source: .local, timeMillis: 1_700_000_000_003))
+        #expect(result.applied.map(\.sequence) == [highest + 6])
+    }
+}
