@@ -167,7 +167,7 @@ public final class SQLiteStore: Store {
         }
         // v3: items get local numbers, and ops and tags name their item by it; items and ops
         // are found by the first eight bytes of their ids. The rows and index entries a
-        // catch-up adds then follow the log (docs/storage.md).
+        // catch-up adds then follow the log (docs/store.md, "Schema").
         migrator.registerMigration("v3", migrate: migrateToV3)
         return migrator
     }

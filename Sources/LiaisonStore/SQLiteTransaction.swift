@@ -4,7 +4,7 @@ import LiaisonCore
 
 /// The `StoreTransaction` primitives over one GRDB database connection inside a write.
 ///
-/// Layout (schema v3, docs/storage.md): an item has a local number (`items.local`, the
+/// Layout (schema v3, docs/store.md): an item has a local number (`items.local`, the
 /// row id) given when the store first meets it, and its ops name it by that number, so the
 /// rows and index entries a catch-up adds follow the log instead of landing on random pages.
 /// Items and ops are found by id through an index of the id's first eight bytes (`key`,
