@@ -270,7 +270,9 @@ public final class SQLiteStore: Store {
     public func commit(_ batch: CommitBatch) throws(LiaisonError) -> CommitResult {
         try write("commit") { db in
             var tx = SQLiteTransaction(db: db)
-            return try CommitEngine.commit(batch, in: &tx, fault: { [fault] in try fault?($0) })
+            let result = try CommitEngine.commit(batch, in: &tx, fault: { [fault] in try fault?($0) })
+            try tx.finish()
+            return result
         }
     }
 
@@ -443,9 +445,11 @@ public final class SQLiteStore: Store {
     ) throws(LiaisonError) -> RebuildResult {
         try write("rebuilding items") { db in
             var tx = SQLiteTransaction(db: db)
-            return try CommitEngine.rebuild(
+            let result = try CommitEngine.rebuild(
                 items, excluding: excluded, listing: listed, custody: custody, metadata: metadata,
                 timeMillis: timeMillis, purgingFor: holder, admitting: partners, in: &tx)
+            try tx.finish()
+            return result
         }
     }
 

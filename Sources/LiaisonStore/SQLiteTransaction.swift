@@ -11,8 +11,13 @@ import LiaisonCore
 /// `op_key`), the whole id compared in the row.
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
-    /// Local numbers of the items this transaction met.
-    private var locals: [ItemID: Int64] = [:]
+    /// Local numbers of the items this transaction met; nil for an id it found unknown.
+    private var locals: [ItemID: Int64?] = [:]
+    /// Local numbers given in this transaction to items that have no row yet: the row is
+    /// written whole when the item is saved (`saveItem`), or without state by `finish`.
+    private var unsaved: [ItemID: Int64] = [:]
+    /// The next local number to give, once read.
+    private var nextLocal: Int64?
 
     init(db: Database) {
         self.db = db
@@ -37,22 +42,33 @@ struct SQLiteTransaction: StoreTransaction {
     private mutating func local(of id: ItemID) throws -> Int64? {
         if let known = locals[id] { return known }
         let found = try Self.local(of: id, in: db)
-        if let found { locals[id] = found }
+        locals[id] = .some(found)
         return found
     }
 
-    /// The item's local number, given now (a row without state) when it has none.
+    /// The item's local number, given now when it has none (its row is written by
+    /// `saveItem` or `finish`, so a new item's row is inserted once, whole).
     private mutating func ensureLocal(_ id: ItemID) throws -> Int64 {
         if let known = try local(of: id) { return known }
-        try db.cachedStatement(
-            sql: """
-                INSERT INTO items(key, id, collection, withdrawn, last_change, state)
-                VALUES (?, ?, '', 0, 0, NULL)
-                """
-        ).execute(arguments: [Self.key(id), Data(id.bytes)])
-        let local = db.lastInsertedRowID
-        locals[id] = local
-        return local
+        let next = try nextLocal ?? (Int64.fetchOne(db, sql: "SELECT max(local) FROM items") ?? 0) + 1
+        nextLocal = next + 1
+        locals[id] = .some(next)
+        unsaved[id] = next
+        return next
+    }
+
+    /// Writes a row without state for every item given a local number in this transaction
+    /// and not saved (its ops name it); call once, at the end of the transaction.
+    mutating func finish() throws {
+        for (id, local) in unsaved.sorted(by: { $0.value < $1.value }) {
+            try db.execute(
+                sql: """
+                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state)
+                    VALUES (?, ?, ?, '', 0, 0, NULL)
+                    """,
+                arguments: [local, Self.key(id), Data(id.bytes)])
+        }
+        unsaved = [:]
     }
 
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
@@ -196,28 +212,41 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
+        if unsaved[id] != nil { return nil }
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT local, state FROM items WHERE key = ? AND id = ?"),
                 arguments: [Self.key(id), Data(id.bytes)]
             )
-        else { return nil }
-        locals[id] = row["local"]
+        else {
+            locals[id] = .some(nil)
+            return nil
+        }
+        locals[id] = .some(row["local"] as Int64)
         let state: Data? = row["state"]
         return try state.map(Self.decodeItem)
     }
 
     mutating func saveItem(_ item: ItemState) throws {
         let local = try ensureLocal(item.id)
-        try db.cachedStatement(
-            sql: "UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ? WHERE local = ?"
-        ).execute(
-            arguments: [
-                item.collection, item.isWithdrawn, Int64(bitPattern: item.lastChange.hlc.rawValue),
-                try item.storageEncoding(), local,
-            ]
-        )
-        try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [local])
+        let hlc = Int64(bitPattern: item.lastChange.hlc.rawValue)
+        let state = try item.storageEncoding()
+        if unsaved.removeValue(forKey: item.id) != nil {
+            // New here: one whole row, and no tags to clear.
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                local, Self.key(item.id), Data(item.id.bytes), item.collection, item.isWithdrawn, hlc, state,
+            ])
+        } else {
+            try db.cachedStatement(
+                sql: "UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ? WHERE local = ?"
+            ).execute(arguments: [item.collection, item.isWithdrawn, hlc, state, local])
+            try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [local])
+        }
         let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_local, tag) VALUES (?, ?)")
         for tag in item.tags {
             try insertTag.execute(arguments: [local, tag])

@@ -195,6 +195,44 @@ struct PendingBoundTests {
     }
 
     @Test(
+        "with a partner's waiting ops at the bound, the creates they wait for, and ops that follow a create in the same batch, are still taken in: they never wait"
+    )
+    func boundSparesCreates() throws {
+        let store = MemoryStore()
+        var replication = try Self.alice(store, neighbours: [.bob])
+        replication.maxPendingPerPartner = 2
+        var factory = OpFactory(seed: 12)
+        var creates = [VerifiedOp]()
+        var annotations = [VerifiedOp]()
+        for index in 0..<3 {
+            let create = try factory.create(
+                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
+                writePolicy: .annotations, at: .test(UInt64(index)))
+            creates.append(create)
+            annotations.append(
+                try factory.setFields(
+                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
+                    at: .test(10)))
+        }
+        let now = HLCTimestamp.testEpochMillis + 20
+        // Two annotations wait: bob is at the bound.
+        let early = try replication.receive(
+            ops: annotations.prefix(2).map(\.encoded), through: 2, from: "bob", nowMillis: now)
+        #expect(early.accepted == 2)
+        #expect(try store.pendingCount(from: TestNode.bob.nodeID) == 2)
+        // The creates (carol's, forwarded by bob), then the third item's annotation after its create.
+        let later = try replication.receive(
+            ops: creates.map(\.encoded) + [annotations[2].encoded], through: 6, from: "bob", nowMillis: now)
+        #expect(later.refused == 0)
+        #expect(later.strikes[TestNode.bob.nodeID]?[.flood] == nil)
+        #expect(try store.pendingCount(from: TestNode.bob.nodeID) == 0)
+        for (create, annotation) in zip(creates, annotations) {
+            #expect(try store.item(create.body.itemID)?.fields["note"] != nil)
+            #expect(try store.op(annotation.id) != nil)
+        }
+    }
+
+    @Test(
         "waiting ops stamped before the expiry are dropped with one ops.expired entry listing them; younger ones stay and apply when their create comes; nothing is written when none is that old"
     )
     func expiry() throws {

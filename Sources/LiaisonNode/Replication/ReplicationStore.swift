@@ -633,7 +633,8 @@ public struct ReplicationStore: Sendable {
                 refused.append((op.id, strike, strike.chargedToAuthor ? op.body.author : partner.nodeID))
                 continue
             }
-            // It will wait for its create: bounded per partner.
+            // It will wait for its create: bounded per partner. (`states` holds the items this
+            // batch creates, so a create, and an op after its item's create, never count.)
             if states[op.body.itemID] == nil, try store.op(op.id) == nil, try !takePendingRoom() {
                 refused.append((op.id, .tooManyPending(limit: maxPendingPerPartner), partner.nodeID))
                 continue
