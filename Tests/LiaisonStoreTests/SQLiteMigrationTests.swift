@@ -104,3 +104,43 @@ struct SQLiteMigrationTests {
         #expect(result.applied.map(\.sequence) == [highest + 6])
     }
 }
+
+@Suite("SQLite checkpoints")
+struct SQLiteCheckpointTests {
+    @Test(
+        "the WAL is copied back off the writer: a settled checkpoint copies every frame, and later writes start the WAL again instead of growing it"
+    )
+    func checkpointsOffTheWriter() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let store = try SQLiteStore(path: path, create: true)
+        var factory = OpFactory(seed: 5)
+        let value = JSONText.string(String(repeating: "x", count: 2_000))
+        var stamp: UInt64 = 0
+        func commitSome() throws {
+            var ops = [VerifiedOp]()
+            for _ in 0..<20 {
+                stamp += 1
+                ops.append(try factory.create(by: .alice, fields: [(name: "body", value: value)], at: .test(stamp)))
+            }
+            _ = try store.commit(CommitBatch(ops: ops, source: .local, timeMillis: 1_700_000_000_000))
+        }
+        func walBytes() throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+        }
+        try commitSome()
+        let first = try #require(store.checkpointer.settle())
+        #expect(first.walFrameCount > 0)
+        #expect(first.checkpointedFrameCount == first.walFrameCount)
+        let afterFirst = try walBytes()
+        for _ in 0..<10 {
+            try commitSome()
+            let settled = try #require(store.checkpointer.settle())
+            #expect(settled.checkpointedFrameCount == settled.walFrameCount)
+        }
+        // Ten more commits of about 50 KB each: without checkpoints the WAL would hold them all.
+        #expect(try walBytes() <= afterFirst + 100_000)
+        #expect(store.checkpointer.failures == 0)
+        let reopened = try SQLiteStore(path: path, create: false)
+        #expect(try reopened.highestSequence() == 220)
+    }
+}

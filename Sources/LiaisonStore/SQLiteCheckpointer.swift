@@ -1,0 +1,72 @@
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+
+/// Copies the WAL back into the database file on a thread and a connection of its own, so
+/// that a commit seldom waits for it (docs/store.md, "Checkpoints").
+///
+/// After each write the store calls `wrote()`; within `delay` a passive checkpoint copies
+/// every frame no reader still needs while commits go on, so the next commit that finds
+/// the WAL fully copied writes it from its start again. The writer's own automatic
+/// checkpoint stays as a backstop at a larger size (`SQLiteStore`): should this fall behind
+/// or fail, the WAL is still bounded, as before.
+final class SQLiteCheckpointer: Sendable {
+    private struct State {
+        var scheduled = false
+        var connection: DatabaseQueue?
+        var failures = 0
+    }
+
+    private let path: String
+    private let delay: DispatchTimeInterval
+    private let queue = DispatchQueue(label: "liaison.store.checkpoint")
+    private let state = Mutex(State())
+
+    init(path: String, delay: DispatchTimeInterval = .milliseconds(20)) {
+        self.path = path
+        self.delay = delay
+    }
+
+    /// A write committed: schedules a checkpoint unless one is due already.
+    func wrote() {
+        let schedule = state.withLock { state -> Bool in
+            guard !state.scheduled, state.failures < 3 else { return false }
+            state.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.run() }
+    }
+
+    /// Runs a checkpoint now and waits for it (and for any scheduled one): for tests and for
+    /// measuring.
+    @discardableResult
+    func settle() -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
+        queue.sync { run() }
+    }
+
+    /// How many checkpoints failed (after three the writer's backstop does the work alone).
+    var failures: Int { state.withLock { $0.failures } }
+
+    @discardableResult
+    private func run() -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
+        state.withLock { $0.scheduled = false }
+        do {
+            let connection = try state.withLock { state throws -> DatabaseQueue in
+                if let open = state.connection { return open }
+                var configuration = Configuration()
+                configuration.busyMode = .timeout(0.2)
+                let open = try DatabaseQueue(path: path, configuration: configuration)
+                state.connection = open
+                return open
+            }
+            return try connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            return nil
+        } catch {
+            state.withLock { $0.failures += 1 }
+            return nil
+        }
+    }
+}
