@@ -333,7 +333,7 @@ struct CLITests {
         #expect(intact.status == 0, "\(intact)")
         #expect(intact.stdout.contains("intact: 4 entries"))
 
-        let queue = try DatabaseQueue(path: "\(path)/store.sqlite")
+        let queue = try DatabaseQueue(path: "\(path)/store.sqlite", configuration: .waitingForLocks)
         try await queue.write { try $0.execute(sql: "UPDATE custody SET detail = 'nothing to see' WHERE seq = 3") }
         try queue.close()
         let tampered = try await cli.run(["audit", "verify", "--dir", path])
@@ -351,5 +351,15 @@ struct CLITests {
         let entries = try #require(try json(trace) as? [[String: Any]])
         #expect(entries.count == 1)
         #expect(entries.first?["kind"] as? String == "ops.created")
+    }
+}
+
+extension Configuration {
+    /// A raw connection to a store a node's checkpointer may be copying back at that moment:
+    /// it waits for the lock, as the store's own connections do.
+    fileprivate static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
     }
 }

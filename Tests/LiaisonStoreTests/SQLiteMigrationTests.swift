@@ -36,7 +36,7 @@ struct SQLiteMigrationTests {
     /// written before v3 holds them, with the log's next sequence past its last op.
     private func v2File(from source: MemoryStore, nextSequence: Int64) throws -> String {
         let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
-        let queue = try DatabaseQueue(path: path)
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
         try SQLiteStore.migrator.migrate(queue, upTo: "v2")
         try queue.write { db in
             for item in try source.items(ItemQuery(includeWithdrawn: true, limit: 100)) {
@@ -142,5 +142,15 @@ struct SQLiteCheckpointTests {
         #expect(store.checkpointer.failures == 0)
         let reopened = try SQLiteStore(path: path, create: false)
         #expect(try reopened.highestSequence() == 220)
+    }
+}
+
+extension Configuration {
+    /// A raw connection to a store a node's checkpointer may be copying back at that moment:
+    /// it waits for the lock, as the store's own connections do.
+    fileprivate static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
     }
 }

@@ -22,7 +22,7 @@ struct SQLiteStoreTests {
 
     /// Runs raw SQL against a store file, as an attacker with file access could.
     private func tamper(_ path: String, _ sql: String) throws {
-        let queue = try DatabaseQueue(path: path)
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
         try queue.write { try $0.execute(sql: sql) }
         try queue.close()
     }
@@ -123,5 +123,15 @@ struct SQLiteStoreTests {
         #expect {
             try SQLiteStore(path: path, create: false)
         } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+    }
+}
+
+extension Configuration {
+    /// A raw connection to a store a node's checkpointer may be copying back at that moment:
+    /// it waits for the lock, as the store's own connections do.
+    fileprivate static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
     }
 }

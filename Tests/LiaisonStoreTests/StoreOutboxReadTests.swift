@@ -87,7 +87,7 @@ struct StoreOutboxReadTests {
             _ = try store.commit(CommitBatch(ops: [create], source: .peer(bob.nodeID), timeMillis: 1_700_000_000_000))
         }
         // Back to the v1 schema, as a store written before v2 was.
-        let queue = try DatabaseQueue(path: path)
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
         try queue.write { db in
             try db.execute(sql: "ALTER TABLE ops DROP COLUMN reshapes")
             try db.execute(sql: "DELETE FROM grdb_migrations WHERE identifier = 'v2'")
@@ -97,5 +97,15 @@ struct StoreOutboxReadTests {
         let read = try reopened.outboxRead(after: 0, limit: 10, echoesOf: bob.nodeID, scan: 1000)
         #expect(read.ops.map(\.sequence) == [1])
         #expect(read.coveredThrough == 1)
+    }
+}
+
+extension Configuration {
+    /// A raw connection to a store a node's checkpointer may be copying back at that moment:
+    /// it waits for the lock, as the store's own connections do.
+    fileprivate static var waitingForLocks: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        return configuration
     }
 }
