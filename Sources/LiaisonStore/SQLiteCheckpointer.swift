@@ -10,7 +10,8 @@ import Synchronization
 /// every frame no reader still needs while commits go on, so the next commit that finds
 /// the WAL fully copied writes it from its start again. The writer's own automatic
 /// checkpoint stays as a backstop at a larger size (`SQLiteStore`): should this fall behind
-/// or fail, the WAL is still bounded, as before.
+/// or fail, the WAL is still bounded, as before. Durability does not depend on it: every
+/// commit is synced by the writer (`synchronous = FULL`).
 final class SQLiteCheckpointer: Sendable {
     private struct State {
         var scheduled = false
@@ -31,7 +32,7 @@ final class SQLiteCheckpointer: Sendable {
     /// A write committed: schedules a checkpoint unless one is due already.
     func wrote() {
         let schedule = state.withLock { state -> Bool in
-            guard !state.scheduled, state.failures < 3 else { return false }
+            guard !state.scheduled else { return false }
             state.scheduled = true
             return true
         }
@@ -39,28 +40,38 @@ final class SQLiteCheckpointer: Sendable {
         queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.run() }
     }
 
-    /// Runs a checkpoint now and waits for it (and for any scheduled one): for tests and for
-    /// measuring.
+    /// Runs a checkpoint now and waits for it (a scheduled one whose time has not come runs
+    /// later, and finds little to do): for tests and for measuring.
     @discardableResult
     func settle() -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
         queue.sync { run() }
     }
 
-    /// How many checkpoints failed (after three the writer's backstop does the work alone).
+    /// How many checkpoints failed other than by a lock held elsewhere (each write tries
+    /// again; meanwhile the writer's backstop bounds the WAL).
     var failures: Int { state.withLock { $0.failures } }
 
     @discardableResult
     private func run() -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
         state.withLock { $0.scheduled = false }
         do {
-            let connection = try state.withLock { state throws -> DatabaseQueue in
-                if let open = state.connection { return open }
+            // Opened here, on the checkpointer's queue, outside the lock `wrote()` takes, so
+            // a commit never waits for it; and never created: a store file that is gone is
+            // not made again, with the wrong mode, by this connection.
+            var connection = state.withLock { $0.connection }
+            if connection == nil {
+                guard FileManager.default.fileExists(atPath: path) else {
+                    state.withLock { $0.failures += 1 }
+                    return nil
+                }
                 var configuration = Configuration()
                 configuration.busyMode = .timeout(0.2)
+                configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                 let open = try DatabaseQueue(path: path, configuration: configuration)
-                state.connection = open
-                return open
+                state.withLock { $0.connection = open }
+                connection = open
             }
+            guard let connection else { return nil }
             return try connection.writeWithoutTransaction { db in try db.checkpoint(.passive) }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
             return nil

@@ -53,6 +53,10 @@ public final class SQLiteStore: Store {
         }
         do {
             pool = try DatabasePool(path: path, configuration: config)
+            // GRDB puts the writer in `synchronous = NORMAL` when it sets up WAL mode, after
+            // `prepareDatabase`: in WAL mode that syncs only at checkpoints, so a commit that
+            // was acknowledged could be lost to a power cut. Every commit is synced instead.
+            try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
         } catch {
             throw LiaisonError(
                 .corrupt, "cannot open the store \(path): \(error); restore it from a backup", cause: error)
@@ -271,6 +275,11 @@ public final class SQLiteStore: Store {
         } catch {
             throw LiaisonError(.corrupt, "\(what) failed; the store may be damaged (\(error))", cause: error)
         }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.
+    func writerSynchronous() throws -> Int {
+        try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     public func commit(_ batch: CommitBatch) throws(LiaisonError) -> CommitResult {

@@ -107,6 +107,13 @@ struct SQLiteMigrationTests {
 
 @Suite("SQLite checkpoints")
 struct SQLiteCheckpointTests {
+    @Test("every commit is synced: the writer runs with synchronous = FULL, not the NORMAL GRDB sets for WAL")
+    func writerSyncsEveryCommit() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        #expect(try SQLiteStore(path: path, create: true).writerSynchronous() == 2)
+        #expect(try SQLiteStore(path: path, create: false).writerSynchronous() == 2)
+    }
+
     @Test(
         "the WAL is copied back off the writer: a settled checkpoint copies every frame, and later writes start the WAL again instead of growing it"
     )
