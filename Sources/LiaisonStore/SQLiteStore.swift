@@ -185,8 +185,12 @@ public final class SQLiteStore: Store {
     private static func migrateToV3(_ db: Database) throws {
         db.add(
             function: DatabaseFunction("liaison_key", argumentCount: 1, pure: true) { values in
-                guard let data = Data.fromDatabaseValue(values[0]), data.count >= 8 else { return nil }
-                return Int64(bitPattern: data.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+                // The keys the store computes (`SQLiteTransaction.key`) of an item id (16 bytes)
+                // or an op id (32 bytes).
+                guard let data = Data.fromDatabaseValue(values[0]) else { return nil }
+                if let item = ItemID(bytes: data) { return SQLiteTransaction.key(item) }
+                if let hash = Hash32(bytes: data) { return SQLiteTransaction.key(OpID(hash: hash)) }
+                return nil
             })
         let nextSequence = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'ops'") ?? 0
         try db.execute(

@@ -164,6 +164,26 @@ struct PendingBoundTests {
         )
     }
 
+    /// Items carol created (open to annotations, releasable to all) and bob's annotation of
+    /// each, stamped as `stamps` says; the creates are stamped 0, 1, 2….
+    static func carolsItemsAnnotatedByBob(
+        stamps: [UInt64], factory: inout OpFactory
+    ) throws -> (creates: [VerifiedOp], annotations: [VerifiedOp]) {
+        var creates = [VerifiedOp]()
+        var annotations = [VerifiedOp]()
+        for (index, stamp) in stamps.enumerated() {
+            let create = try factory.create(
+                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
+                writePolicy: .annotations, at: .test(UInt64(index)))
+            creates.append(create)
+            annotations.append(
+                try factory.setFields(
+                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
+                    at: .test(stamp)))
+        }
+        return (creates, annotations)
+    }
+
     @Test(
         "ops for items the node does not hold are kept up to a bound per partner; past it they are refused as a flood")
     func bounded() throws {
@@ -172,16 +192,8 @@ struct PendingBoundTests {
         replication.maxPendingPerPartner = 3
         var factory = OpFactory(seed: 9)
         // Items carol created that alice never received: bob's annotations of them wait.
-        var annotations = [VerifiedOp]()
-        for index in 0..<5 {
-            let create = try factory.create(
-                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
-                writePolicy: .annotations, at: .test(UInt64(index)))
-            annotations.append(
-                try factory.setFields(
-                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
-                    at: .test(10)))
-        }
+        let annotations = try Self.carolsItemsAnnotatedByBob(stamps: Array(repeating: 10, count: 5), factory: &factory)
+            .annotations
         let now = HLCTimestamp.testEpochMillis + 20
         let outcome = try replication.receive(
             ops: annotations.map(\.encoded), through: 5, from: "bob", nowMillis: now)
@@ -202,18 +214,7 @@ struct PendingBoundTests {
         var replication = try Self.alice(store, neighbours: [.bob])
         replication.maxPendingPerPartner = 2
         var factory = OpFactory(seed: 12)
-        var creates = [VerifiedOp]()
-        var annotations = [VerifiedOp]()
-        for index in 0..<3 {
-            let create = try factory.create(
-                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
-                writePolicy: .annotations, at: .test(UInt64(index)))
-            creates.append(create)
-            annotations.append(
-                try factory.setFields(
-                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
-                    at: .test(10)))
-        }
+        let (creates, annotations) = try Self.carolsItemsAnnotatedByBob(stamps: [10, 10, 10], factory: &factory)
         let now = HLCTimestamp.testEpochMillis + 20
         // Two annotations wait: bob is at the bound.
         let early = try replication.receive(
@@ -240,18 +241,7 @@ struct PendingBoundTests {
         var replication = try Self.alice(store, neighbours: [.bob, .carol])
         var factory = OpFactory(seed: 11)
         // Two items of carol's alice has not received; bob annotated one early, one late.
-        var creates = [VerifiedOp]()
-        var annotations = [VerifiedOp]()
-        for (index, stamp) in [UInt64(10), 100_000].enumerated() {
-            let create = try factory.create(
-                by: .carol, markings: Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"]),
-                writePolicy: .annotations, at: .test(UInt64(index)))
-            creates.append(create)
-            annotations.append(
-                try factory.setFields(
-                    [(name: "note", value: JSONText.string("\(index)"))], of: try ItemState(create: create), by: .bob,
-                    at: .test(stamp)))
-        }
+        let (creates, annotations) = try Self.carolsItemsAnnotatedByBob(stamps: [10, 100_000], factory: &factory)
         let now = HLCTimestamp.testEpochMillis + 100_010
         let received = try replication.receive(
             ops: annotations.map(\.encoded), through: 2, from: "bob", nowMillis: now)

@@ -161,3 +161,43 @@ extension Configuration {
         return configuration
     }
 }
+
+@Suite("SQLite id keys")
+struct SQLiteKeyTests {
+    @Test(
+        "ids that share their first eight bytes (as a partner grinding its own ids could make) are still told apart: every lookup answers for the whole id"
+    )
+    func sharedPrefixes() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let store = try SQLiteStore(path: path, create: true)
+        var factory = OpFactory(seed: 31)
+        var creates = [VerifiedOp]()
+        for index in 0..<4 {
+            creates.append(try factory.create(by: .alice, tags: ["t\(index)"], at: .test(UInt64(index))))
+        }
+        _ = try store.commit(CommitBatch(ops: creates, source: .local, timeMillis: 1_700_000_000_000))
+        // The last item and an op not stored yet own the keys every row will carry: a lookup
+        // that took the first row under a key would find another item, or a stored op.
+        let last = try #require(try store.item(creates[3].body.itemID))
+        let more = try factory.addTags(["more"], to: last, by: .alice, at: .test(11))
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
+        try queue.write { db in
+            try db.execute(sql: "UPDATE items SET key = ?", arguments: [SQLiteTransaction.key(last.id)])
+            try db.execute(sql: "UPDATE ops SET op_key = ?", arguments: [SQLiteTransaction.key(more.id)])
+        }
+        try queue.close()
+
+        #expect(try store.item(last.id) == last)
+        #expect(try store.items([last.id]) == [last.id: last])
+        #expect(try store.ops(ofItem: last.id).map(\.op.id) == [creates[3].id])
+        #expect(try store.op(more.id) == nil)
+        let applied = try store.commit(CommitBatch(ops: [more], source: .local, timeMillis: 1_700_000_000_001))
+        #expect(applied.applied.map(\.id) == [more.id], "a new op whose key other ops carry is not a duplicate")
+        #expect(try store.op(more.id)?.op == more)
+        #expect(try store.items(ItemQuery(tag: "more")).map(\.id) == [last.id])
+        #expect(try store.ops(ofItem: last.id).map(\.op.id) == [creates[3].id, more.id])
+        let again = try store.commit(CommitBatch(ops: [more], source: .local, timeMillis: 1_700_000_000_002))
+        #expect(again.duplicates == [more.id] && again.applied.isEmpty)
+        #expect(try store.items(ItemQuery(limit: 10)).count == 4)
+    }
+}
