@@ -139,6 +139,12 @@ public enum Eligibility: Hashable, Sendable {
         filter: LinkFilter,
         ladder: ClassificationLadder
     ) -> Eligibility {
+        // A link that does not carry the item's collection carries none of its ops, whatever
+        // else is true of them: judged first, so a store can withhold such ops without
+        // reading them (`Store.outboxRead`) and give the same reason as a full judgement.
+        if let collections = filter.collections, !collections.contains(item.collection) {
+            return .withhold(.collectionNotShared)
+        }
         if let recall = recallDecision(
             op: op, item: item, earlierMarkings: earlierMarkings, sender: sender, recipient: recipient,
             filter: filter, ladder: ladder)

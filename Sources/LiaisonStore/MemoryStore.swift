@@ -98,25 +98,36 @@ public final class MemoryStore: Store {
     }
 
     public func outboxRead(
-        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64, carrying collections: Set<String>?
     ) throws(LiaisonError) -> OutboxRead {
         state.withLock { current in
             let bound = sequence &+ max(scan, 1)
             var ops = [StoredOp]()
+            var outside = [OutsideOp]()
             var covered = sequence
             var index = current.firstIndex(after: sequence)
-            while index < current.ops.count, ops.count < limit {
+            while index < current.ops.count, ops.count + outside.count < limit {
                 let stored = current.ops[index]
                 guard stored.sequence <= bound else { break }
                 covered = stored.sequence
-                if !OutboxRead.skips(stored, echoesOf: peer) { ops.append(stored) }
                 index += 1
+                if OutboxRead.skips(stored, echoesOf: peer) { continue }
+                if let collections, let item = current.items[stored.op.body.itemID],
+                    !collections.contains(item.collection)
+                {
+                    outside.append(
+                        OutsideOp(
+                            sequence: stored.sequence, id: stored.op.id, author: stored.op.body.author,
+                            hlc: stored.op.body.hlc, receivedFrom: stored.receivedFrom))
+                } else {
+                    ops.append(stored)
+                }
             }
             // Nothing more before the bound: the read covered through the bound or the log's end.
-            if ops.count < limit {
+            if ops.count + outside.count < limit {
                 covered = max(covered, min(bound, current.ops.last?.sequence ?? 0))
             }
-            return OutboxRead(ops: ops, coveredThrough: covered)
+            return OutboxRead(ops: ops, outside: outside, coveredThrough: covered)
         }
     }
 

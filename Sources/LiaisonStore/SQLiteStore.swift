@@ -378,27 +378,53 @@ public final class SQLiteStore: Store {
     }
 
     public func outboxRead(
-        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64, carrying collections: Set<String>?
     ) throws(LiaisonError) -> OutboxRead {
         try read("reading ops for a link") { db in
             let bound = sequence &+ max(scan, 1)
+            // An op of an item held here in a collection the link does not carry: its bytes stay
+            // on disk (the test reads the item row's collection and whether it has a state,
+            // both before the state's overflow pages). The test appears twice in the statement,
+            // and arguments bind in the order of their marks.
+            var outsideTest = "0"
+            var collectionArguments = StatementArguments()
+            if let collections {
+                let sorted = collections.sorted()
+                let marks = Array(repeating: "?", count: sorted.count).joined(separator: ",")
+                outsideTest =
+                    sorted.isEmpty ? "i.state IS NOT NULL" : "i.state IS NOT NULL AND i.collection NOT IN (\(marks))"
+                collectionArguments = StatementArguments(sorted)
+            }
+            let arguments =
+                collectionArguments + collectionArguments
+                + [Int64(sequence), Int64(clamping: bound), peer.hash.data, peer.hash.data, limit]
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT seq, received_from, encoded FROM ops
-                    WHERE seq > ? AND seq <= ?
-                      AND (reshapes = 1 OR ((received_from IS NULL OR received_from != ?) AND author != ?))
-                    ORDER BY seq LIMIT ?
+                    SELECT o.seq, o.op_id, o.author, o.hlc, o.received_from, (\(outsideTest)) AS outside,
+                           CASE WHEN (\(outsideTest)) THEN NULL ELSE o.encoded END AS encoded
+                    FROM ops o LEFT JOIN items i ON i.local = o.item_local
+                    WHERE o.seq > ? AND o.seq <= ?
+                      AND (o.reshapes = 1 OR ((o.received_from IS NULL OR o.received_from != ?) AND o.author != ?))
+                    ORDER BY o.seq LIMIT ?
                     """,
-                arguments: [
-                    Int64(sequence), Int64(clamping: bound), peer.hash.data, peer.hash.data, limit,
-                ]
-            ).map(SQLiteTransaction.storedOp)
+                arguments: arguments
+            )
+            var read = OutboxRead(ops: [], coveredThrough: sequence)
+            for row in rows {
+                if row["outside"] as Bool {
+                    read.outside.append(try SQLiteTransaction.outsideOp(row))
+                } else {
+                    read.ops.append(try SQLiteTransaction.storedOp(row))
+                }
+            }
             if rows.count >= limit, let last = rows.last {
-                return OutboxRead(ops: rows, coveredThrough: last.sequence)
+                read.coveredThrough = UInt64(last["seq"] as Int64)
+                return read
             }
             let highest = UInt64(try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ops") ?? 0)
-            return OutboxRead(ops: rows, coveredThrough: max(sequence, min(bound, highest)))
+            read.coveredThrough = max(sequence, min(bound, highest))
+            return read
         }
     }
 

@@ -175,6 +175,19 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    /// An op read without its bytes (`Store.outboxRead`'s `outside`).
+    static func outsideOp(_ row: Row) throws -> OutsideOp {
+        let sequence: Int64 = row["seq"]
+        let from: Data? = row["received_from"]
+        guard let id = Hash32(bytes: row["op_id"] as Data), let author = NodeID(bytes: row["author"] as Data) else {
+            throw LiaisonError(.corrupt, "an op row has a malformed id or author; the store is damaged")
+        }
+        return OutsideOp(
+            sequence: UInt64(sequence), id: OpID(hash: id), author: author,
+            hlc: HLCTimestamp(rawValue: UInt64(bitPattern: row["hlc"] as Int64)),
+            receivedFrom: from.flatMap { NodeID(bytes: $0) })
+    }
+
     static func storedOp(_ row: Row) throws -> StoredOp {
         let sequence: Int64 = row["seq"]
         let from: Data? = row["received_from"]

@@ -178,8 +178,14 @@ public protocol Store: Sendable {
     /// `sequence`, in order, at most `limit`, skipping the peer's echoes (ops it wrote or sent
     /// us) unless they may change an item's eligibility; and how far the read covered, within
     /// at most `scan` sequences.
+    ///
+    /// With `carrying` (the link's collections; nil: every collection), an op of an item the
+    /// store holds in a collection outside the set comes back without its bytes, in
+    /// `OutboxRead.outside`: the link withholds it whatever else is true of it
+    /// (`Eligibility.decide` judges the collection first), so neither the op nor its item is
+    /// decoded. `limit` counts both kinds.
     func outboxRead(
-        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64, carrying collections: Set<String>?
     ) throws(LiaisonError)
         -> OutboxRead
     /// Every stored op of one item, in sequence order.
@@ -286,16 +292,54 @@ public enum MetadataKey {
 public struct OutboxRead: Sendable {
     /// The ops to judge, in log order.
     public var ops: [StoredOp]
+    /// Ops of items in collections the link does not carry, in log order, without their bytes.
+    public var outside: [OutsideOp]
     /// Every sequence up to this one was read or skipped (0: nothing after the start).
     public var coveredThrough: UInt64
 
-    public init(ops: [StoredOp], coveredThrough: UInt64) {
+    public init(ops: [StoredOp], outside: [OutsideOp] = [], coveredThrough: UInt64) {
         self.ops = ops
+        self.outside = outside
         self.coveredThrough = coveredThrough
     }
 
     /// Whether a stored op is an echo for `peer` that a session may skip.
     public static func skips(_ stored: StoredOp, echoesOf peer: NodeID) -> Bool {
         (stored.receivedFrom == peer || stored.op.body.author == peer) && !stored.op.body.change.mayChangeEligibility
+    }
+}
+
+/// A stored op of an item in a collection a link does not carry, as `Store.outboxRead` gives
+/// it: what the link's custody and containment need, without the op's bytes.
+public struct OutsideOp: Sendable, Hashable {
+    /// Local log sequence.
+    public var sequence: UInt64
+    /// The op's id.
+    public var id: OpID
+    /// Its author.
+    public var author: NodeID
+    /// Its stamp.
+    public var hlc: HLCTimestamp
+    /// The peer it came from; nil when authored here.
+    public var receivedFrom: NodeID?
+
+    public init(sequence: UInt64, id: OpID, author: NodeID, hlc: HLCTimestamp, receivedFrom: NodeID?) {
+        self.sequence = sequence
+        self.id = id
+        self.author = author
+        self.hlc = hlc
+        self.receivedFrom = receivedFrom
+    }
+
+    /// Whether it is an echo for `peer` (it wrote the op or sent it to us).
+    public func isEcho(for peer: NodeID) -> Bool { receivedFrom == peer || author == peer }
+}
+
+extension Store {
+    /// `outboxRead` for a link that carries every collection.
+    public func outboxRead(
+        after sequence: UInt64, limit: Int, echoesOf peer: NodeID, scan: UInt64
+    ) throws(LiaisonError) -> OutboxRead {
+        try outboxRead(after: sequence, limit: limit, echoesOf: peer, scan: scan, carrying: nil)
     }
 }

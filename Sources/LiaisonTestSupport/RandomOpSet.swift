@@ -30,8 +30,9 @@ public struct RandomOpSet: Sendable, CustomStringConvertible {
     /// The create op followed by the further ops.
     public var all: [VerifiedOp] { [create] + ops }
 
-    /// Makes the set for `seed` with a number of further ops in `opCount`.
-    public init(seed: UInt64, opCount: ClosedRange<Int> = 5...40) throws {
+    /// Makes the set for `seed` with a number of further ops in `opCount`, of an item in
+    /// `collection`.
+    public init(seed: UInt64, opCount: ClosedRange<Int> = 5...40, collection: String = "reports") throws {
         var rng = SeededGenerator(seed: seed)
         var factory = OpFactory(seed: rng.next())
         let originator = TestNode.alice
@@ -52,6 +53,7 @@ public struct RandomOpSet: Sendable, CustomStringConvertible {
 
         let create = try factory.create(
             by: originator,
+            collection: collection,
             markings: Markings(classification: "SECRET", releasableTo: ["bob", "carol"]),
             fields: Bool.random(using: &rng) ? someFields() : [],
             tags: Array(Self.tagNames.shuffled(using: &rng).prefix(Int.random(in: 0...2, using: &rng))),

@@ -14,7 +14,10 @@ struct StoreDifferentialTests {
     )
     func sameAnswers(seed: UInt64) throws {
         var rng = SeededGenerator(seed: 91_000 + seed)
-        let sets = try (0..<6).map { try RandomOpSet(seed: seed * 100 + UInt64($0), opCount: 3...20) }
+        let collections = ["reports", "weather", "indicators"]
+        let sets = try (0..<6).map {
+            try RandomOpSet(seed: seed * 100 + UInt64($0), opCount: 3...20, collection: collections[$0 % 3])
+        }
         let memory = MemoryStore()
         let sqlite = try StoreKind.sqlite.make()
         var time: Int64 = 1_700_000_000_000
@@ -65,6 +68,29 @@ struct StoreDifferentialTests {
                         == memory.items(authoredBy: author.nodeID, since: .zero))
             }
             #expect(try sqlite.waitingOps().map(\.op.id) == memory.waitingOps().map(\.op.id))
+            // What a link's session reads, for links carrying every collection, none, or some:
+            // the same ops whole, the same ops without their bytes, the same coverage.
+            let highest = try memory.highestSequence()
+            for peer in [TestNode.alice, .bob, .carol] {
+                for carrying in [nil, [], ["reports"], ["weather", "indicators"]] as [Set<String>?] {
+                    var after: UInt64 = 0
+                    while after < highest {
+                        let limit = Int.random(in: 1...12, using: &rng)
+                        let scan = UInt64.random(in: 1...40, using: &rng)
+                        let expected = try memory.outboxRead(
+                            after: after, limit: limit, echoesOf: peer.nodeID, scan: scan, carrying: carrying)
+                        let got = try sqlite.outboxRead(
+                            after: after, limit: limit, echoesOf: peer.nodeID, scan: scan, carrying: carrying)
+                        let what =
+                            "seed \(seed) \(when): read for \(peer.name) carrying \(carrying ?? ["all"]) after \(after)"
+                        #expect(got.ops == expected.ops, "\(what): ops")
+                        #expect(got.outside == expected.outside, "\(what): outside")
+                        #expect(got.coveredThrough == expected.coveredThrough, "\(what): coverage")
+                        if carrying == nil { #expect(got.outside.isEmpty) }
+                        after = max(expected.coveredThrough, after + 1)
+                    }
+                }
+            }
         }
 
         try commitBoth(sets.flatMap(\.all).shuffled(using: &rng))

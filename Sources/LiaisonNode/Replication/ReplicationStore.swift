@@ -85,7 +85,12 @@ public struct ReplicationStore: Sendable {
 
     /// Whether an op is left out because its author is quarantined.
     public func isExcluded(_ op: VerifiedOp) -> Bool {
-        quarantines[op.body.author]?.excludes(op.body.hlc) ?? false
+        isExcluded(author: op.body.author, hlc: op.body.hlc)
+    }
+
+    /// Whether an op by `author` stamped `hlc` is left out because its author is quarantined.
+    public func isExcluded(author: NodeID, hlc: HLCTimestamp) -> Bool {
+        quarantines[author]?.excludes(hlc) ?? false
     }
 
     /// The containment state persisted in the store (empty when there is none).
@@ -334,11 +339,14 @@ public struct ReplicationStore: Sendable {
         // The peer's own ops and those it sent us go nowhere but back to it, which the link
         // never does: the store skips them (but for changes of eligibility, which make earlier
         // ops due) and says how far the read got (`OutboxRead`).
+        // Ops of items in collections the link does not carry come back without their bytes
+        // (`OutboxRead.outside`): withheld, or left out as a quarantined author's, unread.
         let read = try store.outboxRead(
-            after: after, limit: limit, echoesOf: neighbour.partner.nodeID, scan: UInt64(limit) * Self.echoScanFactor)
+            after: after, limit: limit, echoesOf: neighbour.partner.nodeID, scan: UInt64(limit) * Self.echoScanFactor,
+            carrying: neighbour.outbound?.collections)
         let stored = read.ops
         guard read.coveredThrough > after else { return OutboxBatch() }
-        guard let filter = neighbour.outbound, !stored.isEmpty else {
+        guard let filter = neighbour.outbound, !stored.isEmpty || !read.outside.isEmpty else {
             return OutboxBatch(throughSeq: read.coveredThrough)
         }
         // Every item of the batch in one read, not one read transaction per op.
@@ -372,7 +380,22 @@ public struct ReplicationStore: Sendable {
                     sequence: entry.sequence, op: entry.op, item: item, receivedFrom: entry.receivedFrom,
                     earlierMarkings: earlier))
         }
+        // The log entries in order: read whole, or outside the link's collections.
+        var outside = read.outside[...]
+        var outsideGroups = [Int: (id: OpID, echo: Bool)]()
+        func takeOutside(before sequence: UInt64) {
+            while let next = outside.first, next.sequence < sequence {
+                outside.removeFirst()
+                defer { groups.append((candidates.count, next.sequence)) }
+                if isExcluded(author: next.author, hlc: next.hlc) || isRevokedKey(next.author, of: peer) {
+                    quarantined.append((next.sequence, next.id))
+                    continue
+                }
+                outsideGroups[groups.count] = (next.id, next.isEcho(for: neighbour.partner.nodeID))
+            }
+        }
         for entry in stored {
+            takeOutside(before: entry.sequence)
             let id = entry.op.body.itemID
             // Ops of a quarantined partner since its quarantine's start go nowhere, and a
             // partner readmitted with new keys gets nothing its revoked keys wrote.
@@ -394,6 +417,7 @@ public struct ReplicationStore: Sendable {
             }
             try include(entry, item: item)
         }
+        takeOutside(before: .max)
         // Judged entry by entry, and cut when the ops to send would pass the budget (always
         // at least one entry): a frame past the receiver's limit, or an envelope past the
         // sealing limit, would be refused every time it was sent again.
@@ -402,7 +426,7 @@ public struct ReplicationStore: Sendable {
         var bytes = 0
         var start = 0
         for (index, group) in groups.enumerated() {
-            let part = try LinkOutbox.prepare(
+            var part = try LinkOutbox.prepare(
                 Array(candidates[start..<group.end]),
                 throughSeq: group.sequence,
                 sender: me.nodeID,
@@ -410,6 +434,14 @@ public struct ReplicationStore: Sendable {
                 filter: filter,
                 ladder: ladder
             )
+            if let entry = outsideGroups[index] {
+                // What `LinkOutbox.prepare` makes of it, without reading it.
+                if entry.echo {
+                    part.echoes += 1
+                } else {
+                    part.withheld.append((entry.id, .collectionNotShared))
+                }
+            }
             let partBytes = part.ops.reduce(0) { $0 + $1.count }
             if index > 0, bytes + partBytes > budget {
                 batch.throughSeq = groups[index - 1].sequence
