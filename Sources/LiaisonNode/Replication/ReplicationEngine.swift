@@ -28,6 +28,9 @@ public actor ReplicationEngine {
     /// Verifies partners' ops; the channels' readers verify each batch with it ahead of the
     /// engine, while the engine commits the one before (`OpVerifier.verifyAhead`).
     nonisolated let verifier: OpVerifier
+    /// Opens envelopes addressed to this node on the channels' readers, so that their ops are
+    /// verified there too (`SealedAhead`).
+    nonisolated let sealedAhead: SealedAhead
     private var nextChannel = 0
     /// Progress of long catch-ups, logged from the tick.
     private var catchUp = CatchUpProgress()
@@ -57,6 +60,12 @@ public actor ReplicationEngine {
         self.transport = transport
         let verifier = OpVerifier()
         self.verifier = verifier
+        self.sealedAhead = SealedAhead(
+            me: configuration.me.nodeID, sealingKey: configuration.sealingKey,
+            senders: Dictionary(
+                configuration.partners.values.map { ($0.recipient.nodeID, $0.sealingKey) },
+                uniquingKeysWith: { a, _ in a }
+            ))
         self.interpreter = try NodeInterpreter(
             configuration: configuration,
             store: node.store,
@@ -426,5 +435,29 @@ final class DaemonTransport: PeerTransport, Sendable {
                 closer()
             }
         }
+    }
+}
+
+/// Opens sealed envelopes addressed to this node as a channel's reader takes them off the
+/// wire and verifies their ops ahead of the engine (`OpVerifier.verifyAhead`), as the reader
+/// does for a batch: the engine's thread, the relayed path's limit, then finds them verified.
+/// The engine still decodes, judges and opens every envelope itself; nothing here decides.
+/// Verification is a function of an op's bytes alone, so what is cached cannot differ from
+/// what the engine would find. The keys are those of the federation as the node started: an
+/// envelope that does not open with them (a partner readmitted since with new keys) is left
+/// to the engine, which verifies its ops on its own thread as before.
+struct SealedAhead: Sendable {
+    let me: NodeID
+    let sealingKey: Curve25519.KeyAgreement.PrivateKey
+    let senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
+
+    /// Opens `bytes`, if it is an envelope for this node from a known sender, and verifies
+    /// its ops into `verifier`. Anything else is left alone.
+    func verifyAhead(_ bytes: Data, with verifier: OpVerifier) {
+        guard let envelope = try? SealedEnvelope.decode(bytes), envelope.header.to == me,
+            let senderKey = senders[envelope.header.from],
+            let ops = try? envelope.open(with: sealingKey, senderSealingKey: senderKey)
+        else { return }
+        verifier.verifyAhead(ops)
     }
 }

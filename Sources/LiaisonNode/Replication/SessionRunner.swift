@@ -40,13 +40,15 @@ enum SessionRunner {
             heartbeats: connection.heartbeats, close: { channel.close(promise: nil) })
         let lostError = LostError()
         // The reader hands decoded frames to the engine through this queue, in order, and
-        // verifies each batch's ops before queueing it: while the engine commits one batch,
+        // verifies each batch's ops (and those of each envelope for this node) before
+        // queueing it: while the engine commits one batch,
         // the reader verifies the next on another core. At most `maxAhead` frames wait, so a
         // peer cannot make the node hold more than that (and NIO's buffer) in memory.
         let (inbox, queued) = AsyncStream<Inbound>.makeStream()
         let (room, roomSignal) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let waiting = QueuedFrames()
         let verifier = engine.verifier
+        let sealedAhead = engine.sealedAhead
         do {
             try await connection.io.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -72,7 +74,11 @@ enum SessionRunner {
                                 let item: Inbound
                                 do {
                                     let message = try SyncFrameCodec.decode(frame)
-                                    if case .batch(let ops, _) = message { verifier.verifyAhead(ops) }
+                                    switch message {
+                                    case .batch(let ops, _): verifier.verifyAhead(ops)
+                                    case .envelope(let bytes): sealedAhead.verifyAhead(bytes, with: verifier)
+                                    default: break
+                                    }
                                     item = .message(message, bytes: size, atMillis: at)
                                 } catch {
                                     item = .malformed("\(error)", bytes: size)
