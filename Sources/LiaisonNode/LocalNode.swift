@@ -159,10 +159,13 @@ public struct LocalNode: Sendable {
         guard result.rejected.isEmpty else {
             throw LiaisonError(.invalidOp, "the store refused new items: \(result.rejected.map(\.reason))")
         }
+        // The items as committed, in one read (one read transaction per item was a quarter of
+        // a bulk ingest's time on the engine's thread).
+        let states = try store.items(Set(signed.map(\.body.itemID)))
         var created = [(item: ItemState, op: VerifiedOp)]()
         created.reserveCapacity(signed.count)
         for op in signed {
-            guard let item = try store.item(op.body.itemID) else {
+            guard let item = states[op.body.itemID] else {
                 throw LiaisonError(.corrupt, "item \(op.body.itemID.text) is missing right after its commit")
             }
             created.append((item, op))
