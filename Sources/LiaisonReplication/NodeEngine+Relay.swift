@@ -235,7 +235,7 @@ extension NodeEngine {
     /// alone would let anyone who reads routing headers (any relay) claim an honest sender's
     /// envelope id first with an envelope of its own, so that the honest one is dropped as a
     /// replay, through every relay, until it expires.
-    static func openedKey(_ header: SealedEnvelope.Header) -> Data { Data(header.from.bytes) + header.id }
+    public static func openedKey(_ header: SealedEnvelope.Header) -> Data { Data(header.from.bytes) + header.id }
 
     /// Forgets opened envelopes past their expiry (a relay drops them by then too).
     mutating func forgetExpiredEnvelopes(now: UInt64) {

@@ -386,9 +386,12 @@ public final class SQLiteStore: Store {
             // on disk (the test reads the item row's collection and whether it has a state,
             // both before the state's overflow pages). The test appears twice in the statement,
             // and arguments bind in the order of their marks.
+            // A link naming more collections than a statement takes marks for (the topology
+            // sets no bound) is read whole, as a link carrying every collection is: the
+            // sender judges each op, and withholds the same ones.
             var outsideTest = "0"
             var collectionArguments = StatementArguments()
-            if let collections {
+            if let collections, collections.count <= Self.maxCarriedCollections {
                 let sorted = collections.sorted()
                 let marks = Array(repeating: "?", count: sorted.count).joined(separator: ",")
                 outsideTest =
@@ -427,6 +430,10 @@ public final class SQLiteStore: Store {
             return read
         }
     }
+
+    /// Most collections `outboxRead` names in its statement (twice each, well under SQLite's
+    /// bound on parameters).
+    static let maxCarriedCollections = 1_000
 
     public func ops(ofItem id: ItemID) throws(LiaisonError) -> [StoredOp] {
         try read("reading an item's ops") { db in

@@ -42,6 +42,24 @@ struct StoreOutboxReadTests {
     }
 
     @Test(
+        "a link naming 20,000 collections is read, not refused (SQLite names at most 1,000 in its statement and reads the rest whole)",
+        arguments: StoreKind.allCases)
+    func manyCollections(_ kind: StoreKind) throws {
+        let store = try filled(kind)
+        // Every op here is in `reports`; the link names it among 20,000 others.
+        let carrying = Set((0..<20_000).map { "c\($0)" }).union(["reports"])
+        let read = try store.outboxRead(after: 0, limit: 10, echoesOf: bob.nodeID, scan: 1000, carrying: carrying)
+        #expect(read.ops.map(\.sequence) == [3, 5, 6])
+        #expect(read.outside.isEmpty)
+        // Without `reports` among them: the memory store sets the ops apart, SQLite reads them
+        // whole (the sender withholds them either way).
+        let without = Set((0..<20_000).map { "c\($0)" })
+        let other = try store.outboxRead(after: 0, limit: 10, echoesOf: bob.nodeID, scan: 1000, carrying: without)
+        #expect((other.ops.map(\.sequence) + other.outside.map(\.sequence)).sorted() == [3, 5, 6])
+        #expect(other.coveredThrough == 6)
+    }
+
+    @Test(
         "echoes of the peer are skipped, changes of eligibility kept, and the read says how far it got",
         arguments: StoreKind.allCases)
     func skipsEchoes(_ kind: StoreKind) throws {

@@ -446,18 +446,39 @@ final class DaemonTransport: PeerTransport, Sendable {
 /// what the engine would find. The keys are those of the federation as the node started: an
 /// envelope that does not open with them (a partner readmitted since with new keys) is left
 /// to the engine, which verifies its ops on its own thread as before.
-struct SealedAhead: Sendable {
+///
+/// An envelope is opened here once: a relay replaying one (the engine drops replays after
+/// checking the header) must not make the reader verify its ops again each time. The
+/// envelopes opened are remembered by sender and id, at most `maxRemembered` (then
+/// forgotten at once), so a replay older than that costs one more verification, as the
+/// engine's own would.
+final class SealedAhead: Sendable {
     let me: NodeID
     let sealingKey: Curve25519.KeyAgreement.PrivateKey
     let senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
+    private let opened = Mutex(Set<Data>())
+    static let maxRemembered = 4_096
 
-    /// Opens `bytes`, if it is an envelope for this node from a known sender, and verifies
-    /// its ops into `verifier`. Anything else is left alone.
+    init(
+        me: NodeID, sealingKey: Curve25519.KeyAgreement.PrivateKey, senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
+    ) {
+        self.me = me
+        self.sealingKey = sealingKey
+        self.senders = senders
+    }
+
+    /// Opens `bytes`, if it is an envelope for this node from a known sender not opened here
+    /// before, and verifies its ops into `verifier`. Anything else is left alone.
     func verifyAhead(_ bytes: Data, with verifier: OpVerifier) {
         guard let envelope = try? SealedEnvelope.decode(bytes), envelope.header.to == me,
-            let senderKey = senders[envelope.header.from],
-            let ops = try? envelope.open(with: sealingKey, senderSealingKey: senderKey)
+            let senderKey = senders[envelope.header.from]
         else { return }
+        let key = NodeEngine.openedKey(envelope.header)
+        let first = opened.withLock { opened in
+            if opened.count >= Self.maxRemembered { opened.removeAll(keepingCapacity: true) }
+            return opened.insert(key).inserted
+        }
+        guard first, let ops = try? envelope.open(with: sealingKey, senderSealingKey: senderKey) else { return }
         verifier.verifyAhead(ops)
     }
 }
