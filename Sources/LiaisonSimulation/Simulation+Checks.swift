@@ -87,10 +87,16 @@ extension Simulation {
             switch request.source {
             case .channel(let id, let through):
                 guard let key = ends[id] else { break }
-                if let mustRefuse = expectedRefusals["\(peer)>\(name)@\(key)"]?.removeValue(forKey: through) {
+                let expected = "\(peer)>\(name)@\(id)"
+                if let mustRefuse = expectedRefusals[expected]?[through]?.first {
+                    expectedRefusals[expected]?[through]?.removeFirst()
+                    if expectedRefusals[expected]?[through]?.isEmpty == true {
+                        expectedRefusals[expected]?[through] = nil
+                    }
                     if outcome.refused < mustRefuse {
                         violations.append(
-                            "hostile \(peer) sent \(mustRefuse) bad ops to \(name), only \(outcome.refused) were refused"
+                            "t=\(now - start) hostile \(peer) sent \(mustRefuse) bad ops to \(name) in a batch through "
+                                + "\(through), only \(outcome.refused) were refused"
                         )
                     }
                     if mustRefuse > 0,
@@ -180,12 +186,24 @@ extension Simulation {
 
     /// The hostile node's behaviour: now and then it slips bad ops into a batch it sends.
     func attack(_ frame: ByteBuffer, by name: String, against peer: String, channel key: String) throws -> ByteBuffer {
-        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame), attackRandom.chance(0.5) else {
+        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame),
+            let receiving = channels[key]?.ids[peer]
+        else { return frame }
+        // What the receiver must refuse of each batch frame, by the receiving end's channel
+        // (a batch that waited for local time commits after its channel broke) and in the
+        // order the frames go (a batch may go again with the same `through`, clean or not).
+        // Seed 578376: a clean batch waited at the receiver, its channel broke, and the batch
+        // went again with attacks on the next channel; both committed in one call, and the
+        // check, keyed by the endpoints' pair and `through` alone, took the clean one's
+        // outcome for the attacked one's.
+        let expected = "\(name)>\(peer)@\(receiving)"
+        guard attackRandom.chance(0.5) else {
+            expectedRefusals[expected, default: [:]][through, default: []].append(0)
             return frame
         }
         let (extra, mustRefuse) = try makeAttacks(by: name, against: peer)
         attacksSent += extra.count
-        expectedRefusals["\(name)>\(peer)@\(key)", default: [:]][through] = mustRefuse
+        expectedRefusals[expected, default: [:]][through, default: []].append(mustRefuse)
         return try SyncFrameCodec.encode(.batch(ops: ops + extra, throughSeq: through))
     }
 

@@ -170,8 +170,9 @@ public final class Simulation {
     var acksWithheld = 0
     /// How long one spell of withheld acks lasts: past the federation's ack deadline.
     static let ackWithholdingMillis: UInt64 = 8_000
-    /// Attack ops that must be refused, by "sender>receiver" and batch `through`.
-    var expectedRefusals: [String: [UInt64: Int]] = [:]
+    /// Attack ops that must be refused, by "sender>receiver@receiving channel" and batch
+    /// `through`, in the order the batch frames went (0 for a clean one).
+    var expectedRefusals: [String: [UInt64: [Int]]] = [:]
     var attacksSent = 0
     var settings = ChannelSettings()
     var endpointDown: [String: UInt64] = [:]
@@ -583,8 +584,6 @@ public final class Simulation {
         channel.ids = [:]
         channel.retryAt = now + 50 + random.next() % 450
         channels[key] = channel
-        expectedRefusals["\(channel.a)>\(channel.b)@\(key)"] = nil
-        expectedRefusals["\(channel.b)>\(channel.a)@\(key)"] = nil
         traceString("down \(key) \(why)")
         for name in [channel.a, channel.b] {
             guard let id = ids[name], nodes[name]?.up == true else { continue }
