@@ -390,8 +390,10 @@ public final class SQLiteStore: Store {
             // sets no bound) is read whole, as a link carrying every collection is: the
             // sender judges each op, and withholds the same ones.
             var outsideTest = "0"
+            var join = ""
             var collectionArguments = StatementArguments()
             if let collections, collections.count <= Self.maxCarriedCollections {
+                join = "LEFT JOIN items i ON i.local = o.item_local"
                 let sorted = collections.sorted()
                 let marks = Array(repeating: "?", count: sorted.count).joined(separator: ",")
                 outsideTest =
@@ -406,7 +408,7 @@ public final class SQLiteStore: Store {
                 sql: """
                     SELECT o.seq, o.op_id, o.author, o.hlc, o.received_from, (\(outsideTest)) AS outside,
                            CASE WHEN (\(outsideTest)) THEN NULL ELSE o.encoded END AS encoded
-                    FROM ops o LEFT JOIN items i ON i.local = o.item_local
+                    FROM ops o \(join)
                     WHERE o.seq > ? AND o.seq <= ?
                       AND (o.reshapes = 1 OR ((o.received_from IS NULL OR o.received_from != ?) AND o.author != ?))
                     ORDER BY o.seq LIMIT ?
