@@ -88,9 +88,20 @@ public enum FreePort {
         static var path: String { "/tmp/liaison-ports-\(getuid()).claims" }
         private let fd: Int32
 
+        /// The file, locked; nil when it cannot be used. It lives in a directory every user
+        /// writes: a symbolic link planted at its path is not followed (another user could
+        /// otherwise make this process write over a file of its own, root's included), and
+        /// a file this user does not own, or that is not a regular file, is not used.
         static func open(_ path: String) -> ClaimFile? {
-            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
             guard fd >= 0 else { return nil }
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            guard let attributes, attributes[.type] as? FileAttributeType == .typeRegular,
+                (attributes[.ownerAccountID] as? NSNumber)?.uint32Value == getuid()
+            else {
+                Glibc.close(fd)
+                return nil
+            }
             guard flock(fd, LOCK_EX) == 0 else {
                 Glibc.close(fd)
                 return nil

@@ -42,6 +42,19 @@ struct FreePortTests {
         }
     }
 
+    @Test("a symbolic link planted at the claims path is not followed: its target is untouched, ports still come")
+    func plantedLinkIgnored() throws {
+        try withClaimsFile { path in
+            let target = path + ".target"
+            defer { try? FileManager.default.removeItem(atPath: target) }
+            try "precious\n".write(toFile: target, atomically: true, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: target)
+            let port = try FreePort.find(claimsAt: path)
+            #expect(port > 0)
+            #expect(try String(contentsOfFile: target, encoding: .utf8) == "precious\n")
+        }
+    }
+
     @Test("claims of processes that have exited are dropped, and each port found is claimed")
     func deadClaimsAreDropped() throws {
         let dead = try exitedPid()
