@@ -1,6 +1,7 @@
 public import Foundation
 public import LiaisonCore
 public import LiaisonStore
+import Synchronization
 
 /// What `liaison put` asks for.
 public struct PutRequest: Sendable {
@@ -69,6 +70,8 @@ public struct LocalNode: Sendable {
     /// What `open` found open to other users and made owner-only, relative to the directory
     /// (`.` for the directory itself); empty when everything already was.
     public let madeOwnerOnly: [String]
+    /// The highest stamp handed out by `reserveStamps`, shared by every copy of this value.
+    let reservations = StampReservations()
 
     /// Opens the node in `directory`; refuses a missing, foreign or damaged directory. A
     /// node directory that other users may read (made by an older Liaison, or copied) is
@@ -124,18 +127,58 @@ public struct LocalNode: Sendable {
     /// request by its index); then the creates are signed in batches (one signature per
     /// `signatureBatch` ops, DESIGN §10) and committed in **one** transaction, so a crash
     /// leaves all of them or none. At most `maxItemsPerPut` requests.
+    ///
+    /// The daemon runs the three steps apart (`reserveStamps`, `signedCreates`,
+    /// `commitCreates`) so that checking and signing stay off its store thread.
     public func putMany(
         _ requests: [PutRequest], now: Date, signatureBatch: Int = 1000
     ) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        try Self.refuseOverfull(requests)
+        guard !requests.isEmpty else { return [] }
+        let stamps = try reserveStamps(requests.count, now: now)
+        let signed = try signedCreates(requests, stamps: stamps, now: now, signatureBatch: signatureBatch)
+        return try commitCreates(signed, now: now)
+    }
+
+    /// Refuses more than `maxItemsPerPut` requests.
+    static func refuseOverfull(_ requests: [PutRequest]) throws(LiaisonError) {
         guard requests.count <= Self.maxItemsPerPut else {
             throw LiaisonError(
                 .invalidArgument,
                 "\(requests.count) items in one put; send at most \(Self.maxItemsPerPut) at a time")
         }
-        guard !requests.isEmpty else { return [] }
+    }
+
+    /// `count` stamps for ops authored here now, after every stamp in the store and every
+    /// stamp reserved before and not committed yet: the ops they go on may be built and
+    /// signed elsewhere, and committed later, without another op of this node taking the
+    /// same stamp in between.
+    ///
+    /// Reservations exclude each other; the other writes of this node (put, update, the
+    /// originator's lifecycle changes) are serialised with them by their caller: the daemon's
+    /// engine thread, or the one command.
+    public func reserveStamps(_ count: Int, now: Date) throws(LiaisonError) -> [HLCTimestamp] {
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
-        var clock = try resumedClock(nowMillis: nowMillis)
-        let (unsigned, refusal) = creates(requests, clock: &clock, now: now)
+        let stored = try store.highestHLC()
+        return reservations.reserve { floor in
+            var clock = HybridLogicalClock(
+                maxSkewMillis: config.maxClockSkewMillis, resumingAfter: max(stored, floor), physicalMillis: nowMillis)
+            return (0..<max(0, count)).map { _ in clock.tick(physicalMillis: nowMillis) }
+        }
+    }
+
+    /// Checks each request and makes it into a create with the stamp of the same index, then
+    /// signs them (one signature per `signatureBatch` ops); touches no store, so it may run on
+    /// any thread. If any request is refused, or a signed op would be too large, the error's
+    /// cause is a `BulkPutRefusal` naming each by its index.
+    public func signedCreates(
+        _ requests: [PutRequest], stamps: [HLCTimestamp], now: Date, signatureBatch: Int = 1000
+    ) throws(LiaisonError) -> [VerifiedOp] {
+        try Self.refuseOverfull(requests)
+        guard stamps.count == requests.count else {
+            throw LiaisonError(.invalidArgument, "\(requests.count) requests but \(stamps.count) stamps")
+        }
+        let (unsigned, refusal) = creates(requests, stamps: stamps, now: now)
         guard refusal.failures.isEmpty else {
             throw LiaisonError(.invalidArgument, refusal.summary(of: requests.count), cause: refusal)
         }
@@ -155,18 +198,25 @@ public struct LocalNode: Sendable {
             )
             throw LiaisonError(.invalidArgument, refusal.summary(of: requests.count), cause: refusal)
         }
+        return signed
+    }
+
+    /// Commits creates made by `signedCreates` in one transaction and answers each with its
+    /// item as committed (the commit's own states: no read after it).
+    public func commitCreates(
+        _ signed: [VerifiedOp], now: Date
+    ) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        guard !signed.isEmpty else { return [] }
+        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         let result = try store.commit(CommitBatch(ops: signed, source: .local, timeMillis: Int64(nowMillis)))
         guard result.rejected.isEmpty else {
             throw LiaisonError(.invalidOp, "the store refused new items: \(result.rejected.map(\.reason))")
         }
-        // The items as committed, in one read (one read transaction per item was a quarter of
-        // a bulk ingest's time on the engine's thread).
-        let states = try store.items(Set(signed.map(\.body.itemID)))
         var created = [(item: ItemState, op: VerifiedOp)]()
         created.reserveCapacity(signed.count)
         for op in signed {
-            guard let item = states[op.body.itemID] else {
-                throw LiaisonError(.corrupt, "item \(op.body.itemID.text) is missing right after its commit")
+            guard let item = result.states[op.body.itemID] else {
+                throw LiaisonError(.corrupt, "item \(op.body.itemID.text) was not created by its commit")
             }
             created.append((item, op))
         }
@@ -178,14 +228,15 @@ public struct LocalNode: Sendable {
         let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         var clock = HybridLogicalClock(
             maxSkewMillis: config.maxClockSkewMillis, resumingAfter: .zero, physicalMillis: nowMillis)
-        return creates(requests, clock: &clock, now: now).refusal
+        let stamps = requests.map { _ in clock.tick(physicalMillis: nowMillis) }
+        return creates(requests, stamps: stamps, now: now).refusal
     }
 
-    /// Each request checked and made into an unsigned create; the refused ones by index.
+    /// Each request checked and made into an unsigned create with the stamp of the same
+    /// index; the refused ones by index.
     private func creates(
-        _ requests: [PutRequest], clock: inout HybridLogicalClock, now: Date
+        _ requests: [PutRequest], stamps: [HLCTimestamp], now: Date
     ) -> (unsigned: [UnsignedOp], refusal: BulkPutRefusal) {
-        let nowMillis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         var generator = SystemRandomNumberGenerator()
         var unsigned = [UnsignedOp]()
         unsigned.reserveCapacity(requests.count)
@@ -201,7 +252,7 @@ public struct LocalNode: Sendable {
                         tags: request.tags,
                         writePolicy: request.writePolicy,
                         withheld: withheld(request.fields.map(\.name), explicit: request.withheld),
-                        hlc: clock.tick(physicalMillis: nowMillis),
+                        hlc: stamps[index],
                         using: &generator
                     )
                 )
@@ -303,7 +354,9 @@ public struct LocalNode: Sendable {
     /// drag this node's stamps there).
     func resumedClock(nowMillis: UInt64) throws(LiaisonError) -> HybridLogicalClock {
         HybridLogicalClock(
-            maxSkewMillis: config.maxClockSkewMillis, resumingAfter: try store.highestHLC(), physicalMillis: nowMillis)
+            maxSkewMillis: config.maxClockSkewMillis,
+            resumingAfter: max(try store.highestHLC(), reservations.highest),
+            physicalMillis: nowMillis)
     }
 
     /// An item by id.
@@ -311,6 +364,24 @@ public struct LocalNode: Sendable {
 
     /// Items matching a query.
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] { try store.items(query) }
+}
+
+/// The highest stamp a node handed out for ops not built yet (`LocalNode.reserveStamps`).
+final class StampReservations: Sendable {
+    private let last = Mutex(HLCTimestamp.zero)
+
+    /// The highest stamp reserved so far (zero: none).
+    var highest: HLCTimestamp { last.withLock { $0 } }
+
+    /// Stamps made by `make` from the highest reserved so far, recorded as reserved; one
+    /// reservation at a time.
+    func reserve(_ make: (HLCTimestamp) -> [HLCTimestamp]) -> [HLCTimestamp] {
+        last.withLock { highest in
+            let stamps = make(highest)
+            if let top = stamps.last { highest = max(highest, top) }
+            return stamps
+        }
+    }
 }
 
 extension PutRequest {

@@ -188,7 +188,10 @@ enum CommitEngine {
         }
 
         for id in result.changedItems.sorted() {
-            if let item = items[id] { try tx.saveItem(item) }
+            if let item = items[id] {
+                try tx.saveItem(item)
+                result.states[id] = item
+            }
         }
         if highest > .zero { try tx.raiseHighestHLC(to: highest) }
         try fault(.beforeCustody)

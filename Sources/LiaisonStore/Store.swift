@@ -80,6 +80,9 @@ public struct CommitResult: Sendable, Equatable {
     public var forkedCreates: [OpID]
     /// The items whose state changed.
     public var changedItems: Set<ItemID>
+    /// The state each of `changedItems` was saved with, as a read after the commit would
+    /// return it (a bulk put answers with these instead of reading its items back).
+    public var states: [ItemID: ItemState]
     /// The custody entries the commit appended.
     public var custody: [CustodyEntry]
     /// Items whose content the commit purged (`CommitBatch.holder`), with why.
@@ -95,6 +98,7 @@ public struct CommitResult: Sendable, Equatable {
         rejectedAuthors = [:]
         forkedCreates = []
         changedItems = []
+        states = [:]
         custody = []
         purged = [:]
     }

@@ -137,6 +137,12 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         return handle(.logGrew(highest: highest), nowMillis: nowMillis)
     }
 
+    /// Stamps up to `stamp` were handed out for ops of this node not committed yet: the
+    /// engine's own stamps come after them.
+    public mutating func reserved(through stamp: HLCTimestamp, nowMillis: UInt64) {
+        replicationStore.observe(stamp, nowMillis: nowMillis)
+    }
+
     /// How long to wait before dialling an endpoint again (full jitter up to `capMillis`,
     /// from the engine's seeded generator).
     public mutating func reconnectDelay(capMillis: UInt64) -> UInt64 {

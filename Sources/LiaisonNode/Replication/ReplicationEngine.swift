@@ -164,10 +164,29 @@ public actor ReplicationEngine {
     }
 
     /// Creates many items here in one transaction (`LocalNode.putMany`) and pushes them to
-    /// the sessions.
-    public func putMany(_ requests: [PutRequest]) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+    /// the sessions. Only reserving the stamps and the commit run on the engine's thread;
+    /// checking the requests, making the creates and signing them run on the caller's.
+    public nonisolated func putMany(
+        _ requests: [PutRequest]
+    ) async throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
+        guard !requests.isEmpty else { return [] }
+        let now = Date()
+        let stamps = try await reserveStamps(requests.count, now: now)
+        let signed = try node.signedCreates(requests, stamps: stamps, now: now)
+        return try await commitCreates(signed)
+    }
+
+    /// Stamps for a bulk put's creates; the interpreter's clock moves past them too.
+    private func reserveStamps(_ count: Int, now: Date) throws(LiaisonError) -> [HLCTimestamp] {
+        let stamps = try node.reserveStamps(count, now: now)
+        if let last = stamps.last { interpreter.reserved(through: last, nowMillis: Self.nowMillis) }
+        return stamps
+    }
+
+    /// Commits a bulk put's signed creates and pushes them to the sessions.
+    private func commitCreates(_ signed: [VerifiedOp]) throws(LiaisonError) -> [(item: ItemState, op: VerifiedOp)] {
         let started = ContinuousClock.now
-        let created = try node.putMany(requests, now: Date())
+        let created = try node.commitCreates(signed, now: Date())
         localCommitObserved?(created.count, ContinuousClock.now - started)
         interpreter.committedLocally(stamps: created.map(\.op.body.hlc), nowMillis: Self.nowMillis)
         return created
