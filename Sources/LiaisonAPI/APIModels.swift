@@ -93,12 +93,19 @@ public struct UpdateItemBody: Codable, Sendable {
     public var addTags: [String]?
     /// Tags to remove (the instances this node has seen).
     public var removeTags: [String]?
+    /// Per field set, partners or groups its new value is withheld from, besides those its
+    /// current value is withheld from (who stay).
+    public var withhold: [String: [String]]?
 
     /// Creates a body.
-    public init(fields: [String: JSONValue]? = nil, addTags: [String]? = nil, removeTags: [String]? = nil) {
+    public init(
+        fields: [String: JSONValue]? = nil, addTags: [String]? = nil, removeTags: [String]? = nil,
+        withhold: [String: [String]]? = nil
+    ) {
         self.fields = fields
         self.addTags = addTags
         self.removeTags = removeTags
+        self.withhold = withhold
     }
 
     /// The field values as JSON text, sorted by name.

@@ -180,7 +180,8 @@ public enum APIServer {
                     id,
                     fields: try body.encodedFields(),
                     addTags: body.addTags ?? [],
-                    removeTags: body.removeTags ?? []
+                    removeTags: body.removeTags ?? [],
+                    withheld: body.withhold ?? [:]
                 )
                 return ItemView(item, at: node.recipient)
             } catch let error as LiaisonError {

@@ -270,6 +270,7 @@ public struct LocalNode: Sendable {
         fields: [(name: String, value: Data)],
         addTags: [String],
         removeTags: [String],
+        withheld explicit: [String: [String]] = [:],
         now: Date
     ) throws(LiaisonError) -> (item: ItemState, ops: [VerifiedOp]) {
         guard let item = try store.item(id) else { throw LiaisonError(.notFound, "no item \(id.text) at this node") }
@@ -283,6 +284,17 @@ public struct LocalNode: Sendable {
         for tag in addTags + removeTags where !Names.isValid(tag) {
             throw LiaisonError(.invalidArgument, "invalid tag '\(tag)': use 1-128 letters, digits or . _ - : /")
         }
+        for (field, names) in explicit.sorted(by: { $0.key < $1.key }) {
+            guard fields.contains(where: { $0.name == field }) else {
+                throw LiaisonError(
+                    .invalidArgument, "field '\(field)' is withheld but not given: withhold only fields you set")
+            }
+            for name in names where !Names.isValidLabel(name) {
+                throw LiaisonError(.invalidArgument, "invalid name '\(name)' to withhold '\(field)' from")
+            }
+            try PutRequest.checkKnown(
+                names, config: config, federation: federation, role: "partner to withhold '\(field)' from")
+        }
         let author = identity.author
         if case .failure(let rejection) = item.permits(writer: recipient, change: .setFields([])) {
             throw LiaisonError(.forbidden, "this node may not change item \(id.text): \(rejection)")
@@ -294,7 +306,11 @@ public struct LocalNode: Sendable {
         if !fields.isEmpty {
             unsigned.append(
                 try author.setFields(
-                    fields, of: item, withheld: withheld(fields.map(\.name)),
+                    fields, of: item,
+                    withheld: withheld(
+                        fields.map(\.name),
+                        explicit: try standingWithholding(of: item, fields: fields.map(\.name)).merging(
+                            explicit, uniquingKeysWith: +)),
                     hlc: clock.tick(physicalMillis: nowMillis), using: &generator))
         }
         if !addTags.isEmpty {
@@ -329,6 +345,32 @@ public struct LocalNode: Sendable {
     static func oversizeMessage(_ op: VerifiedOp) -> String {
         "the signed op would be \(op.encoded.count) bytes; partners refuse ops over \(OpLimits.maxEncodedBytes) "
             + "bytes (1 MiB): keep an item's fields under about 1 MB, or store large content elsewhere and put a reference"
+    }
+
+    /// Who the current value of each of `fields` is withheld from, as its writer signed it
+    /// (this node left out): a new value of a field withheld from a partner stays withheld
+    /// from it, whoever writes it here (docs/decisions.md, "Withholding outlives a write").
+    func standingWithholding(of item: ItemState, fields: [String]) throws(LiaisonError) -> [String: [String]] {
+        var standing = [String: [String]]()
+        var writers = [OpID: VerifiedOp]()
+        for name in fields {
+            guard let register = item.fields[name] else { continue }
+            let writer: VerifiedOp
+            if let known = writers[register.stamp.opID] {
+                writer = known
+            } else {
+                guard let stored = try store.op(register.stamp.opID) else {
+                    throw LiaisonError(
+                        .corrupt, "the op that wrote field '\(name)' of item \(item.id.text) is not in the store")
+                }
+                writer = stored.op
+                writers[register.stamp.opID] = writer
+            }
+            let names = writer.body.change.fieldCommitments.first { $0.name == name }?.withheldFrom ?? []
+            let carried = names.filter { $0 != config.name }
+            if !carried.isEmpty { standing[name] = carried }
+        }
+        return standing
     }
 
     /// What this node withholds of `fields` and from whom, signed in the op: `explicit`

@@ -165,3 +165,73 @@ struct PutValidationTests {
         #expect(try node.store.custody(from: 1, limit: 1000).count == custody, "a refused change wrote custody")
     }
 }
+
+/// A field withheld from a partner stays withheld from it when a later write sets it: the
+/// new value's commitment names the partner again, so no forwarder sends it in clear.
+@Suite("Withholding outlives a write")
+struct WithholdingOnUpdateTests {
+    @Test("an update of a withheld field withholds the new value from the same partners, and adds those it names")
+    func updateKeepsWithholding() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try TopologyTests.demo().render(into: root, now: Date())
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let (item, create) = try node.put(
+            PutRequest(
+                collection: "reports", releasableTo: ["ALL"],
+                fields: [("source", JSONText.string("agent K")), ("title", JSONText.string("port"))],
+                withheld: ["source": ["charlie"]]),
+            now: Date())
+
+        func withheld(_ op: VerifiedOp, _ field: String) -> [String]? {
+            op.body.change.fieldCommitments.first { $0.name == field }?.withheldFrom
+        }
+        // charlie by name; bravo because alpha's link to it redacts `source` (the demo topology).
+        #expect(withheld(create, "source") == ["bravo", "charlie"])
+        #expect(withheld(create, "title") == [])
+        let (_, first) = try node.update(
+            item.id, fields: [("source", JSONText.string("agent K, again"))], addTags: [], removeTags: [],
+            now: Date())
+        #expect(withheld(first[0], "source") == ["bravo", "charlie"], "the new value went to charlie in clear")
+
+        let (_, second) = try node.update(
+            item.id, fields: [("title", JSONText.string("harbour"))], addTags: [], removeTags: [],
+            withheld: ["title": ["EAST"]], now: Date())
+        #expect(withheld(second[0], "title") == ["EAST"])
+
+        // ... and later writes keep it, adding what they name.
+        let (_, third) = try node.update(
+            item.id,
+            fields: [("source", JSONText.string("agent M")), ("title", JSONText.string("quay"))],
+            addTags: [], removeTags: [], withheld: ["title": ["bravo"]], now: Date())
+        #expect(withheld(third[0], "source") == ["bravo", "charlie"])
+        #expect(withheld(third[0], "title") == ["EAST", "bravo"])
+    }
+
+    @Test("an update withholding a field it does not set, or from an unknown name, is refused and writes nothing")
+    func updateWithholdingChecked() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try TopologyTests.demo().render(into: root, now: Date())
+        let node = try LocalNode.open(NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let (item, _) = try node.put(
+            PutRequest(collection: "reports", releasableTo: ["ALL"], fields: [("title", JSONText.string("port"))]),
+            now: Date())
+        let sequence = try node.store.highestSequence()
+        for (withheld, message) in [
+            (["source": ["bravo"]], "field 'source' is withheld but not given: withhold only fields you set"),
+            (["title": ["delta"]], "unknown partner to withhold 'title' from 'delta': known partners"),
+        ] {
+            do {
+                _ = try node.update(
+                    item.id, fields: [("title", JSONText.string("harbour"))], addTags: [], removeTags: [],
+                    withheld: withheld, now: Date())
+                Issue.record("\(withheld) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument)
+                #expect(error.message.hasPrefix(message), "\(error.message)")
+            }
+        }
+        #expect(try node.store.highestSequence() == sequence)
+    }
+}

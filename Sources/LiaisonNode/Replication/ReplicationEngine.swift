@@ -194,11 +194,13 @@ public actor ReplicationEngine {
 
     /// Changes an item here and pushes the change to the sessions.
     public func update(
-        _ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String]
+        _ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String],
+        withheld: [String: [String]] = [:]
     )
         throws(LiaisonError) -> ItemState
     {
-        let result = try node.update(id, fields: fields, addTags: addTags, removeTags: removeTags, now: Date())
+        let result = try node.update(
+            id, fields: fields, addTags: addTags, removeTags: removeTags, withheld: withheld, now: Date())
         interpreter.committedLocally(stamps: result.ops.map(\.body.hlc), nowMillis: Self.nowMillis)
         return result.item
     }
