@@ -16,6 +16,9 @@ public final class MemoryStore: Store {
         var pending: [OpID: (op: VerifiedOp, peer: NodeID?, order: Int)] = [:]
         var pendingOrder = 0
         var items: [ItemID: ItemState] = [:]
+        /// When each item last changed here (`ChangedItem.mark`), and the last mark given.
+        var changed: [ItemID: Int64] = [:]
+        var lastMark: Int64 = 0
         var checkpoints: [String: UInt64] = [:]
         var custody: [CustodyEntry] = []
         var highestHLC: HLCTimestamp = .zero
@@ -84,6 +87,24 @@ public final class MemoryStore: Store {
                 .prefix(query.limit)
                 .map { $0 }
         }
+    }
+
+    public func itemsChanged(_ query: ChangeQuery) throws(LiaisonError) -> [ChangedItem] {
+        state.withLock { current in
+            current.items.values
+                .filter { item in
+                    item.collection == query.collection && (query.tag.map { item.tags.contains($0) } ?? true)
+                        && (current.changed[item.id] ?? 0) > query.after
+                }
+                .map { ChangedItem(item: $0, mark: current.changed[$0.id] ?? 0) }
+                .sorted { $0.mark < $1.mark }
+                .prefix(max(0, query.limit))
+                .map { $0 }
+        }
+    }
+
+    public func collections() throws(LiaisonError) -> [String] {
+        state.withLock { Set($0.items.values.map(\.collection)).sorted() }
     }
 
     public func op(_ id: OpID) throws(LiaisonError) -> StoredOp? {
@@ -275,7 +296,11 @@ private struct MemoryTransaction: StoreTransaction {
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? { state.items[id] }
 
-    mutating func saveItem(_ item: ItemState) throws { state.items[item.id] = item }
+    mutating func saveItem(_ item: ItemState) throws {
+        state.items[item.id] = item
+        state.lastMark = ChangedItem.nextMark(after: state.lastMark, nowMicros: ChangedItem.nowMicros)
+        state.changed[item.id] = state.lastMark
+    }
 
     mutating func custodyHead() throws -> CustodyHead {
         CustodyHead(count: UInt64(state.custody.count), hash: state.custody.last?.hash ?? .zero)

@@ -177,6 +177,19 @@ public final class SQLiteStore: Store {
         // are found by the first eight bytes of their ids. The rows and index entries a
         // catch-up adds then follow the log (docs/store.md, "Schema").
         migrator.registerMigration("v3", migrate: migrateToV3)
+        // v4: when each item last changed here (`ChangedItem.mark`), for feeds of a collection.
+        // Items held before it are marked by their local number, in the order the store met
+        // them (their times here were not kept).
+        migrator.registerMigration("v4") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE items ADD COLUMN changed INTEGER NOT NULL DEFAULT 0;
+                    UPDATE items SET changed = local;
+                    CREATE INDEX items_changed ON items(collection, changed);
+                    INSERT OR REPLACE INTO meta(key, value)
+                        SELECT 'items_changed_mark', coalesce(max(local), 0) FROM items;
+                    """)
+        }
         return migrator
     }
 
@@ -354,6 +367,29 @@ public final class SQLiteStore: Store {
                 arguments: arguments
             )
             return try rows.map { try SQLiteTransaction.decodeItem($0["state"]) }
+        }
+    }
+
+    public func itemsChanged(_ query: ChangeQuery) throws(LiaisonError) -> [ChangedItem] {
+        try read("listing changed items") { db in
+            var sql = "SELECT state, changed FROM items WHERE collection = ? AND changed > ? AND state IS NOT NULL"
+            var arguments: StatementArguments = [query.collection, query.after]
+            if let tag = query.tag {
+                sql += " AND local IN (SELECT item_local FROM item_tags WHERE tag = ?)"
+                _ = arguments.append(contentsOf: [tag])
+            }
+            sql += " ORDER BY changed LIMIT ?"
+            _ = arguments.append(contentsOf: [max(0, query.limit)])
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map {
+                ChangedItem(item: try SQLiteTransaction.decodeItem($0["state"]), mark: $0["changed"])
+            }
+        }
+    }
+
+    public func collections() throws(LiaisonError) -> [String] {
+        try read("listing collections") { db in
+            try String.fetchAll(
+                db, sql: "SELECT DISTINCT collection FROM items WHERE state IS NOT NULL ORDER BY collection")
         }
     }
 

@@ -18,6 +18,9 @@ struct SQLiteTransaction: StoreTransaction {
     private var unsaved: [ItemID: Int64] = [:]
     /// The next local number to give, once read.
     private var nextLocal: Int64?
+    /// The last change mark given (`ChangedItem.mark`), once read; written back by `finish`.
+    private var lastMark: Int64?
+    private var marked = false
 
     init(db: Database) {
         self.db = db
@@ -60,6 +63,11 @@ struct SQLiteTransaction: StoreTransaction {
     /// Writes a row without state for every item given a local number in this transaction
     /// and not saved (its ops name it); call once, at the end of the transaction.
     mutating func finish() throws {
+        if marked, let lastMark {
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('items_changed_mark', ?)", arguments: [lastMark])
+            marked = false
+        }
         for (id, local) in unsaved.sorted(by: { $0.value < $1.value }) {
             try db.execute(
                 sql: """
@@ -240,24 +248,39 @@ struct SQLiteTransaction: StoreTransaction {
         return try state.map(Self.decodeItem)
     }
 
+    /// The next change mark (`ChangedItem.nextMark`).
+    private mutating func nextMark() throws -> Int64 {
+        let last =
+            try lastMark
+            ?? Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'items_changed_mark'") ?? 0
+        let mark = ChangedItem.nextMark(after: last, nowMicros: ChangedItem.nowMicros)
+        lastMark = mark
+        marked = true
+        return mark
+    }
+
     mutating func saveItem(_ item: ItemState) throws {
         let local = try ensureLocal(item.id)
         let hlc = Int64(bitPattern: item.lastChange.hlc.rawValue)
         let state = try item.storageEncoding()
+        let mark = try nextMark()
         if unsaved.removeValue(forKey: item.id) != nil {
             // New here: one whole row, and no tags to clear.
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state, changed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
-                local, Self.key(item.id), Data(item.id.bytes), item.collection, item.isWithdrawn, hlc, state,
+                local, Self.key(item.id), Data(item.id.bytes), item.collection, item.isWithdrawn, hlc, state, mark,
             ])
         } else {
             try db.cachedStatement(
-                sql: "UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ? WHERE local = ?"
-            ).execute(arguments: [item.collection, item.isWithdrawn, hlc, state, local])
+                sql: """
+                    UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ?, changed = ?
+                    WHERE local = ?
+                    """
+            ).execute(arguments: [item.collection, item.isWithdrawn, hlc, state, mark, local])
             try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [local])
         }
         let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_local, tag) VALUES (?, ?)")

@@ -121,6 +121,49 @@ public struct StoredOp: Sendable, Hashable {
     public var receivedFrom: NodeID?
 }
 
+/// Which items `Store.itemsChanged` lists.
+public struct ChangeQuery: Sendable, Hashable {
+    /// The collection.
+    public var collection: String
+    /// Only items carrying this tag.
+    public var tag: String?
+    /// Only items that changed here after this mark (0: from the start).
+    public var after: Int64
+    /// At most this many.
+    public var limit: Int
+
+    /// Creates a query.
+    public init(collection: String, tag: String? = nil, after: Int64 = 0, limit: Int) {
+        self.collection = collection
+        self.tag = tag
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// An item and when it last changed at this node.
+public struct ChangedItem: Sendable, Hashable {
+    /// The item as held (withdrawn items included).
+    public var item: ItemState
+    /// When the item last changed here: microseconds since 1970 by this node's clock, made
+    /// strictly greater than every mark the store gave before (so it orders changes and a
+    /// reader that keeps the last one it saw misses none and sees none twice).
+    public var mark: Int64
+
+    /// Creates one.
+    public init(item: ItemState, mark: Int64) {
+        self.item = item
+        self.mark = mark
+    }
+
+    /// The next mark after `last` at `nowMicros`: now, or just after `last` when the clock
+    /// has not moved past it (or went back).
+    public static func nextMark(after last: Int64, nowMicros: Int64) -> Int64 { max(nowMicros, last &+ 1) }
+
+    /// Now in microseconds since 1970.
+    public static var nowMicros: Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+}
+
 /// Which items to list.
 public struct ItemQuery: Sendable, Hashable {
     /// Only this collection.
@@ -174,6 +217,13 @@ public protocol Store: Sendable {
     func items(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemState]
     /// Items matching a query, most recently changed first.
     func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState]
+    /// Items of one collection in the order they last changed **here**, after a mark an
+    /// earlier answer gave (`ChangeQuery`): what a feed of this node's items (TAXII's
+    /// `added_after` and paging) reads without missing an item that arrived late with an old
+    /// stamp.
+    func itemsChanged(_ query: ChangeQuery) throws(LiaisonError) -> [ChangedItem]
+    /// The collections of the items held here, sorted.
+    func collections() throws(LiaisonError) -> [String]
     /// A stored op.
     func op(_ id: OpID) throws(LiaisonError) -> StoredOp?
     /// Ops with sequence greater than `sequence`, in order, at most `limit`.
