@@ -98,6 +98,10 @@ public enum APIServer {
         let writeItems = group("v1", .writeItems)
         let observe = group("v1", .observe)
         let contain = group("v1", .contain)
+        // TAXII 2.1 (docs/taxii.md): the STIX objects held here, for CTI tools.
+        TAXII.addRoutes(
+            read: group("taxii2", .readItems), write: group("taxii2", .writeItems), engine: engine, node: node,
+            federation: federation)
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").
         writeItems.post("items") { request, context -> Response in

@@ -33,6 +33,8 @@ public struct OpAuthor: Sendable {
 
     /// A create op for a new item. `withheld` names, per field, the partners and groups the
     /// value is withheld from on every path (signed in the op; a field not given is refused).
+    /// `nonce` (16 bytes) fixes the item's id (an item bound to an outside identifier, such as
+    /// a STIX object's); nil draws it at random.
     public func create(
         collection: String,
         markings: Markings,
@@ -40,10 +42,14 @@ public struct OpAuthor: Sendable {
         tags: [String] = [],
         writePolicy: WritePolicy = .originatorOnly,
         withheld: [String: [String]] = [:],
+        nonce given: [UInt8]? = nil,
         hlc: HLCTimestamp,
         using generator: inout some RandomNumberGenerator
     ) throws(LiaisonError) -> UnsignedOp {
-        let nonce = randomBytes(16, using: &generator)
+        if let given, given.count != 16 {
+            throw LiaisonError(.invalidArgument, "an item's nonce is 16 bytes, not \(given.count)")
+        }
+        let nonce = given ?? randomBytes(16, using: &generator)
         let (commitments, openings) = try commit(fields, withheld: withheld, using: &generator)
         let change = OpChange.create(
             CreateChange(

@@ -26,6 +26,8 @@ public struct PutRequest: Sendable {
     /// Field-level releasability: per field, partner or group names its value is withheld
     /// from on every path. The node adds every partner whose link from it redacts the field.
     public var withheld: [String: [String]]
+    /// Fixes the item's id (`OpAuthor.create`); nil: a random one.
+    public var nonce: [UInt8]?
 
     /// Creates a request.
     public init(
@@ -38,9 +40,11 @@ public struct PutRequest: Sendable {
         tags: [String] = [],
         fields: [(name: String, value: Data)] = [],
         writePolicy: WritePolicy = .originatorOnly,
-        withheld: [String: [String]] = [:]
+        withheld: [String: [String]] = [:],
+        nonce: [UInt8]? = nil
     ) {
         self.withheld = withheld
+        self.nonce = nonce
         self.collection = collection
         self.classification = classification
         self.releasableTo = releasableTo
@@ -107,6 +111,7 @@ public struct LocalNode: Sendable {
             tags: request.tags,
             writePolicy: request.writePolicy,
             withheld: withheld(request.fields.map(\.name), explicit: request.withheld),
+            nonce: request.nonce,
             hlc: clock.tick(physicalMillis: nowMillis),
             using: &generator
         )
@@ -252,6 +257,7 @@ public struct LocalNode: Sendable {
                         tags: request.tags,
                         writePolicy: request.writePolicy,
                         withheld: withheld(request.fields.map(\.name), explicit: request.withheld),
+                        nonce: request.nonce,
                         hlc: stamps[index],
                         using: &generator
                     )

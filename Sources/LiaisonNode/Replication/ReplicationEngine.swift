@@ -192,6 +192,18 @@ public actor ReplicationEngine {
         return created
     }
 
+    /// Takes STIX objects in here (`LocalNode.importSTIX`) and pushes what it wrote to the
+    /// sessions.
+    public func importSTIX(_ values: [JSONValue], collection: String) throws(LiaisonError) -> [STIXOutcome] {
+        let started = ContinuousClock.now
+        let (outcomes, ops) = try node.importSTIX(values, collection: collection, now: Date())
+        if !ops.isEmpty {
+            localCommitObserved?(ops.count, ContinuousClock.now - started)
+            interpreter.committedLocally(stamps: ops.map(\.body.hlc), nowMillis: Self.nowMillis)
+        }
+        return outcomes
+    }
+
     /// Changes an item here and pushes the change to the sessions.
     public func update(
         _ id: ItemID, fields: [(name: String, value: Data)], addTags: [String], removeTags: [String],

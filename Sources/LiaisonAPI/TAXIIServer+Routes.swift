@@ -1,0 +1,278 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import LiaisonCore
+import LiaisonNode
+import LiaisonStore
+import NIOCore
+
+extension TAXII {
+    /// The statuses of recent `add_objects` requests, for `GET {root}/status/{id}/`: kept 24
+    /// hours, at most 10,000 (TAXII 2.1 §4.3 asks for a day).
+    actor Statuses {
+        private var held: [String: (body: [String: JSONValue], at: Date)] = [:]
+
+        func add(_ id: String, _ body: [String: JSONValue]) {
+            let now = Date()
+            held = held.filter { now.timeIntervalSince($0.value.at) < 86_400 }
+            if held.count >= 10_000, let oldest = held.min(by: { $0.value.at < $1.value.at })?.key {
+                held[oldest] = nil
+            }
+            held[id] = (body, now)
+        }
+
+        func get(_ id: String) -> [String: JSONValue]? { held[id]?.body }
+    }
+
+    /// Adds the TAXII routes under `/taxii2/`: `read` allows reading roles, `write` writing ones.
+    static func addRoutes(
+        read: RouterGroup<APIContext>, write: RouterGroup<APIContext>, engine: ReplicationEngine, node: LocalNode,
+        federation: FederationConfig
+    ) {
+        let statuses = Statuses()
+        let rootPath = "/taxii2/\(root)/"
+
+        /// Runs `body` for a request whose `Accept` allows TAXII 2.1, turning refusals and
+        /// node errors into TAXII error resources.
+        @Sendable func serve(_ request: Request, _ body: () async throws -> Response) async -> Response {
+            guard accepts(request.headers[.accept]) else {
+                return error(.notAcceptable, "this server answers application/taxii+json;version=2.1 only")
+            }
+            do {
+                return try await body()
+            } catch let refused as Refused {
+                return refused.response
+            } catch let failure as LiaisonError {
+                return error(
+                    failure.code == .invalidArgument ? .badRequest : .internalServerError, "the node could not answer",
+                    failure.message)
+            } catch {
+                return TAXII.error(.internalServerError, "the node could not answer", "\(error)")
+            }
+        }
+
+        /// The collection a path names that the caller may read.
+        @Sendable func readable(_ context: APIContext) throws -> Collection {
+            let id = try context.parameters.require("collection")
+            guard let collection = try TAXII.collection(id, node: node, federation: federation) else {
+                throw Refused(.notFound, "no collection \(id) here")
+            }
+            guard mayRead(context.role) else {
+                throw Refused(.forbidden, "an auditor token sees no content; use a reader token")
+            }
+            return collection
+        }
+
+        /// The query's parameters, percent-decoded (clients send `match%5Btype%5D`).
+        @Sendable func query(_ request: Request) -> [(String, String)] {
+            request.uri.queryParameters.map {
+                let key = String($0.key)
+                let value = String($0.value).replacingOccurrences(of: "+", with: " ")
+                return (key.removingPercentEncoding ?? key, value.removingPercentEncoding ?? value)
+            }
+        }
+
+        read.get("") { request, _ in
+            await serve(request) {
+                answer([
+                    "title": .string("Liaison node \(node.config.name)"),
+                    "description": .string(
+                        "The STIX objects held at this node of federation \(node.federationName), as need-to-know releases them to it"
+                    ),
+                    "default": .string(rootPath),
+                    "api_roots": .array([.string(rootPath)]),
+                ])
+            }
+        }
+        read.get("\(root)") { request, _ in
+            await serve(request) {
+                answer([
+                    "title": .string("Liaison \(node.config.name)"),
+                    "versions": .array([.string(mediaType)]),
+                    "max_content_length": .integer(Int64(maxContentLength)),
+                ])
+            }
+        }
+        read.get("\(root)/status/{status}") { request, context in
+            await serve(request) {
+                let id = try context.parameters.require("status")
+                guard let body = await statuses.get(id) else { throw Refused(.notFound, "no status \(id) here") }
+                return answer(body)
+            }
+        }
+        read.get("\(root)/collections") { request, context in
+            await serve(request) {
+                let all = try collections(node: node, federation: federation)
+                return answer(["collections": .array(all.map { .object($0.resource(for: context.role)) })])
+            }
+        }
+        read.get("\(root)/collections/{collection}") { request, context in
+            await serve(request) {
+                let id = try context.parameters.require("collection")
+                guard let collection = try TAXII.collection(id, node: node, federation: federation) else {
+                    throw Refused(.notFound, "no collection \(id) here")
+                }
+                return answer(collection.resource(for: context.role))
+            }
+        }
+        read.get("\(root)/collections/{collection}/objects") { request, context in
+            await serve(request) {
+                let collection = try readable(context)
+                let filters = try Filters(query(request), collection: collection.name, allowsMatch: true)
+                let (entries, more) = try page(collection: collection.name, filters: filters, node: node)
+                return envelope(entries, more: more, collection: collection.name)
+            }
+        }
+        read.get("\(root)/collections/{collection}/objects/{object}") { request, context in
+            await serve(request) {
+                let collection = try readable(context)
+                let object = try context.parameters.require("object")
+                let filters = try Filters(query(request), collection: collection.name, allowsMatch: false)
+                let (entries, more) = try page(
+                    collection: collection.name, filters: filters, node: node, only: object)
+                if entries.isEmpty, filters.next == nil, filters.addedAfter == nil {
+                    let any = Filters.everything(collection: collection.name)
+                    if try page(collection: collection.name, filters: any, node: node, only: object).entries.isEmpty {
+                        throw Refused(.notFound, "no object \(object) in collection \(collection.name)")
+                    }
+                }
+                return envelope(entries, more: more, collection: collection.name)
+            }
+        }
+        read.get("\(root)/collections/{collection}/objects/{object}/versions") { request, context in
+            await serve(request) {
+                let collection = try readable(context)
+                let object = try context.parameters.require("object")
+                var filters = try Filters(query(request), collection: collection.name, allowsMatch: false)
+                filters.versions = ["all"]
+                let (entries, more) = try page(
+                    collection: collection.name, filters: filters, node: node, only: object)
+                guard !entries.isEmpty || filters.next != nil || filters.addedAfter != nil else {
+                    throw Refused(.notFound, "no object \(object) in collection \(collection.name)")
+                }
+                var body: [String: JSONValue] = [:]
+                if !entries.isEmpty { body["versions"] = .array(entries.map { .string($0.version) }) }
+                paging(&body, entries: entries, more: more, collection: collection.name)
+                return answer(body, headers: dateHeaders(entries))
+            }
+        }
+        read.get("\(root)/collections/{collection}/manifest") { request, context in
+            await serve(request) {
+                let collection = try readable(context)
+                let filters = try Filters(query(request), collection: collection.name, allowsMatch: true)
+                let (entries, more) = try page(collection: collection.name, filters: filters, node: node)
+                var body: [String: JSONValue] = [:]
+                if !entries.isEmpty {
+                    body["objects"] = .array(
+                        entries.map {
+                            .object([
+                                "id": .string($0.id), "date_added": .string(STIXTimestamp(micros: $0.mark).text),
+                                "version": .string($0.version), "media_type": .string(stixMediaType),
+                            ])
+                        })
+                }
+                paging(&body, entries: entries, more: more, collection: collection.name)
+                return answer(body, headers: dateHeaders(entries))
+            }
+        }
+        write.post("\(root)/collections/{collection}/objects") { request, context in
+            await serve(request) {
+                guard isTAXII(request.headers[.contentType]) else {
+                    throw Refused(.unsupportedMediaType, "send application/taxii+json;version=2.1")
+                }
+                let id = try context.parameters.require("collection")
+                guard let collection = try TAXII.collection(id, node: node, federation: federation) else {
+                    throw Refused(.notFound, "no collection \(id) here")
+                }
+                let data: Data
+                do {
+                    data = Data(try await request.body.collect(upTo: maxContentLength).readableBytesView)
+                } catch is NIOTooManyBytesError {
+                    throw Refused(.contentTooLarge, "a request takes at most \(maxContentLength) bytes")
+                }
+                guard case .object(let envelope)? = try? JSONDecoder().decode(JSONValue.self, from: data),
+                    case .array(let objects)? = envelope["objects"]
+                else {
+                    throw Refused(.badRequest, "the body must be an envelope: a JSON object with a list 'objects'")
+                }
+                let requested = Date()
+                let outcomes = try await engine.importSTIX(objects, collection: collection.name)
+                let statusID = UUID().uuidString.lowercased()
+                let body = statusResource(statusID, outcomes: outcomes, requested: requested)
+                await statuses.add(statusID, body)
+                return answer(body, status: .accepted)
+            }
+        }
+        write.delete("\(root)/collections/{collection}/objects/{object}") { request, context in
+            await serve(request) {
+                let collection = try readable(context)
+                let object = try context.parameters.require("object")
+                let mine = node.stixItemID(object)
+                guard let item = try node.store.item(mine), item.collection == collection.name, !item.isWithdrawn
+                else {
+                    let others = try page(
+                        collection: collection.name, filters: .everything(collection: collection.name), node: node,
+                        only: object)
+                    if others.entries.isEmpty { throw Refused(.notFound, "no object \(object) here") }
+                    throw Refused(
+                        .forbidden,
+                        "object \(object) was taken in by another partner; only the node that took it in may delete it")
+                }
+                _ = try await engine.delete(item.id)
+                return answer([:])
+            }
+        }
+    }
+
+    /// An envelope of objects.
+    static func envelope(_ entries: [Entry], more: Bool, collection: String) -> Response {
+        var body: [String: JSONValue] = [:]
+        if !entries.isEmpty { body["objects"] = .array(entries.map { .object($0.object) }) }
+        paging(&body, entries: entries, more: more, collection: collection)
+        return answer(body, headers: dateHeaders(entries))
+    }
+
+    /// The status resource of an `add_objects` request, complete when answered.
+    static func statusResource(_ id: String, outcomes: [STIXOutcome], requested: Date) -> [String: JSONValue] {
+        func detail(_ outcome: STIXOutcome, _ message: String?) -> JSONValue {
+            var entry: [String: JSONValue] = ["id": .string(outcome.id)]
+            if let version = outcome.version { entry["version"] = .string(version) }
+            if let message { entry["message"] = .string(message) }
+            return .object(entry)
+        }
+        var successes = [JSONValue]()
+        var failures = [JSONValue]()
+        for outcome in outcomes {
+            switch outcome.status {
+            case .created: successes.append(detail(outcome, "stored"))
+            case .updated: successes.append(detail(outcome, "stored as a new version"))
+            case .unchanged: successes.append(detail(outcome, "already held"))
+            case .superseded: successes.append(detail(outcome, "a later version is held; not stored"))
+            case .definition: successes.append(detail(outcome, "a marking definition; it marks the objects naming it"))
+            case .refused(let refusal): failures.append(detail(outcome, refusal.description))
+            }
+        }
+        var body: [String: JSONValue] = [
+            "id": .string(id),
+            "status": .string("complete"),
+            "request_timestamp": .string(
+                STIXTimestamp(micros: Int64(requested.timeIntervalSince1970 * 1_000_000)).text),
+            "total_count": .integer(Int64(outcomes.count)),
+            "success_count": .integer(Int64(successes.count)),
+            "failure_count": .integer(Int64(failures.count)),
+            "pending_count": .integer(0),
+        ]
+        if !successes.isEmpty { body["successes"] = .array(successes) }
+        if !failures.isEmpty { body["failures"] = .array(failures) }
+        return body
+    }
+}
+
+extension TAXII.Filters {
+    /// Every version of everything (to tell "no such object" from "none after the filters").
+    static func everything(collection: String) -> TAXII.Filters {
+        var filters = try! TAXII.Filters([], collection: collection, allowsMatch: true)
+        filters.versions = ["all"]
+        return filters
+    }
+}

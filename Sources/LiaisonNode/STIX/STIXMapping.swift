@@ -1,0 +1,273 @@
+import Crypto
+public import Foundation
+public import LiaisonCore
+
+/// How STIX 2.1 objects become Liaison items and back (docs/stix.md). Pure: it decides, the
+/// node writes.
+///
+/// An object is one item of a collection: every top-level property but its markings is a
+/// field of the same name holding the property's JSON; tags `stix`, `stix-type:TYPE` and
+/// `stix-id:ID` find it. The item's id is derived from the STIX id and the node that takes
+/// it in, so every later version of the object is a change of the same item, and taking the
+/// same object in twice writes nothing.
+public struct STIXImport: Sendable {
+    /// The collection new items go to.
+    public var collection: String
+    /// This node's federation (Liaison markings name its partners).
+    public var federation: String
+    /// Liaison marking definitions the request carried, by id (or why one is refused).
+    var handlings: [String: Result<STIXMarkings.Handling, STIXRefusal>] = [:]
+
+    /// The tag every item holding a STIX object carries.
+    public static let tag = "stix"
+    /// A field a STIX property never takes (`:` is not in STIX names): set to a property's
+    /// place when a later version drops the property, so the item shows it absent.
+    static let removed = JSONValue.null
+
+    /// An import into `collection` at a node of `federation`; `definitions` are the marking
+    /// definitions among the objects of the request (others are ignored).
+    public init(collection: String, federation: String, definitions: [STIXObject] = []) {
+        self.collection = collection
+        self.federation = federation
+        for definition in definitions where definition.type == "marking-definition" {
+            do {
+                if let handling = try STIXMarkings.Handling(definition: definition) {
+                    handlings[definition.id] = .success(handling)
+                }
+            } catch {
+                handlings[definition.id] = .failure(error)
+            }
+        }
+    }
+
+    /// The 16 bytes that fix the id of the item holding STIX object `id`.
+    public static func nonce(stixID id: String) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: Array("liaison/stix/item".utf8))
+        hasher.update(data: Array(id.utf8))
+        return Array(hasher.finalize().prefix(16))
+    }
+
+    /// The markings and withheld fields an object's markings give, or why they cannot be
+    /// honoured. A Liaison marking of this federation states the markings exactly; without
+    /// one, TLP decides (CLEAR and GREEN: every partner; AMBER, AMBER+STRICT, RED or no
+    /// marking: this node only, ORCON for the last two), and the TLP level is kept as a
+    /// caveat. Granular markings withhold top-level properties.
+    func handling(of object: STIXObject) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]]) {
+        var tlp: STIXMarkings.TLP?
+        var stated: [STIXMarkings.Handling] = []
+        for ref in object.markingRefs {
+            if let level = STIXMarkings.TLP(id: ref) {
+                tlp = max(tlp ?? level, level)
+            } else if let handling = try liaisonHandling(ref, for: object) {
+                stated.append(handling)
+            } else {
+                throw STIXRefusal(
+                    .unknownMarking,
+                    "\(object.id): marking \(ref) is neither TLP nor a Liaison marking of this request; Liaison does not store an object with markings it cannot honour"
+                )
+            }
+        }
+        guard stated.count <= 1 else {
+            throw STIXRefusal(.unsupportedMarking, "\(object.id): more than one Liaison marking on one object")
+        }
+        var markings: Markings
+        if let handling = stated.first {
+            markings = handling.markings
+            if let tlp, !markings.caveats.contains(tlp.caveat) {
+                throw STIXRefusal(
+                    .unsupportedMarking,
+                    "\(object.id): its Liaison marking does not carry the \(tlp.caveat) it is also marked with")
+            }
+        } else {
+            let level = tlp ?? .amber
+            markings = Markings(
+                classification: "", releasableTo: level.sharesWithFederation ? [Markings.everyone] : [],
+                orcon: level >= .amberStrict, caveats: tlp.map { [$0.caveat] } ?? [])
+        }
+        // Granular markings: a property withheld from partners, or held more strictly.
+        var withheld: [String: [String]] = [:]
+        if let granular = object.properties["granular_markings"] {
+            guard case .array(let entries) = granular else {
+                throw STIXRefusal(.invalid, "\(object.id): 'granular_markings' must be a list")
+            }
+            for entry in entries {
+                guard case .object(let fields) = entry, case .array(let selectors)? = fields["selectors"] else {
+                    throw STIXRefusal(.invalid, "\(object.id): a granular marking needs 'selectors'")
+                }
+                guard let ref = fields["marking_ref"]?.stringValue else { continue }  // a `lang` entry
+                var names: [String]
+                if let level = STIXMarkings.TLP(id: ref) {
+                    let base = STIXMarkings.TLP(caveat: markings.caveats.first { $0.hasPrefix("TLP:") } ?? "") ?? .amber
+                    guard level > base, level > .green || !markings.releasableTo.isEmpty else { continue }
+                    names = [Markings.everyone]
+                } else if let handling = try liaisonHandling(ref, for: object) {
+                    guard handling.markings == markings, !handling.withheldFrom.isEmpty else {
+                        throw STIXRefusal(
+                            .unsupportedMarking,
+                            "\(object.id): a granular Liaison marking may only withhold a property from partners, under the object's own markings"
+                        )
+                    }
+                    names = handling.withheldFrom
+                } else {
+                    throw STIXRefusal(.unknownMarking, "\(object.id): granular marking \(ref) is not one Liaison knows")
+                }
+                for selector in selectors {
+                    guard let path = selector.stringValue, object.properties[path] != nil else {
+                        throw STIXRefusal(
+                            .unsupportedMarking,
+                            "\(object.id): granular selector \(selector.stringValue ?? "?") is not a top-level property of the object; Liaison withholds whole properties"
+                        )
+                    }
+                    guard !["id", "type", "spec_version", "created", "modified"].contains(path) else {
+                        throw STIXRefusal(.unsupportedMarking, "\(object.id): '\(path)' cannot be withheld")
+                    }
+                    names = Array(Set(names).union(withheld[path] ?? [])).sorted()
+                    withheld[path] = names
+                }
+            }
+        }
+        return (markings, withheld)
+    }
+
+    private func liaisonHandling(_ ref: String, for object: STIXObject) throws(STIXRefusal) -> STIXMarkings.Handling? {
+        guard let found = handlings[ref] else { return nil }
+        switch found {
+        case .failure(let refusal): throw refusal
+        case .success(let handling):
+            guard handling.federation == federation else {
+                throw STIXRefusal(
+                    .foreignMarking,
+                    "\(object.id): its Liaison marking is of federation '\(handling.federation)', not '\(federation)'")
+            }
+            return handling
+        }
+    }
+
+    /// The fields an object is held in: every property but its markings (a `lang` granular
+    /// entry stays, in `granular_markings`).
+    static func fields(of object: STIXObject) -> [(name: String, value: Data)] {
+        var out = [(name: String, value: Data)]()
+        for name in object.properties.keys.sorted() where name != "object_marking_refs" {
+            var value = object.properties[name]!
+            if name == "granular_markings", case .array(let entries) = value {
+                let lang = entries.filter {
+                    if case .object(let entry) = $0 { return entry["marking_ref"] == nil }
+                    return false
+                }
+                guard !lang.isEmpty else { continue }
+                value = .array(lang)
+            }
+            out.append((name, value.jsonText))
+        }
+        return out
+    }
+
+    /// The tags of the item holding `object`.
+    static func tags(of object: STIXObject) -> [String] {
+        [tag, "stix-type:\(object.type)", "stix-id:\(object.id)"].filter(Names.isValid)
+    }
+
+    /// What taking `object` in does, given the item this node already holds for it (the one
+    /// of id `ItemID(originator: me, nonce: nonce(stixID:))`, or nil).
+    public enum Decision: Sendable {
+        /// A new item.
+        case create(PutRequest)
+        /// A later version: these fields change (a property dropped becomes JSON null).
+        case update(fields: [(name: String, value: Data)], withheld: [String: [String]])
+        /// The same version, already held.
+        case unchanged
+        /// An earlier version than the one held: not written (the item keeps the later one).
+        case stale(held: String)
+    }
+
+    /// Decides what taking `object` in does; throws why it is refused.
+    public func decide(_ object: STIXObject, existing: ItemState?) throws(STIXRefusal) -> Decision {
+        guard object.type != "marking-definition" else {
+            throw STIXRefusal(
+                .invalid,
+                "\(object.id): marking definitions are not stored as objects; they mark the objects that name them")
+        }
+        let (markings, withheld) = try handling(of: object)
+        let fields = Self.fields(of: object)
+        guard let existing else {
+            return .create(
+                PutRequest(
+                    collection: collection,
+                    classification: markings.classification.isEmpty ? nil : markings.classification,
+                    releasableTo: markings.releasableTo, orcon: markings.orcon, caveats: markings.caveats,
+                    expiresAt: markings.expiresAtMillis.map { Date(timeIntervalSince1970: Double($0) / 1000) },
+                    tags: Self.tags(of: object), fields: fields, withheld: withheld,
+                    nonce: Self.nonce(stixID: object.id)))
+        }
+        var held = [String: Data]()
+        for (name, register) in existing.fields {
+            if let value = register.value, value != Self.removed.jsonText { held[name] = value }
+        }
+        let incoming = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        if incoming == held { return .unchanged }
+        if object.isObservable {
+            throw STIXRefusal(
+                .conflictingVersion,
+                "\(object.id): an observable with this id and other content is held; observables have no versions")
+        }
+        let heldModified = held["modified"].flatMap { JSONValue(jsonText: $0)?.stringValue }
+        guard let mine = object.modified.flatMap(STIXTimestamp.init),
+            let theirs = heldModified.flatMap(STIXTimestamp.init)
+        else {
+            throw STIXRefusal(.conflictingVersion, "\(object.id): the held item has no 'modified' to compare with")
+        }
+        if mine < theirs { return .stale(held: heldModified!) }
+        guard theirs < mine else {
+            throw STIXRefusal(
+                .conflictingVersion,
+                "\(object.id): version \(object.modified!) is held with other content; a new version needs a later 'modified'"
+            )
+        }
+        var wanted = markings
+        if wanted.classification.isEmpty { wanted.classification = existing.markings.classification }
+        guard wanted == existing.markings else {
+            throw STIXRefusal(
+                .markingsChanged,
+                "\(object.id): version \(object.modified!) changes the object's markings; change the item's markings with 'liaison mark' first, then take it in"
+            )
+        }
+        var changes = fields.filter { held[$0.name] != $0.value }
+        for name in held.keys.sorted() where incoming[name] == nil {
+            changes.append((name, Self.removed.jsonText))
+        }
+        return .update(fields: changes, withheld: withheld.filter { name, _ in changes.contains { $0.name == name } })
+    }
+}
+
+/// An item shown as the STIX object it holds (docs/stix.md, "Export").
+public enum STIXExport {
+    /// The object `item` holds, as this node holds it (a property withheld from this node,
+    /// or dropped by a later version, is absent), marked with its TLP level and its Liaison
+    /// marking; and the marking definitions those refs name. Nil when the item holds no
+    /// STIX object.
+    /// `markings` stand for the item's (an earlier version shown under the current markings).
+    public static func object(
+        of item: ItemState, federation: String, markings given: Markings? = nil
+    ) -> (object: [String: JSONValue], definitions: [[String: JSONValue]])? {
+        let markings = given ?? item.markings
+        guard item.tags.contains(STIXImport.tag) else { return nil }
+        var object = [String: JSONValue]()
+        for (name, register) in item.fields {
+            guard let text = register.value, let value = JSONValue(jsonText: text), value != .null else { continue }
+            object[name] = value
+        }
+        guard object["type"]?.stringValue != nil, object["id"]?.stringValue != nil else { return nil }
+        var refs = [JSONValue]()
+        var definitions = [[String: JSONValue]]()
+        if let tlp = markings.caveats.compactMap(STIXMarkings.TLP.init(caveat:)).max() {
+            refs.append(.string(tlp.id))
+            definitions.append(tlp.definition)
+        }
+        let handling = STIXMarkings.Handling(federation: federation, markings: markings)
+        refs.append(.string(handling.id))
+        definitions.append(handling.definition)
+        object["object_marking_refs"] = .array(refs)
+        return (object, definitions)
+    }
+}

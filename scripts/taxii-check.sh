@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Tests the TAXII 2.1 server of two live nodes with the real Python clients.
+#
+#   scripts/taxii-check.sh PATH/TO/liaison     (nothing is built)
+#   scripts/taxii-check.sh --medallion         (the same checks against medallion: a self-test)
+#
+# Renders scripts/taxii-check-topology.yaml into a temporary directory (its loopback ports
+# moved to free ones, so that nodes or tests already on those ports do not get in the way):
+# alpha and bravo, linked both ways, the links carrying the collection `stix`. Runs both,
+# waits for their /readyz, then runs scripts/taxii_clients_check.py against their TAXII
+# servers with the nodes' token files: taxii2-client discovers, posts a STIX envelope built
+# with stix2 (TLP:GREEN/CLEAR, restricted and unknown markings) with the writer token at
+# alpha, pages through it, reads versions and manifests, checks added_after, that the reader
+# token cannot write, and that bravo, read with its reader token, gets every GREEN/CLEAR
+# object and never a restricted or refused one; stix2-validator validates what comes back.
+# One line per check (`ok:` / `FAIL:`). The nodes are stopped (by pid) and the directory
+# removed however it ends; the exit status is non-zero when a check failed (or the nodes did
+# not start).
+#
+# With --medallion the checks run against medallion, the OASIS reference server, on a free
+# loopback port with HTTP Basic (one server: no federation, roles or markings): it shows that
+# the check itself agrees with an independent implementation of TAXII 2.1.
+#
+# The clients live in their own venv, .build-taxii/venv (git-ignored), installed from PyPI
+# at pinned versions on the first run and whenever the versions differ (python3 with venv
+# and pip needed). Environment:
+#   TAXII_CHECK_FEDERATION_TIMEOUT  seconds bravo may take to show alpha's objects (default 60)
+#   TAXII_CHECK_KEEP=1              keep the node directories and logs (the path is printed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+pins="taxii2-client==2.3.0 stix2==3.0.2 stix2-validator==3.3.2 medallion==3.0.0"
+venv="$root/.build-taxii/venv"
+federation_timeout=${TAXII_CHECK_FEDERATION_TIMEOUT:-60}
+usage="usage: scripts/taxii-check.sh PATH/TO/liaison | --medallion"
+[ $# -eq 1 ] || { echo "$usage" >&2; exit 64; }
+mode=liaison
+if [ "$1" = --medallion ]; then
+  mode=medallion
+else
+  liaison=$1
+  [ -x "$liaison" ] || { echo "error: no liaison executable at $liaison (build it first, or pass its path)" >&2; exit 66; }
+  liaison=$(cd "$(dirname "$liaison")" && pwd)/$(basename "$liaison")
+fi
+
+# --- the clients, in their own venv ----------------------------------------------------------
+installed() {
+  "$venv/bin/python" - 2>/dev/null <<'PY' || true
+from importlib.metadata import version
+print(" ".join(n + "==" + version(n) for n in ("taxii2-client", "stix2", "stix2-validator", "medallion")))
+PY
+}
+if [ "$(installed)" != "$pins" ]; then
+  echo "taxii-check: installing $pins into ${venv#"$root"/}"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086 # the pins are words
+  timeout 900 "$venv/bin/pip" install --quiet --disable-pip-version-check $pins
+  [ "$(installed)" = "$pins" ] || { echo "error: ${venv#"$root"/} does not hold $pins" >&2; exit 1; }
+fi
+
+# --- the servers ------------------------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/liaison-taxii.XXXXXX")
+pids=()       # the nodes (or medallion)
+check_pid=""  # the clients' check (its timeout), while it runs
+cleanup() {
+  local status=$?
+  if [ -n "$check_pid" ]; then
+    kill -TERM "$check_pid" 2>/dev/null || true
+    wait "$check_pid" 2>/dev/null || true
+  fi
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    # A node stops within a second or two; one that does not after 10 s is killed.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "${TAXII_CHECK_KEEP:-}" = 1 ]; then
+    echo "taxii-check: kept $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Polls URL (every 0.2 s, at most 30 s) until it answers 200; gives up early when PID has
+# exited. Extra curl arguments (credentials, headers) follow.
+wait_ready() {
+  local url=$1 pid=$2 deadline=$((SECONDS + 30))
+  shift 2
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if curl --silent --fail --max-time 1 "$@" "$url" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+# The clients' check, in the background so that an interrupt or a TERM reaches the trap at
+# once (which stops it); its own deadline is 540 s, this one's 600 s.
+run_check() {
+  local rc=0
+  (exec timeout --kill-after=10 600 "$venv/bin/python" "$root/scripts/taxii_clients_check.py" "$@") &
+  check_pid=$!
+  wait "$check_pid" || rc=$?
+  check_pid=""
+  return "$rc"
+}
+
+status=0
+if [ "$mode" = medallion ]; then
+  # One read/write collection, alias `stix`, in medallion's memory backend; HTTP Basic.
+  port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$venv/bin/python" - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+json.dump({
+    "/discovery": {"title": "medallion (taxii-check self-test)", "description": "the OASIS reference server",
+                   "default": "/api1/", "api_roots": ["/api1/"]},
+    "api1": {
+        "information": {"title": "API Root 1", "versions": ["application/taxii+json;version=2.1"],
+                        "max_content_length": 10485760},
+        "status": [],
+        "collections": [{"id": "5a0c6f2e-52b0-4b1d-9a57-8d3c0b6a1e42", "title": "stix", "alias": "stix",
+                         "can_read": True, "can_write": True, "media_types": ["application/stix+json;version=2.1"],
+                         "objects": [], "manifest": []}],
+    },
+}, open(work + "/data.json", "w"))
+json.dump({"backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
+                       "filename": work + "/data.json"},
+           "users": {"taxii-check": "taxii-check-password"}, "taxii": {"max_page_size": 100}},
+          open(work + "/medallion.json", "w"))
+PY
+  "$venv/bin/medallion" --host 127.0.0.1 --port "$port" "$work/medallion.json" >"$work/medallion.log" 2>&1 &
+  pids+=($!)
+  base="http://127.0.0.1:$port"
+  if ! wait_ready "$base/taxii2/" "${pids[0]}" -u taxii-check:taxii-check-password \
+      -H 'Accept: application/taxii+json;version=2.1'; then
+    echo "error: medallion did not answer $base/taxii2/ within 30 s; its log:" >&2
+    cat "$work/medallion.log" >&2
+    exit 1
+  fi
+  echo "taxii-check: medallion at $base; $pins"
+  run_check --alpha-url "$base" --basic-auth taxii-check:taxii-check-password --api-root-path /api1/ \
+    --single-server-no-markings || status=$?
+  [ "$status" -eq 0 ] || { echo "taxii-check: failures (exit $status); the end of medallion's log:" >&2; tail -n 40 "$work/medallion.log" >&2; }
+  exit "$status"
+fi
+
+# Two nodes: the topology with each loopback port replaced by a free one (the same port maps
+# to the same new one).
+"$venv/bin/python" - scripts/taxii-check-topology.yaml "$work/topology.yaml" <<'PY'
+import re, socket, sys
+text = open(sys.argv[1]).read()
+sockets, ports = [], {}
+def free(match):
+    old = match.group(1)
+    if old not in ports:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports[old] = str(s.getsockname()[1])
+    return "127.0.0.1:" + ports[old]
+open(sys.argv[2], "w").write(re.sub(r"127\.0\.0\.1:(\d+)", free, text))
+for s in sockets:
+    s.close()
+PY
+"$liaison" topology render "$work/topology.yaml" --out "$work/nodes" >"$work/render.log"
+for node in alpha bravo; do
+  "$liaison" run --dir "$work/nodes/$node" >"$work/$node.log" 2>&1 &
+  pids+=($!)
+done
+api() {  # the node's API base URL, from its federation.json
+  "$venv/bin/python" -c 'import json, sys; a = json.load(open(sys.argv[1]))["api"]; print("http://127.0.0.1:%d" % a["port"])' \
+    "$work/nodes/$1/federation.json"
+}
+alpha=$(api alpha)
+bravo=$(api bravo)
+
+# Ready: /readyz answers 200 on both (each polled for at most 30 s).
+i=0
+for node in alpha bravo; do
+  url=$([ "$node" = alpha ] && echo "$alpha" || echo "$bravo")
+  if ! wait_ready "$url/readyz" "${pids[$i]}"; then
+    echo "error: $node did not answer $url/readyz within 30 s; its log:" >&2
+    cat "$work/$node.log" >&2
+    exit 1
+  fi
+  i=$((i + 1))
+done
+echo "taxii-check: alpha at $alpha, bravo at $bravo; $pins"
+
+nodes=$work/nodes
+run_check --alpha-url "$alpha" --bravo-url "$bravo" \
+  --alpha-writer-token-file "$nodes/alpha/api-writer.token" \
+  --alpha-reader-token-file "$nodes/alpha/api-reader.token" \
+  --alpha-operator-token-file "$nodes/alpha/api.token" \
+  --alpha-auditor-token-file "$nodes/alpha/api-auditor.token" \
+  --bravo-reader-token-file "$nodes/bravo/api-reader.token" \
+  --federation-timeout "$federation_timeout" || status=$?
+if [ "$status" -ne 0 ]; then
+  for node in alpha bravo; do
+    echo "taxii-check: failures (exit $status); the end of $node's log:" >&2
+    tail -n 40 "$work/$node.log" >&2
+  done
+fi
+exit "$status"
