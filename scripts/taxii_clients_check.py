@@ -21,7 +21,7 @@ What it checks (sections run in this order; the federation section runs last so 
 also covers the objects the later sections posted or had refused):
   discovery    Server -> discovery, default and api_roots, the api root, collections; `stix`
                found by alias; can_read/can_write per role (writer, reader, and operator and
-               auditor when their tokens are given); a token of no role gets 401 with
+               auditor when their tokens are given; an auditor reads no content); a token of no role gets 401 with
                WWW-Authenticate (with tokens only); the same collection id at bravo.
   add          add_objects of an envelope built with stix2 (25 indicators and 5 malware
                TLP:GREEN/CLEAR, 6 restricted: TLP:AMBER, AMBER+STRICT, RED or no marking, and
@@ -29,10 +29,13 @@ also covers the objects the later sections posted or had refused):
                already complete, wait_until_final, the counts, the refused object among the
                failures with a message, and nothing of it stored.
   read         as_pages(get_objects, per_request=7): every accepted object exactly once and as
-               posted; the manifest likewise; match[type], match[id], match[spec_version];
-               a new version of one indicator, then object_versions lists both, get_object
-               gives the latest by default and first/all/<timestamp> on request; everything
-               parsed with stix2.parse and validated as a bundle with stix2-validator.
+               posted (its TLP level kept, TLP 1.0 and 2.0 ids alike; marking refs of the
+               server's own that the collection does not serve are a `note:`); the manifest
+               likewise; match[type], match[id], match[spec_version]; a new version of one
+               indicator, then object_versions lists both, get_object gives the latest by
+               default and first/all/<timestamp> on request; everything parsed with stix2.parse
+               and validated as a bundle with stix2-validator; an object posted back exactly
+               as served is accepted as a duplicate, not a new version.
   reader       the reader token: the client refuses add_objects itself (can_write false); a
                POST forced past that check gets 403 with a TAXII error, nothing stored.
   negotiation  406 for an Accept the server cannot serve, 415 for a POST of another media type.
@@ -48,8 +51,9 @@ also covers the objects the later sections posted or had refused):
 Medallion run (2026-12-01; taxii2-client 2.3.0, stix2 3.0.2, stix2-validator 3.3.2,
 medallion 3.0.0 with its memory backend, HTTP Basic, a collection with alias `stix`, api root
 /api1/; `scripts/taxii-check.sh --medallion` repeats it):
-  * 59 ok, 0 FAIL, 5 skip (reader/operator/auditor roles, the reader's POST, the federation:
-    medallion has no roles or partners; in --single-server-no-markings mode the unknown-marking
+  * 61 ok, 0 FAIL, 6 skip (reader/operator/auditor roles, the reader's POST, the federation:
+    medallion has no roles or partners; the post-back: medallion counts an exact duplicate as
+    a failure, against TAXII 2.1 §5.5; in --single-server-no-markings mode the unknown-marking
     object is left out of the envelope and the restricted objects are just more objects).
   * So the checks agree with an independent TAXII 2.1 server: 36 objects paged with
     per_request=7 came in 6 pages (7,7,7,7,7,1) with more/next; the 202's status was already
@@ -58,7 +62,7 @@ medallion 3.0.0 with its memory backend, HTTP Basic, a collection with alias `st
     X-TAXII-Date-Added-* on every page, versions and object; the added_after round trip; 406
     for Accept application/xml; 415 for Content-Type application/json; every object back as
     posted; stix2.parse needed no allow_custom; the validator found the bundles valid.
-  * The sections medallion cannot pass (federation, reader, unknown marking, 401) were run
+  * The sections medallion cannot pass (federation, reader, unknown marking, 401, post-back) were run
     against two medallions (alpha read/write, a "bravo" whose collection is read-only) to see
     that they run and that they catch what they should: bravo = alpha's own server (every
     restricted object visible) -> the need-to-know check FAILs naming them; an empty bravo ->
@@ -102,6 +106,11 @@ TLP2_GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 TLP2_AMBER = "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421"
 TLP2_AMBER_STRICT = "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003"
 TLP2_RED = "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1"
+
+# A TLP marking's level, whichever TLP version's id names it (TLP 1.0 WHITE is CLEAR's forebear).
+TLP_LEVEL = {TLP1_WHITE: "clear", TLP2_CLEAR: "clear", TLP1_GREEN: "green", TLP2_GREEN: "green",
+             TLP1_AMBER: "amber", TLP2_AMBER: "amber", TLP2_AMBER_STRICT: "amber+strict",
+             TLP1_RED: "red", TLP2_RED: "red"}
 
 # Released to every partner (the contract: TLP:CLEAR or TLP:GREEN, TLP 2.0 or 1.0 ids).
 # TLP 1.0 WHITE is left out: the contract does not say whether it counts as CLEAR.
@@ -233,7 +242,11 @@ def stamp(value):
 
 def same_object(returned, posted):
     """The returned object is the posted one: parsed by stix2, every property equal (dates by
-    value, so a server that re-formats a timestamp is not faulted for that alone)."""
+    value, so a server that re-formats a timestamp is not faulted for that alone) except
+    object_marking_refs, which tlp_levels judges (a server may name a TLP level by the other
+    TLP version's id, and add marking refs of its own)."""
+    returned = {k: v for k, v in returned.items() if k != "object_marking_refs"}
+    posted = {k: v for k, v in posted.items() if k != "object_marking_refs"}
     # allow_custom=False: the objects posted are standard STIX 2.1, so the server must give
     # them back without custom properties of its own; stix2.parse raises if it adds any (the
     # read section's parse check then says which).
@@ -241,6 +254,43 @@ def same_object(returned, posted):
         return stix2.parse(returned, allow_custom=False) == stix2.parse(posted, allow_custom=False)
     except Exception:   # noqa: BLE001 -- not parseable as posted: not the same object
         return False
+
+
+def tlp_levels(obj):
+    """The TLP levels an object's object_marking_refs name."""
+    return sorted({TLP_LEVEL[r] for r in obj.get("object_marking_refs", []) if r in TLP_LEVEL})
+
+
+def markings_checks(what, col, objs, posted):
+    """The TLP level of every object comes back as posted; marking refs that are not TLP and
+    that the collection does not serve are reported (a note: STIX does not require them to
+    resolve, but a consumer cannot tell what they mean)."""
+    byid = {o["id"]: o for o in objs}
+    moved = [i for i in posted if i in byid and tlp_levels(byid[i]) != tlp_levels(posted[i])]
+    check(not moved, "%s: every object's TLP level comes back as posted" % what,
+          "%d differ, e.g. %s: %s, posted %s" % (len(moved), moved[0], tlp_levels(byid[moved[0]]),
+                                                 tlp_levels(posted[moved[0]])) if moved else "")
+    others = sorted({r for i in posted if i in byid for r in byid[i].get("object_marking_refs", [])
+                     if r not in TLP_LEVEL and r not in posted[i].get("object_marking_refs", [])})
+    unserved = [r for r in others[:20] if not object_or_none(col, r)]
+    if others:
+        print("note: %s: objects come back with %d marking refs of the server's own, %d of the first %d not "
+              "served by the collection (e.g. %s)" % (what, len(others), len(unserved), min(len(others), 20),
+                                                      unserved[0] if unserved else "-"), flush=True)
+
+
+def difference(returned, posted):
+    """What differs between a returned object and the posted one, for a FAIL line."""
+    keys = sorted(set(returned) | set(posted))
+    parts = []
+    for key in keys:
+        if key not in returned:
+            parts.append("%s missing" % key)
+        elif key not in posted:
+            parts.append("%s added (%r)" % (key, returned[key]))
+        elif returned[key] != posted[key]:
+            parts.append("%s %r, posted %r" % (key, returned[key], posted[key]))
+    return "%s: %s" % (posted.get("id"), "; ".join(parts) or "equal as JSON, not as STIX")
 
 
 def validate_bundle(objects, what):
@@ -340,6 +390,7 @@ class Run:
         self.col = None          # alpha's stix collection, writer token
         self.root = None
         self.reader_col = None   # alpha's stix collection, reader token
+        self.bravo_col = None    # bravo's stix collection, bravo's reader token
         self.posted = {}         # id -> the latest posted version (dict)
         self.released = []       # ids that must reach bravo
         self.restricted = []     # ids that must stay at alpha
@@ -374,16 +425,24 @@ class Run:
               "got %s" % col.media_types)
         check(col.can_read and col.can_write, "roles: writer token can_read and can_write",
               "can_read %s can_write %s" % (col.can_read, col.can_write))
-        # The other roles see the same collection with their own rights (contract: every role
-        # reads; only writer and operator write).
-        for name, creds, can_write in (("reader", self.reader, False), ("operator", self.operator, True),
-                                       ("auditor", self.auditor, False)):
+        # The other roles see the same collection with their own rights: reader, writer and
+        # operator read; only writer and operator write; an auditor sees no content
+        # (docs/taxii.md, "Roles"), so its can_read is false.
+        for name, creds, can_read, can_write in (("reader", self.reader, True, False),
+                                                 ("operator", self.operator, True, True),
+                                                 ("auditor", self.auditor, False, False)):
             if creds is None:
                 skip("roles: %s token" % name, "no credentials for it given")
                 continue
-            _, _, other = open_server(a.alpha_url, creds, a)
-            check(other.id == col.id and other.can_read is True and other.can_write is can_write,
-                  "roles: %s token can_read true, can_write %s" % (name, str(can_write).lower()),
+            try:
+                _, _, other = open_server(a.alpha_url, creds, a)
+            except Exception as error:   # noqa: BLE001 -- reported; the other sections go on
+                check(False, "roles: %s token can_read %s, can_write %s"
+                      % (name, str(can_read).lower(), str(can_write).lower()),
+                      "%s: %s" % (type(error).__name__, error))
+                continue
+            check(other.id == col.id and other.can_read is can_read and other.can_write is can_write,
+                  "roles: %s token can_read %s, can_write %s" % (name, str(can_read).lower(), str(can_write).lower()),
                   "id %s can_read %s can_write %s" % (other.id, other.can_read, other.can_write))
             if creds is self.reader:
                 self.reader_col = other
@@ -397,7 +456,12 @@ class Run:
                       "got %s" % http_status(error))
                 check(bool(error.response.headers.get("WWW-Authenticate")), "roles: the 401 has WWW-Authenticate")
         if self.federated:
-            _, _, bravo_col = open_server(a.bravo_url, self.bravo_reader, a)
+            try:
+                _, _, bravo_col = open_server(a.bravo_url, self.bravo_reader, a)
+            except Exception as error:   # noqa: BLE001 -- reported; the federation section says so again
+                check(False, "collections: bravo's %r opened with bravo's reader token" % a.collection_alias,
+                      "%s: %s" % (type(error).__name__, error))
+                return
             check(bravo_col.id == col.id, "collections: bravo's %r has alpha's id (derived from the name)"
                   % a.collection_alias, "bravo %s, alpha %s" % (bravo_col.id, col.id))
             check(bravo_col.can_read is True and bravo_col.can_write is False,
@@ -495,10 +559,10 @@ class Run:
         date_headers("versions: get_object")
         check(len(latest) == 1 and same_object(latest[0], as_dict(second)),
               "versions: get_object gives the latest version by default",
-              "got %s" % [o.get("modified") for o in latest])
+              "got %s" % ([o.get("modified") for o in latest] if len(latest) != 1 else difference(latest[0], as_dict(second))))
         old = col.get_object(first.id, version="first").get("objects", [])
         check(len(old) == 1 and same_object(old[0], as_dict(first)), "versions: match[version]=first gives the first",
-              "got %s" % [o.get("modified") for o in old])
+              "got %s" % ([o.get("modified") for o in old] if len(old) != 1 else difference(old[0], as_dict(first))))
         both = col.get_object(first.id, version="all").get("objects", [])
         check(sorted(stamp(o["modified"]) for o in both) == [first.modified, second.modified],
               "versions: match[version]=all gives both", "got %s" % [o.get("modified") for o in both])
@@ -525,6 +589,20 @@ class Run:
               "; ".join(unparsed[:3]))
         validate_bundle(objs, "read")
 
+        # What a client read can be posted back as it is (a sync between two TAXII servers
+        # does exactly this): an exact duplicate is a success, not a new version (TAXII 2.1
+        # §5.5). Needs a server that keeps to that: medallion counts a duplicate as a failure.
+        if not self.federated:
+            skip("read: an object posted back as served is accepted", "medallion counts a duplicate as a failure")
+            return
+        again = {o["id"]: o for o in objs}[self.released[1]]
+        _, status = post(col, [again])
+        check(status.success_count == 1 and status.failure_count == 0,
+              "read: an object posted back exactly as served is accepted (a duplicate is a success)",
+              "failures %s" % status.failures)
+        versions = col.object_versions(again["id"]).get("versions", [])
+        check(len(versions) == 1, "read: and it is no new version", "versions %s" % versions)
+
     def read_all_once(self, what):
         """A full paged read of objects and manifest: every accepted object exactly once, as posted."""
         pages = read_pages(self.col.get_objects, PAGE, what)
@@ -544,7 +622,9 @@ class Run:
         check(not refused, "%s: no refused object listed" % what, short(refused))
         byid = {o["id"]: o for o in objs}
         changed = [i for i in self.posted if i in byid and not same_object(byid[i], self.posted[i])]
-        check(not changed, "%s: every object comes back as posted" % what, "differ: %s" % short(changed))
+        check(not changed, "%s: every object comes back as posted (object_marking_refs apart)" % what,
+              "%d differ, e.g. %s" % (len(changed), difference(byid[changed[0]], self.posted[changed[0]])) if changed else "")
+        markings_checks(what, self.col, objs, self.posted)
         records = objects_of(read_pages(self.col.get_manifest, PAGE, what + " manifest"))
         date_headers(what + ": get_manifest (its last page)")
         mcount = collections.Counter(r["id"] for r in records)
@@ -630,8 +710,7 @@ class Run:
         _, status = post(col, [late])
         check(status.success_count == 1, "added_after: one more object posted")
         got = col.get_objects(added_after=last).get("objects", [])
-        check([o["id"] for o in got] == [late.id] and same_object(got[0], as_dict(late)),
-              "added_after: added_after=<that Last> now gives exactly that object",
+        check([o["id"] for o in got] == [late.id], "added_after: added_after=<that Last> now gives exactly that object",
               "got %s" % [o["id"] for o in got])
         first, newlast = (last_response("GET")[3].get("X-TAXII-Date-Added-" + k) for k in ("First", "Last"))
         check(first and newlast and stamp(first) > stamp(last) and first == newlast,
@@ -648,6 +727,9 @@ class Run:
             skip("federation: GREEN/CLEAR objects reach bravo, restricted ones never", "--single-server-no-markings")
             return
         bravo = self.bravo_col
+        if bravo is None:
+            check(False, "federation: bravo's collection could not be opened (see above)")
+            return
         must = set(self.released)
         never = set(self.restricted) | set(self.refused)
         revised_id, _, revised_modified = self.revised
@@ -672,7 +754,9 @@ class Run:
         byid = {o["id"]: o for o in objs}
         seen_never |= never & set(byid)
         changed = [i for i in must if i in byid and not same_object(byid[i], self.posted[i])]
-        check(not changed, "federation: bravo serves each object as posted at alpha", "differ: %s" % short(changed))
+        check(not changed, "federation: bravo serves each object as posted at alpha (object_marking_refs apart)",
+              "%d differ, e.g. %s" % (len(changed), difference(byid[changed[0]], self.posted[changed[0]])) if changed else "")
+        markings_checks("federation", bravo, objs, {i: self.posted[i] for i in must})
         if objs:
             validate_bundle(objs, "federation")
         # Need-to-know: no restricted or refused object, in any poll or read, nor by id.

@@ -62,11 +62,15 @@ struct AccessMiddleware: RouterMiddleware {
     let tokens: [(role: APIRole, token: [UInt8])]
     let access: APIAccess
     let refusals: RefusalAudit
+    /// Whether the routes behind it are TAXII's: refusals come as TAXII error resources,
+    /// a 401 with `WWW-Authenticate` (TAXII 2.1 §1.6.9).
+    let taxii: Bool
 
-    init(tokens: [APIRole: String], access: APIAccess, refusals: RefusalAudit) {
+    init(tokens: [APIRole: String], access: APIAccess, refusals: RefusalAudit, taxii: Bool = false) {
         self.tokens = tokens.sorted { $0.key < $1.key }.map { ($0.key, Array("Bearer \($0.value)".utf8)) }
         self.access = access
         self.refusals = refusals
+        self.taxii = taxii
     }
 
     /// The role whose token `presented` is, comparing with every role's in constant time.
@@ -87,6 +91,13 @@ struct AccessMiddleware: RouterMiddleware {
     ) async throws -> Response {
         let presented = Array((request.headers[.authorization] ?? "").utf8)
         guard let role = Self.role(of: presented, among: tokens) else {
+            if taxii {
+                var response = TAXII.error(
+                    .unauthorized, "missing or wrong bearer token",
+                    "the node directory holds one per role (api-reader.token to read, api-writer.token to add objects)")
+                response.headers[.wwwAuthenticate] = "Bearer realm=\"liaison\""
+                return response
+            }
             throw HTTPError(
                 .unauthorized,
                 message:
@@ -97,6 +108,7 @@ struct AccessMiddleware: RouterMiddleware {
             // The matched route's pattern (`/v1/items/{id}`), not the path: one key per route.
             let route = context.endpointPath ?? request.uri.path
             await refusals.record(role: role, route: "\(request.method.rawValue) \(route)")
+            if taxii { return TAXII.error(.forbidden, "this token's role may not do that", access.refusal(for: role)) }
             throw HTTPError(.forbidden, message: access.refusal(for: role))
         }
         var context = context

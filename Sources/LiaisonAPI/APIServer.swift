@@ -54,8 +54,9 @@ public enum APIServer {
             }
         }
         /// The routes under `path` that `access` allows (`v1` or `metrics`).
-        func group(_ path: RouterPath, _ access: APIAccess) -> RouterGroup<APIContext> {
-            router.group(path).add(middleware: AccessMiddleware(tokens: tokens, access: access, refusals: refusals))
+        func group(_ path: RouterPath, _ access: APIAccess, taxii: Bool = false) -> RouterGroup<APIContext> {
+            router.group(path).add(
+                middleware: AccessMiddleware(tokens: tokens, access: access, refusals: refusals, taxii: taxii))
         }
         // Probes, without a token. Liveness: the process serves HTTP. Readiness: the store
         // answers a read and the node has links to replicate on. Neither waits for the
@@ -100,7 +101,8 @@ public enum APIServer {
         let contain = group("v1", .contain)
         // TAXII 2.1 (docs/taxii.md): the STIX objects held here, for CTI tools.
         TAXII.addRoutes(
-            read: group("taxii2", .readItems), write: group("taxii2", .writeItems), engine: engine, node: node,
+            read: group("taxii2", .readItems, taxii: true), write: group("taxii2", .writeItems, taxii: true),
+            engine: engine, node: node,
             federation: federation)
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").

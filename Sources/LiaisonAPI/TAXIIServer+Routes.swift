@@ -128,6 +128,9 @@ extension TAXII {
                 let collection = try readable(context)
                 let object = try context.parameters.require("object")
                 let filters = try Filters(query(request), collection: collection.name, allowsMatch: false)
+                if object.hasPrefix("marking-definition--") {
+                    return try markingDefinition(object, in: collection, node: node)
+                }
                 let (entries, more) = try page(
                     collection: collection.name, filters: filters, node: node, only: object)
                 if entries.isEmpty, filters.next == nil, filters.addedAfter == nil {
@@ -222,6 +225,35 @@ extension TAXII {
                 return answer([:])
             }
         }
+    }
+
+    /// A marking definition the collection's objects name: a TLP level, or the Liaison
+    /// marking of items it holds (found by looking through them: rare, and bounded by the
+    /// collection).
+    static func markingDefinition(_ id: String, in collection: Collection, node: LocalNode) throws -> Response {
+        var definition = STIXMarkings.TLP(id: id)?.definition
+        var mark = Int64(0)
+        var after = Int64(0)
+        while definition == nil {
+            let chunk = try node.store.itemsChanged(
+                ChangeQuery(collection: collection.name, tag: STIXImport.tag, after: after, limit: 500))
+            for changed in chunk {
+                after = changed.mark
+                let handling = STIXMarkings.Handling(federation: node.federationName, markings: changed.item.markings)
+                if handling.id == id {
+                    definition = handling.definition
+                    mark = changed.mark
+                    break
+                }
+            }
+            if chunk.count < 500 { break }
+        }
+        guard let definition else { throw Refused(.notFound, "no marking definition \(id) in \(collection.name)") }
+        let version = definition["created"]?.stringValue ?? ""
+        let entry = Entry(
+            object: definition, version: version, mark: mark == 0 ? 1 : mark, index: 0, id: id,
+            type: "marking-definition", specVersion: "2.1")
+        return envelope([entry], more: false, collection: collection.name)
     }
 
     /// An envelope of objects.

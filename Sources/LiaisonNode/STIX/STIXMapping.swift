@@ -53,7 +53,23 @@ public struct STIXImport: Sendable {
     /// one, TLP decides (CLEAR and GREEN: every partner; AMBER, AMBER+STRICT, RED or no
     /// marking: this node only, ORCON for the last two), and the TLP level is kept as a
     /// caveat. Granular markings withhold top-level properties.
-    func handling(of object: STIXObject) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]]) {
+    ///
+    /// `held` is the item this node holds for the object, if any: its Liaison marking is
+    /// known without its definition (an object read from this node's TAXII server and posted
+    /// back names it).
+    func handling(
+        of object: STIXObject, held: ItemState? = nil
+    ) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]]) {
+        var importer = self
+        if let held {
+            let known = STIXMarkings.Handling(federation: federation, markings: held.markings)
+            if importer.handlings[known.id] == nil { importer.handlings[known.id] = .success(known) }
+        }
+        return try importer.resolve(object)
+    }
+
+    private func resolve(_ object: STIXObject) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]])
+    {
         var tlp: STIXMarkings.TLP?
         var stated: [STIXMarkings.Handling] = []
         for ref in object.markingRefs {
@@ -102,7 +118,11 @@ public struct STIXImport: Sendable {
                     guard level > base, level > .green || !markings.releasableTo.isEmpty else { continue }
                     names = [Markings.everyone]
                 } else if let handling = try liaisonHandling(ref, for: object) {
-                    guard handling.markings == markings, !handling.withheldFrom.isEmpty else {
+                    // The object's own markings (its classification, when TLP alone marks it,
+                    // is the ladder's lowest, which the node fills in).
+                    var own = handling.markings
+                    if markings.classification.isEmpty { own.classification = "" }
+                    guard own == markings, !handling.withheldFrom.isEmpty else {
                         throw STIXRefusal(
                             .unsupportedMarking,
                             "\(object.id): a granular Liaison marking may only withhold a property from partners, under the object's own markings"
@@ -188,7 +208,7 @@ public struct STIXImport: Sendable {
                 .invalid,
                 "\(object.id): marking definitions are not stored as objects; they mark the objects that name them")
         }
-        let (markings, withheld) = try handling(of: object)
+        let (markings, withheld) = try handling(of: object, held: existing)
         let fields = Self.fields(of: object)
         guard let existing else {
             return .create(
