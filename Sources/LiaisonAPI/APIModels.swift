@@ -220,3 +220,65 @@ public struct LifecycleView: Codable, Sendable {
         recallsLifted = result.recallsLifted
     }
 }
+
+/// The body of `POST /v1/stix`: STIX 2.1 objects to take in (docs/stix.md), with the
+/// markings of those that carry no Liaison marking.
+public struct STIXImportBody: Codable, Sendable {
+    /// The collection new items go to.
+    public var collection: String
+    /// Classification of objects without a Liaison marking (nil: the ladder's lowest).
+    public var classification: String?
+    /// REL TO of objects without a Liaison marking that TLP lets go (CLEAR, GREEN) or that
+    /// carry no marking (nil: TLP decides: every partner, or no one for unmarked objects).
+    public var relTo: [String]?
+    /// The objects, marking definitions among them.
+    public var objects: [JSONValue]
+
+    /// Creates a body.
+    public init(collection: String, classification: String? = nil, relTo: [String]? = nil, objects: [JSONValue]) {
+        self.collection = collection
+        self.classification = classification
+        self.relTo = relTo
+        self.objects = objects
+    }
+}
+
+/// What `POST /v1/stix` did with each object, in order.
+public struct STIXImportResult: Codable, Sendable {
+    /// One object's outcome.
+    public struct Outcome: Codable, Sendable, Hashable {
+        /// The object's id.
+        public var id: String
+        /// Its `modified`.
+        public var version: String?
+        /// `created`, `updated`, `unchanged`, `superseded`, `definition` or `refused`.
+        public var status: String
+        /// For a refusal: the code and why (`STIXRefusal`).
+        public var error: String?
+        /// The item that holds the object.
+        public var item: String?
+
+        /// The outcome of `outcome`.
+        public init(_ outcome: STIXOutcome) {
+            id = outcome.id
+            version = outcome.version
+            item = outcome.item?.text
+            switch outcome.status {
+            case .created: status = "created"
+            case .updated: status = "updated"
+            case .unchanged: status = "unchanged"
+            case .superseded: status = "superseded"
+            case .definition: status = "definition"
+            case .refused(let refusal):
+                status = "refused"
+                error = refusal.description
+            }
+        }
+    }
+
+    /// The outcomes, one per object given.
+    public var outcomes: [Outcome]
+
+    /// Creates a result.
+    public init(outcomes: [Outcome]) { self.outcomes = outcomes }
+}

@@ -126,6 +126,33 @@ public enum APIServer {
                     error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
             }
         }
+        // STIX objects for `liaison import` and `liaison feed pull` (docs/stix.md): each judged
+        // on its own; one outcome per object.
+        writeItems.post("stix") { request, context -> Response in
+            let data = try await BulkPut.collect(request)
+            let body: STIXImportBody
+            do {
+                body = try JSONDecoder().decode(STIXImportBody.self, from: data)
+            } catch {
+                throw HTTPError(
+                    .badRequest, message: "the body is not a STIX import: \(DecodingErrorText.describe(error))")
+            }
+            guard body.objects.count <= LocalNode.maxItemsPerPut else {
+                throw HTTPError(
+                    .contentTooLarge,
+                    message: "\(body.objects.count) objects in one request; send at most \(LocalNode.maxItemsPerPut)")
+            }
+            do {
+                let outcomes = try await engine.importSTIX(
+                    body.objects, collection: body.collection, classification: body.classification,
+                    releasableTo: body.relTo)
+                return try BulkPut.json(
+                    STIXImportResult(outcomes: outcomes.map(STIXImportResult.Outcome.init)), status: .ok)
+            } catch let error as LiaisonError {
+                throw HTTPError(
+                    error.code == .invalidArgument ? .badRequest : .internalServerError, message: error.message)
+            }
+        }
         readItems.get("items") { request, context -> [ItemView] in
             let query = request.uri.queryParameters
             // At most 10,000 a request, as for custody: no one request reads the whole store.

@@ -131,6 +131,19 @@ public struct NodeClient: Sendable {
         return try decode([PutItemResult].self, data)
     }
 
+    /// `POST /v1/stix`: STIX objects taken in, one outcome each.
+    public func importSTIX(_ body: STIXImportBody) async throws(LiaisonError) -> STIXImportResult {
+        let encoded: Data
+        do {
+            encoded = try JSONEncoder().encode(body)
+        } catch {
+            throw LiaisonError(.invalidArgument, "the objects cannot be encoded", cause: error)
+        }
+        let (status, data) = try await send("POST", "/v1/stix", body: encoded, timeout: 300)
+        guard (200..<300).contains(status) else { throw Self.failure(status: status, data: data) }
+        return try decode(STIXImportResult.self, data)
+    }
+
     /// `PATCH /v1/items/{id}`.
     public func update(_ id: String, _ body: UpdateItemBody) async throws(LiaisonError) -> ItemView {
         let encoded: Data

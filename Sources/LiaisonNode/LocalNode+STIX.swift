@@ -58,24 +58,35 @@ extension LocalNode {
     /// their item; an object whose markings Liaison cannot honour is refused with the reason,
     /// never stored with weaker markings. Returns one outcome per value, in order, and the
     /// ops written.
+    ///
+    /// `classification` and `releasableTo` mark objects that carry no Liaison marking
+    /// (`STIXImport`): an operator's choice for a feed.
     public func importSTIX(
-        _ values: [JSONValue], collection: String, now: Date
+        _ values: [JSONValue], collection: String, classification: String? = nil, releasableTo: [String]? = nil,
+        now: Date
     ) throws(LiaisonError) -> (outcomes: [STIXOutcome], ops: [VerifiedOp]) {
         var outcomes = [STIXOutcome]()
         var objects = [(index: Int, object: STIXObject)]()
         for (index, value) in values.enumerated() {
             do {
                 let object = try STIXObject(value)
-                objects.append((index, object))
                 outcomes.append(STIXOutcome(id: object.id, version: object.modified, status: .definition))
+                // Liaison's own identity and extension definition (an export's head) describe
+                // its markings; they are not content.
+                guard ![STIXMarkings.liaisonIdentity, STIXMarkings.liaisonExtension].contains(object.id) else {
+                    continue
+                }
+                objects.append((index, object))
             } catch {
                 let id = value.objectID ?? "object \(index + 1)"
                 outcomes.append(STIXOutcome(id: id, version: nil, status: .refused(error)))
             }
         }
-        let importer = STIXImport(
+        var importer = STIXImport(
             collection: collection, federation: federationName,
             definitions: objects.map(\.object).filter { $0.type == "marking-definition" })
+        importer.classification = classification
+        importer.releasableTo = releasableTo
         // One object per id: the latest version given; the others are superseded by it.
         var latest = [String: Int]()
         for (position, entry) in objects.enumerated() where entry.object.type != "marking-definition" {

@@ -32,6 +32,12 @@ struct ImportCommand: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
+    @Option(help: "For a STIX bundle: the collection its objects go to.")
+    var collection = "stix"
+
+    @Flag(help: "For a STIX bundle: take in the objects that pass, naming the refused ones.")
+    var skipRefused = false
+
     private struct Summary: Encodable {
         var imported: Int
         var batches: Int
@@ -45,7 +51,11 @@ struct ImportCommand: AsyncParsableCommand {
                 throw LiaisonError(.invalidArgument, "--batch \(batch): use 1 to \(LocalNode.maxItemsPerPut)")
             }
             let nodeDirectory = NodeDirectory(path: directory.dir)
-            let lines = try ImportFile.read(file)
+            let data = try ImportFile.data(file)
+            if let objects = try STIXBundle.objects(in: data) {
+                return try await importBundle(objects, into: nodeDirectory)
+            }
+            let lines = try ImportFile.lines(data, path: file)
             let parsed = ImportFile.parse(
                 lines, config: try nodeDirectory.loadConfig(),
                 federation: try FederationConfig.loadIfPresent(from: nodeDirectory), now: Date())
@@ -101,6 +111,53 @@ struct ImportCommand: AsyncParsableCommand {
         }
     }
 
+    private struct BundleSummary: Encodable {
+        var objects: Int
+        var collection: String
+        var tally: STIXIntake.Tally
+        var seconds: Double
+    }
+
+    /// A STIX 2.1 bundle (docs/stix.md): every object checked first (markings it cannot
+    /// honour, names the federation does not know); any refused and nothing is taken in,
+    /// unless --skip-refused. Then in batches, each object judged on its own by the node.
+    private func importBundle(_ values: [JSONValue], into nodeDirectory: NodeDirectory) async throws {
+        let intake = STIXIntake(
+            directory: nodeDirectory, collection: collection, classification: nil, releasableTo: nil, batch: batch)
+        let refused = try intake.refusals(values)
+        var taken = values
+        if !refused.isEmpty {
+            for refusal in refused.prefix(20) { printError(refusal.message) }
+            if refused.count > 20 { printError("… and \(refused.count - 20) more refused objects") }
+            guard skipRefused else {
+                throw LiaisonError(
+                    .invalidArgument,
+                    "\(refused.count) of \(values.count) objects refused; nothing imported (--skip-refused takes the others)"
+                )
+            }
+            let ids = Set(refused.map(\.id))
+            taken = values.filter { STIXIntake.id(of: $0).map { !ids.contains($0) } ?? false }
+        }
+        let progress = Progress(total: taken.count, unit: "objects")
+        let started = ContinuousClock.now
+        let tally = try await intake.run(taken, progress: progress)
+        progress.finish()
+        let seconds = (ContinuousClock.now - started).seconds
+        if json {
+            try printJSON(BundleSummary(objects: values.count, collection: collection, tally: tally, seconds: seconds))
+        } else {
+            print(
+                "imported a bundle of \(values.count) objects into \(collection): \(STIXIntake.describe(tally))"
+                    + (refused.isEmpty ? "" : "; \(refused.count) refused before (named above)")
+                    + ", \(String(format: "%.1f", seconds)) s")
+        }
+        if tally.refused > 0 {
+            throw LiaisonError(
+                .invalidArgument, "\(tally.refused) objects refused by the node (named above); the others were taken in"
+            )
+        }
+    }
+
     /// The error for a refused batch: each refused line on stderr, then one line saying what
     /// was written before it.
     private func refusal(
@@ -136,8 +193,8 @@ enum ImportFile {
         var request: PutRequest
     }
 
-    /// The file's lines (`-` reads standard input).
-    static func read(_ path: String) throws(LiaisonError) -> [Substring] {
+    /// The file's bytes (`-` reads standard input).
+    static func data(_ path: String) throws(LiaisonError) -> Data {
         let data: Data
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
@@ -147,6 +204,11 @@ enum ImportFile {
             }
             data = read
         }
+        return data
+    }
+
+    /// The lines of a file's bytes.
+    static func lines(_ data: Data, path: String) throws(LiaisonError) -> [Substring] {
         guard let text = String(data: data, encoding: .utf8) else {
             throw LiaisonError(.invalidArgument, "\(path) is not UTF-8 text; give a file of JSON lines")
         }

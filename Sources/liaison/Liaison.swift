@@ -23,7 +23,8 @@ struct Liaison: AsyncParsableCommand {
             DeleteCommand.self, MarkCommand.self, RecallCommand.self, LinksCommand.self,
             AuditCommand.self, QuarantineCommand.self, ReleaseCommand.self, QuarantinesCommand.self,
             RevokeCommand.self, ReadmitCommand.self, RevocationsCommand.self, RekeyCommand.self,
-            TopologyCommand.self, ImportCommand.self, DemoCommand.self, DrillCommand.self, BenchCommand.self,
+            TopologyCommand.self, ImportCommand.self, ExportCommand.self, FeedCommand.self, DemoCommand.self,
+            DrillCommand.self, BenchCommand.self,
             ReportCommand.self,
         ]
     )

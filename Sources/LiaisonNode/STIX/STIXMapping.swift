@@ -17,6 +17,13 @@ public struct STIXImport: Sendable {
     public var federation: String
     /// Liaison marking definitions the request carried, by id (or why one is refused).
     var handlings: [String: Result<STIXMarkings.Handling, STIXRefusal>] = [:]
+    /// For objects without a Liaison marking: their classification (nil: the ladder's lowest).
+    public var classification: String?
+    /// For objects without a Liaison marking that TLP lets go to partners (CLEAR, GREEN) or
+    /// that carry no marking: whom they are released to, instead of every partner (CLEAR,
+    /// GREEN) or no one (unmarked). AMBER, AMBER+STRICT and RED stay at this node whatever
+    /// this says.
+    public var releasableTo: [String]?
 
     /// The tag every item holding a STIX object carries.
     public static let tag = "stix"
@@ -96,10 +103,11 @@ public struct STIXImport: Sendable {
                     "\(object.id): its Liaison marking does not carry the \(tlp.caveat) it is also marked with")
             }
         } else {
-            let level = tlp ?? .amber
+            let shares = tlp.map(\.sharesWithFederation) ?? true
+            let audience = shares ? (releasableTo ?? (tlp == nil ? [] : [Markings.everyone])) : []
             markings = Markings(
-                classification: "", releasableTo: level.sharesWithFederation ? [Markings.everyone] : [],
-                orcon: level >= .amberStrict, caveats: tlp.map { [$0.caveat] } ?? [])
+                classification: classification ?? "", releasableTo: audience,
+                orcon: (tlp ?? .clear) >= .amberStrict, caveats: tlp.map { [$0.caveat] } ?? [])
         }
         // Granular markings: a property withheld from partners, or held more strictly.
         var withheld: [String: [String]] = [:]

@@ -1,0 +1,161 @@
+public import Foundation
+public import LiaisonCore
+public import LiaisonNode
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A TAXII 2.1 client of one collection: this node's own (for `liaison import` and `export`
+/// while the node runs) or another server's (`liaison feed pull`).
+public struct TAXIIClient: Sendable {
+    /// How the client authenticates.
+    public enum Credentials: Sendable {
+        /// None.
+        case none
+        /// `Authorization: Bearer TOKEN` (a Liaison node's role tokens).
+        case bearer(String)
+        /// HTTP Basic (what most TAXII servers take).
+        case basic(user: String, password: String)
+    }
+
+    /// The collection's URL, ending in `/`: `{api root}/collections/{id}/`.
+    public let collection: URL
+    /// The credentials.
+    public let credentials: Credentials
+
+    /// A client of collection `id` under the API root `apiRoot`.
+    public init(apiRoot: URL, collection id: String, credentials: Credentials) {
+        var root = apiRoot.absoluteString
+        if !root.hasSuffix("/") { root += "/" }
+        let escaped = id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id
+        self.collection = URL(string: "\(root)collections/\(escaped)/")!
+        self.credentials = credentials
+    }
+
+    /// A client of collection `name` at the running node of `directory`, with its writer
+    /// token (the operator's when the writer's is missing).
+    public init(node directory: NodeDirectory, collection name: String) throws(LiaisonError) {
+        let federation = try FederationConfig.load(from: directory)
+        let writer = try? String(contentsOf: directory.url.appendingPathComponent("api-writer.token"), encoding: .utf8)
+        let token: String
+        if let writer { token = writer } else { token = try directory.readAPIToken() }
+        self.init(
+            apiRoot: URL(string: "http://\(federation.api.host):\(federation.api.port)/taxii2/liaison/")!,
+            collection: name, credentials: .bearer(token.trimmingCharacters(in: .whitespacesAndNewlines)))
+    }
+
+    private static let session: URLSession = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 120
+        return URLSession(configuration: configuration)
+    }()
+
+    /// One page of the collection's objects.
+    public struct Page: Sendable {
+        /// The objects.
+        public var objects: [JSONValue]
+        /// Whether more follow.
+        public var more: Bool
+        /// The cursor to the next page.
+        public var next: String?
+        /// `X-TAXII-Date-Added-Last`: where an `added_after` read goes on from.
+        public var dateAddedLast: String?
+    }
+
+    /// `GET objects/`: a page after `addedAfter` or at `next`, at most `limit`.
+    public func objects(
+        addedAfter: String? = nil, next: String? = nil, limit: Int = 1000
+    ) async throws(LiaisonError)
+        -> Page
+    {
+        var components = URLComponents(
+            url: collection.appendingPathComponent("objects/"), resolvingAgainstBaseURL: true)!
+        var query = [URLQueryItem(name: "limit", value: String(limit))]
+        if let addedAfter { query.append(URLQueryItem(name: "added_after", value: addedAfter)) }
+        if let next { query.append(URLQueryItem(name: "next", value: next)) }
+        components.queryItems = query
+        let (data, response) = try await send("GET", components.url!)
+        guard case .object(let envelope)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw LiaisonError(.io, "\(collection.absoluteString) answered something that is not a TAXII envelope")
+        }
+        var objects = [JSONValue]()
+        if case .array(let list)? = envelope["objects"] { objects = list }
+        return Page(
+            objects: objects, more: envelope["more"] == .bool(true), next: envelope["next"]?.stringValue,
+            dateAddedLast: response.value(forHTTPHeaderField: "X-TAXII-Date-Added-Last"))
+    }
+
+    /// `GET objects/{id}/`: the object's latest version, or nil when the server has none.
+    public func object(_ id: String) async throws(LiaisonError) -> JSONValue? {
+        let url = collection.appendingPathComponent("objects/\(id)/")
+        do {
+            let (data, _) = try await send("GET", url)
+            guard case .object(let envelope)? = try? JSONDecoder().decode(JSONValue.self, from: data),
+                case .array(let list)? = envelope["objects"]
+            else { return nil }
+            return list.last
+        } catch  where error.code == .notFound {
+            return nil
+        }
+    }
+
+    /// `POST objects/`: the status the server answers.
+    public func add(_ objects: [JSONValue]) async throws(LiaisonError) -> [String: JSONValue] {
+        let body = JSONValue.object(["objects": .array(objects)]).jsonText
+        let (data, _) = try await send("POST", collection.appendingPathComponent("objects/"), body: body)
+        guard case .object(let status)? = try? JSONDecoder().decode(JSONValue.self, from: data) else {
+            throw LiaisonError(.io, "\(collection.absoluteString) answered something that is not a TAXII status")
+        }
+        return status
+    }
+
+    private func send(
+        _ method: String, _ url: URL, body: Data? = nil
+    ) async throws(LiaisonError) -> (
+        Data, HTTPURLResponse
+    ) {
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.setValue("application/taxii+json;version=2.1", forHTTPHeaderField: "Accept")
+        switch credentials {
+        case .none: break
+        case .bearer(let token): request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+        case .basic(let user, let password):
+            request.setValue(
+                "Basic \(Data("\(user):\(password)".utf8).base64EncodedString())", forHTTPHeaderField: "Authorization")
+        }
+        if let body {
+            request.httpBody = body
+            request.setValue("application/taxii+json;version=2.1", forHTTPHeaderField: "Content-Type")
+        }
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await Self.session.data(for: request)
+        } catch {
+            throw LiaisonError(
+                .io, "the TAXII server at \(url.absoluteString) did not answer (\(error.localizedDescription))",
+                cause: error)
+        }
+        guard let http = response as? HTTPURLResponse else {
+            throw LiaisonError(.io, "the TAXII server at \(url.absoluteString) did not answer over HTTP")
+        }
+        guard (200..<300).contains(http.statusCode) else {
+            var detail = String(decoding: data.prefix(500), as: UTF8.self)
+            if case .object(let error)? = try? JSONDecoder().decode(JSONValue.self, from: data) {
+                detail = [error["title"]?.stringValue, error["description"]?.stringValue].compactMap { $0 }
+                    .joined(separator: ": ")
+            }
+            let code: LiaisonError.Code =
+                switch http.statusCode {
+                case 401, 403: .forbidden
+                case 404: .notFound
+                case 400, 413, 415, 422: .invalidArgument
+                default: .io
+                }
+            throw LiaisonError(code, "\(method) \(url.absoluteString): \(http.statusCode) \(detail)")
+        }
+        return (data, http)
+    }
+}
