@@ -112,9 +112,11 @@ run_check() {
   return "$rc"
 }
 
-status=0
-if [ "$mode" = medallion ]; then
-  # One read/write collection, alias `stix`, in medallion's memory backend; HTTP Basic.
+# medallion (the OASIS reference server) on a free loopback port with one read/write
+# collection, alias `stix`, in its memory backend, HTTP Basic; sets $base, adds its pid to
+# $pids.
+medallion_collection=5a0c6f2e-52b0-4b1d-9a57-8d3c0b6a1e42
+start_medallion() {
   port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$venv/bin/python" - "$work" <<'PY'
 import json, sys
@@ -139,12 +141,17 @@ PY
   "$venv/bin/medallion" --host 127.0.0.1 --port "$port" "$work/medallion.json" >"$work/medallion.log" 2>&1 &
   pids+=($!)
   base="http://127.0.0.1:$port"
-  if ! wait_ready "$base/taxii2/" "${pids[0]}" -u taxii-check:taxii-check-password \
+  if ! wait_ready "$base/taxii2/" "${pids[-1]}" -u taxii-check:taxii-check-password \
       -H 'Accept: application/taxii+json;version=2.1'; then
     echo "error: medallion did not answer $base/taxii2/ within 30 s; its log:" >&2
     cat "$work/medallion.log" >&2
-    exit 1
+    return 1
   fi
+}
+
+status=0
+if [ "$mode" = medallion ]; then
+  start_medallion || exit 1
   echo "taxii-check: medallion at $base; $pins"
   run_check --alpha-url "$base" --basic-auth taxii-check:taxii-check-password --api-root-path /api1/ \
     --single-server-no-markings || status=$?
@@ -203,6 +210,59 @@ run_check --alpha-url "$alpha" --bravo-url "$bravo" \
   --alpha-auditor-token-file "$nodes/alpha/api-auditor.token" \
   --bravo-reader-token-file "$nodes/bravo/api-reader.token" \
   --federation-timeout "$federation_timeout" || status=$?
+
+# liaison feed pull from a real medallion into bravo: every object once, then nothing new;
+# liaison export of alpha's collection validates with stix2-validator and imports at bravo.
+feed_check() {
+  start_medallion || return 1
+  echo "taxii-check: feed pull from medallion at $base"
+  "$venv/bin/python" - "$base" "$medallion_collection" <<'PY' || return 1
+import sys, stix2
+from taxii2client.v21 import Collection
+base, collection = sys.argv[1], sys.argv[2]
+objects = [stix2.Indicator(name="feed %d" % i, pattern="[ipv4-addr:value = '203.0.113.%d']" % i,
+                           pattern_type="stix", valid_from="2026-01-01T00:00:00Z",
+                           object_marking_refs=[stix2.TLP_GREEN]) for i in range(150)]
+status = Collection("%s/api1/collections/%s/" % (base, collection), user="taxii-check",
+                    password="taxii-check-password").add_objects(stix2.Bundle(objects=objects).serialize())
+assert status.success_count == 150, status
+PY
+  printf 'taxii-check-password\n' >"$work/medallion.password"
+  chmod 600 "$work/medallion.password"
+  pull() {
+    "$liaison" feed pull "$base/api1/" --dir "$nodes/bravo" --collection "$medallion_collection" --into stix \
+      --user taxii-check --password-file "$work/medallion.password" --json
+  }
+  local first second
+  first=$(pull) || { echo "FAIL: feed pull: the first pull failed" >&2; return 1; }
+  second=$(pull) || { echo "FAIL: feed pull: the second pull failed" >&2; return 1; }
+  "$venv/bin/python" - "$first" "$second" <<'PY' || return 1
+import json, sys
+first, second = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+ok = first["read"] == 150 and first["tally"]["created"] == 150 and first["tally"]["refused"] == 0
+print(("ok" if ok else "FAIL") + ": feed pull: the first pull read and created the 150 objects medallion serves (%s)" % first)
+again = second["read"] == 0 and second["tally"]["created"] == 0
+print(("ok" if again else "FAIL") + ": feed pull: a second pull brings nothing new (%s)" % second)
+sys.exit(0 if ok and again else 1)
+PY
+  "$liaison" export --dir "$nodes/alpha" --collection stix --out "$work/export.json" || return 1
+  if "$venv/bin/stix2_validator" "$work/export.json" >"$work/validator.log" 2>&1; then
+    echo "ok: export: alpha's collection as a bundle validates with stix2-validator"
+  else
+    echo "FAIL: export: stix2-validator refused alpha's bundle:" >&2
+    tail -n 20 "$work/validator.log" >&2
+    return 1
+  fi
+  if "$liaison" import "$work/export.json" --dir "$nodes/bravo" --collection exported >"$work/import.log" 2>&1; then
+    echo "ok: import: the exported bundle is taken in at bravo ($(tail -n 1 "$work/import.log"))"
+  else
+    echo "FAIL: import: bravo refused alpha's exported bundle:" >&2
+    cat "$work/import.log" >&2
+    return 1
+  fi
+}
+[ "$status" -ne 0 ] || feed_check || status=$?
+
 if [ "$status" -ne 0 ]; then
   for node in alpha bravo; do
     echo "taxii-check: failures (exit $status); the end of $node's log:" >&2
