@@ -198,6 +198,11 @@ extension TAXII {
                 else {
                     throw Refused(.badRequest, "the body must be an envelope: a JSON object with a list 'objects'")
                 }
+                guard objects.count <= LocalNode.maxItemsPerPut else {
+                    throw Refused(
+                        .contentTooLarge, "\(objects.count) objects; send at most \(LocalNode.maxItemsPerPut) at a time"
+                    )
+                }
                 let requested = Date()
                 let outcomes = try await engine.importSTIX(objects, collection: collection.name)
                 let statusID = UUID().uuidString.lowercased()

@@ -247,6 +247,8 @@ enum TAXII {
             self.message = message
         }
         var response: Response { TAXII.error(status, message) }
+        /// The HTTP status code.
+        var code: Int { status.code }
     }
 
     /// The versions of one item's object, first to last, each as this node can show it:
