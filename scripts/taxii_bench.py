@@ -346,7 +346,7 @@ def report(args):
     p = meta["parameters"]
     lines = []
     lines.append("TAXII 2.1 throughput: %s -- %d STIX 2.1 indicators of %d bytes each, envelopes of %d, "
-                 "per_request %d, %d rounds, a fresh server each round"
+                 "per_request %d, %d round(s), a fresh server each round"
                  % (" vs ".join(label for _, label in servers), p["objects"], OBJECT_BYTES, p["batch"],
                     p["per_page"], p["rounds"]))
     m = meta["machine"]
@@ -451,6 +451,11 @@ def main():
         return {"generate": generate, "measure": measure, "report": report, "versions": versions}[args.command](args)
     except BenchError as error:
         print("taxii-bench: FAIL: %s" % error, file=sys.stderr, flush=True)
+        return 1
+    except requests.exceptions.RequestException as error:
+        response = getattr(error, "response", None)
+        body = response.text[:300] if response is not None else ""
+        print("taxii-bench: FAIL: %s: %s %s" % (type(error).__name__, error, body), file=sys.stderr, flush=True)
         return 1
 
 

@@ -96,6 +96,9 @@ extension TAXII {
         read.get("\(root)/status/{status}") { request, context in
             await serve(request) {
                 let id = try context.parameters.require("status")
+                guard mayRead(context.role) else {
+                    throw Refused(.forbidden, "an auditor token sees no content; use a reader token")
+                }
                 guard let body = await statuses.get(id) else { throw Refused(.notFound, "no status \(id) here") }
                 return answer(body)
             }
@@ -227,7 +230,9 @@ extension TAXII {
                         "object \(object) was taken in by another partner; only the node that took it in may delete it")
                 }
                 _ = try await engine.delete(item.id)
-                return answer([:])
+                var response = Response(status: .ok)
+                response.headers[.contentType] = mediaType
+                return response
             }
         }
     }
@@ -236,8 +241,9 @@ extension TAXII {
     /// marking of items it holds (found by looking through them: rare, and bounded by the
     /// collection).
     static func markingDefinition(_ id: String, in collection: Collection, node: LocalNode) throws -> Response {
-        var definition = STIXMarkings.TLP(id: id)?.definition
-        var mark = Int64(0)
+        // TLP levels by the TLP 2.0 ids Liaison names (not the 1.0 ids it takes in).
+        var definition = STIXMarkings.TLP(id: id).flatMap { $0.id == id ? $0.definition : nil }
+        var mark = definition.flatMap { $0["created"]?.stringValue }.flatMap(STIXTimestamp.init)?.micros ?? 0
         var after = Int64(0)
         while definition == nil {
             let chunk = try node.store.itemsChanged(

@@ -146,23 +146,29 @@ extension LocalNode {
             outcomes[index].item = nil
             creates.remove(at: failure.index)
         }
-        if !creates.isEmpty {
+        // Signed; a create too large to sign (over 1 MiB) is refused on its own and the
+        // others are signed again without it.
+        var signed = [VerifiedOp]()
+        while !creates.isEmpty {
             let requests = creates.map(\.request)
             let stamps = try reserveStamps(requests.count, now: now)
             do {
-                let signed = try signedCreates(requests, stamps: stamps, now: now)
-                written += try commitCreates(signed, now: now).map(\.op)
-                for (index, _) in creates { outcomes[index].status = .created }
+                signed = try signedCreates(requests, stamps: stamps, now: now)
+                break
             } catch {
-                for (position, (index, _)) in creates.enumerated() {
-                    let refusal = (error.cause as? BulkPutRefusal)?.failures.first { $0.index == position }
+                guard let refusal = error.cause as? BulkPutRefusal, !refusal.failures.isEmpty else { throw error }
+                for failure in refusal.failures.sorted(by: { $0.index > $1.index }) {
+                    let index = creates[failure.index].index
                     outcomes[index].status = .refused(
-                        STIXRefusal(
-                            refusal == nil ? .refused : .limits,
-                            "\(outcomes[index].id): \(refusal?.message ?? "not written: \(error.message)")"))
+                        STIXRefusal(.limits, "\(outcomes[index].id): \(failure.message)"))
                     outcomes[index].item = nil
+                    creates.remove(at: failure.index)
                 }
             }
+        }
+        if !signed.isEmpty {
+            written += try commitCreates(signed, now: now).map(\.op)
+            for (index, _) in creates { outcomes[index].status = .created }
         }
         return (outcomes, written)
     }

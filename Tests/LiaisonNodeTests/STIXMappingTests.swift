@@ -292,6 +292,80 @@ struct STIXMappingTests {
         #expect(!refused[0].succeeded)
     }
 
+    @Test(
+        "markings are never dropped: a stricter property of an object with no TLP level is withheld, a version that newly withholds an unchanged property writes it withheld, a same version with other markings is refused"
+    )
+    func neverWeaker() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let node = try Self.node(root)
+        let amberDescription = JSONValue.array([
+            .object(["selectors": .array([.string("description")]), "marking_ref": .string(Self.amber)])
+        ])
+        // No TLP on the object, released by the operator's choice (a feed's --rel-to).
+        var (outcomes, ops) = try node.importSTIX(
+            [
+                Self.indicator(
+                    Self.ids[0], extra: ["description": .string("d"), "granular_markings": amberDescription])
+            ], collection: "stix", releasableTo: ["bravo"], now: Date())
+        #expect(outcomes[0].status == .created)
+        #expect(ops.first?.body.change.fieldCommitments.first { $0.name == "description" }?.withheldFrom == ["ALL"])
+
+        // A later version adds a granular marking to a property it does not change.
+        _ = try node.importSTIX(
+            [Self.indicator(Self.ids[1], markings: [Self.green], extra: ["description": .string("d")])],
+            collection: "stix", now: Date())
+        (outcomes, ops) = try node.importSTIX(
+            [
+                Self.indicator(
+                    Self.ids[1], modified: "2026-02-01T00:00:00.000Z", markings: [Self.green],
+                    extra: ["description": .string("d"), "granular_markings": amberDescription])
+            ], collection: "stix", now: Date())
+        #expect(outcomes[0].status == .updated)
+        #expect(ops.first?.body.change.fieldCommitments.first { $0.name == "description" }?.withheldFrom == ["ALL"])
+
+        // The same version with stricter markings is not "already held".
+        (outcomes, _) = try node.importSTIX(
+            [
+                Self.indicator(
+                    Self.ids[1], modified: "2026-02-01T00:00:00.000Z", markings: [Self.red],
+                    extra: ["description": .string("d"), "granular_markings": amberDescription])
+            ], collection: "stix", now: Date())
+        if case .refused(let refusal) = outcomes[0].status {
+            #expect(refusal.code == .markingsChanged)
+        } else {
+            Issue.record("the same version with stricter markings was taken as held: \(outcomes[0])")
+        }
+    }
+
+    @Test(
+        "an object too large for one op, or whose type is too long to be found by id, is refused on its own; the others are created"
+    )
+    func limits() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let node = try Self.node(root)
+        let big = String(repeating: "x", count: 1_100_000)
+        let longType = String(repeating: "t", count: 90)
+        let (outcomes, _) = try node.importSTIX(
+            [
+                Self.indicator(Self.ids[0], markings: [Self.green]),
+                Self.indicator(Self.ids[1], markings: [Self.green], extra: ["description": .string(big)]),
+                .object([
+                    "type": .string(longType), "spec_version": .string("2.1"),
+                    "id": .string("\(longType)--\(Self.ids[2])"), "created": .string("2026-01-01T00:00:00.000Z"),
+                    "modified": .string("2026-01-01T00:00:00.000Z"),
+                ]),
+                Self.indicator(Self.ids[3], markings: [Self.green]),
+            ], collection: "stix", now: Date())
+        #expect(outcomes.map(\.status.isCreated) == [true, false, false, true], "\(outcomes)")
+        for index in [1, 2] {
+            if case .refused(let refusal) = outcomes[index].status {
+                #expect(refusal.code == .limits, "\(refusal)")
+            }
+        }
+    }
+
     @Test("STIX timestamps are compared exactly, past milliseconds, and malformed ones are refused")
     func timestamps() {
         let a = STIXTimestamp("2026-01-01T00:00:00.000Z")
@@ -304,4 +378,8 @@ struct STIXMappingTests {
         }
         #expect(STIXTimestamp(micros: 1_709_210_096_789_000).text == "2024-02-29T12:34:56.789000Z")
     }
+}
+
+extension STIXOutcome.Status {
+    var isCreated: Bool { self == .created }
 }

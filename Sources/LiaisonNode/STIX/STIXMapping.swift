@@ -27,8 +27,8 @@ public struct STIXImport: Sendable {
 
     /// The tag every item holding a STIX object carries.
     public static let tag = "stix"
-    /// A field a STIX property never takes (`:` is not in STIX names): set to a property's
-    /// place when a later version drops the property, so the item shows it absent.
+    /// What a property's field is set to when a later version drops the property (STIX
+    /// never has null values), so the item shows it absent.
     static let removed = JSONValue.null
 
     /// An import into `collection` at a node of `federation`; `definitions` are the marking
@@ -122,8 +122,12 @@ public struct STIXImport: Sendable {
                 guard let ref = fields["marking_ref"]?.stringValue else { continue }  // a `lang` entry
                 var names: [String]
                 if let level = STIXMarkings.TLP(id: ref) {
-                    let base = STIXMarkings.TLP(caveat: markings.caveats.first { $0.hasPrefix("TLP:") } ?? "") ?? .amber
-                    guard level > base, level > .green || !markings.releasableTo.isEmpty else { continue }
+                    // The object's own level: its TLP caveat, or, without one, the weakest when
+                    // it goes to partners at all (so a stricter property is withheld).
+                    let base =
+                        markings.caveats.compactMap(STIXMarkings.TLP.init(caveat:)).max()
+                        ?? (markings.releasableTo.isEmpty ? .red : .clear)
+                    guard level > base, level > .green else { continue }
                     names = [Markings.everyone]
                 } else if let handling = try liaisonHandling(ref, for: object) {
                     // The object's own markings (its classification, when TLP alone marks it,
@@ -191,9 +195,10 @@ public struct STIXImport: Sendable {
         return out
     }
 
-    /// The tags of the item holding `object`.
+    /// The tags of the item holding `object` (`decide` refuses an object whose tags would
+    /// not be valid names: it could not be found by id).
     static func tags(of object: STIXObject) -> [String] {
-        [tag, "stix-type:\(object.type)", "stix-id:\(object.id)"].filter(Names.isValid)
+        [tag, "stix-type:\(object.type)", "stix-id:\(object.id)"]
     }
 
     /// What taking `object` in does, given the item this node already holds for it (the one
@@ -216,6 +221,11 @@ public struct STIXImport: Sendable {
                 .invalid,
                 "\(object.id): marking definitions are not stored as objects; they mark the objects that name them")
         }
+        guard Self.tags(of: object).allSatisfy(Names.isValid) else {
+            throw STIXRefusal(
+                .limits,
+                "\(object.id): types longer than 82 characters are not taken (the object could not be found by id)")
+        }
         let (markings, withheld) = try handling(of: object, held: existing)
         let fields = Self.fields(of: object)
         guard let existing else {
@@ -228,13 +238,27 @@ public struct STIXImport: Sendable {
                     tags: Self.tags(of: object), fields: fields, withheld: withheld,
                     nonce: Self.nonce(stixID: object.id)))
         }
+        guard !existing.isWithdrawn else {
+            throw STIXRefusal(
+                .conflictingVersion,
+                "\(object.id): the item that held it was deleted or recalled; it is not taken in again")
+        }
+        var wanted = markings
+        if wanted.classification.isEmpty { wanted.classification = existing.markings.classification }
+        guard wanted == existing.markings else {
+            throw STIXRefusal(
+                .markingsChanged,
+                "\(object.id): version \(object.modified ?? "-") has other markings than the item; change the item's markings with 'liaison mark' first, then take it in"
+            )
+        }
         var held = [String: Data]()
         for (name, register) in existing.fields {
             if let value = register.value, value != Self.removed.jsonText { held[name] = value }
         }
         let incoming = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        if incoming == held { return .unchanged }
+        if incoming == held, withheld.isEmpty { return .unchanged }
         if object.isObservable {
+            if incoming == held { return .unchanged }
             throw STIXRefusal(
                 .conflictingVersion,
                 "\(object.id): an observable with this id and other content is held; observables have no versions")
@@ -246,21 +270,16 @@ public struct STIXImport: Sendable {
             throw STIXRefusal(.conflictingVersion, "\(object.id): the held item has no 'modified' to compare with")
         }
         if mine < theirs { return .stale(held: heldModified!) }
+        if incoming == held { return .unchanged }
         guard theirs < mine else {
             throw STIXRefusal(
                 .conflictingVersion,
                 "\(object.id): version \(object.modified!) is held with other content; a new version needs a later 'modified'"
             )
         }
-        var wanted = markings
-        if wanted.classification.isEmpty { wanted.classification = existing.markings.classification }
-        guard wanted == existing.markings else {
-            throw STIXRefusal(
-                .markingsChanged,
-                "\(object.id): version \(object.modified!) changes the object's markings; change the item's markings with 'liaison mark' first, then take it in"
-            )
-        }
-        var changes = fields.filter { held[$0.name] != $0.value }
+        // A property that changed, and one the version withholds (written again with its
+        // withholding: a write only ever adds to whom a field is withheld from).
+        var changes = fields.filter { held[$0.name] != $0.value || withheld[$0.name] != nil }
         for name in held.keys.sorted() where incoming[name] == nil {
             changes.append((name, Self.removed.jsonText))
         }

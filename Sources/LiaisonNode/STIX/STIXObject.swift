@@ -129,7 +129,8 @@ public struct STIXRefusal: Error, Sendable, Hashable, CustomStringConvertible {
         case unknownMarking = "unknown-marking"
         /// A marking Liaison knows but cannot honour on this object.
         case unsupportedMarking = "unsupported-marking"
-        /// A Liaison marking of another federation, or naming partners unknown here.
+        /// A Liaison marking of another federation (one naming partners unknown here is
+        /// `refused` by the node's own checks).
         case foreignMarking = "foreign-federation-marking"
         /// A new version whose markings differ from those the item has.
         case markingsChanged = "markings-changed"
