@@ -114,7 +114,7 @@ struct ImportCommand: AsyncParsableCommand {
     private struct BundleSummary: Encodable {
         var objects: Int
         var collection: String
-        var tally: STIXIntake.Tally
+        var tally: STIXTally
         var seconds: Double
     }
 
@@ -140,14 +140,14 @@ struct ImportCommand: AsyncParsableCommand {
         }
         let progress = Progress(total: taken.count, unit: "objects")
         let started = ContinuousClock.now
-        let tally = try await intake.run(taken, progress: progress)
+        let tally = STIXIntake.tally(try await intake.run(taken, progress: progress))
         progress.finish()
         let seconds = (ContinuousClock.now - started).seconds
         if json {
             try printJSON(BundleSummary(objects: values.count, collection: collection, tally: tally, seconds: seconds))
         } else {
             print(
-                "imported a bundle of \(values.count) objects into \(collection): \(STIXIntake.describe(tally))"
+                "imported a bundle of \(values.count) objects into \(collection): \(tally.description)"
                     + (refused.isEmpty ? "" : "; \(refused.count) refused before (named above)")
                     + ", \(String(format: "%.1f", seconds)) s")
         }

@@ -42,9 +42,17 @@ struct RunCommand: AsyncParsableCommand {
                 engine: engine, federation: federation, tokens: tokens, logger: logger)
             let pidFile = try RunningNode.claim(nodeDirectory)
             defer { RunningNode.release(pidFile) }
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+                .init(service: replication), .init(service: api),
+            ]
+            // STIX feeds the topology declares for this node (docs/topology.md, "Feeds").
+            if let feeds = federation.feeds, !feeds.isEmpty {
+                services.append(
+                    .init(service: FeedService(feeds: feeds, engine: engine, directory: nodeDirectory, logger: logger)))
+            }
             let group = ServiceGroup(
                 configuration: .init(
-                    services: [.init(service: replication), .init(service: api)],
+                    services: services,
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )

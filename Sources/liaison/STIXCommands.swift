@@ -14,17 +14,6 @@ struct STIXIntake {
     let releasableTo: [String]?
     let batch: Int
 
-    /// Counts of what the node did.
-    struct Tally: Encodable {
-        var created = 0
-        var updated = 0
-        var unchanged = 0
-        var superseded = 0
-        var definitions = 0
-        var refused = 0
-        var total: Int { created + updated + unchanged + superseded + definitions + refused }
-    }
-
     /// The objects that would be refused whatever the node holds (not STIX, markings it cannot
     /// honour, names its federation does not know), with why; writes nothing.
     func refusals(_ values: [JSONValue]) throws(LiaisonError) -> [(id: String, message: String)] {
@@ -67,8 +56,9 @@ struct STIXIntake {
     }
 
     /// Takes `values` in, `batch` objects at a time (each batch with every marking definition
-    /// of `values`); prints each refusal on stderr; `progress` follows.
-    func run(_ values: [JSONValue], progress: Progress?) async throws(LiaisonError) -> Tally {
+    /// of `values`); prints each refusal on stderr; `progress` follows. One outcome per object
+    /// (definitions once).
+    func run(_ values: [JSONValue], progress: Progress?) async throws(LiaisonError) -> [STIXImportResult.Outcome] {
         let definitions = values.filter {
             if case .object(let properties) = $0 { return properties["type"] == .string("marking-definition") }
             return false
@@ -77,59 +67,48 @@ struct STIXIntake {
             if case .object(let properties) = $0 { return properties["type"] != .string("marking-definition") }
             return true
         }
-        var tally = Tally()
-        tally.definitions = definitions.count
+        var outcomes = [STIXImportResult.Outcome]()
         var done = 0
-        func count(_ status: String, _ id: String, _ error: String?) {
-            switch status {
-            case "created": tally.created += 1
-            case "updated": tally.updated += 1
-            case "unchanged": tally.unchanged += 1
-            case "superseded": tally.superseded += 1
-            case "definition": break
-            default:
-                tally.refused += 1
-                printError(error ?? "\(id): refused")
+        var first = true
+        func record(_ batch: [STIXImportResult.Outcome], chunk: Int) {
+            // Each batch repeats the definitions; they are counted once.
+            for outcome in batch where outcome.status != "definition" || first {
+                if outcome.status == "refused" { printError(outcome.error ?? "\(outcome.id): refused") }
+                outcomes.append(outcome)
             }
+            first = false
+            done += chunk
+            progress?.update(done)
         }
         try await onNode(
             directory,
             running: { client throws(LiaisonError) in
-                for start in stride(from: 0, to: objects.count, by: batch) {
+                for start in stride(from: 0, to: max(objects.count, 1), by: batch) {
                     let chunk = Array(objects[start..<min(objects.count, start + batch)])
                     let result = try await client.importSTIX(
                         STIXImportBody(
                             collection: collection, classification: classification, relTo: releasableTo,
                             objects: definitions + chunk))
-                    for outcome in result.outcomes { count(outcome.status, outcome.id, outcome.error) }
-                    done += chunk.count
-                    progress?.update(done)
+                    record(result.outcomes, chunk: chunk.count)
                 }
             },
             stopped: { node throws(LiaisonError) in
-                for start in stride(from: 0, to: objects.count, by: batch) {
+                for start in stride(from: 0, to: max(objects.count, 1), by: batch) {
                     let chunk = Array(objects[start..<min(objects.count, start + batch)])
-                    let (outcomes, _) = try node.importSTIX(
+                    let (taken, _) = try node.importSTIX(
                         definitions + chunk, collection: collection, classification: classification,
                         releasableTo: releasableTo, now: Date())
-                    for outcome in outcomes {
-                        let result = STIXImportResult.Outcome(outcome)
-                        count(result.status, result.id, result.error)
-                    }
-                    done += chunk.count
-                    progress?.update(done)
+                    record(taken.map(STIXImportResult.Outcome.init), chunk: chunk.count)
                 }
             })
-        return tally
+        return outcomes
     }
 
-    /// `created 3, new versions 1, already held 2, …` (the parts that are not zero).
-    static func describe(_ tally: Tally) -> String {
-        let parts = [
-            (tally.created, "created"), (tally.updated, "new versions"), (tally.unchanged, "already held"),
-            (tally.superseded, "superseded"), (tally.refused, "refused"),
-        ].filter { $0.0 > 0 }.map { "\($0.1) \($0.0)" }
-        return parts.isEmpty ? "nothing new" : parts.joined(separator: ", ")
+    /// The outcomes counted.
+    static func tally(_ outcomes: [STIXImportResult.Outcome]) -> STIXTally {
+        var tally = STIXTally()
+        for outcome in outcomes { tally.count(outcome) }
+        return tally
     }
 }
 
@@ -324,113 +303,40 @@ struct FeedPullCommand: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON.")
     var json = false
 
-    private struct Summary: Encodable {
-        var read: Int
-        var tally: STIXIntake.Tally
-        var addedAfter: String?
-    }
-
     func run() async throws {
         try await reportingErrorsAsync {
             guard (1...LocalNode.maxItemsPerPut).contains(batch) else {
                 throw LiaisonError(.invalidArgument, "--batch \(batch): use 1 to \(LocalNode.maxItemsPerPut)")
             }
-            guard let root = URL(string: url), ["http", "https"].contains(root.scheme?.lowercased() ?? "") else {
-                throw LiaisonError(.invalidArgument, "'\(url)' is not an http(s) URL of a TAXII API root")
-            }
-            let credentials = try credentials()
-            let nodeDirectory = NodeDirectory(path: directory.dir)
-            var feeds = try FeedState.load(nodeDirectory)
-            let key = "\(root.absoluteString) \(collection)"
-            let client = TAXIIClient(apiRoot: root, collection: collection, credentials: credentials)
-            let intake = STIXIntake(
-                directory: nodeDirectory, collection: into, classification: classification,
-                releasableTo: relTo.isEmpty ? nil : relTo.flatMap { $0.split(separator: ",").map(String.init) },
-                batch: batch)
-            var tally = STIXIntake.Tally()
-            var read = 0
-            var addedAfter = feeds[key]
-            var next: String?
-            repeat {
-                let page = try await client.objects(addedAfter: next == nil ? addedAfter : nil, next: next)
-                read += page.objects.count
-                let done = try await intake.run(page.objects, progress: nil)
-                tally.created += done.created
-                tally.updated += done.updated
-                tally.unchanged += done.unchanged
-                tally.superseded += done.superseded
-                tally.definitions += done.definitions
-                tally.refused += done.refused
-                if let last = page.dateAddedLast { addedAfter = last }
-                next = page.more ? page.next : nil
-                if page.more, next == nil, page.dateAddedLast != nil, !page.objects.isEmpty {
-                    // A server that pages by time only: go on after the page's last object.
-                    addedAfter = page.dateAddedLast
-                    continue
-                }
-                if next == nil { break }
-            } while true
-            if let addedAfter {
-                feeds[key] = addedAfter
-                try FeedState.save(feeds, nodeDirectory)
-            }
-            if json {
-                try printJSON(Summary(read: read, tally: tally, addedAfter: addedAfter))
-            } else {
-                print(
-                    "pulled \(read) objects from \(root.absoluteString) collection \(collection) into \(into): "
-                        + STIXIntake.describe(tally) + (addedAfter.map { "; next pull after \($0)" } ?? ""))
-            }
-            if tally.refused > 0 {
-                throw LiaisonError(
-                    .invalidArgument, "\(tally.refused) objects refused (named above); the others were taken in")
-            }
-        }
-    }
-
-    private func credentials() throws(LiaisonError) -> TAXIIClient.Credentials {
-        func secret(_ path: String) throws(LiaisonError) -> String {
-            guard let data = FileManager.default.contents(atPath: path),
-                let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
-                !text.isEmpty
-            else { throw LiaisonError(.notFound, "cannot read a secret from \(path)") }
-            return text
-        }
-        if let tokenFile {
-            guard user == nil, passwordFile == nil else {
+            if tokenFile != nil, user != nil || passwordFile != nil {
                 throw LiaisonError(.invalidArgument, "give --token-file, or --user with --password-file, not both")
             }
-            return .bearer(try secret(tokenFile))
-        }
-        if let user {
-            guard let passwordFile else {
+            if user != nil, passwordFile == nil {
                 throw LiaisonError(.invalidArgument, "--user needs --password-file (a password is never a flag)")
             }
-            return .basic(user: user, password: try secret(passwordFile))
+            if passwordFile != nil, user == nil { throw LiaisonError(.invalidArgument, "--password-file needs --user") }
+            let audience = relTo.flatMap { $0.split(separator: ",").map(String.init) }
+            let feed = FeedSource(
+                url: url, collection: collection, into: into, user: user, passwordFile: passwordFile,
+                tokenFile: tokenFile, classification: classification, relTo: audience.isEmpty ? nil : audience)
+            let nodeDirectory = NodeDirectory(path: directory.dir)
+            let intake = STIXIntake(
+                directory: nodeDirectory, collection: into, classification: classification,
+                releasableTo: feed.relTo, batch: batch)
+            let pull = try await FeedPuller.pull(feed, directory: nodeDirectory) { values throws(LiaisonError) in
+                try await intake.run(values, progress: nil)
+            }
+            if json {
+                try printJSON(pull)
+            } else {
+                print(
+                    "pulled \(pull.read) objects from \(url) collection \(collection) into \(into): "
+                        + pull.tally.description + (pull.addedAfter.map { "; next pull after \($0)" } ?? ""))
+            }
+            if pull.tally.refused > 0 {
+                throw LiaisonError(
+                    .invalidArgument, "\(pull.tally.refused) objects refused (named above); the others were taken in")
+            }
         }
-        guard passwordFile == nil else { throw LiaisonError(.invalidArgument, "--password-file needs --user") }
-        return .none
-    }
-}
-
-/// `feeds.json` in a node directory: per feed (API root and collection), the
-/// `X-TAXII-Date-Added-Last` of the last pull.
-enum FeedState {
-    static func url(_ directory: NodeDirectory) -> URL { directory.url.appendingPathComponent("feeds.json") }
-
-    static func load(_ directory: NodeDirectory) throws(LiaisonError) -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: url(directory).path) else { return [:] }
-        do {
-            return try JSONDecoder().decode([String: String].self, from: data)
-        } catch {
-            throw LiaisonError(.corrupt, "\(url(directory).path) is damaged; delete it to pull every feed afresh")
-        }
-    }
-
-    static func save(_ feeds: [String: String], _ directory: NodeDirectory) throws(LiaisonError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(feeds) else { throw LiaisonError(.io, "cannot encode feeds.json") }
-        try OwnerOnlyFiles.write(data, to: url(directory), replacing: true)
     }
 }

@@ -301,7 +301,127 @@ struct TopologyTests {
                 """,
             says: "relay of 'alpha' must be true or false"
         ),
+        Broken(
+            label: "a feed that is no URL",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    feeds:
+                      - url: feeds.example  # <-
+                        collection: c1
+                """,
+            says: "feed url 'feeds.example' is not an http(s) URL of a TAXII API root"
+        ),
+        Broken(
+            label: "a feed polled too often",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    feeds:
+                      - url: https://feeds.example/api1/  # <-
+                        collection: c1
+                        every: 1
+                """,
+            says: "feed 'every' 1 s: use 10 to 86400 seconds"
+        ),
+        Broken(
+            label: "a feed with a user and no password file",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    feeds:
+                      - url: https://feeds.example/api1/  # <-
+                        collection: c1
+                        user: analyst
+                """,
+            says: "a feed's user needs a password file"
+        ),
+        Broken(
+            label: "a feed releasing to an unknown partner",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    feeds:
+                      - url: https://feeds.example/api1/
+                        collection: c1
+                        rel-to: [zulu]  # <-
+                """,
+            says: "names unknown partner or group 'zulu' in rel-to"
+        ),
+        Broken(
+            label: "a feed with a classification off the ladder",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    feeds:
+                      - url: https://feeds.example/api1/
+                        collection: c1
+                        classification: COSMIC  # <-
+                """,
+            says: "a feed's classification"
+        ),
     ]
+
+    @Test("a partner's feeds are read and rendered into its federation.json only")
+    func feeds() throws {
+        let topology = try Topology.parse(
+            """
+            federation: test
+            partners:
+              alpha:
+                endpoints: [127.0.0.1:7401]
+                api: 127.0.0.1:7501
+                groups: [EAST]
+                feeds:
+                  - url: https://feeds.example/api1/
+                    collection: 91a7b528-80eb-42ed-a74d-c6fbd5a26116
+                    into: indicators
+                    every: 600
+                    user: analyst
+                    password-file: /etc/liaison/feed.password
+                    classification: restricted
+                    rel-to: [bravo, EAST]
+              bravo:
+                endpoints: [127.0.0.1:7402]
+                api: 127.0.0.1:7502
+            links:
+              - from: alpha
+                to: bravo
+            """
+        )
+        let feed = try #require(topology.partner("alpha")?.feeds.first)
+        #expect(feed.url == "https://feeds.example/api1/")
+        #expect(feed.collection == "91a7b528-80eb-42ed-a74d-c6fbd5a26116")
+        #expect(feed.into == "indicators")
+        #expect(feed.everySeconds == 600)
+        #expect(feed.user == "analyst" && feed.passwordFile == "/etc/liaison/feed.password")
+        #expect(feed.classification == "RESTRICTED")
+        #expect(feed.relTo == ["bravo", "EAST"])
+        #expect(topology.partner("bravo")?.feeds.isEmpty == true)
+
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try topology.render(into: root, now: Date())
+        let alpha = try FederationConfig.load(from: NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let bravo = try FederationConfig.load(from: NodeDirectory(path: root.appendingPathComponent("bravo").path))
+        #expect(alpha.feeds == [feed])
+        #expect(bravo.feeds == nil)
+    }
 
     @Test("channel settings and relay partners are read; unset values keep their defaults")
     func channelsAndRelays() throws {

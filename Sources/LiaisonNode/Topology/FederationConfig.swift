@@ -61,6 +61,8 @@ public struct FederationConfig: Codable, Sendable, Equatable {
     public var partners: [Partner]
     /// Partners with a direct link.
     public var neighbours: [Neighbour]
+    /// STIX feeds the daemon pulls (nil in files rendered before feeds existed: none).
+    public var feeds: [FeedSource]? = nil
 
     /// The partner record of `name`.
     public func partner(named name: String) -> Partner? { partners.first { $0.name == name } }
@@ -181,7 +183,8 @@ extension Topology {
                 revocation: revocation,
                 api: partner.api,
                 partners: records,
-                neighbours: neighbours
+                neighbours: neighbours,
+                feeds: partner.feeds.isEmpty ? nil : partner.feeds
             )
             try config.write(to: made[partner.name]!.2)
         }

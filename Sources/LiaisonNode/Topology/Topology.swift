@@ -42,6 +42,8 @@ public struct Topology: Sendable {
         public var groups: [String]
         /// Whether it carries sealed envelopes between its neighbours (DESIGN §5.8).
         public var relay: Bool = false
+        /// STIX feeds its daemon pulls from other TAXII servers.
+        public var feeds: [FeedSource] = []
     }
 
     /// One directed link.
@@ -179,7 +181,8 @@ private struct TopologyReader {
             guard !partners.contains(where: { $0.name == name }) else {
                 throw fail(key, "partner '\(name)' appears twice")
             }
-            let fields = try mapping(value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay"])
+            let fields = try mapping(
+                value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay", "feeds"])
             guard let endpointsNode = fields["endpoints"], let list = endpointsNode.sequence, !list.isEmpty else {
                 throw fail(fields["endpoints"] ?? value, "partner '\(name)' needs at least one endpoint (host:port)")
             }
@@ -207,8 +210,23 @@ private struct TopologyReader {
             partners.append(
                 Topology.Partner(
                     name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"),
-                    relay: relay)
+                    relay: relay, feeds: try feeds(fields["feeds"], of: name, ladder: ladder))
             )
+        }
+        // A feed's REL TO names partners or groups of the federation.
+        let known = Set(partners.map(\.name)).union(partners.flatMap(\.groups)).union([Markings.everyone])
+        for (key, value) in partnerMapping {
+            guard
+                let feedsNode = (try? mapping(value, "", allowed: ["endpoints", "api", "groups", "relay", "feeds"]))?[
+                    "feeds"], let list = feedsNode.sequence
+            else { continue }
+            for item in list {
+                guard let relTo = item.mapping?["rel-to"] else { continue }
+                for name in try strings(relTo, "rel-to") where !known.contains(name) {
+                    throw fail(
+                        relTo, "feed of '\(key.string ?? "")' names unknown partner or group '\(name)' in rel-to")
+                }
+            }
         }
         var links = [Topology.Link]()
         if let linksNode = top["links"] {
@@ -233,6 +251,58 @@ private struct TopologyReader {
         if let node = top["containment"] { topology.containment = try containment(node) }
         if let node = top["revocation"] { topology.revocation = try revocation(node, partners: partners.count) }
         return topology
+    }
+
+    /// `feeds: [{url, collection, into, every, user, password-file, token-file,
+    /// classification, rel-to}, …]` of a partner (docs/topology.md, "Feeds").
+    func feeds(_ node: Node?, of partner: String, ladder: ClassificationLadder) throws(LiaisonError) -> [FeedSource] {
+        guard let node else { return [] }
+        guard let list = node.sequence else { throw fail(node, "feeds of '\(partner)' must be a list") }
+        var out = [FeedSource]()
+        for item in list {
+            let fields = try mapping(
+                item, "a feed of '\(partner)'",
+                allowed: [
+                    "url", "collection", "into", "every", "user", "password-file", "token-file", "classification",
+                    "rel-to",
+                ])
+            var feed = FeedSource(
+                url: try string(fields["url"], "a feed's url"),
+                collection: try string(fields["collection"], "a feed's collection"))
+            if let into = fields["into"] { feed.into = try string(into, "a feed's into") }
+            if let every = fields["every"] {
+                guard let seconds = every.scalar.flatMap({ Int($0.string) }) else {
+                    throw fail(every, "a feed's every must be a whole number of seconds")
+                }
+                feed.everySeconds = seconds
+            }
+            feed.user = try fields["user"].map { node throws(LiaisonError) in try string(node, "a feed's user") }
+            feed.passwordFile = try fields["password-file"].map { node throws(LiaisonError) in
+                try string(node, "a feed's password-file")
+            }
+            feed.tokenFile = try fields["token-file"].map { node throws(LiaisonError) in
+                try string(node, "a feed's token-file")
+            }
+            if let node = fields["classification"] {
+                let level = try string(node, "a feed's classification")
+                do {
+                    feed.classification = try ladder.level(named: level)
+                } catch {
+                    throw fail(node, "a feed's classification: \(error.message)")
+                }
+            }
+            if let node = fields["rel-to"] { feed.relTo = try strings(node, "rel-to") }
+            do {
+                try feed.validate()
+            } catch {
+                throw fail(item, error.message)
+            }
+            guard !out.contains(where: { $0.key == feed.key }) else {
+                throw fail(item, "feed \(feed.key) appears twice for '\(partner)'")
+            }
+            out.append(feed)
+        }
+        return out
     }
 
     /// `revocation: {quorum: K}`: K endorsements by distinct partners, other than the one
