@@ -245,6 +245,39 @@ again = second["read"] == 0 and second["tally"]["created"] == 0
 print(("ok" if again else "FAIL") + ": feed pull: a second pull brings nothing new (%s)" % second)
 sys.exit(0 if ok and again else 1)
 PY
+  # The daemon pulls a feed its topology declares: a node of its own, polled until its log says
+  # it took the 150 objects in (at most 60 s), then stopped by its pid.
+  local feedport
+  feedport=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$work/feeds.yaml" <<EOF_TOPOLOGY
+federation: feeds
+partners:
+  delta:
+    endpoints: [127.0.0.1:$feedport]
+    api: 127.0.0.1:$((feedport + 1))
+    feeds:
+      - url: $base/api1/
+        collection: $medallion_collection
+        into: stix
+        every: 10
+        user: taxii-check
+        password-file: $work/medallion.password
+EOF_TOPOLOGY
+  "$liaison" topology render "$work/feeds.yaml" --out "$work/feednodes" >/dev/null || return 1
+  "$liaison" run --dir "$work/feednodes/delta" >"$work/delta.log" 2>&1 &
+  pids+=($!)
+  local polled=""
+  for _ in $(seq 1 120); do
+    if grep -q 'liaison.outcome=created 150 liaison.read=150 .*feed pulled' "$work/delta.log"; then polled=yes; break; fi
+    sleep 0.5
+  done
+  if [ -n "$polled" ]; then
+    echo "ok: feeds: the daemon pulled the feed its topology declares (150 objects created)"
+  else
+    echo "FAIL: feeds: the daemon did not pull its topology's feed within 60 s; its log:" >&2
+    tail -n 20 "$work/delta.log" >&2
+    return 1
+  fi
   "$liaison" export --dir "$nodes/alpha" --collection stix --out "$work/export.json" || return 1
   if "$venv/bin/stix2_validator" "$work/export.json" >"$work/validator.log" 2>&1; then
     echo "ok: export: alpha's collection as a bundle validates with stix2-validator"
