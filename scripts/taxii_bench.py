@@ -175,14 +175,16 @@ def paged(func, per_request, n, what):
     """Every envelope of as_pages(func, per_request); stops on a page with more and no next, or
     on more pages than the objects could fill."""
     from taxii2client.v21 import as_pages
-    pages = []
+    pages, times = [], []
+    started = time.perf_counter()
     for envelope in as_pages(func, per_request):
+        times.append(time.perf_counter() - started)
         pages.append(envelope)
         if envelope.get("more") and not envelope.get("next"):
             raise BenchError("%s: page %d has more:true and no next" % (what, len(pages)))
         if len(pages) > n + 2:
             raise BenchError("%s: more than %d pages for %d objects" % (what, n + 2, n))
-    return pages
+    return pages, times[0] if times else 0.0
 
 
 def stamp(value):
@@ -256,7 +258,7 @@ def measure(args):
     # 2. paged read of the objects ------------------------------------------------------------------
     creds.received = creds.requests = 0
     started = time.perf_counter()
-    pages = paged(col.get_objects, args.per_page, n, "read")
+    pages, first_page = paged(col.get_objects, args.per_page, n, "read")
     read_seconds = time.perf_counter() - started
     got = [o for p in pages for o in p.get("objects", [])]
     counts = collections.Counter(o["id"] for o in got)
@@ -270,15 +272,17 @@ def measure(args):
                          % (len(missing), len(twice), len(extra), len(changed),
                             (sorted(missing) + twice + extra + changed)[:3]))
     result["read"] = {"seconds": read_seconds, "per_s": rate(n, read_seconds), "pages": len(pages),
+                      "first_page_s": first_page,
                       "page_sizes": sorted(set(len(p.get("objects", [])) for p in pages)),
                       "received_bytes": creds.received, "requests": creds.requests}
-    log("%s round %s: paged read %d in %.2f s = %.0f objects/s (%d pages, %.1f MiB)"
-        % (args.server, args.round, n, read_seconds, rate(n, read_seconds), len(pages), creds.received / 2**20))
+    log("%s round %s: paged read %d in %.2f s = %.0f objects/s (%d pages, the first after %.2f s; %.1f MiB)"
+        % (args.server, args.round, n, read_seconds, rate(n, read_seconds), len(pages), first_page,
+           creds.received / 2**20))
 
     # 3. paged read of the manifest --------------------------------------------------------------------
     creds.received = creds.requests = 0
     started = time.perf_counter()
-    pages = paged(col.get_manifest, args.per_page, n, "manifest")
+    pages, first_page = paged(col.get_manifest, args.per_page, n, "manifest")
     manifest_seconds = time.perf_counter() - started
     records = [r for p in pages for r in p.get("objects", [])]
     counts = collections.Counter(r["id"] for r in records)
@@ -292,10 +296,11 @@ def measure(args):
                          "no date_added (e.g. %s)" % (len(missing), len(twice), len(extra), len(wrong),
                                                        (sorted(missing) + twice + extra + wrong)[:3]))
     result["manifest"] = {"seconds": manifest_seconds, "per_s": rate(n, manifest_seconds), "pages": len(pages),
+                          "first_page_s": first_page,
                           "page_sizes": sorted(set(len(p.get("objects", [])) for p in pages)),
                           "received_bytes": creds.received, "requests": creds.requests}
-    log("%s round %s: manifest %d in %.2f s = %.0f records/s (%d pages)"
-        % (args.server, args.round, n, manifest_seconds, rate(n, manifest_seconds), len(pages)))
+    log("%s round %s: manifest %d in %.2f s = %.0f records/s (%d pages, the first after %.2f s)"
+        % (args.server, args.round, n, manifest_seconds, rate(n, manifest_seconds), len(pages), first_page))
     signal.alarm(0)
 
     with open(args.out, "w") as f:
@@ -333,6 +338,8 @@ def report(args):
                 "seconds": summary([r[fig]["seconds"] for r in mine]),
                 "pages_or_posts": mine[0][fig].get("pages", mine[0][fig].get("posts")),
             }
+            if fig != "add_objects":
+                results[key][fig]["first_page_seconds"] = summary([r[fig]["first_page_s"] for r in mine])
         results[key]["add_objects"]["initial_status"] = dict(sum(
             (collections.Counter(r["add_objects"]["initial_status"]) for r in mine), collections.Counter()))
         results[key]["durability"] = DURABILITY[key]
@@ -376,7 +383,7 @@ def report(args):
                 fmt = "%.0f" if kind == "rate" else "%.2f"
                 row += "  %-31s" % ((fmt % s["median"]) + " (" + ", ".join(fmt % x for x in s["values"]) + ")")
             if ratio:
-                row += "  %.2fx" % ratio[fig][kind]
+                row += "  %sx" % ("%.3g" % ratio[fig][kind])
             lines.append(row)
         if fig == "add_objects":
             for key, label in servers:
@@ -386,8 +393,11 @@ def report(args):
         lines.append("Liaison/medallion: ratio of the medians (rates: above 1 Liaison is faster; wall s: below 1).")
     for key, label in servers:
         st = results[key]["add_objects"]["initial_status"]
-        lines.append("%s: statuses in the 202s: %s; pages per read: %s" % (
-            label, ", ".join("%d %s" % (c, s) for s, c in sorted(st.items())), results[key]["read"]["pages_or_posts"]))
+        lines.append("%s: statuses in the 202s: %s; pages per read: %s; the first page came after %.2f s (objects), "
+                     "%.2f s (manifest), medians" % (
+                         label, ", ".join("%d %s" % (c, s) for s, c in sorted(st.items())),
+                         results[key]["read"]["pages_or_posts"], results[key]["read"]["first_page_seconds"]["median"],
+                         results[key]["manifest"]["first_page_seconds"]["median"]))
     table = "\n".join(lines)
 
     document = {"date": meta["date"], "machine": meta["machine"], "versions": meta["versions"],
