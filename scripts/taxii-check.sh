@@ -286,8 +286,20 @@ EOF_TOPOLOGY
     tail -n 20 "$work/validator.log" >&2
     return 1
   fi
-  if "$liaison" import "$work/export.json" --dir "$nodes/bravo" --collection exported >"$work/import.log" 2>&1; then
-    echo "ok: import: the exported bundle is taken in at bravo ($(tail -n 1 "$work/import.log"))"
+  # At bravo: alpha's objects released to bravo are taken in; those that stay with alpha
+  # (AMBER, RED, unmarked: REL TO empty) are refused by name; --skip-refused takes the others.
+  if "$liaison" import "$work/export.json" --dir "$nodes/bravo" --collection stix >"$work/import.log" 2>&1; then
+    echo "FAIL: import: bravo took in alpha's whole bundle, its objects released to alpha alone included" >&2
+    return 1
+  fi
+  if ! grep -q "does not release it to bravo" "$work/import.log"; then
+    echo "FAIL: import: bravo did not name the objects released to alpha alone:" >&2
+    cat "$work/import.log" >&2
+    return 1
+  fi
+  if "$liaison" import "$work/export.json" --dir "$nodes/bravo" --collection stix --skip-refused \
+      >"$work/import.log" 2>&1; then
+    echo "ok: import: the exported bundle is taken in at bravo but for what is released to alpha alone ($(tail -n 1 "$work/import.log"))"
   else
     echo "FAIL: import: bravo refused alpha's exported bundle:" >&2
     cat "$work/import.log" >&2

@@ -233,13 +233,20 @@ public struct STIXImportBody: Codable, Sendable {
     public var relTo: [String]?
     /// The objects, marking definitions among them.
     public var objects: [JSONValue]
+    /// Whether they come from a feed (another organisation's server): Liaison markings in
+    /// them are refused.
+    public var feed: Bool?
 
     /// Creates a body.
-    public init(collection: String, classification: String? = nil, relTo: [String]? = nil, objects: [JSONValue]) {
+    public init(
+        collection: String, classification: String? = nil, relTo: [String]? = nil, objects: [JSONValue],
+        feed: Bool? = nil
+    ) {
         self.collection = collection
         self.classification = classification
         self.relTo = relTo
         self.objects = objects
+        self.feed = feed
     }
 }
 

@@ -145,7 +145,7 @@ public enum APIServer {
             do {
                 let outcomes = try await engine.importSTIX(
                     body.objects, collection: body.collection, classification: body.classification,
-                    releasableTo: body.relTo)
+                    releasableTo: body.relTo, fromFeed: body.feed ?? false)
                 return try BulkPut.json(
                     STIXImportResult(outcomes: outcomes.map(STIXImportResult.Outcome.init)), status: .ok)
             } catch let error as LiaisonError {

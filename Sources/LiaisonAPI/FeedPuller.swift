@@ -40,6 +40,11 @@ public struct STIXTally: Codable, Sendable, Hashable {
 /// Pulls a feed: what its collection added since the last pull, page by page, taken in by
 /// `take`; its place is kept in `feeds.json`.
 public enum FeedPuller {
+    /// The most pages one pull reads (the next pull goes on from where it stopped).
+    static let maxPages = 1_000
+    /// The most objects handed to the node at once.
+    static let chunk = 1_000
+
     /// What one pull did.
     public struct Pull: Codable, Sendable {
         /// Objects read.
@@ -78,17 +83,40 @@ public enum FeedPuller {
         var read = 0
         var addedAfter = try FeedState.load(directory)[feed.key]
         var next: String?
-        while true {
+        var seen = Set<String>()
+        for _ in 0..<maxPages {
             let page = try await client.objects(addedAfter: next == nil ? addedAfter : nil, next: next)
             read += page.objects.count
-            if !page.objects.isEmpty {
-                for outcome in try await take(page.objects) { tally.count(outcome) }
+            // A page goes to the node in parts of at most `chunk` objects, each with the page's
+            // marking definitions.
+            let definitions = page.objects.filter { $0.objectType == "marking-definition" }
+            let objects = page.objects.filter { $0.objectType != "marking-definition" }
+            var start = 0
+            repeat {
+                let part = Array(objects[start..<min(objects.count, start + chunk)])
+                if !part.isEmpty || (start == 0 && !definitions.isEmpty) {
+                    for outcome in try await take(definitions + part) { tally.count(outcome) }
+                }
+                start += chunk
+            } while start < objects.count
+            // The server's time of the page's last object: kept only when it is a TAXII time
+            // not ahead of this node's clock (a server that lies must not make the next pull
+            // skip what it adds later).
+            if let last = page.dateAddedLast, let stamp = STIXTimestamp(last),
+                stamp.micros <= Int64(Date().timeIntervalSince1970 * 1_000_000) + 300_000_000
+            {
+                addedAfter = last
             }
-            if let last = page.dateAddedLast { addedAfter = last }
             guard page.more, !page.objects.isEmpty else { break }
             // With a cursor, on by it; a server that pages by time only goes on after the page.
             next = page.next
-            if next == nil, page.dateAddedLast == nil { break }
+            if let cursor = next {
+                guard seen.insert(cursor).inserted else {
+                    throw LiaisonError(.io, "\(feed.url) gave the same next cursor twice; the pull stops")
+                }
+            } else if page.dateAddedLast == nil {
+                break
+            }
         }
         if let addedAfter { try FeedState.record(addedAfter, for: feed, in: directory) }
         return Pull(read: read, tally: tally, addedAfter: addedAfter)
@@ -126,7 +154,8 @@ public struct FeedService: Service {
             do {
                 let pull = try await FeedPuller.pull(feed, directory: directory) { values throws(LiaisonError) in
                     try await engine.importSTIX(
-                        values, collection: feed.into, classification: feed.classification, releasableTo: feed.relTo
+                        values, collection: feed.into, classification: feed.classification, releasableTo: feed.relTo,
+                        fromFeed: true
                     ).map(STIXImportResult.Outcome.init)
                 }
                 logger.info(

@@ -48,6 +48,8 @@ public struct TAXIIClient: Sendable {
     private static let session: URLSession = {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = 120
+        // A server that answers a byte at a time holds a request 10 minutes at most.
+        configuration.timeoutIntervalForResource = 600
         return URLSession(configuration: configuration)
     }()
 

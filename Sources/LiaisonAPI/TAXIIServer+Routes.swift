@@ -8,17 +8,29 @@ import NIOCore
 
 extension TAXII {
     /// The statuses of recent `add_objects` requests, for `GET {root}/status/{id}/`: kept 24
-    /// hours, at most 10,000 (TAXII 2.1 §4.3 asks for a day).
+    /// hours (TAXII 2.1 §4.3 asks for a day), at most 10,000 and at most a million object
+    /// outcomes in all (the oldest go first).
     actor Statuses {
-        private var held: [String: (body: [String: JSONValue], at: Date)] = [:]
+        private var held: [String: (body: [String: JSONValue], at: Date, size: Int)] = [:]
+        private var order: [String] = []
+        private var outcomes = 0
+        static let maxStatuses = 10_000
+        static let maxOutcomes = 1_000_000
 
         func add(_ id: String, _ body: [String: JSONValue]) {
             let now = Date()
-            held = held.filter { now.timeIntervalSince($0.value.at) < 86_400 }
-            if held.count >= 10_000, let oldest = held.min(by: { $0.value.at < $1.value.at })?.key {
-                held[oldest] = nil
+            var size = 0
+            if case .integer(let count)? = body["total_count"] { size = Int(count) }
+            held[id] = (body, now, size)
+            order.append(id)
+            outcomes += size
+            while let oldest = order.first,
+                order.count > Self.maxStatuses || outcomes > Self.maxOutcomes
+                    || now.timeIntervalSince(held[oldest]?.at ?? now) >= 86_400
+            {
+                order.removeFirst()
+                outcomes -= held.removeValue(forKey: oldest)?.size ?? 0
             }
-            held[id] = (body, now)
         }
 
         func get(_ id: String) -> [String: JSONValue]? { held[id]?.body }
@@ -122,8 +134,8 @@ extension TAXII {
             await serve(request) {
                 let collection = try readable(context)
                 let filters = try Filters(query(request), collection: collection.name, allowsMatch: true)
-                let (entries, more) = try page(collection: collection.name, filters: filters, node: node)
-                return envelope(entries, more: more, collection: collection.name)
+                let found = try page(collection: collection.name, filters: filters, node: node)
+                return envelope(found, collection: collection.name)
             }
         }
         read.get("\(root)/collections/{collection}/objects/{object}") { request, context in
@@ -134,15 +146,14 @@ extension TAXII {
                 if object.hasPrefix("marking-definition--") {
                     return try markingDefinition(object, in: collection, node: node)
                 }
-                let (entries, more) = try page(
-                    collection: collection.name, filters: filters, node: node, only: object)
-                if entries.isEmpty, filters.next == nil, filters.addedAfter == nil {
+                let found = try page(collection: collection.name, filters: filters, node: node, only: object)
+                if found.entries.isEmpty, filters.next == nil, filters.addedAfter == nil {
                     let any = Filters.everything(collection: collection.name)
                     if try page(collection: collection.name, filters: any, node: node, only: object).entries.isEmpty {
                         throw Refused(.notFound, "no object \(object) in collection \(collection.name)")
                     }
                 }
-                return envelope(entries, more: more, collection: collection.name)
+                return envelope(found, collection: collection.name)
             }
         }
         read.get("\(root)/collections/{collection}/objects/{object}/versions") { request, context in
@@ -151,34 +162,33 @@ extension TAXII {
                 let object = try context.parameters.require("object")
                 var filters = try Filters(query(request), collection: collection.name, allowsMatch: false)
                 filters.versions = ["all"]
-                let (entries, more) = try page(
-                    collection: collection.name, filters: filters, node: node, only: object)
-                guard !entries.isEmpty || filters.next != nil || filters.addedAfter != nil else {
+                let found = try page(collection: collection.name, filters: filters, node: node, only: object)
+                guard !found.entries.isEmpty || filters.next != nil || filters.addedAfter != nil else {
                     throw Refused(.notFound, "no object \(object) in collection \(collection.name)")
                 }
                 var body: [String: JSONValue] = [:]
-                if !entries.isEmpty { body["versions"] = .array(entries.map { .string($0.version) }) }
-                paging(&body, entries: entries, more: more, collection: collection.name)
-                return answer(body, headers: dateHeaders(entries))
+                if !found.entries.isEmpty { body["versions"] = .array(found.entries.map { .string($0.version) }) }
+                paging(&body, page: found, collection: collection.name)
+                return answer(body, headers: dateHeaders(found.entries))
             }
         }
         read.get("\(root)/collections/{collection}/manifest") { request, context in
             await serve(request) {
                 let collection = try readable(context)
                 let filters = try Filters(query(request), collection: collection.name, allowsMatch: true)
-                let (entries, more) = try page(collection: collection.name, filters: filters, node: node)
+                let found = try page(collection: collection.name, filters: filters, node: node)
                 var body: [String: JSONValue] = [:]
-                if !entries.isEmpty {
+                if !found.entries.isEmpty {
                     body["objects"] = .array(
-                        entries.map {
+                        found.entries.map {
                             .object([
                                 "id": .string($0.id), "date_added": .string(STIXTimestamp(micros: $0.mark).text),
                                 "version": .string($0.version), "media_type": .string(stixMediaType),
                             ])
                         })
                 }
-                paging(&body, entries: entries, more: more, collection: collection.name)
-                return answer(body, headers: dateHeaders(entries))
+                paging(&body, page: found, collection: collection.name)
+                return answer(body, headers: dateHeaders(found.entries))
             }
         }
         write.post("\(root)/collections/{collection}/objects") { request, context in
@@ -245,11 +255,12 @@ extension TAXII {
         var definition = STIXMarkings.TLP(id: id).flatMap { $0.id == id ? $0.definition : nil }
         var mark = definition.flatMap { $0["created"]?.stringValue }.flatMap(STIXTimestamp.init)?.micros ?? 0
         var after = Int64(0)
+        var scanned = 0
         while definition == nil {
             let chunk = try node.store.itemsChanged(
                 ChangeQuery(collection: collection.name, tag: STIXImport.tag, after: after, limit: 500))
-            for changed in chunk {
-                after = changed.mark
+            after = chunk.last?.mark ?? after
+            for changed in chunk where !changed.item.isWithdrawn {
                 let handling = STIXMarkings.Handling(federation: node.federationName, markings: changed.item.markings)
                 if handling.id == id {
                     definition = handling.definition
@@ -257,22 +268,23 @@ extension TAXII {
                     break
                 }
             }
-            if chunk.count < 500 { break }
+            scanned += chunk.count
+            if chunk.count < 500 || scanned >= maxScan { break }
         }
         guard let definition else { throw Refused(.notFound, "no marking definition \(id) in \(collection.name)") }
         let version = definition["created"]?.stringValue ?? ""
         let entry = Entry(
             object: definition, version: version, mark: mark == 0 ? 1 : mark, index: 0, id: id,
             type: "marking-definition", specVersion: "2.1")
-        return envelope([entry], more: false, collection: collection.name)
+        return envelope(Page(entries: [entry], more: false), collection: collection.name)
     }
 
     /// An envelope of objects.
-    static func envelope(_ entries: [Entry], more: Bool, collection: String) -> Response {
+    static func envelope(_ page: Page, collection: String) -> Response {
         var body: [String: JSONValue] = [:]
-        if !entries.isEmpty { body["objects"] = .array(entries.map { .object($0.object) }) }
-        paging(&body, entries: entries, more: more, collection: collection)
-        return answer(body, headers: dateHeaders(entries))
+        if !page.entries.isEmpty { body["objects"] = .array(page.entries.map { .object($0.object) }) }
+        paging(&body, page: page, collection: collection)
+        return answer(body, headers: dateHeaders(page.entries))
     }
 
     /// The status resource of an `add_objects` request, complete when answered.

@@ -136,7 +136,12 @@ enum TAXII {
     ) throws(LiaisonError)
         -> Collection?
     {
-        try collections(node: node, federation: federation).first { $0.id == id.lowercased() || $0.name == id }
+        let all = try collections(node: node, federation: federation)
+        if let byID = all.first(where: { $0.id == id.lowercased() }) { return byID }
+        // An alias never stands for another collection's id (a partner may name a collection
+        // like a UUID).
+        guard UUID(uuidString: id) == nil else { return nil }
+        return all.first { $0.name == id }
     }
 
     // MARK: - Objects
@@ -168,7 +173,8 @@ enum TAXII {
                 return nil
             }
             let parts = decoded.split(separator: "\u{0}", omittingEmptySubsequences: false)
-            guard parts.count == 3, parts[0] == Substring(name), let mark = Int64(parts[1]), let index = Int(parts[2])
+            guard parts.count == 3, parts[0] == Substring(name), let mark = Int64(parts[1]), let index = Int(parts[2]),
+                mark > 0, index >= 0
             else { return nil }
             self.init(mark: mark, index: index)
         }
@@ -291,7 +297,7 @@ enum TAXII {
     /// items changed here, and whether more follow.
     static func page(
         collection: String, filters: Filters, node: LocalNode, only objectID: String? = nil
-    ) throws(LiaisonError) -> (entries: [Entry], more: Bool) {
+    ) throws(LiaisonError) -> Page {
         // From the item the last page ended in (it may have versions left), or the time given.
         var after = filters.addedAfter ?? 0
         if let next = filters.next { after = max(after, next.mark - 1) }
@@ -304,29 +310,59 @@ enum TAXII {
                 STIXImport.tag
             }
         var entries = [Entry]()
+        var scanned = 0
+        let chunkSize = max(filters.limit, 100)
         while true {
             let chunk = try node.store.itemsChanged(
-                ChangeQuery(collection: collection, tag: tag, after: after, limit: max(filters.limit, 100)))
+                ChangeQuery(collection: collection, tag: tag, after: after, limit: chunkSize))
             for changed in chunk {
                 after = changed.mark
+                scanned += 1
                 guard !changed.item.isWithdrawn else { continue }
+                // The id and type filters first, from the item's fields: no versions folded for
+                // an item the request does not want.
+                guard let identity = stixIdentity(of: changed.item) else { continue }
+                if let ids = filters.ids, !ids.contains(identity.id) { continue }
+                if let types = filters.types, !types.contains(identity.type) { continue }
+                if let objectID, identity.id != objectID { continue }
                 var versions = try versions(of: changed.item, mark: changed.mark, node: node, wanted: filters.versions)
-                guard let first = versions.first else { continue }
-                if let ids = filters.ids, !ids.contains(first.id) { continue }
-                if let types = filters.types, !types.contains(first.type) { continue }
-                if let objectID, first.id != objectID { continue }
                 if let specs = filters.specVersions {
                     versions = versions.filter { specs.contains($0.specVersion) }
                 }
                 versions = select(versions, filters.versions)
                 for version in versions {
                     if let next = filters.next, Cursor(mark: version.mark, index: version.index) <= next { continue }
-                    if entries.count == filters.limit { return (entries, true) }
+                    if entries.count == filters.limit { return Page(entries: entries, more: true) }
                     entries.append(version)
                 }
+                // A request reads at most `maxScan` items: a selective filter goes on in the
+                // next request, from here.
+                if scanned >= maxScan {
+                    return Page(entries: entries, more: true, resume: Cursor(mark: changed.mark, index: Int(Int32.max)))
+                }
             }
-            if chunk.count < max(filters.limit, 100) { return (entries, false) }
+            if chunk.count < chunkSize { return Page(entries: entries, more: false) }
         }
+    }
+
+    /// The most items one request reads.
+    static let maxScan = 10_000
+
+    /// A page of object versions.
+    struct Page {
+        var entries: [Entry]
+        var more: Bool
+        /// Where the next page starts when it is not after the last entry.
+        var resume: Cursor?
+    }
+
+    /// The STIX id and type an item's fields hold, if any.
+    static func stixIdentity(of item: ItemState) -> (id: String, type: String)? {
+        guard item.tags.contains(STIXImport.tag),
+            let id = item.fields["id"]?.value.flatMap(JSONValue.init(jsonText:))?.stringValue,
+            let type = item.fields["type"]?.value.flatMap(JSONValue.init(jsonText:))?.stringValue
+        else { return nil }
+        return (id, type)
     }
 
     /// The versions `match[version]` picks.
@@ -349,10 +385,11 @@ enum TAXII {
     }
 
     /// `more` and `next` of a page's resource.
-    static func paging(_ body: inout [String: JSONValue], entries: [Entry], more: Bool, collection: String) {
-        body["more"] = .bool(more)
-        if more, let last = entries.last {
-            body["next"] = .string(Cursor(mark: last.mark, index: last.index).text(collection: collection))
+    static func paging(_ body: inout [String: JSONValue], page: Page, collection: String) {
+        body["more"] = .bool(page.more)
+        guard page.more else { return }
+        if let resume = page.resume ?? page.entries.last.map({ Cursor(mark: $0.mark, index: $0.index) }) {
+            body["next"] = .string(resume.text(collection: collection))
         }
     }
 }

@@ -61,9 +61,11 @@ extension LocalNode {
     ///
     /// `classification` and `releasableTo` mark objects that carry no Liaison marking
     /// (`STIXImport`): an operator's choice for a feed.
+    /// `fromFeed`: the objects come from another organisation's TAXII server (Liaison markings
+    /// in them are refused).
     public func importSTIX(
         _ values: [JSONValue], collection: String, classification: String? = nil, releasableTo: [String]? = nil,
-        now: Date
+        fromFeed: Bool = false, now: Date
     ) throws(LiaisonError) -> (outcomes: [STIXOutcome], ops: [VerifiedOp]) {
         var outcomes = [STIXOutcome]()
         var objects = [(index: Int, object: STIXObject)]()
@@ -87,6 +89,8 @@ extension LocalNode {
             definitions: objects.map(\.object).filter { $0.type == "marking-definition" })
         importer.classification = classification
         importer.releasableTo = releasableTo
+        importer.fromFeed = fromFeed
+        importer.me = recipient
         // One object per id: the latest version given; the others are superseded by it.
         var latest = [String: Int]()
         for (position, entry) in objects.enumerated() where entry.object.type != "marking-definition" {
@@ -169,6 +173,17 @@ extension LocalNode {
         if !signed.isEmpty {
             written += try commitCreates(signed, now: now).map(\.op)
             for (index, _) in creates { outcomes[index].status = .created }
+        }
+        // An earlier version superseded by one of the same request that was refused is
+        // not held either: it is refused with it.
+        for (position, entry) in objects.enumerated() where outcomes[entry.index].status == .superseded {
+            guard let chosen = latest[entry.object.id], chosen != position,
+                case .refused(let refusal) = outcomes[objects[chosen].index].status
+            else { continue }
+            outcomes[entry.index].status = .refused(
+                STIXRefusal(
+                    refusal.code,
+                    "\(entry.object.id): a later version in the same request was refused: \(refusal.message)"))
         }
         return (outcomes, written)
     }

@@ -13,6 +13,8 @@ struct STIXIntake {
     let classification: String?
     let releasableTo: [String]?
     let batch: Int
+    /// Whether the objects come from a feed (Liaison markings in them are refused).
+    var fromFeed = false
 
     /// The objects that would be refused whatever the node holds (not STIX, markings it cannot
     /// honour, names its federation does not know), with why; writes nothing.
@@ -33,6 +35,10 @@ struct STIXIntake {
             definitions: objects.filter { $0.type == "marking-definition" })
         importer.classification = classification
         importer.releasableTo = releasableTo
+        importer.fromFeed = fromFeed
+        importer.me = Recipient(
+            name: config.name, nodeID: config.nodeID,
+            groups: Set(federation?.partners.first { $0.name == config.name }?.groups ?? []))
         let liaison: Set<String> = [STIXMarkings.liaisonIdentity, STIXMarkings.liaisonExtension]
         for object in objects where object.type != "marking-definition" && !liaison.contains(object.id) {
             do {
@@ -88,7 +94,7 @@ struct STIXIntake {
                     let result = try await client.importSTIX(
                         STIXImportBody(
                             collection: collection, classification: classification, relTo: releasableTo,
-                            objects: definitions + chunk))
+                            objects: definitions + chunk, feed: fromFeed))
                     record(result.outcomes, chunk: chunk.count)
                 }
             },
@@ -97,7 +103,7 @@ struct STIXIntake {
                     let chunk = Array(objects[start..<min(objects.count, start + batch)])
                     let (taken, _) = try node.importSTIX(
                         definitions + chunk, collection: collection, classification: classification,
-                        releasableTo: releasableTo, now: Date())
+                        releasableTo: releasableTo, fromFeed: fromFeed, now: Date())
                     record(taken.map(STIXImportResult.Outcome.init), chunk: chunk.count)
                 }
             })
@@ -234,9 +240,8 @@ struct ExportCommand: AsyncParsableCommand {
             var text = bundle.jsonText
             text.append(0x0a)
             if let out {
-                guard FileManager.default.createFile(atPath: out, contents: text) else {
-                    throw LiaisonError(.io, "cannot write \(out)")
-                }
+                // Owner-only, as everything Liaison writes: the bundle holds items in clear.
+                try OwnerOnlyFiles.write(text, to: URL(fileURLWithPath: out), replacing: true)
             } else {
                 FileHandle.standardOutput.write(text)
             }
@@ -320,9 +325,10 @@ struct FeedPullCommand: AsyncParsableCommand {
                 url: url, collection: collection, into: into, user: user, passwordFile: passwordFile,
                 tokenFile: tokenFile, classification: classification, relTo: audience.isEmpty ? nil : audience)
             let nodeDirectory = NodeDirectory(path: directory.dir)
-            let intake = STIXIntake(
+            var intake = STIXIntake(
                 directory: nodeDirectory, collection: into, classification: classification,
                 releasableTo: feed.relTo, batch: batch)
+            intake.fromFeed = true
             let pull = try await FeedPuller.pull(feed, directory: nodeDirectory) { values throws(LiaisonError) in
                 try await intake.run(values, progress: nil)
             }

@@ -56,6 +56,9 @@ struct TAXIIRequestTests {
         let other = TAXII.Cursor(mark: 5, index: 0).text(collection: "reports")
         #expect(refused([("next", other)]), "a cursor given for another collection was taken")
         #expect(refused([("next", "not-base64!")]))
+        // A cursor naming the lowest mark would overflow the next read: refused.
+        #expect(refused([("next", Data("stix\u{0}\(Int64.min)\u{0}0".utf8).base64EncodedString())]))
+        #expect(refused([("next", Data("stix\u{0}5\u{0}-1".utf8).base64EncodedString())]))
 
         let filters = try TAXII.Filters(
             [

@@ -196,58 +196,101 @@ struct STIXMappingTests {
     }
 
     @Test(
-        "a Liaison marking states the markings exactly: shown at one node and taken in at another of the federation, the item has the same markings; one of another federation, or naming an unknown partner, is refused"
+        "a Liaison marking states the markings exactly: shown at one node and taken in at another of the federation it releases the object to, the item has the same markings; one of another federation, naming an unknown partner, not releasing to the node, ORCON, weaker than its TLP, forged, or in a feed is refused"
     )
     func liaisonMarkings() throws {
         let root = NodeDirectoryTests.scratch()
         defer { NodeDirectoryTests.cleanUp(root) }
         let alpha = try Self.node(root, "alpha")
-        let (item, _) = try alpha.put(
-            PutRequest(
-                collection: "stix", classification: "SECRET", releasableTo: ["bravo", "EAST"], orcon: true,
-                caveats: ["TLP:AMBER"], tags: ["stix"],
-                fields: [
-                    ("type", JSONText.string("malware")), ("id", JSONText.string("malware--\(Self.ids[0])")),
-                    ("spec_version", JSONText.string("2.1")),
-                    ("created", JSONText.string("2026-01-01T00:00:00.000Z")),
-                    ("modified", JSONText.string("2026-01-01T00:00:00.000Z")), ("name", JSONText.string("m")),
-                    ("is_family", Data("false".utf8)),
-                ]),
-            now: Date())
+        let stated = STIXMarkings.Handling(
+            federation: "demo",
+            markings: Markings(classification: "SECRET", releasableTo: ["EAST", "bravo"], caveats: ["TLP:GREEN"]))
+        let (taken, _) = try alpha.importSTIX(
+            [.object(stated.definition), Self.indicator(Self.ids[0], markings: [Self.green, stated.id])],
+            collection: "stix", now: Date())
+        #expect(taken.last?.status == .created, "\(taken)")
+        let item = try #require(try alpha.store.item(alpha.stixItemID("indicator--\(Self.ids[0])")))
+        #expect(item.markings.classification == "SECRET" && item.markings.releasableTo == ["EAST", "bravo"])
         let shown = try #require(STIXExport.object(of: item, federation: "demo"))
         let values = shown.definitions.map(JSONValue.object) + [.object(shown.object)]
 
         let bravo = try Self.node(root, "bravo")
         let (outcomes, _) = try bravo.importSTIX(values, collection: "stix", now: Date())
         #expect(outcomes.last?.status == .created, "\(outcomes)")
-        let taken = try #require(try bravo.store.item(bravo.stixItemID("malware--\(Self.ids[0])")))
-        #expect(taken.markings == item.markings)
+        let copy = try #require(try bravo.store.item(bravo.stixItemID("indicator--\(Self.ids[0])")))
+        #expect(copy.markings == item.markings)
 
-        // Another federation's marking, and one naming a partner this federation lacks.
-        for (federation, relTo, code) in [
-            ("other", ["bravo"], STIXRefusal.Code.foreignMarking), ("demo", ["zulu"], .refused),
-        ] {
-            var markings = item.markings
-            markings.releasableTo = relTo
+        func refusal(
+            _ markings: Markings, federation: String = "demo", refs: [String] = [], fromFeed: Bool = false, _ n: Int
+        ) throws -> STIXRefusal.Code? {
             let handling = STIXMarkings.Handling(federation: federation, markings: markings)
-            let object = Self.indicator(Self.ids[1], markings: [handling.id])
             let (result, _) = try bravo.importSTIX(
-                [.object(handling.definition), object], collection: "stix", now: Date())
-            if case .refused(let refusal) = result[1].status {
-                #expect(refusal.code == code, "\(refusal)")
-            } else {
-                Issue.record("a marking of \(federation) releasing to \(relTo) was taken")
-            }
+                [.object(handling.definition), Self.indicator(Self.ids[n], markings: refs + [handling.id])],
+                collection: "stix", fromFeed: fromFeed, now: Date())
+            if case .refused(let refusal) = result[1].status { return refusal.code }
+            return nil
         }
+        let plain = Markings(classification: "UNCLASSIFIED", releasableTo: ["bravo"])
+        #expect(try refusal(plain, federation: "other", 1) == .foreignMarking)
+        #expect(try refusal(Markings(classification: "UNCLASSIFIED", releasableTo: ["zulu", "bravo"]), 2) == .refused)
+        #expect(
+            try refusal(Markings(classification: "UNCLASSIFIED", releasableTo: ["charlie"]), 3) == .unsupportedMarking,
+            "an object not released to bravo was taken in there")
+        #expect(
+            try refusal(Markings(classification: "UNCLASSIFIED", releasableTo: ["bravo"], orcon: true), 4)
+                == .unsupportedMarking, "an ORCON object was re-originated")
+        #expect(
+            try refusal(
+                Markings(classification: "UNCLASSIFIED", releasableTo: ["bravo"], caveats: ["TLP:RED"]),
+                refs: [Self.red],
+                5) == .unsupportedMarking, "a Liaison marking weaker than TLP:RED was taken")
+        #expect(try refusal(plain, fromFeed: true, 6) == .foreignMarking, "a feed set its own Liaison marking")
+
         // A Liaison marking whose id does not match its content is refused.
-        var forged = STIXMarkings.Handling(federation: "demo", markings: item.markings).definition
+        var forged = stated.definition
         forged["id"] = .string("marking-definition--33333333-3333-4333-8333-333333333333")
         let (result, _) = try bravo.importSTIX(
             [
                 .object(forged),
-                Self.indicator(Self.ids[2], markings: ["marking-definition--33333333-3333-4333-8333-333333333333"]),
+                Self.indicator(Self.ids[7], markings: ["marking-definition--33333333-3333-4333-8333-333333333333"]),
             ], collection: "stix", now: Date())
         #expect(!result[1].succeeded)
+    }
+
+    @Test(
+        "only items bound to their STIX id are shown as STIX objects; a version for another collection than its item's is refused; an expiry past the year 9999 is shown, not a crash"
+    )
+    func bindingAndCollections() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let node = try Self.node(root)
+        // A plain item with STIX-looking fields (as a partner could put): not a STIX object.
+        let (plain, _) = try node.put(
+            PutRequest(
+                collection: "stix", releasableTo: ["ALL"], tags: ["stix"],
+                fields: [
+                    ("type", JSONText.string("indicator")), ("id", JSONText.string("indicator--\(Self.ids[0])")),
+                    ("spec_version", JSONText.string("2.1")), ("created", JSONText.string("2026-01-01T00:00:00.000Z")),
+                    ("modified", JSONText.string("2026-01-01T00:00:00.000Z")),
+                ]),
+            now: Date())
+        #expect(STIXExport.object(of: plain, federation: "demo") == nil)
+
+        _ = try node.importSTIX(
+            [Self.indicator(Self.ids[1], markings: [Self.green])], collection: "indicators", now: Date())
+        let (outcomes, _) = try node.importSTIX(
+            [Self.indicator(Self.ids[1], modified: "2026-02-01T00:00:00.000Z", markings: [Self.green])],
+            collection: "stix", now: Date())
+        if case .refused(let refusal) = outcomes[0].status {
+            #expect(refusal.code == .conflictingVersion)
+        } else {
+            Issue.record("a version for another collection changed the item: \(outcomes[0])")
+        }
+
+        let far = STIXMarkings.Handling(
+            federation: "demo", markings: Markings(classification: "UNCLASSIFIED", expiresAtMillis: Int64.max))
+        #expect(far.definition["id"] != nil)
+        #expect(STIXTimestamp(micros: Int64.min).seconds == 0)
     }
 
     @Test(

@@ -195,11 +195,13 @@ public actor ReplicationEngine {
     /// Takes STIX objects in here (`LocalNode.importSTIX`) and pushes what it wrote to the
     /// sessions.
     public func importSTIX(
-        _ values: [JSONValue], collection: String, classification: String? = nil, releasableTo: [String]? = nil
+        _ values: [JSONValue], collection: String, classification: String? = nil, releasableTo: [String]? = nil,
+        fromFeed: Bool = false
     ) throws(LiaisonError) -> [STIXOutcome] {
         let started = ContinuousClock.now
         let (outcomes, ops) = try node.importSTIX(
-            values, collection: collection, classification: classification, releasableTo: releasableTo, now: Date())
+            values, collection: collection, classification: classification, releasableTo: releasableTo,
+            fromFeed: fromFeed, now: Date())
         if !ops.isEmpty {
             localCommitObserved?(ops.count, ContinuousClock.now - started)
             interpreter.committedLocally(stamps: ops.map(\.body.hlc), nowMillis: Self.nowMillis)

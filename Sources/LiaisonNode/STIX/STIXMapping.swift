@@ -24,6 +24,12 @@ public struct STIXImport: Sendable {
     /// GREEN) or no one (unmarked). AMBER, AMBER+STRICT and RED stay at this node whatever
     /// this says.
     public var releasableTo: [String]?
+    /// Whether the objects come from a feed (another organisation's server): a feed's objects
+    /// are marked by TLP and the feed's settings only; a Liaison marking in one is refused
+    /// (anyone may write one naming this federation).
+    public var fromFeed = false
+    /// This node, as REL TO names it: a new item's Liaison marking must release it here.
+    public var me: Recipient?
 
     /// The tag every item holding a STIX object carries.
     public static let tag = "stix"
@@ -96,11 +102,27 @@ public struct STIXImport: Sendable {
         }
         var markings: Markings
         if let handling = stated.first {
+            guard !fromFeed else {
+                throw STIXRefusal(
+                    .foreignMarking,
+                    "\(object.id): a feed's objects are marked by TLP and the feed's settings; a Liaison marking is taken only from this federation's own tools"
+                )
+            }
             markings = handling.markings
             if let tlp, !markings.caveats.contains(tlp.caveat) {
                 throw STIXRefusal(
                     .unsupportedMarking,
                     "\(object.id): its Liaison marking does not carry the \(tlp.caveat) it is also marked with")
+            }
+            // Never weaker than its TLP level.
+            if let tlp, tlp >= .amber, !markings.releasableTo.isEmpty {
+                throw STIXRefusal(
+                    .unsupportedMarking, "\(object.id): its Liaison marking releases a \(tlp.caveat) object to partners"
+                )
+            }
+            if let tlp, tlp >= .amberStrict, !markings.orcon {
+                throw STIXRefusal(
+                    .unsupportedMarking, "\(object.id): its Liaison marking drops the ORCON of \(tlp.caveat)")
             }
         } else {
             let shares = tlp.map(\.sharesWithFederation) ?? true
@@ -119,14 +141,17 @@ public struct STIXImport: Sendable {
                 guard case .object(let fields) = entry, case .array(let selectors)? = fields["selectors"] else {
                     throw STIXRefusal(.invalid, "\(object.id): a granular marking needs 'selectors'")
                 }
-                guard let ref = fields["marking_ref"]?.stringValue else { continue }  // a `lang` entry
+                guard let refValue = fields["marking_ref"] else { continue }  // a `lang` entry
+                guard let ref = refValue.stringValue else {
+                    throw STIXRefusal(.invalid, "\(object.id): a granular marking's marking_ref must be an id")
+                }
                 var names: [String]
                 if let level = STIXMarkings.TLP(id: ref) {
-                    // The object's own level: its TLP caveat, or, without one, the weakest when
-                    // it goes to partners at all (so a stricter property is withheld).
-                    let base =
-                        markings.caveats.compactMap(STIXMarkings.TLP.init(caveat:)).max()
-                        ?? (markings.releasableTo.isEmpty ? .red : .clear)
+                    // The object's own level: its TLP caveat, or, without one, the weakest (so a
+                    // stricter property is withheld).
+                    // (An object that stays here is withheld too: a later broadening by the
+                    // operator must not release the property.)
+                    let base = markings.caveats.compactMap(STIXMarkings.TLP.init(caveat:)).max() ?? .clear
                     guard level > base, level > .green else { continue }
                     names = [Markings.everyone]
                 } else if let handling = try liaisonHandling(ref, for: object) {
@@ -229,6 +254,21 @@ public struct STIXImport: Sendable {
         let (markings, withheld) = try handling(of: object, held: existing)
         let fields = Self.fields(of: object)
         guard let existing else {
+            // A new item this node originates: its Liaison marking must release the object to
+            // this node, and not be ORCON (only the originator may pass that on).
+            if object.markingRefs.contains(where: { handlings[$0] != nil }) {
+                if let me, !me.isNamed(in: markings.releasableTo) {
+                    throw STIXRefusal(
+                        .unsupportedMarking,
+                        "\(object.id): its Liaison marking does not release it to \(me.name); only a node it is released to takes it in"
+                    )
+                }
+                if markings.orcon {
+                    throw STIXRefusal(
+                        .unsupportedMarking,
+                        "\(object.id): its Liaison marking is ORCON; only its originator may pass it on")
+                }
+            }
             return .create(
                 PutRequest(
                     collection: collection,
@@ -237,6 +277,12 @@ public struct STIXImport: Sendable {
                     expiresAt: markings.expiresAtMillis.map { Date(timeIntervalSince1970: Double($0) / 1000) },
                     tags: Self.tags(of: object), fields: fields, withheld: withheld,
                     nonce: Self.nonce(stixID: object.id)))
+        }
+        guard existing.collection == collection else {
+            throw STIXRefusal(
+                .conflictingVersion,
+                "\(object.id): this node holds it in collection \(existing.collection), not \(collection); take its versions in there"
+            )
         }
         guard !existing.isWithdrawn else {
             throw STIXRefusal(
@@ -304,7 +350,14 @@ public enum STIXExport {
             guard let text = register.value, let value = JSONValue(jsonText: text), value != .null else { continue }
             object[name] = value
         }
-        guard object["type"]?.stringValue != nil, object["id"]?.stringValue != nil else { return nil }
+        // Only a STIX object bound to its item (the item's id derived from its originator and
+        // the STIX id, as taking it in makes it), valid as STIX, and not a marking definition:
+        // a partner's plain item with STIX-looking fields is not served as one.
+        guard let id = object["id"]?.stringValue, let type = object["type"]?.stringValue,
+            type != "marking-definition",
+            item.id == ItemID(originator: item.originator, nonce: STIXImport.nonce(stixID: id)),
+            (try? STIXObject(.object(object))) != nil
+        else { return nil }
         var refs = [JSONValue]()
         var definitions = [[String: JSONValue]]()
         if let tlp = markings.caveats.compactMap(STIXMarkings.TLP.init(caveat:)).max() {

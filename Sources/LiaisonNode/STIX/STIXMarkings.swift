@@ -121,7 +121,10 @@ public enum STIXMarkings {
             if !markings.releasableTo.isEmpty { body["rel_to"] = .array(markings.releasableTo.map(JSONValue.string)) }
             if !markings.caveats.isEmpty { body["caveats"] = .array(markings.caveats.map(JSONValue.string)) }
             if let expires = markings.expiresAtMillis {
-                body["expires_at"] = .string(STIXTimestamp(micros: expires * 1000).text)
+                // A partner's op may carry any 64-bit expiry: shown at most at the year 9999.
+                let micros = min(max(expires, 0), 253_402_300_799_999).multipliedReportingOverflow(by: 1000)
+                body["expires_at"] = .string(
+                    STIXTimestamp(micros: micros.overflow ? Int64.max : micros.partialValue).text)
             }
             if !withheldFrom.isEmpty { body["withheld_from"] = .array(withheldFrom.map(JSONValue.string)) }
             return body

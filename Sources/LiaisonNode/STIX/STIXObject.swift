@@ -204,8 +204,9 @@ public struct STIXTimestamp: Comparable, Hashable, Sendable {
 
     /// From microseconds since 1970.
     public init(micros: Int64) {
-        seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
-        nanoseconds = (micros - seconds * 1_000_000) * 1_000
+        let clamped = min(max(micros, 0), 253_402_300_799_999_999)  // 1970 to the end of 9999
+        seconds = clamped / 1_000_000
+        nanoseconds = (clamped % 1_000_000) * 1_000
     }
 
     /// Microseconds since 1970 (the fraction cut after six digits).
@@ -231,6 +232,12 @@ public struct STIXTimestamp: Comparable, Hashable, Sendable {
 }
 
 extension JSONValue {
+    /// The `type` of a JSON object, if it has a string one.
+    public var objectType: String? {
+        guard case .object(let properties) = self else { return nil }
+        return properties["type"]?.stringValue
+    }
+
     /// The string, if this is one.
     public var stringValue: String? {
         if case .string(let text) = self { return text }

@@ -44,8 +44,11 @@ public struct FeedSource: Codable, Sendable, Hashable {
         self.relTo = relTo
     }
 
-    /// The key of its place in `feeds.json`.
-    public var key: String { "\(url) \(collection)" }
+    /// The key of its place in `feeds.json`: the feed and what it is taken in as (a pull with
+    /// other settings starts afresh rather than skip what this one took in).
+    public var key: String {
+        "\(url) \(collection) into \(into) as \(classification ?? "-") rel-to \((relTo ?? []).joined(separator: ","))"
+    }
 
     /// Checks what a feed needs to be pulled; the error says what to change.
     public func validate() throws(LiaisonError) {
