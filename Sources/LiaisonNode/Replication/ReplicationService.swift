@@ -38,32 +38,55 @@ public struct ReplicationService: Service {
         }
         let listeners = bound
         // On graceful shutdown (SIGTERM, SIGINT) every dial loop and session is cancelled:
-        // channels close, nothing half-committed is acknowledged.
-        try await cancelWhenGracefulShutdown {
-            try await withThrowingDiscardingTaskGroup { group in
-                for neighbour in federation.neighbours where neighbour.dial {
-                    guard let peer = federation.partner(named: neighbour.name) else { continue }
-                    for index in peer.endpoints.indices {
-                        group.addTask { await dialLoop(peer, endpoint: index) }
-                    }
-                }
-                group.addTask {
-                    // The engine's clock: heartbeats and their deadlines, failback, sealed
-                    // relaying and envelope retries are all judged on this beat.
-                    while !Task.isCancelled {
-                        try await Task.sleep(for: .milliseconds(50))
-                        await engine.tick()
-                    }
-                }
-                for (index, listener) in listeners {
-                    group.addTask {
-                        try await listener.executeThenClose { connections in
-                            try await withThrowingDiscardingTaskGroup { sessions in
-                                for try await connection in connections {
-                                    sessions.addTask { await accept(connection, endpoint: index) }
-                                }
+        // channels close, nothing half-committed is acknowledged. A listener is closed rather
+        // than cancelled: the connections it accepted and not yet handed out still come out of
+        // it and are closed, as NIO requires of every accepted channel (dropping them from a
+        // cancelled iteration traps the process: swift-nio #2637, #3481).
+        try await withThrowingDiscardingTaskGroup { outer in
+            outer.addTask {
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingDiscardingTaskGroup { group in
+                        for neighbour in federation.neighbours where neighbour.dial {
+                            guard let peer = federation.partner(named: neighbour.name) else { continue }
+                            for index in peer.endpoints.indices {
+                                group.addTask { await dialLoop(peer, endpoint: index) }
                             }
                         }
+                        group.addTask {
+                            // The engine's clock: heartbeats and their deadlines, failback, sealed
+                            // relaying and envelope retries are all judged on this beat.
+                            while !Task.isCancelled {
+                                try await Task.sleep(for: .milliseconds(50))
+                                await engine.tick()
+                            }
+                        }
+                    }
+                }
+            }
+            for (index, listener) in listeners {
+                outer.addTask {
+                    do {
+                        try await withGracefulShutdownHandler {
+                            try await listener.executeThenClose { connections in
+                                try await withThrowingDiscardingTaskGroup { sessions in
+                                    for try await connection in connections {
+                                        guard !Task.isShuttingDownGracefully else {
+                                            sessions.addTask { await connection.reject() }
+                                            continue
+                                        }
+                                        sessions.addTask {
+                                            await cancelWhenGracefulShutdown {
+                                                await accept(connection, endpoint: index)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        } onGracefulShutdown: {
+                            listener.channel.close(promise: nil)
+                        }
+                    } catch  where Task.isShuttingDownGracefully {
+                        // The listener's channel closed under its iteration: the shutdown.
                     }
                 }
             }
