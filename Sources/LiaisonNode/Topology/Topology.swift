@@ -285,14 +285,14 @@ private struct TopologyReader {
             }
             if let node = fields["classification"] {
                 let level = try string(node, "a feed's classification")
-                do {
+                do throws(LiaisonError) {
                     feed.classification = try ladder.level(named: level)
                 } catch {
                     throw fail(node, "a feed's classification: \(error.message)")
                 }
             }
             if let node = fields["rel-to"] { feed.relTo = try strings(node, "rel-to") }
-            do {
+            do throws(LiaisonError) {
                 try feed.validate()
             } catch {
                 throw fail(item, error.message)
