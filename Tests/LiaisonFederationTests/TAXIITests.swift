@@ -82,3 +82,24 @@ struct TAXIIRequestTests {
         #expect(stix.id != TAXII.Collection(name: "reports").id)
     }
 }
+
+/// The statuses of `add_objects` requests are bounded: a writer posting without end cannot
+/// grow the node's memory without bound (docs/taxii.md, "Adding objects").
+@Suite("TAXII statuses")
+struct TAXIIStatusTests {
+    @Test("statuses past 10,000, or past a million object outcomes in all, drop the oldest first")
+    func bounded() async {
+        let statuses = TAXII.Statuses()
+        func body(_ total: Int) -> [String: JSONValue] { ["total_count": .integer(Int64(total))] }
+        for index in 0...TAXII.Statuses.maxStatuses { await statuses.add("s\(index)", body(1)) }
+        #expect(await statuses.get("s0") == nil, "the oldest status was kept past the bound")
+        #expect(await statuses.get("s1") != nil)
+        #expect(await statuses.get("s\(TAXII.Statuses.maxStatuses)") != nil)
+
+        let big = TAXII.Statuses()
+        await big.add("a", body(600_000))
+        await big.add("b", body(600_000))
+        #expect(await big.get("a") == nil, "a million outcomes were exceeded")
+        #expect(await big.get("b") != nil)
+    }
+}
