@@ -247,9 +247,9 @@ extension TAXII {
         }
     }
 
-    /// A marking definition the collection's objects name: a TLP level, or the Liaison
-    /// marking of items it holds (found by looking through them: rare, and bounded by the
-    /// collection).
+    /// A marking definition the collection's objects name: a TLP level, or a Liaison marking
+    /// of items it holds, their own or one withholding some of their fields (found by looking
+    /// through them: rare, and bounded by the scan cap).
     static func markingDefinition(_ id: String, in collection: Collection, node: LocalNode) throws -> Response {
         // TLP levels by the TLP 2.0 ids Liaison names (not the 1.0 ids it takes in).
         var definition = STIXMarkings.TLP(id: id).flatMap { $0.id == id ? $0.definition : nil }
@@ -261,8 +261,14 @@ extension TAXII {
                 ChangeQuery(collection: collection.name, tag: STIXImport.tag, after: after, limit: 500))
             after = chunk.last?.mark ?? after
             for changed in chunk where !changed.item.isWithdrawn {
-                let handling = STIXMarkings.Handling(federation: node.federationName, markings: changed.item.markings)
-                if handling.id == id {
+                // The item's own marking, or one that withholds some of its fields.
+                let markings = changed.item.markings
+                var handlings = [STIXMarkings.Handling(federation: node.federationName, markings: markings)]
+                for names in Set(try node.withholding(of: changed.item).values.map { Array(Set($0)).sorted() }) {
+                    handlings.append(
+                        STIXMarkings.Handling(federation: node.federationName, markings: markings, withheldFrom: names))
+                }
+                if let handling = handlings.first(where: { $0.id == id }) {
                     definition = handling.definition
                     mark = changed.mark
                     break

@@ -264,7 +264,9 @@ enum TAXII {
         of item: ItemState, mark: Int64, node: LocalNode, wanted: Set<String>
     ) throws(LiaisonError) -> [Entry] {
         let federation = node.federationName
-        guard let current = STIXExport.object(of: item, federation: federation),
+        guard
+            let current = STIXExport.object(
+                of: item, federation: federation, withheld: try node.withholding(of: item)),
             let id = current.object["id"]?.stringValue, let type = current.object["type"]?.stringValue
         else { return [] }
         func entry(_ object: [String: JSONValue], index: Int) -> Entry {
@@ -283,8 +285,17 @@ enum TAXII {
         for (position, op) in ops.enumerated() where op.openings["modified"] != nil {
             if let state = ItemState.fold(ops[...position]) { states.append(state) }
         }
-        var objects = states.compactMap {
-            STIXExport.object(of: $0, federation: federation, markings: item.markings)?.object
+        let byID = Dictionary(ops.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var objects = [[String: JSONValue]]()
+        for state in states {
+            let withheld = try LocalNode.withholding(
+                of: state, fields: state.fields.keys.sorted(), leaving: node.config.name
+            ) { id throws(LiaisonError) in byID[id] }
+            if let shown = STIXExport.object(
+                of: state, federation: federation, markings: item.markings, withheld: withheld)
+            {
+                objects.append(shown.object)
+            }
         }
         var seen = Set<String>()
         objects = objects.filter { seen.insert($0["modified"]?.stringValue ?? "").inserted }

@@ -114,9 +114,10 @@ extension LocalNode {
             let item = stixItemID(object.id)
             outcomes[index].item = item
             let existing = try store.item(item)
+            let heldWithholding = try existing.map(withholding(of:)) ?? [:]
             let decision: STIXImport.Decision
             do {
-                decision = try importer.decide(object, existing: existing)
+                decision = try importer.decide(object, existing: existing, heldWithholding: heldWithholding)
             } catch {
                 outcomes[index].status = .refused(error)
                 outcomes[index].item = nil

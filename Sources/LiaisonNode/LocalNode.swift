@@ -357,24 +357,42 @@ public struct LocalNode: Sendable {
     /// (this node left out): a new value of a field withheld from a partner stays withheld
     /// from it, whoever writes it here (docs/decisions.md, "Withholding outlives a write").
     func standingWithholding(of item: ItemState, fields: [String]) throws(LiaisonError) -> [String: [String]] {
+        try Self.withholding(of: item, fields: fields, leaving: config.name) { id throws(LiaisonError) in
+            try store.op(id)?.op
+        }
+    }
+
+    /// Who each field of `item` this node holds is withheld from, as the op that wrote its
+    /// value signed it (this node left out): what an export marks as granular withholding
+    /// (docs/stix.md, "Export").
+    public func withholding(of item: ItemState) throws(LiaisonError) -> [String: [String]] {
+        try standingWithholding(of: item, fields: item.fields.keys.sorted())
+    }
+
+    /// Who each of `fields` of `item` is withheld from, as the op that wrote it signed it,
+    /// `name` left out; `writer` finds an op by id (the store, or the ops at hand).
+    public static func withholding(
+        of item: ItemState, fields: [String], leaving name: String,
+        writer: (OpID) throws(LiaisonError) -> VerifiedOp?
+    ) throws(LiaisonError) -> [String: [String]] {
         var standing = [String: [String]]()
         var writers = [OpID: VerifiedOp]()
-        for name in fields {
-            guard let register = item.fields[name] else { continue }
-            let writer: VerifiedOp
+        for field in fields {
+            guard let register = item.fields[field] else { continue }
+            let op: VerifiedOp
             if let known = writers[register.stamp.opID] {
-                writer = known
+                op = known
             } else {
-                guard let stored = try store.op(register.stamp.opID) else {
+                guard let found = try writer(register.stamp.opID) else {
                     throw LiaisonError(
-                        .corrupt, "the op that wrote field '\(name)' of item \(item.id.text) is not in the store")
+                        .corrupt, "the op that wrote field '\(field)' of item \(item.id.text) is not in the store")
                 }
-                writer = stored.op
-                writers[register.stamp.opID] = writer
+                op = found
+                writers[register.stamp.opID] = found
             }
-            let names = writer.body.change.fieldCommitments.first { $0.name == name }?.withheldFrom ?? []
-            let carried = names.filter { $0 != config.name }
-            if !carried.isEmpty { standing[name] = carried }
+            let names = op.body.change.fieldCommitments.first { $0.name == field }?.withheldFrom ?? []
+            let carried = names.filter { $0 != name }
+            if !carried.isEmpty { standing[field] = carried }
         }
         return standing
     }

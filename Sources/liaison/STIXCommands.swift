@@ -212,6 +212,12 @@ struct ExportCommand: AsyncParsableCommand {
                         if case .array(let list)? = object["object_marking_refs"] {
                             refs.formUnion(list.compactMap(\.stringValue))
                         }
+                        // Withholding of properties, by granular markings.
+                        if case .array(let entries)? = object["granular_markings"] {
+                            for case .object(let entry) in entries {
+                                if let ref = entry["marking_ref"]?.stringValue { refs.insert(ref) }
+                            }
+                        }
                     }
                     for ref in refs.sorted() {
                         if let level = STIXMarkings.TLP(id: ref) {
@@ -227,7 +233,10 @@ struct ExportCommand: AsyncParsableCommand {
                         let chunk = try node.store.itemsChanged(
                             ChangeQuery(collection: collection, tag: STIXImport.tag, after: mark, limit: 1000))
                         for changed in chunk where !changed.item.isWithdrawn {
-                            guard let shown = STIXExport.object(of: changed.item, federation: node.federationName)
+                            guard
+                                let shown = STIXExport.object(
+                                    of: changed.item, federation: node.federationName,
+                                    withheld: try node.withholding(of: changed.item))
                             else { continue }
                             objects.append(shown.object)
                             definitions += shown.definitions

@@ -336,6 +336,97 @@ struct STIXMappingTests {
     }
 
     @Test(
+        "an export marks withheld properties with granular Liaison markings: taken in at another node they stay withheld from the same names, posted back they are the same version; a property withheld from the node taking it in, or newly withheld at the same version, is refused"
+    )
+    func granularOnExport() throws {
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        let alpha = try Self.node(root, "alpha")
+        let markings = Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"], caveats: ["TLP:GREEN"])
+        let fromCharlie = STIXMarkings.Handling(federation: "demo", markings: markings, withheldFrom: ["charlie"])
+        let object = Self.indicator(
+            Self.ids[0], markings: [Self.green],
+            extra: [
+                "description": .string("from agent K"), "labels": .array([.string("apt")]),
+                "granular_markings": .array([
+                    .object(["selectors": .array([.string("description")]), "marking_ref": .string(Self.amber)]),
+                    .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)]),
+                ]),
+            ])
+        let (taken, _) = try alpha.importSTIX(
+            [.object(fromCharlie.definition), object], collection: "stix", now: Date())
+        #expect(taken.map(\.succeeded) == [true, true], "\(taken)")
+        let item = try #require(try alpha.store.item(alpha.stixItemID("indicator--\(Self.ids[0])")))
+        let shown = try #require(
+            STIXExport.object(of: item, federation: "demo", withheld: try alpha.withholding(of: item)))
+        guard case .array(let granular)? = shown.object["granular_markings"] else {
+            Issue.record("the export names no granular markings: \(shown.object)")
+            return
+        }
+        #expect(granular.count == 2)
+        #expect(shown.definitions.count == 4, "TLP, the object's own marking and two withholding markings")
+
+        // Taken in at bravo (a new item bravo originates), the fields are withheld as at alpha.
+        let bravo = try Self.node(root, "bravo")
+        let values = shown.definitions.map(JSONValue.object) + [.object(shown.object)]
+        let (outcomes, ops) = try bravo.importSTIX(values, collection: "stix", now: Date())
+        #expect(outcomes.last?.status == .created, "\(outcomes)")
+        let create = try #require(ops.first)
+        func withheld(_ field: String) -> [String]? {
+            create.body.change.fieldCommitments.first { $0.name == field }?.withheldFrom
+        }
+        #expect(withheld("description") == ["ALL"])
+        #expect(withheld("labels") == ["charlie"])
+        #expect(withheld("name") == [])
+
+        // Posted back to alpha as read (no definitions with it): the version alpha holds.
+        let (back, written) = try alpha.importSTIX([.object(shown.object)], collection: "stix", now: Date())
+        #expect(back[0].status == .unchanged, "\(back)")
+        #expect(written.isEmpty)
+
+        // A property withheld from bravo by name is not bravo's to hold.
+        let fromBravo = STIXMarkings.Handling(federation: "demo", markings: markings, withheldFrom: ["bravo"])
+        let (refused, _) = try bravo.importSTIX(
+            [
+                .object(fromBravo.definition),
+                Self.indicator(
+                    Self.ids[1],
+                    markings: [Self.green, STIXMarkings.Handling(federation: "demo", markings: markings).id],
+                    extra: [
+                        "labels": .array([.string("apt")]),
+                        "granular_markings": .array([
+                            .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromBravo.id)])
+                        ]),
+                    ]),
+                .object(STIXMarkings.Handling(federation: "demo", markings: markings).definition),
+            ], collection: "stix", now: Date())
+        if case .refused(let refusal) = refused[1].status {
+            #expect(refusal.code == .unsupportedMarking, "\(refusal)")
+        } else {
+            Issue.record("a property withheld from bravo was taken in at bravo: \(refused[1])")
+        }
+
+        // The same version again, now withholding a property it did not: refused, not "held".
+        _ = try alpha.importSTIX([Self.indicator(Self.ids[2], markings: [Self.green])], collection: "stix", now: Date())
+        let (again, _) = try alpha.importSTIX(
+            [
+                .object(fromCharlie.definition),
+                Self.indicator(
+                    Self.ids[2], markings: [Self.green],
+                    extra: [
+                        "granular_markings": .array([
+                            .object(["selectors": .array([.string("name")]), "marking_ref": .string(fromCharlie.id)])
+                        ])
+                    ]),
+            ], collection: "stix", now: Date())
+        if case .refused(let refusal) = again[1].status {
+            #expect(refusal.code == .markingsChanged, "\(refusal)")
+        } else {
+            Issue.record("the same version newly withholding a property was taken as held: \(again[1])")
+        }
+    }
+
+    @Test(
         "markings are never dropped: a stricter property of an object with no TLP level is withheld, a version that newly withholds an unchanged property writes it withheld, a same version with other markings is refused"
     )
     func neverWeaker() throws {

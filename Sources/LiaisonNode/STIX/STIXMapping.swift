@@ -70,13 +70,21 @@ public struct STIXImport: Sendable {
     /// `held` is the item this node holds for the object, if any: its Liaison marking is
     /// known without its definition (an object read from this node's TAXII server and posted
     /// back names it).
+    /// `heldWithholding` is whom the held item's fields are withheld from: the granular
+    /// markings an export of it names are known too.
     func handling(
-        of object: STIXObject, held: ItemState? = nil
+        of object: STIXObject, held: ItemState? = nil, heldWithholding: [String: [String]] = [:]
     ) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]]) {
         var importer = self
         if let held {
-            let known = STIXMarkings.Handling(federation: federation, markings: held.markings)
-            if importer.handlings[known.id] == nil { importer.handlings[known.id] = .success(known) }
+            var known = [STIXMarkings.Handling(federation: federation, markings: held.markings)]
+            for names in Set(heldWithholding.values.map { Array(Set($0)).sorted() }) {
+                known.append(
+                    STIXMarkings.Handling(federation: federation, markings: held.markings, withheldFrom: names))
+            }
+            for handling in known where importer.handlings[handling.id] == nil {
+                importer.handlings[handling.id] = .success(handling)
+            }
         }
         return try importer.resolve(object)
     }
@@ -165,6 +173,14 @@ public struct STIXImport: Sendable {
                             "\(object.id): a granular Liaison marking may only withhold a property from partners, under the object's own markings"
                         )
                     }
+                    // A property withheld from the node taking it in by name or group is not
+                    // this node's to hold (withheld from `ALL`, it is: the taker is its origin).
+                    if let me, handling.withheldFrom.contains(where: { $0 == me.name || me.groups.contains($0) }) {
+                        throw STIXRefusal(
+                            .unsupportedMarking,
+                            "\(object.id): a granular Liaison marking withholds a property from \(me.name), the node taking it in"
+                        )
+                    }
                     names = handling.withheldFrom
                 } else {
                     throw STIXRefusal(.unknownMarking, "\(object.id): granular marking \(ref) is not one Liaison knows")
@@ -239,8 +255,11 @@ public struct STIXImport: Sendable {
         case stale(held: String)
     }
 
-    /// Decides what taking `object` in does; throws why it is refused.
-    public func decide(_ object: STIXObject, existing: ItemState?) throws(STIXRefusal) -> Decision {
+    /// Decides what taking `object` in does; throws why it is refused. `heldWithholding` is
+    /// whom the fields of `existing` are withheld from (`LocalNode.withholding(of:)`).
+    public func decide(
+        _ object: STIXObject, existing: ItemState?, heldWithholding: [String: [String]] = [:]
+    ) throws(STIXRefusal) -> Decision {
         guard object.type != "marking-definition" else {
             throw STIXRefusal(
                 .invalid,
@@ -251,7 +270,7 @@ public struct STIXImport: Sendable {
                 .limits,
                 "\(object.id): types longer than 82 characters are not taken (the object could not be found by id)")
         }
-        let (markings, withheld) = try handling(of: object, held: existing)
+        let (markings, withheld) = try handling(of: object, held: existing, heldWithholding: heldWithholding)
         let fields = Self.fields(of: object)
         guard let existing else {
             // A new item this node originates: its Liaison marking must release the object to
@@ -302,9 +321,19 @@ public struct STIXImport: Sendable {
             if let value = register.value, value != Self.removed.jsonText { held[name] = value }
         }
         let incoming = Dictionary(fields.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        if incoming == held, withheld.isEmpty { return .unchanged }
+        // The same content is the same version only if the item already withholds what the
+        // object's granular markings withhold (else it would be held weaker than marked).
+        let uncovered = withheld.keys.sorted().filter { name in
+            !Set(withheld[name]!).isSubset(of: heldWithholding[name] ?? [])
+        }
+        if incoming == held, !uncovered.isEmpty {
+            throw STIXRefusal(
+                .markingsChanged,
+                "\(object.id): version \(object.modified ?? "-") is held without withholding \(uncovered.joined(separator: ", ")) as its granular markings do; only a later version can withhold more"
+            )
+        }
+        if incoming == held { return .unchanged }
         if object.isObservable {
-            if incoming == held { return .unchanged }
             throw STIXRefusal(
                 .conflictingVersion,
                 "\(object.id): an observable with this id and other content is held; observables have no versions")
@@ -316,7 +345,6 @@ public struct STIXImport: Sendable {
             throw STIXRefusal(.conflictingVersion, "\(object.id): the held item has no 'modified' to compare with")
         }
         if mine < theirs { return .stale(held: heldModified!) }
-        if incoming == held { return .unchanged }
         guard theirs < mine else {
             throw STIXRefusal(
                 .conflictingVersion,
@@ -340,8 +368,12 @@ public enum STIXExport {
     /// marking; and the marking definitions those refs name. Nil when the item holds no
     /// STIX object.
     /// `markings` stand for the item's (an earlier version shown under the current markings).
+    /// `withheld` is whom each field is withheld from (`LocalNode.withholding(of:)`): each
+    /// set of names becomes a granular Liaison marking on those properties, so a node that
+    /// takes the object in withholds them from the same names.
     public static func object(
-        of item: ItemState, federation: String, markings given: Markings? = nil
+        of item: ItemState, federation: String, markings given: Markings? = nil,
+        withheld: [String: [String]] = [:]
     ) -> (object: [String: JSONValue], definitions: [[String: JSONValue]])? {
         let markings = given ?? item.markings
         guard item.tags.contains(STIXImport.tag) else { return nil }
@@ -368,6 +400,26 @@ public enum STIXExport {
         refs.append(.string(handling.id))
         definitions.append(handling.definition)
         object["object_marking_refs"] = .array(refs)
+        // Withheld properties, grouped by whom they are withheld from (a `lang` entry the
+        // object carried stays first).
+        var bySet = [[String]: [String]]()
+        for (name, names) in withheld where object[name] != nil && !names.isEmpty {
+            bySet[Array(Set(names)).sorted(), default: []].append(name)
+        }
+        if !bySet.isEmpty {
+            var granular = [JSONValue]()
+            if case .array(let kept)? = object["granular_markings"] { granular = kept }
+            for (names, properties) in bySet.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+                let withholding = STIXMarkings.Handling(federation: federation, markings: markings, withheldFrom: names)
+                granular.append(
+                    .object([
+                        "marking_ref": .string(withholding.id),
+                        "selectors": .array(properties.sorted().map(JSONValue.string)),
+                    ]))
+                definitions.append(withholding.definition)
+            }
+            object["granular_markings"] = .array(granular)
+        }
         return (object, definitions)
     }
 }
