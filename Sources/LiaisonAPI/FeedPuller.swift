@@ -79,13 +79,27 @@ public enum FeedPuller {
         try feed.validate()
         let client = TAXIIClient(
             apiRoot: URL(string: feed.url)!, collection: feed.collection, credentials: try credentials(feed))
+        return try await pull(
+            feed, directory: directory,
+            pages: { addedAfter, next throws(LiaisonError) in
+                try await client.objects(addedAfter: addedAfter, next: next)
+            }, take: take)
+    }
+
+    /// Pulls `feed` once, reading its pages with `pages` (added after, next cursor): the
+    /// server, or a stand-in for one in a test.
+    static func pull(
+        _ feed: FeedSource, directory: NodeDirectory,
+        pages: (String?, String?) async throws(LiaisonError) -> TAXIIClient.Page,
+        take: ([JSONValue]) async throws(LiaisonError) -> [STIXImportResult.Outcome]
+    ) async throws(LiaisonError) -> Pull {
         var tally = STIXTally()
         var read = 0
         var addedAfter = try FeedState.load(directory)[feed.key]
         var next: String?
         var seen = Set<String>()
         for _ in 0..<maxPages {
-            let page = try await client.objects(addedAfter: next == nil ? addedAfter : nil, next: next)
+            let page = try await pages(next == nil ? addedAfter : nil, next)
             read += page.objects.count
             // A page goes to the node in parts of at most `chunk` objects, each with the page's
             // marking definitions.

@@ -251,17 +251,33 @@ extension TAXII {
     /// of items it holds, their own or one withholding some of their fields (found by looking
     /// through them: rare, and bounded by the scan cap).
     static func markingDefinition(_ id: String, in collection: Collection, node: LocalNode) throws -> Response {
-        // TLP levels by the TLP 2.0 ids Liaison names (not the 1.0 ids it takes in).
-        var definition = STIXMarkings.TLP(id: id).flatMap { $0.id == id ? $0.definition : nil }
-        var mark = definition.flatMap { $0["created"]?.stringValue }.flatMap(STIXTimestamp.init)?.micros ?? 0
+        guard let (definition, mark) = try findDefinition(id, collection: collection.name, node: node) else {
+            throw Refused(.notFound, "no marking definition \(id) in \(collection.name)")
+        }
+        let version = definition["created"]?.stringValue ?? ""
+        let entry = Entry(
+            object: definition, version: version, mark: mark == 0 ? 1 : mark, index: 0, id: id,
+            type: "marking-definition", specVersion: "2.1")
+        return envelope(Page(entries: [entry], more: false), collection: collection.name)
+    }
+
+    /// The marking definition `id` names, and when the item it marks changed here: a TLP
+    /// level (by the TLP 2.0 ids Liaison names, not the 1.0 ids it takes in), or a Liaison
+    /// marking of an item of `collection`, its own or one withholding some of its fields.
+    static func findDefinition(
+        _ id: String, collection: String, node: LocalNode, scanLimit: Int = maxScan
+    ) throws(LiaisonError) -> (definition: [String: JSONValue], mark: Int64)? {
+        if let level = STIXMarkings.TLP(id: id), level.id == id {
+            let definition = level.definition
+            return (definition, definition["created"]?.stringValue.flatMap(STIXTimestamp.init)?.micros ?? 0)
+        }
         var after = Int64(0)
         var scanned = 0
-        while definition == nil {
+        while scanned < scanLimit {
             let chunk = try node.store.itemsChanged(
-                ChangeQuery(collection: collection.name, tag: STIXImport.tag, after: after, limit: 500))
+                ChangeQuery(collection: collection, tag: STIXImport.tag, after: after, limit: 500))
             after = chunk.last?.mark ?? after
             for changed in chunk where !changed.item.isWithdrawn {
-                // The item's own marking, or one that withholds some of its fields.
                 let markings = changed.item.markings
                 var handlings = [STIXMarkings.Handling(federation: node.federationName, markings: markings)]
                 for names in Set(try node.withholding(of: changed.item).values.map { Array(Set($0)).sorted() }) {
@@ -269,20 +285,13 @@ extension TAXII {
                         STIXMarkings.Handling(federation: node.federationName, markings: markings, withheldFrom: names))
                 }
                 if let handling = handlings.first(where: { $0.id == id }) {
-                    definition = handling.definition
-                    mark = changed.mark
-                    break
+                    return (handling.definition, changed.mark)
                 }
             }
             scanned += chunk.count
-            if chunk.count < 500 || scanned >= maxScan { break }
+            if chunk.count < 500 { break }
         }
-        guard let definition else { throw Refused(.notFound, "no marking definition \(id) in \(collection.name)") }
-        let version = definition["created"]?.stringValue ?? ""
-        let entry = Entry(
-            object: definition, version: version, mark: mark == 0 ? 1 : mark, index: 0, id: id,
-            type: "marking-definition", specVersion: "2.1")
-        return envelope(Page(entries: [entry], more: false), collection: collection.name)
+        return nil
     }
 
     /// An envelope of objects.

@@ -306,8 +306,10 @@ enum TAXII {
 
     /// One page of a collection's object versions after the filters, in the order their
     /// items changed here, and whether more follow.
+    /// `scanLimit` is the most items one request reads (`maxScan`; smaller in tests).
     static func page(
-        collection: String, filters: Filters, node: LocalNode, only objectID: String? = nil
+        collection: String, filters: Filters, node: LocalNode, only objectID: String? = nil,
+        scanLimit: Int = maxScan
     ) throws(LiaisonError) -> Page {
         // From the item the last page ended in (it may have versions left), or the time given.
         var after = filters.addedAfter ?? 0
@@ -327,6 +329,11 @@ enum TAXII {
             let chunk = try node.store.itemsChanged(
                 ChangeQuery(collection: collection, tag: tag, after: after, limit: chunkSize))
             for changed in chunk {
+                // A request reads at most `scanLimit` items, wanted or not: a selective filter
+                // goes on in the next request, after the last item read.
+                if scanned == scanLimit {
+                    return Page(entries: entries, more: true, resume: Cursor(mark: after, index: Int(Int32.max)))
+                }
                 after = changed.mark
                 scanned += 1
                 guard !changed.item.isWithdrawn else { continue }
@@ -345,11 +352,6 @@ enum TAXII {
                     if let next = filters.next, Cursor(mark: version.mark, index: version.index) <= next { continue }
                     if entries.count == filters.limit { return Page(entries: entries, more: true) }
                     entries.append(version)
-                }
-                // A request reads at most `maxScan` items: a selective filter goes on in the
-                // next request, from here.
-                if scanned >= maxScan {
-                    return Page(entries: entries, more: true, resume: Cursor(mark: changed.mark, index: Int(Int32.max)))
                 }
             }
             if chunk.count < chunkSize { return Page(entries: entries, more: false) }

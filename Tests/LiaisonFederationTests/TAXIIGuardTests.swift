@@ -1,0 +1,212 @@
+import Foundation
+import LiaisonCore
+import LiaisonDrill
+import LiaisonNode
+import Testing
+
+@testable import LiaisonAPI
+
+/// What a feed server that misbehaves can make a pull do, with the server played by a list
+/// of pages (docs/taxii.md, "Feed pull"): the pull stays bounded and never skips ahead.
+@Suite("Feed pull against a misbehaving server")
+struct FeedPullGuardTests {
+    /// A feed whose place is kept in a fresh directory.
+    static func feed() -> (FeedSource, NodeDirectory, URL) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-feed-\(UUID().uuidString)")
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        return (
+            FeedSource(url: "https://feeds.example/taxii2/root/", collection: "c1"), NodeDirectory(path: root.path),
+            root
+        )
+    }
+
+    static func objects(_ count: Int, from start: Int = 0) -> [JSONValue] {
+        (start..<start + count).map { .object(["type": .string("indicator"), "id": .string("indicator--\($0)")]) }
+    }
+
+    static let definition = JSONValue.object([
+        "type": .string("marking-definition"), "id": .string("marking-definition--1"),
+    ])
+
+    /// What the node was handed, call by call.
+    final class Taken {
+        var calls = [[JSONValue]]()
+        var addedAfter = [String?]()
+        func take(_ values: [JSONValue]) -> [STIXImportResult.Outcome] {
+            calls.append(values)
+            return values.map { _ in STIXImportResult.Outcome(STIXOutcome(id: "x", version: nil, status: .created)) }
+        }
+    }
+
+    @Test("a server that gives the same next cursor twice stops the pull with an error, after two pages")
+    func repeatedCursor() async throws {
+        let (feed, directory, root) = Self.feed()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let taken = Taken()
+        var pages = 0
+        await #expect {
+            try await FeedPuller.pull(
+                feed, directory: directory,
+                pages: { _, _ throws(LiaisonError) in
+                    pages += 1
+                    return TAXIIClient.Page(objects: Self.objects(1, from: pages), more: true, next: "same")
+                },
+                take: { values throws(LiaisonError) in taken.take(values) }
+            ).read
+        } throws: { error in
+            (error as? LiaisonError)?.message.contains("same next cursor twice") == true
+        }
+        #expect(pages == 2)
+        #expect((try FeedState.load(directory)).isEmpty, "a pull that failed recorded a place")
+    }
+
+    @Test(
+        "a date-added time ahead of this node's clock is not kept (the next pull does not skip ahead); a sane one is, and the next pull asks after it"
+    )
+    func dateAheadOfClock() async throws {
+        let (feed, directory, root) = Self.feed()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let taken = Taken()
+        var asked = [String?]()
+        func pull(_ last: String) async throws -> FeedPuller.Pull {
+            try await FeedPuller.pull(
+                feed, directory: directory,
+                pages: { addedAfter, _ throws(LiaisonError) in
+                    asked.append(addedAfter)
+                    return TAXIIClient.Page(objects: Self.objects(2), more: false, dateAddedLast: last)
+                },
+                take: { values throws(LiaisonError) in taken.take(values) })
+        }
+        let ahead = try await pull("2999-01-01T00:00:00.000Z")
+        #expect(ahead.addedAfter == nil)
+        #expect(try FeedState.load(directory)[feed.key] == nil)
+
+        let sane = STIXTimestamp(micros: Int64(Date().timeIntervalSince1970 * 1_000_000) - 3_600_000_000).text
+        #expect(try await pull(sane).addedAfter == sane)
+        #expect(try FeedState.load(directory)[feed.key] == sane)
+        // A liar after that does not move the place either.
+        #expect(try await pull("2999-01-01T00:00:00.000Z").addedAfter == sane)
+        #expect(asked == [nil, nil, sane])
+    }
+
+    @Test(
+        "a page of 2,500 objects is handed to the node in parts of at most 1,000, each with the page's marking definitions"
+    )
+    func chunks() async throws {
+        let (feed, directory, root) = Self.feed()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let taken = Taken()
+        let pull = try await FeedPuller.pull(
+            feed, directory: directory,
+            pages: { _, _ throws(LiaisonError) in
+                TAXIIClient.Page(objects: [Self.definition] + Self.objects(2_500), more: false)
+            },
+            take: { values throws(LiaisonError) in taken.take(values) })
+        #expect(taken.calls.map(\.count) == [1_001, 1_001, 501])
+        #expect(taken.calls.allSatisfy { $0.first == Self.definition })
+        #expect(pull.read == 2_501)
+        #expect(pull.tally.created == 2_503, "outcomes as the node answered them")
+    }
+
+    @Test("a server that always has more, with a new cursor each time, is read for at most 1,000 pages")
+    func endlessServer() async throws {
+        let (feed, directory, root) = Self.feed()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let taken = Taken()
+        var pages = 0
+        let pull = try await FeedPuller.pull(
+            feed, directory: directory,
+            pages: { _, _ throws(LiaisonError) in
+                pages += 1
+                return TAXIIClient.Page(objects: Self.objects(1, from: pages), more: true, next: "cursor-\(pages)")
+            },
+            take: { values throws(LiaisonError) in taken.take(values) })
+        #expect(pages == FeedPuller.maxPages)
+        #expect(pull.read == FeedPuller.maxPages)
+    }
+}
+
+/// The TAXII server's reads of the store, in process at a rendered node.
+@Suite("TAXII reads at a node")
+struct TAXIIReadTests {
+    /// A node of the demo federation, rendered and not started (the fixture holds its
+    /// directory: it is removed when the fixture goes).
+    static func node() throws -> (FederationFixture, LocalNode) {
+        let fixture = try FederationFixture.demo()
+        return (fixture, try LocalNode.open(fixture.federation.directory("alpha")))
+    }
+
+    static func object(_ n: Int, type: String) -> JSONValue {
+        .object([
+            "type": .string(type), "spec_version": .string("2.1"),
+            "id": .string("\(type)--00000000-0000-4000-8000-\(String(format: "%012d", n))"),
+            "created": .string("2026-01-01T00:00:00.000Z"), "modified": .string("2026-01-01T00:00:00.000Z"),
+            "name": .string("object \(n)"), "is_family": .bool(false),
+            "object_marking_refs": .array([.string(STIXMarkings.TLP.green.id)]),
+        ])
+    }
+
+    @Test(
+        "a request reads at most its scan cap of items; a selective filter goes on from there with the next cursor and finds every match once"
+    )
+    func scanCap() throws {
+        let (fixture, node) = try Self.node()
+        defer { withExtendedLifetime(fixture) {} }
+        var values = (0..<25).map { Self.object($0, type: "malware") }
+        values.append(Self.object(100, type: "tool"))
+        values += (25..<40).map { Self.object($0, type: "malware") }
+        values.append(Self.object(101, type: "tool"))
+        let (outcomes, _) = try node.importSTIX(values, collection: "stix", now: Date())
+        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes.filter { !$0.succeeded })")
+
+        // Two types: the store cannot select by tag, so every item is read.
+        var query = [("match[type]", "tool,campaign")]
+        var found = [String]()
+        var requests = 0
+        while requests < 20 {
+            requests += 1
+            let filters = try TAXII.Filters(query, collection: "stix", allowsMatch: true)
+            let page = try TAXII.page(collection: "stix", filters: filters, node: node, scanLimit: 10)
+            found += page.entries.map(\.id)
+            var body = [String: JSONValue]()
+            TAXII.paging(&body, page: page, collection: "stix")
+            guard body["more"] == .bool(true), let next = body["next"]?.stringValue else { break }
+            query = [("match[type]", "tool,campaign"), ("next", next)]
+        }
+        #expect(
+            found.sorted() == [
+                "tool--00000000-0000-4000-8000-000000000100", "tool--00000000-0000-4000-8000-000000000101",
+            ])
+        #expect(requests == 5, "42 items read 10 at a time")
+    }
+
+    @Test(
+        "the marking definition of a property's withholding is found by its id, as a TAXII client following a granular marking asks for it"
+    )
+    func withholdingDefinition() throws {
+        let (fixture, node) = try Self.node()
+        defer { withExtendedLifetime(fixture) {} }
+        let markings = Markings(classification: "UNCLASSIFIED", releasableTo: ["ALL"], caveats: ["TLP:GREEN"])
+        let fromCharlie = STIXMarkings.Handling(federation: "demo", markings: markings, withheldFrom: ["charlie"])
+        guard case .object(var object) = Self.object(1, type: "malware") else { return }
+        object["granular_markings"] = .array([
+            .object(["selectors": .array([.string("name")]), "marking_ref": .string(fromCharlie.id)])
+        ])
+        let (outcomes, _) = try node.importSTIX(
+            [.object(fromCharlie.definition), .object(object)], collection: "stix", now: Date())
+        #expect(outcomes.allSatisfy { $0.succeeded }, "\(outcomes)")
+        let page = try TAXII.page(
+            collection: "stix", filters: TAXII.Filters([], collection: "stix", allowsMatch: true), node: node)
+        let shown = try #require(page.entries.first?.object)
+        guard case .array(let granular)? = shown["granular_markings"], case .object(let entry)? = granular.first,
+            let ref = entry["marking_ref"]?.stringValue
+        else {
+            Issue.record("the object read names no granular marking: \(shown)")
+            return
+        }
+        #expect(ref == fromCharlie.id)
+        let found = try TAXII.findDefinition(ref, collection: "stix", node: node)
+        #expect(found?.definition["id"] == .string(ref))
+        #expect(try TAXII.findDefinition("marking-definition--\(UUID())", collection: "stix", node: node) == nil)
+    }
+}
