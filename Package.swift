@@ -128,6 +128,11 @@ let package = Package(
                 "LiaisonStore",
                 "LiaisonNode",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // TAXII over HTTPS, with client certificates (docs/taxii.md).
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -234,6 +239,8 @@ let package = Package(
                 "LiaisonTransport", "LiaisonWire", "LiaisonTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // A stand-in TAXII server that misbehaves (redirects, oversized answers).
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: upcoming
         ),

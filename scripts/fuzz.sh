@@ -132,7 +132,7 @@ mapfile -t replication_sources < <(sources Sources/LiaisonReplication)
 build_module LiaisonReplication yes "${replication_sources[@]}"
 # Of LiaisonNode, the topology parser and what it calls; the rest of the module (stores,
 # transport, services) would bring GRDB and swift-nio-ssl into the build for nothing.
-build_module LiaisonNode yes Sources/LiaisonNode/Topology/Topology.swift Sources/LiaisonNode/NodeConfig.swift Sources/LiaisonNode/Topology/FeedSource.swift
+build_module LiaisonNode yes Sources/LiaisonNode/Topology/Topology.swift Sources/LiaisonNode/NodeConfig.swift Sources/LiaisonNode/Topology/FeedSource.swift Sources/LiaisonNode/Topology/TAXIIListener.swift Sources/LiaisonNode/Topology/APIRole.swift
 
 # --- the harnesses ----------------------------------------------------------------------
 modules_for() {

@@ -308,6 +308,96 @@ EOF_TOPOLOGY
 }
 [ "$status" -ne 0 ] || feed_check || status=$?
 
+# TAXII over HTTPS with client certificates (docs/taxii.md): a node of its own whose
+# topology gives it an HTTPS listener with a certificate for 127.0.0.1 and two client
+# certificates (a reader's and a writer's), made here with openssl; a third is not listed.
+https_check() {
+  local pki=$work/pki name
+  mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$pki/server.key" -out "$pki/server.pem" 2>/dev/null || return 1
+  for name in reader writer stranger; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$name" \
+      -keyout "$pki/$name.key" -out "$pki/$name.pem" 2>/dev/null || return 1
+  done
+  fingerprint() { openssl x509 -in "$pki/$1.pem" -outform DER | sha256sum | cut -d' ' -f1; }
+  local port
+  port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  cat >"$work/https.yaml" <<EOF_TOPOLOGY
+federation: https
+partners:
+  echo:
+    endpoints: [127.0.0.1:$port]
+    api: 127.0.0.1:$((port + 1))
+    taxii:
+      listen: 127.0.0.1:$((port + 2))
+      certificate: $pki/server.pem
+      key: $pki/server.key
+      clients:
+        - {name: analysts, sha256: $(fingerprint reader), role: reader}
+        - {name: ingest, sha256: $(fingerprint writer), role: writer}
+EOF_TOPOLOGY
+  "$liaison" topology render "$work/https.yaml" --out "$work/httpsnodes" >/dev/null || return 1
+  "$liaison" run --dir "$work/httpsnodes/echo" >"$work/echo.log" 2>&1 &
+  pids+=($!)
+  local url=https://127.0.0.1:$((port + 2))
+  if ! wait_ready "$url/taxii2/" "${pids[-1]}" --cacert "$pki/server.pem" --cert "$pki/reader.pem" \
+      --key "$pki/reader.key" -H 'Accept: application/taxii+json;version=2.1'; then
+    echo "FAIL: https: echo did not answer $url/taxii2/ within 30 s; its log:" >&2
+    tail -n 20 "$work/echo.log" >&2
+    return 1
+  fi
+  # requests lets REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE override a session's own CA file:
+  # both are unset, so the clients trust exactly the certificate made above.
+  env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE \
+    "$venv/bin/python" - "$url" "$pki" "$work/httpsnodes/echo/api-reader.token" <<'PY'
+import sys, requests, stix2
+from taxii2client.v21 import Server, Collection
+url, pki, token_file = sys.argv[1], sys.argv[2], sys.argv[3]
+ca = pki + "/server.pem"
+def cert(name): return (pki + "/%s.pem" % name, pki + "/%s.key" % name)
+failed = 0
+def check(ok, what):
+    global failed
+    print(("ok" if ok else "FAIL") + ": https: " + what)
+    failed += 0 if ok else 1
+def status(**kwargs):
+    try:
+        return requests.get(url + "/taxii2/liaison/collections/", verify=ca, timeout=30,
+                            headers={"Accept": "application/taxii+json;version=2.1", **kwargs.pop("headers", {})},
+                            **kwargs).status_code
+    except requests.exceptions.SSLError:
+        return "handshake refused"
+    except requests.exceptions.ConnectionError as error:
+        return "handshake refused" if "SSL" in str(error) or "reset" in str(error).lower() else repr(error)
+
+server = Server(url + "/taxii2/", verify=ca, cert=cert("writer"))
+stix = next(c for c in server.api_roots[0].collections if c.title == "stix")
+check(stix.can_write, "discovery and collections with the writer's certificate (can_write true)")
+indicator = stix2.Indicator(name="over https", pattern="[ipv4-addr:value = '192.0.2.7']", pattern_type="stix",
+                            valid_from="2026-01-01T00:00:00Z", object_marking_refs=[stix2.TLP_GREEN])
+added = stix.add_objects(stix2.Bundle(objects=[indicator]).serialize())
+check(added.success_count == 1, "the writer's certificate adds an object (%s)" % added.status)
+reader = Collection(stix.url, verify=ca, cert=cert("reader"))
+objects = reader.get_objects().get("objects", [])
+check([o["id"] for o in objects] == [indicator.id], "the reader's certificate reads it back")
+check(not reader.can_write, "the reader's certificate sees can_write false")
+forced = requests.post(stix.url + "objects/", verify=ca, cert=cert("reader"), timeout=30,
+                       data=stix2.Bundle(objects=[indicator]).serialize(),
+                       headers={"Accept": "application/taxii+json;version=2.1",
+                                "Content-Type": "application/taxii+json;version=2.1"}).status_code
+check(forced == 403, "the reader's certificate may not add objects (a forced POST: %s)" % forced)
+check(status(cert=cert("stranger")) == "handshake refused", "a certificate not listed is refused in the handshake")
+check(status() == 401, "no certificate and no token: 401")
+token = open(token_file).read().strip()
+check(status(headers={"Authorization": "Bearer " + token}) == 200, "no certificate, the reader's token: 200")
+other = requests.get(url + "/v1/items", verify=ca, cert=cert("writer"), timeout=30).status_code
+check(other == 404, "the HTTPS listener serves TAXII only (/v1/items: %s)" % other)
+sys.exit(1 if failed else 0)
+PY
+}
+[ "$status" -ne 0 ] || https_check || status=$?
+
 if [ "$status" -ne 0 ]; then
   for node in alpha bravo; do
     echo "taxii-check: failures (exit $status); the end of $node's log:" >&2

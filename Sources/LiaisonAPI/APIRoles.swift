@@ -2,6 +2,8 @@ import Foundation
 public import Hummingbird
 import LiaisonCore
 public import LiaisonNode
+public import NIOCore
+import NIOSSL
 
 /// The API's request context: the role of the token the request came with, once the access
 /// middleware has checked it.
@@ -9,9 +11,12 @@ public struct APIContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The caller's role.
     public var role: APIRole?
+    /// The connection the request came on (its TLS handshake names a client certificate).
+    public let channel: any Channel
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
 }
 
@@ -65,12 +70,28 @@ struct AccessMiddleware: RouterMiddleware {
     /// Whether the routes behind it are TAXII's: refusals come as TAXII error resources,
     /// a 401 with `WWW-Authenticate` (TAXII 2.1 §1.6.9).
     let taxii: Bool
+    /// Client certificates by SHA-256 fingerprint, with their roles (TAXII over HTTPS): a
+    /// request without a token of a role acts with its connection's certificate's.
+    let clients: [String: APIRole]
 
-    init(tokens: [APIRole: String], access: APIAccess, refusals: RefusalAudit, taxii: Bool = false) {
+    init(
+        tokens: [APIRole: String], access: APIAccess, refusals: RefusalAudit, taxii: Bool = false,
+        clients: [String: APIRole] = [:]
+    ) {
         self.tokens = tokens.sorted { $0.key < $1.key }.map { ($0.key, Array("Bearer \($0.value)".utf8)) }
         self.access = access
         self.refusals = refusals
         self.taxii = taxii
+        self.clients = clients
+    }
+
+    /// The role of the client certificate the request's connection presented, if any (the
+    /// handshake refused every certificate not listed).
+    func certificateRole(_ context: APIContext) async -> APIRole? {
+        guard !clients.isEmpty, let leaf = try? await context.channel.nioSSL_peerCertificate().get(),
+            let der = try? leaf.toDERBytes()
+        else { return nil }
+        return clients[TAXIIHTTPS.fingerprint(der)]
     }
 
     /// The role whose token `presented` is, comparing with every role's in constant time.
@@ -90,7 +111,9 @@ struct AccessMiddleware: RouterMiddleware {
         _ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response
     ) async throws -> Response {
         let presented = Array((request.headers[.authorization] ?? "").utf8)
-        guard let role = Self.role(of: presented, among: tokens) else {
+        var found = Self.role(of: presented, among: tokens)
+        if found == nil { found = await certificateRole(context) }
+        guard let role = found else {
             if taxii {
                 var response = TAXII.error(
                     .unauthorized, "missing or wrong bearer token",

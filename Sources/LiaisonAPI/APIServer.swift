@@ -1,6 +1,6 @@
 import Foundation
 public import Hummingbird
-import LiaisonCore
+public import LiaisonCore
 public import LiaisonNode
 import LiaisonStore
 public import Logging
@@ -34,12 +34,35 @@ public enum APIServer {
         return (true, "ready")
     }
 
-    /// Builds the API application for a running node. Writes and link health go through the
-    /// engine; reads of items and custody go to the node's store without waiting for the engine.
-    public static func application(
+    /// The services a running node's API needs: the loopback API and, when the topology gives
+    /// the node one, its TAXII server over HTTPS (docs/taxii.md, "HTTPS and client certificates").
+    public static func services(
         engine: ReplicationEngine,
         federation: FederationConfig,
         tokens: [APIRole: String],
+        logger: Logger
+    ) async throws(LiaisonError) -> [any Service] {
+        let statuses = TAXII.Statuses()
+        var services: [any Service] = [
+            await application(
+                engine: engine, federation: federation, tokens: tokens, statuses: statuses, logger: logger)
+        ]
+        if let listener = federation.taxii {
+            services.append(
+                try await TAXIIHTTPS.application(
+                    engine: engine, federation: federation, listener: listener, tokens: tokens, statuses: statuses,
+                    logger: logger))
+        }
+        return services
+    }
+
+    /// Builds the API application for a running node. Writes and link health go through the
+    /// engine; reads of items and custody go to the node's store without waiting for the engine.
+    static func application(
+        engine: ReplicationEngine,
+        federation: FederationConfig,
+        tokens: [APIRole: String],
+        statuses: TAXII.Statuses,
         logger: Logger
     ) async -> some Service {
         let node = await engine.node
@@ -103,7 +126,7 @@ public enum APIServer {
         TAXII.addRoutes(
             read: group("taxii2", .readItems, taxii: true), write: group("taxii2", .writeItems, taxii: true),
             engine: engine, node: node,
-            federation: federation)
+            federation: federation, statuses: statuses)
         // One item (an object), or many at once (an array, committed in one transaction:
         // all or nothing: docs/decisions.md, "Bulk put").
         writeItems.post("items") { request, context -> Response in

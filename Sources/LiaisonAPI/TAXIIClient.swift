@@ -45,13 +45,9 @@ public struct TAXIIClient: Sendable {
             collection: name, credentials: .bearer(token.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 
-    private static let session: URLSession = {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 120
-        // A server that answers a byte at a time holds a request 10 minutes at most.
-        configuration.timeoutIntervalForResource = 600
-        return URLSession(configuration: configuration)
-    }()
+    /// The most bytes one answer may hold (a page of objects, a status): a server that sends
+    /// more is cut off, so it cannot fill this node's memory.
+    public var maxResponseBytes = 128 << 20
 
     /// One page of the collection's objects.
     public struct Page: Sendable {
@@ -131,15 +127,7 @@ public struct TAXIIClient: Sendable {
             request.httpBody = body
             request.setValue("application/taxii+json;version=2.1", forHTTPHeaderField: "Content-Type")
         }
-        let data: Data
-        let response: URLResponse
-        do {
-            (data, response) = try await Self.session.data(for: request)
-        } catch {
-            throw LiaisonError(
-                .io, "the TAXII server at \(url.absoluteString) did not answer (\(error.localizedDescription))",
-                cause: error)
-        }
+        let (data, response) = try await BoundedFetch.fetch(request, limit: maxResponseBytes)
         guard let http = response as? HTTPURLResponse else {
             throw LiaisonError(.io, "the TAXII server at \(url.absoluteString) did not answer over HTTP")
         }
@@ -159,5 +147,131 @@ public struct TAXIIClient: Sendable {
             throw LiaisonError(code, "\(method) \(url.absoluteString): \(http.statusCode) \(detail)")
         }
         return (data, http)
+    }
+}
+
+/// One HTTP exchange read into memory, bounded: at most `limit` bytes of answer, and
+/// redirects followed only within the origin asked (scheme, host and port), so credentials
+/// never go to another server a feed names.
+final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    /// What the exchange has come to so far (guarded by `lock`).
+    private struct Progress {
+        var data = Data()
+        var refusal: LiaisonError?
+        var continuation: CheckedContinuation<(Data, URLResponse), any Error>?
+        var response: URLResponse?
+    }
+
+    private let lock = NSLock()
+    private var progress = Progress()
+    private let limit: Int
+    private let origin: URL
+
+    private init(limit: Int, origin: URL) {
+        self.limit = limit
+        self.origin = origin
+    }
+
+    private static let configuration: URLSessionConfiguration = {
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = 120
+        // A server that answers a byte at a time holds a request 10 minutes at most.
+        configuration.timeoutIntervalForResource = 600
+        return configuration
+    }()
+
+    /// Sends `request` and reads its answer, or throws why not.
+    static func fetch(_ request: URLRequest, limit: Int) async throws(LiaisonError) -> (Data, URLResponse) {
+        let url = request.url!
+        let fetch = BoundedFetch(limit: limit, origin: url)
+        let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
+        defer { session.finishTasksAndInvalidate() }
+        do {
+            return try await withCheckedThrowingContinuation { continuation in
+                fetch.lock.withLock { fetch.progress.continuation = continuation }
+                session.dataTask(with: request).resume()
+            }
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(
+                .io, "the TAXII server at \(url.absoluteString) did not answer (\(error.localizedDescription))",
+                cause: error)
+        }
+    }
+
+    private func sameOrigin(_ url: URL?) -> Bool {
+        guard let url else { return false }
+        func port(_ url: URL) -> Int? { url.port ?? (url.scheme?.lowercased() == "https" ? 443 : 80) }
+        return url.scheme?.lowercased() == origin.scheme?.lowercased()
+            && url.host?.lowercased() == origin.host?.lowercased() && port(url) == port(origin)
+    }
+
+    private func refuse(_ error: LiaisonError) {
+        lock.withLock { if progress.refusal == nil { progress.refusal = error } }
+    }
+
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
+    ) {
+        guard sameOrigin(request.url) else {
+            refuse(
+                LiaisonError(
+                    .io,
+                    "\(origin.absoluteString) redirected to \(request.url?.absoluteString ?? "?"), another server; Liaison follows redirects only within the server it was given (name the new address in the feed)"
+                ))
+            completionHandler(nil)
+            task.cancel()
+            return
+        }
+        completionHandler(request)
+    }
+
+    func urlSession(
+        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
+    ) {
+        if response.expectedContentLength > Int64(limit) {
+            refuse(tooLarge)
+            completionHandler(.cancel)
+            return
+        }
+        lock.withLock { progress.response = response }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        let over = lock.withLock {
+            progress.data.append(data)
+            return progress.data.count > limit
+        }
+        if over {
+            refuse(tooLarge)
+            dataTask.cancel()
+        }
+    }
+
+    private var tooLarge: LiaisonError {
+        LiaisonError(
+            .io,
+            "\(origin.absoluteString) answered more than \(limit >> 20) MiB; Liaison reads no larger answer (ask for smaller pages)"
+        )
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
+        let (continuation, outcome):
+            (CheckedContinuation<(Data, URLResponse), any Error>?, Result<(Data, URLResponse), any Error>) =
+                lock.withLock {
+                    let continuation = progress.continuation
+                    progress.continuation = nil
+                    if let refusal = progress.refusal { return (continuation, .failure(refusal)) }
+                    if let error { return (continuation, .failure(error)) }
+                    guard let response = progress.response ?? task.response else {
+                        return (continuation, .failure(LiaisonError(.io, "\(origin.absoluteString) gave no answer")))
+                    }
+                    return (continuation, .success((progress.data, response)))
+                }
+        continuation?.resume(with: outcome)
     }
 }

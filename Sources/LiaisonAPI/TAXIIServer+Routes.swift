@@ -37,11 +37,11 @@ extension TAXII {
     }
 
     /// Adds the TAXII routes under `/taxii2/`: `read` allows reading roles, `write` writing ones.
+    /// `statuses` are shared by the loopback API and the HTTPS listener.
     static func addRoutes(
         read: RouterGroup<APIContext>, write: RouterGroup<APIContext>, engine: ReplicationEngine, node: LocalNode,
-        federation: FederationConfig
+        federation: FederationConfig, statuses: Statuses
     ) {
-        let statuses = Statuses()
         let rootPath = "/taxii2/\(root)/"
 
         /// Runs `body` for a request whose `Accept` allows TAXII 2.1, turning refusals and

@@ -38,13 +38,14 @@ struct RunCommand: AsyncParsableCommand {
             let engine = try ReplicationEngine(node: node, federation: federation, logger: logger)
             let replication = ReplicationService(
                 engine: engine, identity: node.identity, federation: federation, logger: logger)
-            let api = await APIServer.application(
+            let api = try await APIServer.services(
                 engine: engine, federation: federation, tokens: tokens, logger: logger)
             let pidFile = try RunningNode.claim(nodeDirectory)
             defer { RunningNode.release(pidFile) }
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-                .init(service: replication), .init(service: api),
+                .init(service: replication)
             ]
+            services += api.map { .init(service: $0) }
             // STIX feeds the topology declares for this node (docs/topology.md, "Feeds").
             if let feeds = federation.feeds, !feeds.isEmpty {
                 services.append(

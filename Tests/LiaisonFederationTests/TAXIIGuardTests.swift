@@ -1,7 +1,10 @@
 import Foundation
+import Hummingbird
 import LiaisonCore
 import LiaisonDrill
 import LiaisonNode
+import Logging
+import Synchronization
 import Testing
 
 @testable import LiaisonAPI
@@ -208,5 +211,109 @@ struct TAXIIReadTests {
         let found = try TAXII.findDefinition(ref, collection: "stix", node: node)
         #expect(found?.definition["id"] == .string(ref))
         #expect(try TAXII.findDefinition("marking-definition--\(UUID())", collection: "stix", node: node) == nil)
+    }
+}
+
+/// The TAXII client against a real HTTP server on loopback that misbehaves.
+@Suite("TAXII client against a hostile server")
+struct TAXIIClientGuardTests {
+    /// What the stand-in server saw.
+    final class Seen: Sendable {
+        let elsewhere = Mutex(0)
+    }
+
+    /// Runs `body` with a stand-in server on a free loopback port, stopped afterwards.
+    static func withServer(
+        _ seen: Seen, _ body: @Sendable (Int) async throws -> Void
+    ) async throws {
+        let router = Router()
+        let taxii: HTTPFields = [.contentType: "application/taxii+json;version=2.1"]
+        let envelope = ByteBuffer(string: #"{"more":false,"objects":[]}"#)
+        // A redirect within the server is followed; one to another host is not.
+        router.get("same/collections/c/objects/") { _, _ in
+            Response(status: .found, headers: [.location: "/ok/collections/c/objects/"])
+        }
+        router.get("ok/collections/c/objects/") { _, _ in
+            Response(status: .ok, headers: taxii, body: ResponseBody(byteBuffer: envelope))
+        }
+        router.get("away/collections/c/objects/") { request, _ in
+            let port = request.head.authority?.split(separator: ":").last ?? ""
+            return Response(status: .found, headers: [.location: "http://localhost:\(port)/elsewhere/"])
+        }
+        router.get("elsewhere/") { _, _ in
+            seen.elsewhere.withLock { $0 += 1 }
+            return Response(status: .ok, headers: taxii, body: ResponseBody(byteBuffer: envelope))
+        }
+        // 2 MiB, with a length, and streamed without one.
+        let chunk = ByteBuffer(repeating: 0x20, count: 64 << 10)
+        router.get("long/collections/c/objects/") { _, _ in
+            Response(status: .ok, headers: taxii, body: ResponseBody(contentsOf: Array(repeating: chunk, count: 32)))
+        }
+        router.get("stream/collections/c/objects/") { _, _ in
+            Response(
+                status: .ok, headers: taxii,
+                body: ResponseBody { writer in
+                    for _ in 0..<32 { try await writer.write(chunk) }
+                    try await writer.finish(nil)
+                })
+        }
+        let port = Mutex(0)
+        let (started, ready) = AsyncStream<Void>.makeStream()
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                port.withLock { $0 = channel.localAddress?.port ?? 0 }
+                ready.yield()
+                ready.finish()
+            }, logger: Logger(label: "stand-in"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService(gracefulShutdownSignals: []) }
+            for await _ in started { break }
+            try await body(port.withLock { $0 })
+            group.cancelAll()
+        }
+    }
+
+    static func client(_ port: Int, _ root: String) -> TAXIIClient {
+        TAXIIClient(
+            apiRoot: URL(string: "http://127.0.0.1:\(port)/\(root)/")!, collection: "c",
+            credentials: .bearer("feed-secret"))
+    }
+
+    @Test("a redirect within the server is followed; one to another host is refused and the credentials never reach it")
+    func redirects() async throws {
+        let seen = Seen()
+        try await Self.withServer(seen) { port in
+            let page = try await Self.client(port, "same").objects()
+            #expect(page.objects.isEmpty && !page.more)
+            await #expect {
+                try await Self.client(port, "away").objects().more
+            } throws: { error in
+                (error as? LiaisonError)?.message.contains("another server") == true
+            }
+        }
+        #expect(seen.elsewhere.withLock { $0 } == 0, "the client followed a redirect to another host")
+    }
+
+    @Test("an answer larger than the client's bound is cut off with an error, with a length and streamed without one")
+    func oversized() async throws {
+        try await Self.withServer(Seen()) { port in
+            for root in ["long", "stream"] {
+                var client = Self.client(port, root)
+                client.maxResponseBytes = 1 << 20
+                await #expect {
+                    try await client.objects().more
+                } throws: { error in
+                    (error as? LiaisonError)?.message.contains("answered more than 1 MiB") == true
+                }
+                client.maxResponseBytes = 4 << 20
+                // Within the bound the answer is read (and is not a TAXII envelope).
+                await #expect {
+                    try await client.objects().more
+                } throws: { error in
+                    (error as? LiaisonError)?.message.contains("not a TAXII envelope") == true
+                }
+            }
+        }
     }
 }

@@ -375,6 +375,79 @@ struct TopologyTests {
                 """,
             says: "a feed's classification"
         ),
+        Broken(
+            label: "a taxii listener with a certificate and no key",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    taxii:
+                      listen: 127.0.0.1:7601  # <-
+                      certificate: /etc/liaison/taxii.pem
+                """,
+            says: "taxii needs both a certificate and its key"
+        ),
+        Broken(
+            label: "a taxii client pinned by something that is no SHA-256",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    taxii:
+                      listen: 127.0.0.1:7601
+                      clients:
+                        - {name: opencti, sha256: AB12, role: reader}  # <-
+                """,
+            says: "taxii client 'opencti': sha256 must be the 64 lower-case hex digits"
+        ),
+        Broken(
+            label: "a taxii client with a role that does not exist",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    taxii:
+                      listen: 127.0.0.1:7601
+                      clients:
+                        - {name: opencti, sha256: FP, role: admin}  # <-
+                """.replacingOccurrences(of: "FP", with: String(repeating: "ab", count: 32)),
+            says: "role 'admin' is not one of reader, writer, operator, auditor"
+        ),
+        Broken(
+            label: "a taxii client certificate listed twice",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    taxii:
+                      listen: 127.0.0.1:7601
+                      clients:
+                        - {name: opencti, sha256: FP, role: reader}
+                        - {name: misp, sha256: FP, role: writer}  # <-
+                """.replacingOccurrences(of: "FP", with: String(repeating: "ab", count: 32)),
+            says: "its certificate is listed twice"
+        ),
+        Broken(
+            label: "a taxii listener on the address of the API",
+            yaml: """
+                federation: test
+                partners:
+                  alpha:
+                    endpoints: [127.0.0.1:7401]
+                    api: 127.0.0.1:7501
+                    taxii:
+                      listen: 127.0.0.1:7501  # <-
+                """,
+            says: "the taxii listener of 'alpha' is on 127.0.0.1:7501, an address 'alpha' already uses"
+        ),
     ]
 
     @Test("a partner's feeds are read and rendered into its federation.json only")
@@ -421,6 +494,49 @@ struct TopologyTests {
         let bravo = try FederationConfig.load(from: NodeDirectory(path: root.appendingPathComponent("bravo").path))
         #expect(alpha.feeds == [feed])
         #expect(bravo.feeds == nil)
+    }
+
+    @Test(
+        "a partner's TAXII listener over HTTPS, with its client certificates and their roles, is rendered into its federation.json only"
+    )
+    func taxiiListener() throws {
+        let reader = String(repeating: "0f", count: 32)
+        let topology = try Topology.parse(
+            """
+            federation: test
+            partners:
+              alpha:
+                endpoints: [127.0.0.1:7401]
+                api: 127.0.0.1:7501
+                taxii:
+                  listen: 0.0.0.0:7601
+                  certificate: /etc/liaison/taxii.pem
+                  key: /etc/liaison/taxii.key
+                  clients:
+                    - name: opencti
+                      sha256: \(reader)
+                      role: reader
+              bravo:
+                endpoints: [127.0.0.1:7402]
+                api: 127.0.0.1:7502
+            links:
+              - from: alpha
+                to: bravo
+            """
+        )
+        let listener = try #require(topology.partner("alpha")?.taxii)
+        #expect(listener.listen == Endpoint(host: "0.0.0.0", port: 7601))
+        #expect(listener.certificate == "/etc/liaison/taxii.pem" && listener.key == "/etc/liaison/taxii.key")
+        #expect(listener.clients == [TAXIIListener.Client(name: "opencti", sha256: reader, role: "reader")])
+        #expect(listener.clients.first?.apiRole == .reader)
+
+        let root = NodeDirectoryTests.scratch()
+        defer { NodeDirectoryTests.cleanUp(root) }
+        _ = try topology.render(into: root, now: Date())
+        let alpha = try FederationConfig.load(from: NodeDirectory(path: root.appendingPathComponent("alpha").path))
+        let bravo = try FederationConfig.load(from: NodeDirectory(path: root.appendingPathComponent("bravo").path))
+        #expect(alpha.taxii == listener)
+        #expect(bravo.taxii == nil)
     }
 
     @Test("channel settings and relay partners are read; unset values keep their defaults")

@@ -63,6 +63,8 @@ public struct FederationConfig: Codable, Sendable, Equatable {
     public var neighbours: [Neighbour]
     /// STIX feeds the daemon pulls (nil in files rendered before feeds existed: none).
     public var feeds: [FeedSource]? = nil
+    /// Its TAXII server over HTTPS (nil: none; TAXII is on the loopback API only).
+    public var taxii: TAXIIListener? = nil
 
     /// The partner record of `name`.
     public func partner(named name: String) -> Partner? { partners.first { $0.name == name } }
@@ -184,7 +186,8 @@ extension Topology {
                 api: partner.api,
                 partners: records,
                 neighbours: neighbours,
-                feeds: partner.feeds.isEmpty ? nil : partner.feeds
+                feeds: partner.feeds.isEmpty ? nil : partner.feeds,
+                taxii: partner.taxii
             )
             try config.write(to: made[partner.name]!.2)
         }
@@ -200,25 +203,6 @@ public enum ApiToken {
     public static func generate() -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.encode((0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
-    }
-}
-
-/// What a token of the node's API may do (docs/operations.md, "Roles").
-public enum APIRole: String, CaseIterable, Sendable, Comparable {
-    /// Reads items.
-    case reader
-    /// Reads items and writes them (put, update, delete, markings, recall).
-    case writer
-    /// Everything: items, link health, metrics, custody, quarantine, revocation.
-    case `operator`
-    /// Metadata, digests, link health, metrics and custody; never field values.
-    case auditor
-
-    /// The file in the node directory that holds this role's token.
-    public var tokenFile: String { self == .operator ? "api.token" : "api-\(rawValue).token" }
-
-    public static func < (lhs: APIRole, rhs: APIRole) -> Bool {
-        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
 }
 

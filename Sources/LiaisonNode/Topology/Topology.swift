@@ -44,6 +44,8 @@ public struct Topology: Sendable {
         public var relay: Bool = false
         /// STIX feeds its daemon pulls from other TAXII servers.
         public var feeds: [FeedSource] = []
+        /// Its TAXII server over HTTPS, if it has one.
+        public var taxii: TAXIIListener? = nil
     }
 
     /// One directed link.
@@ -182,7 +184,7 @@ private struct TopologyReader {
                 throw fail(key, "partner '\(name)' appears twice")
             }
             let fields = try mapping(
-                value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay", "feeds"])
+                value, "partner '\(name)'", allowed: ["endpoints", "api", "groups", "relay", "feeds", "taxii"])
             guard let endpointsNode = fields["endpoints"], let list = endpointsNode.sequence, !list.isEmpty else {
                 throw fail(fields["endpoints"] ?? value, "partner '\(name)' needs at least one endpoint (host:port)")
             }
@@ -207,18 +209,30 @@ private struct TopologyReader {
                 }
                 relay = value
             }
+            var taxii: TAXIIListener?
+            if let node = fields["taxii"] {
+                let listener = try self.taxii(node, of: name)
+                if let other = seenEndpoints[listener.listen] {
+                    throw fail(
+                        node,
+                        "the taxii listener of '\(name)' is on \(listener.listen), an address '\(other)' already uses")
+                }
+                seenEndpoints[listener.listen] = name
+                taxii = listener
+            }
             partners.append(
                 Topology.Partner(
                     name: name, endpoints: endpoints, api: api, groups: try strings(fields["groups"], "groups"),
-                    relay: relay, feeds: try feeds(fields["feeds"], of: name, ladder: ladder))
+                    relay: relay, feeds: try feeds(fields["feeds"], of: name, ladder: ladder), taxii: taxii)
             )
         }
         // A feed's REL TO names partners or groups of the federation.
         let known = Set(partners.map(\.name)).union(partners.flatMap(\.groups)).union([Markings.everyone])
         for (key, value) in partnerMapping {
             guard
-                let feedsNode = (try? mapping(value, "", allowed: ["endpoints", "api", "groups", "relay", "feeds"]))?[
-                    "feeds"], let list = feedsNode.sequence
+                let feedsNode =
+                    (try? mapping(value, "", allowed: ["endpoints", "api", "groups", "relay", "feeds", "taxii"]))?[
+                        "feeds"], let list = feedsNode.sequence
             else { continue }
             for item in list {
                 guard let relTo = item.mapping?["rel-to"] else { continue }
@@ -303,6 +317,42 @@ private struct TopologyReader {
             out.append(feed)
         }
         return out
+    }
+
+    /// `taxii: {listen, certificate, key, clients: [{name, sha256, role}, …]}` of a partner
+    /// (docs/topology.md, "TAXII over HTTPS").
+    func taxii(_ node: Node, of partner: String) throws(LiaisonError) -> TAXIIListener {
+        let fields = try mapping(node, "taxii of '\(partner)'", allowed: ["listen", "certificate", "key", "clients"])
+        var listener = TAXIIListener(listen: try endpoint(fields["listen"], "the taxii listen address of '\(partner)'"))
+        listener.certificate = try fields["certificate"].map { node throws(LiaisonError) in
+            try string(node, "taxii's certificate")
+        }
+        listener.key = try fields["key"].map { node throws(LiaisonError) in try string(node, "taxii's key") }
+        if let clients = fields["clients"] {
+            guard let list = clients.sequence else {
+                throw fail(clients, "taxii clients of '\(partner)' must be a list")
+            }
+            for item in list {
+                let entry = try mapping(item, "a taxii client of '\(partner)'", allowed: ["name", "sha256", "role"])
+                listener.clients.append(
+                    TAXIIListener.Client(
+                        name: try string(entry["name"], "a taxii client's name"),
+                        sha256: try string(entry["sha256"], "a taxii client's sha256"),
+                        role: try string(entry["role"], "a taxii client's role")))
+                // Each client at its own line.
+                do throws(LiaisonError) {
+                    try TAXIIListener(listen: listener.listen, clients: listener.clients).validate()
+                } catch {
+                    throw fail(item, error.message)
+                }
+            }
+        }
+        do throws(LiaisonError) {
+            try listener.validate()
+        } catch {
+            throw fail(node, error.message)
+        }
+        return listener
     }
 
     /// `revocation: {quorum: K}`: K endorsements by distinct partners, other than the one
