@@ -4,6 +4,7 @@
 #
 #   scripts/taxii-bench.sh PATH/TO/liaison [--objects N] [--batch B] [--per-page P] [--rounds R] [--json]
 #   scripts/taxii-bench.sh --medallion-only [--objects N] [--batch B] [--per-page P] [--rounds R] [--json]
+#   scripts/taxii-bench.sh PATH/TO/liaison --liaison-only [...]   (no medallion: one build against another)
 #
 # Defaults: N=10000 objects, B=500 objects per POST, P=1000 per page, R=3 rounds. Nothing is
 # built: pass a liaison executable (a release build gives the figures worth quoting).
@@ -40,10 +41,11 @@ root=$PWD
 pins="taxii2-client==2.3.0 stix2==3.0.2 stix2-validator==3.3.2 medallion==3.0.0"
 venv="$root/.build-taxii/venv"
 measure_timeout=${TAXII_BENCH_TIMEOUT:-3600}
-usage="usage: scripts/taxii-bench.sh PATH/TO/liaison | --medallion-only  [--objects N] [--batch B] [--per-page P] [--rounds R] [--json]"
+usage="usage: scripts/taxii-bench.sh PATH/TO/liaison [--liaison-only] | --medallion-only  [--objects N] [--batch B] [--per-page P] [--rounds R] [--json]"
 
 liaison=""
 medallion_only=0
+liaison_only=0
 objects=10000
 batch=500
 per_page=1000
@@ -53,6 +55,7 @@ json=0
 while [ $# -gt 0 ]; do
   case $1 in
     --medallion-only) medallion_only=1 ;;
+    --liaison-only) liaison_only=1 ;;
     --objects|--batch|--per-page|--rounds)
       [ $# -ge 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || { echo "error: $1 takes a positive whole number" >&2; exit 64; }
       case $1 in
@@ -275,7 +278,7 @@ PY
 
 for r in $(seq 1 "$rounds"); do
   [ "$medallion_only" = 1 ] || round_liaison "$r"
-  round_medallion "$r"
+  [ "$liaison_only" = 1 ] || round_medallion "$r"
 done
 
 # The Liaison api root, for the report (the discovery's default, as the client used it).
