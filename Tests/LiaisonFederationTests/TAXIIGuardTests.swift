@@ -3,6 +3,7 @@ import Hummingbird
 import LiaisonCore
 import LiaisonDrill
 import LiaisonNode
+import LiaisonStore
 import Logging
 import Synchronization
 import Testing
@@ -318,5 +319,62 @@ struct TAXIIClientGuardTests {
                 }
             }
         }
+    }
+}
+
+/// A large STIX import goes through the engine in parts, one turn each, and answers as the
+/// whole request would.
+@Suite("STIX import in parts")
+struct STIXImportPartsTests {
+    @Test(
+        "parts hold every value once but the definitions, which every part holds; all versions of one object in one part; no part past its size but for the definitions"
+    )
+    func parts() {
+        var values = (0..<250).map { TAXIIReadTests.object($0, type: "malware") }
+        values[240] = TAXIIReadTests.object(0, type: "malware")  // a second version of object 0
+        values[5] = .string("not an object")
+        values[100] = .object(["type": .string("marking-definition"), "id": .string("marking-definition--x")])
+        let parts = STIXImport.parts(of: values, size: 100)
+        #expect(parts.count == 3)
+        #expect(parts.allSatisfy { $0.contains(100) }, "a part without the request's definitions")
+        var seen = [Int: Int]()
+        for part in parts {
+            #expect(part == part.sorted())
+            #expect(part.count <= 101)
+            for index in part where index != 100 { seen[index, default: 0] += 1 }
+        }
+        #expect(seen.count == 249 && seen.values.allSatisfy { $0 == 1 })
+        #expect(parts.contains { $0.contains(0) && $0.contains(240) }, "two versions of one object in two parts")
+        #expect(STIXImport.parts(of: [], size: 100) == [[]])
+    }
+
+    @Test(
+        "the engine takes 250 objects in parts and answers one outcome per value, in order, as one request: created, a later version of an earlier object, a refusal, the definition once"
+    )
+    func engineParts() async throws {
+        let (fixture, node) = try TAXIIReadTests.node()
+        defer { withExtendedLifetime(fixture) {} }
+        let engine = try ReplicationEngine(
+            node: node, federation: try FederationConfig.load(from: fixture.federation.directory("alpha")),
+            logger: Logger(label: "test"))
+        var values = (0..<250).map { TAXIIReadTests.object($0, type: "malware") }
+        guard case .object(var later) = TAXIIReadTests.object(0, type: "malware") else { return }
+        later["modified"] = .string("2026-02-01T00:00:00.000Z")
+        values[240] = .object(later)
+        values[5] = .string("not an object")
+        values[100] = .object(STIXMarkings.TLP.green.definition)
+        let outcomes = try await engine.importSTIX(values, collection: "stix")
+        #expect(outcomes.count == 250)
+        #expect(
+            outcomes[0].status == .superseded && outcomes[240].status == .created, "\(outcomes[0]) \(outcomes[240])")
+        if case .refused = outcomes[5].status {} else { Issue.record("a broken value was not refused: \(outcomes[5])") }
+        #expect(outcomes[100].status == .definition)
+        #expect(
+            outcomes.indices.filter { ![0, 5, 100, 240].contains($0) }.allSatisfy { outcomes[$0].status == .created })
+        for index in [1, 99, 101, 199, 249] {
+            #expect(outcomes[index].id == "malware--00000000-0000-4000-8000-\(String(format: "%012d", index))")
+        }
+        let held = try #require(try node.store.item(node.stixItemID("malware--00000000-0000-4000-8000-000000000000")))
+        #expect(held.fields["modified"]?.value == Data("\"2026-02-01T00:00:00.000Z\"".utf8))
     }
 }

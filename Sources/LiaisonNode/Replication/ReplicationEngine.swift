@@ -193,10 +193,34 @@ public actor ReplicationEngine {
     }
 
     /// Takes STIX objects in here (`LocalNode.importSTIX`) and pushes what it wrote to the
-    /// sessions.
-    public func importSTIX(
+    /// sessions: in parts of at most `stixObjectsPerTurn` objects, one turn of the engine
+    /// each, so that a large request does not hold the engine (its heartbeats, its links)
+    /// for seconds. Every version of one object goes in the same part, with the request's
+    /// marking definitions; the outcomes come back one per value, in order.
+    public nonisolated func importSTIX(
         _ values: [JSONValue], collection: String, classification: String? = nil, releasableTo: [String]? = nil,
         fromFeed: Bool = false
+    ) async throws(LiaisonError) -> [STIXOutcome] {
+        let parts = STIXImport.parts(of: values, size: Self.stixObjectsPerTurn)
+        var outcomes = [STIXOutcome?](repeating: nil, count: values.count)
+        for (number, part) in parts.enumerated() {
+            let taken = try await importSTIXPart(
+                part.map { values[$0] }, collection: collection, classification: classification,
+                releasableTo: releasableTo, fromFeed: fromFeed)
+            for (position, index) in part.enumerated() where outcomes[index] == nil || number == 0 {
+                outcomes[index] = taken[position]
+            }
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// The most STIX objects one turn of the engine takes in (about 60 ms of work here).
+    static let stixObjectsPerTurn = 100
+
+    /// One part of a STIX import, in one turn of the engine.
+    private func importSTIXPart(
+        _ values: [JSONValue], collection: String, classification: String?, releasableTo: [String]?,
+        fromFeed: Bool
     ) throws(LiaisonError) -> [STIXOutcome] {
         let started = ContinuousClock.now
         let (outcomes, ops) = try node.importSTIX(

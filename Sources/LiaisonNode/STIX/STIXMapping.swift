@@ -53,6 +53,47 @@ public struct STIXImport: Sendable {
         }
     }
 
+    /// The values of a request split into parts of about `size` (by index): every part
+    /// holds the request's marking definitions (and values that are not objects with an id
+    /// of their own go with the first part), and every version of one object falls in one
+    /// part, so a part is judged as the whole request would be. A part exceeds `size` only
+    /// by the definitions, or when one object has more versions than that.
+    public static func parts(of values: [JSONValue], size: Int) -> [[Int]] {
+        var shared = [Int]()
+        var loose = [Int]()
+        var groups = [[Int]]()
+        var group = [String: Int]()
+        for (index, value) in values.enumerated() {
+            guard case .object(let properties) = value, let id = properties["id"]?.stringValue else {
+                loose.append(index)
+                continue
+            }
+            guard properties["type"]?.stringValue != "marking-definition",
+                ![STIXMarkings.liaisonIdentity, STIXMarkings.liaisonExtension].contains(id)
+            else {
+                shared.append(index)
+                continue
+            }
+            if let known = group[id] {
+                groups[known].append(index)
+            } else {
+                group[id] = groups.count
+                groups.append([index])
+            }
+        }
+        var parts = [[Int]]()
+        var current = loose
+        for members in groups {
+            if !current.isEmpty, current.count + members.count > max(size, 1) {
+                parts.append(current)
+                current = []
+            }
+            current += members
+        }
+        if !current.isEmpty || parts.isEmpty { parts.append(current) }
+        return parts.map { (shared + $0).sorted() }
+    }
+
     /// The 16 bytes that fix the id of the item holding STIX object `id`.
     public static func nonce(stixID id: String) -> [UInt8] {
         var hasher = SHA256()
