@@ -127,6 +127,7 @@ let package = Package(
                 "LiaisonCore",
                 "LiaisonStore",
                 "LiaisonNode",
+                "LiaisonTransport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // TAXII over HTTPS, with client certificates (docs/taxii.md).
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -393,6 +393,21 @@ token = open(token_file).read().strip()
 check(status(headers={"Authorization": "Bearer " + token}) == 200, "no certificate, the reader's token: 200")
 other = requests.get(url + "/v1/items", verify=ca, cert=cert("writer"), timeout=30).status_code
 check(other == 404, "the HTTPS listener serves TAXII only (/v1/items: %s)" % other)
+wrong = status(cert=cert("writer"), headers={"Authorization": "Bearer " + "0" * 64})
+check(wrong == 401, "a wrong token is a 401 even on a connection with a listed certificate (%s)" % wrong)
+# Connections per address are bounded (32): the 33rd from one address is closed at once,
+# before any TLS; those held open are not disturbed.
+import socket
+host, port = url.split("//")[1].split(":")
+held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(32)]
+extra = socket.create_connection((host, int(port)), timeout=10)
+try:
+    closed = extra.recv(1) == b""
+except (ConnectionResetError, socket.timeout) as error:
+    closed = isinstance(error, ConnectionResetError)
+check(closed, "a 33rd connection from one address is closed before its handshake")
+for s in held + [extra]:
+    s.close()
 sys.exit(1 if failed else 0)
 PY
 }

@@ -71,7 +71,7 @@ struct AccessMiddleware: RouterMiddleware {
     /// a 401 with `WWW-Authenticate` (TAXII 2.1 §1.6.9).
     let taxii: Bool
     /// Client certificates by SHA-256 fingerprint, with their roles (TAXII over HTTPS): a
-    /// request without a token of a role acts with its connection's certificate's.
+    /// request without an `Authorization` header acts with its connection's certificate's.
     let clients: [String: APIRole]
 
     init(
@@ -112,7 +112,8 @@ struct AccessMiddleware: RouterMiddleware {
     ) async throws -> Response {
         let presented = Array((request.headers[.authorization] ?? "").utf8)
         var found = Self.role(of: presented, among: tokens)
-        if found == nil { found = await certificateRole(context) }
+        // A certificate stands for a token only when none is sent: a wrong token is a 401.
+        if found == nil, request.headers[.authorization] == nil { found = await certificateRole(context) }
         guard let role = found else {
             if taxii {
                 var response = TAXII.error(

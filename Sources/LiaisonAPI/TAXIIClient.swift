@@ -186,10 +186,16 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         let fetch = BoundedFetch(limit: limit, origin: url)
         let session = URLSession(configuration: configuration, delegate: fetch, delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
+        let task = session.dataTask(with: request)
         do {
-            return try await withCheckedThrowingContinuation { continuation in
-                fetch.lock.withLock { fetch.progress.continuation = continuation }
-                session.dataTask(with: request).resume()
+            // A pull the node stops (its shutdown) cancels the request at once.
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    fetch.lock.withLock { fetch.progress.continuation = continuation }
+                    task.resume()
+                }
+            } onCancel: {
+                task.cancel()
             }
         } catch let error as LiaisonError {
             throw error
@@ -243,6 +249,7 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         let over = lock.withLock {
+            guard progress.refusal == nil else { return false }
             progress.data.append(data)
             return progress.data.count > limit
         }

@@ -5,6 +5,7 @@ import HummingbirdCore
 import HummingbirdTLS
 import LiaisonCore
 import LiaisonNode
+import LiaisonTransport
 import Logging
 import NIOCore
 import NIOSSL
@@ -83,16 +84,59 @@ enum TAXIIHTTPS {
         TAXII.addRoutes(
             read: group(.readItems), write: group(.writeItems), engine: engine, node: node, federation: federation,
             statuses: statuses)
-        let server: HTTPServerBuilder
-        do {
-            server = try .tls(.http1(), configuration: tls)
-        } catch {
-            throw LiaisonError(.invalidArgument, "taxii: the TLS settings are refused (\(error))", cause: error)
+        // Bounded for an outsider: connections per address and in all (refused before the
+        // TLS handshake), and a connection that sends nothing (a handshake left half done
+        // included) is closed after `idleSeconds`.
+        let perAddress = ConnectionLimiter(limit: maxConnectionsPerAddress)
+        let total = ConnectionLimiter(limit: maxConnections)
+        let http = HTTP1Channel.Configuration(idleTimeout: .seconds(idleSeconds))
+        let server = HTTPServerBuilder { responder throws in
+            LimitedChannel(
+                base: try TLSChannel(HTTP1Channel(responder: responder, configuration: http), configuration: tls),
+                perAddress: perAddress, total: total)
         }
         return Application(
             router: router, server: server,
             configuration: .init(
                 address: .hostname(listener.listen.host, port: listener.listen.port), serverName: "liaison"),
             logger: logger)
+    }
+}
+
+extension TAXIIHTTPS {
+    /// The most connections one address holds open at once.
+    static let maxConnectionsPerAddress = 32
+    /// The most connections open at once.
+    static let maxConnections = 512
+    /// Seconds a connection may send nothing (the TLS handshake included) before it is closed.
+    static let idleSeconds: Int64 = 30
+}
+
+/// A child channel that takes a place per remote address and in all before it sets up
+/// `base`, and closes the connection at once when either has none left.
+struct LimitedChannel<Base: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Base.Value
+    let base: Base
+    let perAddress: ConnectionLimiter
+    let total: ConnectionLimiter
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        guard total.enter("all") else {
+            return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
+        }
+        guard perAddress.enter(address) else {
+            total.leave("all")
+            return channel.close().flatMapThrowing { throw ChannelError.ioOnClosedChannel }
+        }
+        channel.closeFuture.whenComplete { [perAddress, total] _ in
+            perAddress.leave(address)
+            total.leave("all")
+        }
+        return base.setup(channel: channel, logger: logger)
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
     }
 }

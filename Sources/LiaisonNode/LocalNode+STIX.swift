@@ -114,7 +114,14 @@ extension LocalNode {
             let item = stixItemID(object.id)
             outcomes[index].item = item
             let existing = try store.item(item)
-            let heldWithholding = try existing.map(withholding(of:)) ?? [:]
+            let heldWithholding: [String: [String]]
+            do {
+                heldWithholding = try existing.map(withholding(of:)) ?? [:]
+            } catch {
+                outcomes[index].status = .refused(STIXRefusal(.refused, "\(object.id): \(error.message)"))
+                outcomes[index].item = nil
+                continue
+            }
             let decision: STIXImport.Decision
             do {
                 decision = try importer.decide(object, existing: existing, heldWithholding: heldWithholding)
@@ -191,6 +198,9 @@ extension LocalNode {
 }
 
 extension JSONValue {
+    /// The `id` property of a JSON object, if it has a string one.
+    public var stixID: String? { objectID }
+
     /// The `id` property of a JSON object, if it has a string one.
     var objectID: String? {
         guard case .object(let properties) = self else { return nil }

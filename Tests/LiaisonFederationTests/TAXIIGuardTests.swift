@@ -378,3 +378,24 @@ struct STIXImportPartsTests {
         #expect(held.fields["modified"]?.value == Data("\"2026-02-01T00:00:00.000Z\"".utf8))
     }
 }
+
+extension STIXImportPartsTests {
+    @Test("a request with more than 1,000 marking definitions is refused whole (every part would carry them)")
+    func tooManyDefinitions() async throws {
+        let (fixture, node) = try TAXIIReadTests.node()
+        defer { withExtendedLifetime(fixture) {} }
+        let engine = try ReplicationEngine(
+            node: node, federation: try FederationConfig.load(from: fixture.federation.directory("alpha")),
+            logger: Logger(label: "test"))
+        let definitions = (0...1_000).map { n in
+            JSONValue.object(["type": .string("marking-definition"), "id": .string("marking-definition--\(n)")])
+        }
+        await #expect {
+            try await engine.importSTIX(definitions + [TAXIIReadTests.object(1, type: "malware")], collection: "stix")
+                .count
+        } throws: { error in
+            (error as? LiaisonError)?.code == .invalidArgument
+        }
+        #expect(try node.store.item(node.stixItemID("malware--00000000-0000-4000-8000-000000000001")) == nil)
+    }
+}

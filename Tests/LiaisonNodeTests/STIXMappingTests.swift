@@ -336,7 +336,7 @@ struct STIXMappingTests {
     }
 
     @Test(
-        "an export marks withheld properties with granular Liaison markings: taken in at another node they stay withheld from the same names, posted back they are the same version; a property withheld from the node taking it in, or newly withheld at the same version, is refused"
+        "an export marks withheld properties with granular Liaison markings: taken in at another node they stay withheld from the same names, posted back they are the same version; a property withheld from the node taking it in (by name or ALL), newly withheld at the same version, or marked so by a feed is refused"
     )
     func granularOnExport() throws {
         let root = NodeDirectoryTests.scratch()
@@ -366,18 +366,58 @@ struct STIXMappingTests {
         #expect(granular.count == 2)
         #expect(shown.definitions.count == 4, "TLP, the object's own marking and two withholding markings")
 
-        // Taken in at bravo (a new item bravo originates), the fields are withheld as at alpha.
+        // At bravo: a property withheld from every partner (ALL names bravo too) is not
+        // bravo's to take in; the object is refused, naming it.
         let bravo = try Self.node(root, "bravo")
         let values = shown.definitions.map(JSONValue.object) + [.object(shown.object)]
-        let (outcomes, ops) = try bravo.importSTIX(values, collection: "stix", now: Date())
-        #expect(outcomes.last?.status == .created, "\(outcomes)")
+        let (outcomes, _) = try bravo.importSTIX(values, collection: "stix", now: Date())
+        if case .refused(let refusal) = outcomes.last?.status {
+            #expect(refusal.code == .unsupportedMarking && refusal.message.contains("'description'"), "\(refusal)")
+        } else {
+            Issue.record("a property withheld from ALL was taken in at bravo: \(outcomes)")
+        }
+        // An object whose property is withheld from charlie only: bravo takes it in, and
+        // withholds the property from charlie as alpha does.
+        let labelled = Self.indicator(
+            Self.ids[3], markings: [Self.green],
+            extra: [
+                "labels": .array([.string("apt")]),
+                "granular_markings": .array([
+                    .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)])
+                ]),
+            ])
+        _ = try alpha.importSTIX([.object(fromCharlie.definition), labelled], collection: "stix", now: Date())
+        let third = try #require(try alpha.store.item(alpha.stixItemID("indicator--\(Self.ids[3])")))
+        let exported = try #require(
+            STIXExport.object(of: third, federation: "demo", withheld: try alpha.withholding(of: third)))
+        let (taken3, ops) = try bravo.importSTIX(
+            exported.definitions.map(JSONValue.object) + [.object(exported.object)], collection: "stix", now: Date())
+        #expect(taken3.last?.status == .created, "\(taken3)")
         let create = try #require(ops.first)
         func withheld(_ field: String) -> [String]? {
             create.body.change.fieldCommitments.first { $0.name == field }?.withheldFrom
         }
-        #expect(withheld("description") == ["ALL"])
         #expect(withheld("labels") == ["charlie"])
         #expect(withheld("name") == [])
+
+        // A feed may not use Liaison markings, granular ones included.
+        let (fed, _) = try bravo.importSTIX(
+            [
+                .object(fromCharlie.definition),
+                Self.indicator(
+                    Self.ids[4], markings: [Self.green],
+                    extra: [
+                        "labels": .array([.string("apt")]),
+                        "granular_markings": .array([
+                            .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)])
+                        ]),
+                    ]),
+            ], collection: "stix", fromFeed: true, now: Date())
+        if case .refused(let refusal) = fed[1].status {
+            #expect(refusal.code == .foreignMarking, "\(refusal)")
+        } else {
+            Issue.record("a feed's Liaison granular marking was taken: \(fed[1])")
+        }
 
         // Posted back to alpha as read (no definitions with it): the version alpha holds.
         let (back, written) = try alpha.importSTIX([.object(shown.object)], collection: "stix", now: Date())

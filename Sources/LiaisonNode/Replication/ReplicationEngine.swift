@@ -202,17 +202,42 @@ public actor ReplicationEngine {
         fromFeed: Bool = false
     ) async throws(LiaisonError) -> [STIXOutcome] {
         let parts = STIXImport.parts(of: values, size: Self.stixObjectsPerTurn)
+        // Every part carries the request's definitions: bounded, so that no part is mostly them.
+        let shared = values.count { value in
+            if case .object(let properties) = value { return properties["type"] == .string("marking-definition") }
+            return false
+        }
+        guard shared <= Self.maxDefinitionsPerRequest else {
+            throw LiaisonError(
+                .invalidArgument,
+                "the request carries \(shared) marking definitions; at most \(Self.maxDefinitionsPerRequest) are taken in one request (send the objects in smaller requests with the definitions they name)"
+            )
+        }
         var outcomes = [STIXOutcome?](repeating: nil, count: values.count)
         for (number, part) in parts.enumerated() {
-            let taken = try await importSTIXPart(
-                part.map { values[$0] }, collection: collection, classification: classification,
-                releasableTo: releasableTo, fromFeed: fromFeed)
+            let taken: [STIXOutcome]
+            do {
+                taken = try await importSTIXPart(
+                    part.map { values[$0] }, collection: collection, classification: classification,
+                    releasableTo: releasableTo, fromFeed: fromFeed)
+            } catch {
+                // Parts before this one are written; this part's objects are refused with why
+                // (and the parts after it are tried: each part is judged on its own).
+                taken = part.map { index in
+                    STIXOutcome(
+                        id: values[index].stixID ?? "object \(index + 1)", version: nil,
+                        status: .refused(STIXRefusal(.refused, "not written: \(error.message)")))
+                }
+            }
             for (position, index) in part.enumerated() where outcomes[index] == nil || number == 0 {
                 outcomes[index] = taken[position]
             }
         }
         return outcomes.map { $0! }
     }
+
+    /// The most marking definitions one STIX import takes (each part of it carries them).
+    static let maxDefinitionsPerRequest = 1_000
 
     /// The most STIX objects one turn of the engine takes in (about 60 ms of work here).
     static let stixObjectsPerTurn = 100

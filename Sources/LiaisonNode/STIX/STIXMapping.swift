@@ -30,6 +30,8 @@ public struct STIXImport: Sendable {
     public var fromFeed = false
     /// This node, as REL TO names it: a new item's Liaison marking must release it here.
     public var me: Recipient?
+    /// Whom the fields of the item held for the object being judged are withheld from.
+    var heldWithholding: [String: [String]] = [:]
 
     /// The tag every item holding a STIX object carries.
     public static let tag = "stix"
@@ -117,6 +119,7 @@ public struct STIXImport: Sendable {
         of object: STIXObject, held: ItemState? = nil, heldWithholding: [String: [String]] = [:]
     ) throws(STIXRefusal) -> (markings: Markings, withheld: [String: [String]]) {
         var importer = self
+        importer.heldWithholding = heldWithholding
         if let held {
             var known = [STIXMarkings.Handling(federation: federation, markings: held.markings)]
             for names in Set(heldWithholding.values.map { Array(Set($0)).sorted() }) {
@@ -151,6 +154,12 @@ public struct STIXImport: Sendable {
         }
         var markings: Markings
         if let handling = stated.first {
+            guard handling.withheldFrom.isEmpty else {
+                throw STIXRefusal(
+                    .unsupportedMarking,
+                    "\(object.id): a Liaison marking with withheld_from withholds properties; it is named in granular_markings, not object_marking_refs"
+                )
+            }
             guard !fromFeed else {
                 throw STIXRefusal(
                     .foreignMarking,
@@ -204,6 +213,12 @@ public struct STIXImport: Sendable {
                     guard level > base, level > .green else { continue }
                     names = [Markings.everyone]
                 } else if let handling = try liaisonHandling(ref, for: object) {
+                    guard !fromFeed else {
+                        throw STIXRefusal(
+                            .foreignMarking,
+                            "\(object.id): a feed's objects are marked by TLP and the feed's settings; a Liaison granular marking is taken only from this federation's own tools"
+                        )
+                    }
                     // The object's own markings (its classification, when TLP alone marks it,
                     // is the ladder's lowest, which the node fills in).
                     var own = handling.markings
@@ -214,13 +229,20 @@ public struct STIXImport: Sendable {
                             "\(object.id): a granular Liaison marking may only withhold a property from partners, under the object's own markings"
                         )
                     }
-                    // A property withheld from the node taking it in by name or group is not
-                    // this node's to hold (withheld from `ALL`, it is: the taker is its origin).
-                    if let me, handling.withheldFrom.contains(where: { $0 == me.name || me.groups.contains($0) }) {
-                        throw STIXRefusal(
-                            .unsupportedMarking,
-                            "\(object.id): a granular Liaison marking withholds a property from \(me.name), the node taking it in"
-                        )
+                    // A property the federation withholds from this node (by its name, a group
+                    // of it, or `ALL`) is not this node's to take in: only the node that holds
+                    // it so already (the object posted back) takes it.
+                    if let me, me.isNamed(in: handling.withheldFrom) {
+                        for selector in selectors {
+                            let path = selector.stringValue ?? ""
+                            guard !Set(handling.withheldFrom).isSubset(of: heldWithholding[path] ?? []) else {
+                                continue
+                            }
+                            throw STIXRefusal(
+                                .unsupportedMarking,
+                                "\(object.id): its property '\(path)' is withheld from \(handling.withheldFrom.joined(separator: ", ")), which names \(me.name); only a node it may reach takes it in"
+                            )
+                        }
                     }
                     names = handling.withheldFrom
                 } else {
