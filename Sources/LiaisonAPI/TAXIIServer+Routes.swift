@@ -149,7 +149,9 @@ extension TAXII {
                 let found = try page(collection: collection.name, filters: filters, node: node, only: object)
                 if found.entries.isEmpty, filters.next == nil, filters.addedAfter == nil {
                     let any = Filters.everything(collection: collection.name)
-                    if try page(collection: collection.name, filters: any, node: node, only: object).entries.isEmpty {
+                    if try page(collection: collection.name, filters: any, node: node, only: object, showing: false)
+                        .entries.isEmpty
+                    {
                         throw Refused(.notFound, "no object \(object) in collection \(collection.name)")
                     }
                 }
@@ -176,7 +178,7 @@ extension TAXII {
             await serve(request) {
                 let collection = try readable(context)
                 let filters = try Filters(query(request), collection: collection.name, allowsMatch: true)
-                let found = try page(collection: collection.name, filters: filters, node: node)
+                let found = try page(collection: collection.name, filters: filters, node: node, showing: false)
                 var body: [String: JSONValue] = [:]
                 if !found.entries.isEmpty {
                     body["objects"] = .array(
@@ -233,7 +235,7 @@ extension TAXII {
                 else {
                     let others = try page(
                         collection: collection.name, filters: .everything(collection: collection.name), node: node,
-                        only: object)
+                        only: object, showing: false)
                     if others.entries.isEmpty { throw Refused(.notFound, "no object \(object) here") }
                     throw Refused(
                         .forbidden,

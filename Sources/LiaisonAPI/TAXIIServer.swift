@@ -260,13 +260,15 @@ enum TAXII {
     /// The versions of one item's object, first to last, each as this node can show it:
     /// the current one from the item, earlier ones folded from its ops up to the op that
     /// wrote them.
+    /// `showing` false: only the versions' identities are wanted (a manifest, a delete), not
+    /// the objects' granular markings, which cost a read of the ops that wrote the fields.
     static func versions(
-        of item: ItemState, mark: Int64, node: LocalNode, wanted: Set<String>
+        of item: ItemState, mark: Int64, node: LocalNode, wanted: Set<String>, showing: Bool = true
     ) throws(LiaisonError) -> [Entry] {
         let federation = node.federationName
         guard
             let current = STIXExport.object(
-                of: item, federation: federation, withheld: try node.withholding(of: item)),
+                of: item, federation: federation, withheld: showing ? try node.withholding(of: item) : [:]),
             let id = current.object["id"]?.stringValue, let type = current.object["type"]?.stringValue
         else { return [] }
         func entry(_ object: [String: JSONValue], index: Int) -> Entry {
@@ -288,9 +290,12 @@ enum TAXII {
         let byID = Dictionary(ops.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var objects = [[String: JSONValue]]()
         for state in states {
-            let withheld = try LocalNode.withholding(
-                of: state, fields: state.fields.keys.sorted(), leaving: node.config.name
-            ) { id throws(LiaisonError) in byID[id] }
+            let withheld =
+                try !showing
+                ? [:]
+                : LocalNode.withholding(
+                    of: state, fields: state.fields.keys.sorted(), leaving: node.config.name
+                ) { id throws(LiaisonError) in byID[id] }
             if let shown = STIXExport.object(
                 of: state, federation: federation, markings: item.markings, withheld: withheld)
             {
@@ -309,7 +314,7 @@ enum TAXII {
     /// `scanLimit` is the most items one request reads (`maxScan`; smaller in tests).
     static func page(
         collection: String, filters: Filters, node: LocalNode, only objectID: String? = nil,
-        scanLimit: Int = maxScan
+        scanLimit: Int = maxScan, showing: Bool = true
     ) throws(LiaisonError) -> Page {
         // From the item the last page ended in (it may have versions left), or the time given.
         var after = filters.addedAfter ?? 0
@@ -343,7 +348,8 @@ enum TAXII {
                 if let ids = filters.ids, !ids.contains(identity.id) { continue }
                 if let types = filters.types, !types.contains(identity.type) { continue }
                 if let objectID, identity.id != objectID { continue }
-                var versions = try versions(of: changed.item, mark: changed.mark, node: node, wanted: filters.versions)
+                var versions = try versions(
+                    of: changed.item, mark: changed.mark, node: node, wanted: filters.versions, showing: showing)
                 if let specs = filters.specVersions {
                     versions = versions.filter { specs.contains($0.specVersion) }
                 }
