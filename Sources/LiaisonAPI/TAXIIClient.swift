@@ -238,6 +238,17 @@ final class BoundedFetch: NSObject, URLSessionDataDelegate, @unchecked Sendable 
         _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
         completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
     ) {
+        // The answer's own URL, after every redirect followed: still the origin asked (in case
+        // a redirect reached the transfer other than through the delegate).
+        guard sameOrigin(response.url) else {
+            refuse(
+                LiaisonError(
+                    .io,
+                    "\(origin.absoluteString) answered from \(response.url?.absoluteString ?? "?"), another server; Liaison reads answers only from the server it was given"
+                ))
+            completionHandler(.cancel)
+            return
+        }
         if response.expectedContentLength > Int64(limit) {
             refuse(tooLarge)
             completionHandler(.cancel)

@@ -273,25 +273,37 @@ extension TAXII {
             let definition = level.definition
             return (definition, definition["created"]?.stringValue.flatMap(STIXTimestamp.init)?.micros ?? 0)
         }
-        var after = Int64(0)
-        var scanned = 0
-        while scanned < scanLimit {
-            let chunk = try node.store.itemsChanged(
-                ChangeQuery(collection: collection, tag: STIXImport.tag, after: after, limit: 500))
-            after = chunk.last?.mark ?? after
-            for changed in chunk where !changed.item.isWithdrawn {
-                let markings = changed.item.markings
-                var handlings = [STIXMarkings.Handling(federation: node.federationName, markings: markings)]
-                for names in Set(try node.withholding(of: changed.item).values.map { Array(Set($0)).sorted() }) {
-                    handlings.append(
-                        STIXMarkings.Handling(federation: node.federationName, markings: markings, withheldFrom: names))
+        // Two passes: the items' own markings, which cost a hash each, over up to ten times the
+        // scan cap; then the markings that withhold fields, which cost a read of the ops that
+        // wrote them, over the scan cap (oldest items first: the store reads forward).
+        for withholding in [false, true] {
+            var after = Int64(0)
+            var scanned = 0
+            let limit = withholding ? scanLimit : scanLimit * 10
+            while scanned < limit {
+                let chunk = try node.store.itemsChanged(
+                    ChangeQuery(collection: collection, tag: STIXImport.tag, after: after, limit: 500))
+                after = chunk.last?.mark ?? after
+                for changed in chunk where !changed.item.isWithdrawn {
+                    let markings = changed.item.markings
+                    var handlings = [STIXMarkings.Handling]()
+                    if withholding {
+                        for names in Set(try node.withholding(of: changed.item).values.map { Array(Set($0)).sorted() })
+                        {
+                            handlings.append(
+                                STIXMarkings.Handling(
+                                    federation: node.federationName, markings: markings, withheldFrom: names))
+                        }
+                    } else {
+                        handlings.append(STIXMarkings.Handling(federation: node.federationName, markings: markings))
+                    }
+                    if let handling = handlings.first(where: { $0.id == id }) {
+                        return (handling.definition, changed.mark)
+                    }
                 }
-                if let handling = handlings.first(where: { $0.id == id }) {
-                    return (handling.definition, changed.mark)
-                }
+                scanned += chunk.count
+                if chunk.count < 500 { break }
             }
-            scanned += chunk.count
-            if chunk.count < 500 { break }
         }
         return nil
     }
