@@ -112,12 +112,17 @@ run_check() {
   return "$rc"
 }
 
+# A loopback port free now (the kernel's pick; closed again at once).
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # medallion (the OASIS reference server) on a free loopback port with one read/write
 # collection, alias `stix`, in its memory backend, HTTP Basic; sets $base, adds its pid to
 # $pids.
 medallion_collection=5a0c6f2e-52b0-4b1d-9a57-8d3c0b6a1e42
 start_medallion() {
-  port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$venv/bin/python" - "$work" <<'PY'
 import json, sys
 work = sys.argv[1]
@@ -248,7 +253,7 @@ PY
   # The daemon pulls a feed its topology declares: a node of its own, polled until its log says
   # it took the 150 objects in (at most 60 s), then stopped by its pid.
   local feedport
-  feedport=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  feedport=$(free_port)
   cat >"$work/feeds.yaml" <<EOF_TOPOLOGY
 federation: feeds
 partners:
@@ -322,7 +327,7 @@ https_check() {
   done
   fingerprint() { openssl x509 -in "$pki/$1.pem" -outform DER | sha256sum | cut -d' ' -f1; }
   local port
-  port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   cat >"$work/https.yaml" <<EOF_TOPOLOGY
 federation: https
 partners:

@@ -2,6 +2,7 @@ import Foundation
 public import Hummingbird
 import LiaisonCore
 public import LiaisonNode
+import LiaisonTransport
 public import NIOCore
 import NIOSSL
 
@@ -89,9 +90,9 @@ struct AccessMiddleware: RouterMiddleware {
     /// handshake refused every certificate not listed).
     func certificateRole(_ context: APIContext) async -> APIRole? {
         guard !clients.isEmpty, let leaf = try? await context.channel.nioSSL_peerCertificate().get(),
-            let der = try? leaf.toDERBytes()
+            let fingerprint = try? PinnedTLS.fingerprint(leaf)
         else { return nil }
-        return clients[TAXIIHTTPS.fingerprint(der)]
+        return clients[fingerprint]
     }
 
     /// The role whose token `presented` is, comparing with every role's in constant time.

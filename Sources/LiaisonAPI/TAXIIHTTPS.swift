@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -17,11 +16,6 @@ import ServiceLifecycle
 /// topology lists (pinned by SHA-256, each with a role); a certificate not listed fails the
 /// handshake.
 enum TAXIIHTTPS {
-    /// Lower-case hex SHA-256 of a certificate's DER (as `sha256sum` prints it).
-    static func fingerprint(_ der: [UInt8]) -> String {
-        SHA256.hash(data: der).map { String(format: "%02x", $0) }.joined()
-    }
-
     /// The TLS settings: the listener's certificate (or the node's own), TLS 1.2 or later,
     /// and, when clients are listed, a certificate asked for and accepted only when listed.
     static func configuration(
@@ -56,7 +50,9 @@ enum TAXIIHTTPS {
         tls.certificateVerification = .optionalVerification
         tls.trustRoots = .certificates([])
         return TLSChannelConfiguration(tlsConfiguration: tls) { presented, promise in
-            guard let leaf = presented.first, let der = try? leaf.toDERBytes(), pins.contains(fingerprint(der)) else {
+            // The fingerprint partners' certificates are pinned by (`PinnedTLS`), as sha256sum
+            // prints it for the certificate's DER.
+            guard let leaf = presented.first, let found = try? PinnedTLS.fingerprint(leaf), pins.contains(found) else {
                 return promise.succeed(.failed)
             }
             promise.succeed(.certificateVerified)

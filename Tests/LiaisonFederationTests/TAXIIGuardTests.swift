@@ -399,3 +399,28 @@ extension STIXImportPartsTests {
         #expect(try node.store.item(node.stixItemID("malware--00000000-0000-4000-8000-000000000001")) == nil)
     }
 }
+
+/// A topology's HTTPS listener whose files the node cannot use stops the node with one error.
+@Suite("TAXII HTTPS settings")
+struct TAXIIHTTPSSettingsTests {
+    @Test("a certificate or key the node cannot read, or a file holding none, is one error naming the file")
+    func unreadableFiles() throws {
+        let (fixture, node) = try TAXIIReadTests.node()
+        defer { withExtendedLifetime(fixture) {} }
+        let empty = fixture.federation.root.appendingPathComponent("empty.pem")
+        try Data().write(to: empty)
+        for path in ["/nonexistent/taxii.pem", empty.path] {
+            let listener = TAXIIListener(
+                listen: Endpoint(host: "127.0.0.1", port: 7601), certificate: path, key: path)
+            #expect {
+                _ = try TAXIIHTTPS.configuration(listener, identity: node.identity)
+            } throws: { error in
+                let failure = error as? LiaisonError
+                return failure?.code == .invalidArgument && failure?.message.contains(path) == true
+            }
+        }
+        // Without files, the node's own certificate serves.
+        _ = try TAXIIHTTPS.configuration(
+            TAXIIListener(listen: Endpoint(host: "127.0.0.1", port: 7601)), identity: node.identity)
+    }
+}

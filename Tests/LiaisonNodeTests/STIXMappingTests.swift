@@ -35,6 +35,14 @@ struct STIXMappingTests {
         return .object(object)
     }
 
+    /// A `granular_markings` list: each property withheld under the marking named.
+    static func granular(_ refs: [String: String]) -> JSONValue {
+        .array(
+            refs.keys.sorted().map { path in
+                .object(["selectors": .array([.string(path)]), "marking_ref": .string(refs[path]!)])
+            })
+    }
+
     static let ids = (0..<10).map { "00000000-0000-4000-8000-00000000000\($0)" }
 
     @Test(
@@ -348,10 +356,7 @@ struct STIXMappingTests {
             Self.ids[0], markings: [Self.green],
             extra: [
                 "description": .string("from agent K"), "labels": .array([.string("apt")]),
-                "granular_markings": .array([
-                    .object(["selectors": .array([.string("description")]), "marking_ref": .string(Self.amber)]),
-                    .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)]),
-                ]),
+                "granular_markings": Self.granular(["description": Self.amber, "labels": fromCharlie.id]),
             ])
         let (taken, _) = try alpha.importSTIX(
             [.object(fromCharlie.definition), object], collection: "stix", now: Date())
@@ -382,9 +387,7 @@ struct STIXMappingTests {
             Self.ids[3], markings: [Self.green],
             extra: [
                 "labels": .array([.string("apt")]),
-                "granular_markings": .array([
-                    .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)])
-                ]),
+                "granular_markings": Self.granular(["labels": fromCharlie.id]),
             ])
         _ = try alpha.importSTIX([.object(fromCharlie.definition), labelled], collection: "stix", now: Date())
         let third = try #require(try alpha.store.item(alpha.stixItemID("indicator--\(Self.ids[3])")))
@@ -408,9 +411,7 @@ struct STIXMappingTests {
                     Self.ids[4], markings: [Self.green],
                     extra: [
                         "labels": .array([.string("apt")]),
-                        "granular_markings": .array([
-                            .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromCharlie.id)])
-                        ]),
+                        "granular_markings": Self.granular(["labels": fromCharlie.id]),
                     ]),
             ], collection: "stix", fromFeed: true, now: Date())
         if case .refused(let refusal) = fed[1].status {
@@ -434,9 +435,7 @@ struct STIXMappingTests {
                     markings: [Self.green, STIXMarkings.Handling(federation: "demo", markings: markings).id],
                     extra: [
                         "labels": .array([.string("apt")]),
-                        "granular_markings": .array([
-                            .object(["selectors": .array([.string("labels")]), "marking_ref": .string(fromBravo.id)])
-                        ]),
+                        "granular_markings": Self.granular(["labels": fromBravo.id]),
                     ]),
                 .object(STIXMarkings.Handling(federation: "demo", markings: markings).definition),
             ], collection: "stix", now: Date())
@@ -454,9 +453,7 @@ struct STIXMappingTests {
                 Self.indicator(
                     Self.ids[2], markings: [Self.green],
                     extra: [
-                        "granular_markings": .array([
-                            .object(["selectors": .array([.string("name")]), "marking_ref": .string(fromCharlie.id)])
-                        ])
+                        "granular_markings": Self.granular(["name": fromCharlie.id])
                     ]),
             ], collection: "stix", now: Date())
         if case .refused(let refusal) = again[1].status {
