@@ -122,7 +122,10 @@ struct FeedPullGuardTests {
             feed, directory: directory,
             pages: { _, _ throws(LiaisonError) in
                 pages += 1
-                return TAXIIClient.Page(objects: Self.objects(1, from: pages), more: true, next: "cursor-\(pages)")
+                // More for one page past the cap, then done: a pull without the cap reads that
+                // page too (and the test fails rather than runs forever).
+                return TAXIIClient.Page(
+                    objects: Self.objects(1, from: pages), more: pages <= FeedPuller.maxPages, next: "cursor-\(pages)")
             },
             take: { values throws(LiaisonError) in taken.take(values) })
         #expect(pages == FeedPuller.maxPages)
