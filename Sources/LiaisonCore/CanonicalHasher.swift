@@ -21,7 +21,15 @@ public struct CanonicalHasher {
     /// A length-prefixed byte string.
     public mutating func bytes(_ bytes: some Collection<UInt8>) {
         uint32(UInt32(bytes.count))
-        sha.update(data: Array(bytes))
+        if bytes.withContiguousStorageIfAvailable({ sha.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+            sha.update(data: Array(bytes))
+        }
+    }
+
+    /// A length-prefixed byte string, hashed where it lies (a field's value is up to 1 MiB).
+    public mutating func bytes(_ bytes: some DataProtocol) {
+        uint32(UInt32(bytes.count))
+        sha.update(data: bytes)
     }
 
     /// A length-prefixed UTF-8 string.
@@ -41,10 +49,12 @@ public struct CanonicalHasher {
     public mutating func int64(_ value: Int64) { uint64(UInt64(bitPattern: value)) }
 
     /// One byte: 1 for true, 0 for false.
-    public mutating func bool(_ value: Bool) { raw([value ? 1 : 0]) }
+    public mutating func bool(_ value: Bool) {
+        withUnsafeBytes(of: UInt8(value ? 1 : 0)) { sha.update(bufferPointer: $0) }
+    }
 
     /// A 32-byte hash.
-    public mutating func hash(_ value: Hash32) { raw(value.bytes) }
+    public mutating func hash(_ value: Hash32) { value.withUnsafeBytes { sha.update(bufferPointer: $0) } }
 
     /// A count-prefixed list of strings.
     public mutating func strings(_ values: [String]) {

@@ -61,20 +61,19 @@ public struct Hash32: Hashable, Comparable, Sendable {
         Hash32(SHA256.hash(data: data))
     }
 
-    /// The 32 bytes, most significant first.
-    public var bytes: [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(32)
-        for word in [w0, w1, w2, w3] {
-            for shift in stride(from: 56, through: 0, by: -8) {
-                out.append(UInt8(truncatingIfNeeded: word >> UInt64(shift)))
-            }
-        }
-        return out
+    /// Calls `body` with the 32 bytes, most significant first, without copying them to the
+    /// heap (hashing Merkle nodes and op ids spends its time here).
+    @inlinable
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let words = (w0.bigEndian, w1.bigEndian, w2.bigEndian, w3.bigEndian)
+        return try Swift.withUnsafeBytes(of: words, body)
     }
 
+    /// The 32 bytes, most significant first.
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
     /// The 32 bytes as `Data`.
-    public var data: Data { Data(bytes) }
+    public var data: Data { withUnsafeBytes { Data($0) } }
 
     /// Lower-case hexadecimal, 64 characters.
     public var hex: String { Hex.encode(bytes) }

@@ -4,6 +4,11 @@ import LiaisonCore
 /// The primitive reads and writes one store transaction offers. The commit logic is
 /// written once, over this, for every `Store` implementation.
 protocol StoreTransaction {
+    /// Reads ahead, in a few statements, what committing `ops` asks one op at a time (their
+    /// items' states, whether each is stored or waiting); the per-op calls below are then
+    /// answered from it, kept true by this transaction's own writes. Optional: a store may
+    /// answer each call as it comes.
+    mutating func prefetch(_ ops: [VerifiedOp]) throws
     /// Sequence and number of redacted fields of a stored op.
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)?
     /// Replaces a stored op's bytes with another copy of the same op: one that carries more
@@ -40,6 +45,10 @@ protocol StoreTransaction {
     mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws
 }
 
+extension StoreTransaction {
+    mutating func prefetch(_ ops: [VerifiedOp]) throws {}
+}
+
 /// Commits batches through a `StoreTransaction`; shared by every store.
 enum CommitEngine {
     static func commit<T: StoreTransaction>(
@@ -69,6 +78,7 @@ enum CommitEngine {
             return loaded
         }
 
+        try tx.prefetch(batch.ops)
         for (index, op) in batch.ops.enumerated() {
             if let stored = try tx.storedOp(op.id) {
                 if op.redactedFields.count < stored.redactedCount, var item = try state(op.body.itemID) {

@@ -21,6 +21,18 @@ struct SQLiteTransaction: StoreTransaction {
     /// The last change mark given (`ChangedItem.mark`), once read; written back by `finish`.
     private var lastMark: Int64?
     private var marked = false
+    /// What `prefetch` read: stored ops among the batch's (by id, for the ids it covered),
+    /// and the states of the batch's items, each handed out once by `loadItem`.
+    private var prefetchedOps: [OpID: (sequence: UInt64, redactedCount: Int)] = [:]
+    private var opsCovered: Set<OpID> = []
+    private var prefetchedStates: [ItemID: Data?] = [:]
+    /// No op waited in the store at `prefetch`: only those this transaction added may.
+    private var pendingKnownEmpty = false
+    private var pendingAdded: Set<OpID> = []
+    private var pendingAddedItems: Set<ItemID> = []
+
+    /// Ids bound per statement when reading ahead (SQLite allows 32,766 parameters).
+    static let prefetchChunk = 500
 
     init(db: Database) {
         self.db = db
@@ -79,7 +91,52 @@ struct SQLiteTransaction: StoreTransaction {
         unsaved = [:]
     }
 
+    mutating func prefetch(_ ops: [VerifiedOp]) throws {
+        let items = Array(Set(ops.map(\.body.itemID)).filter { locals[$0] == nil && unsaved[$0] == nil })
+        for start in stride(from: 0, to: items.count, by: Self.prefetchChunk) {
+            let chunk = items[start..<min(start + Self.prefetchChunk, items.count)]
+            let wanted = Set(chunk)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT local, id, state FROM items WHERE key IN (\(Self.placeholders(chunk.count)))",
+                arguments: StatementArguments(chunk.map { Self.key($0) }))
+            for id in chunk { locals[id] = .some(nil) }
+            for row in rows {
+                // The key is the id's first eight bytes: compare the whole id.
+                guard let id = ItemID(bytes: row["id"] as Data), wanted.contains(id) else { continue }
+                locals[id] = .some(row["local"] as Int64)
+                prefetchedStates[id] = .some(row["state"] as Data?)
+            }
+        }
+        let opIDs = Array(Set(ops.map(\.id)).subtracting(opsCovered))
+        for start in stride(from: 0, to: opIDs.count, by: Self.prefetchChunk) {
+            let chunk = opIDs[start..<min(start + Self.prefetchChunk, opIDs.count)]
+            let wanted = Set(chunk)
+            let rows = try Row.fetchAll(
+                db,
+                sql: "SELECT op_id, seq, redacted FROM ops WHERE op_key IN (\(Self.placeholders(chunk.count)))",
+                arguments: StatementArguments(chunk.map { Self.key($0) }))
+            opsCovered.formUnion(chunk)
+            for row in rows {
+                guard let hash = Hash32(bytes: row["op_id"] as Data), wanted.contains(OpID(hash: hash)) else {
+                    continue
+                }
+                let sequence: Int64 = row["seq"]
+                prefetchedOps[OpID(hash: hash)] = (UInt64(sequence), row["redacted"] as Int)
+            }
+        }
+        pendingKnownEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pending_ops)") ?? false)
+        pendingAdded = []
+        pendingAddedItems = []
+    }
+
+    /// `?, ?, …`: `count` SQL parameters.
+    private static func placeholders(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {
+        if opsCovered.contains(id) { return prefetchedOps[id] }
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT seq, redacted FROM ops WHERE op_key = ? AND op_id = ?"),
@@ -95,6 +152,7 @@ struct SQLiteTransaction: StoreTransaction {
             sql: "UPDATE ops SET encoded = ?, redacted = ? WHERE seq = ?",
             arguments: [op.encoded, op.redactedFields.count, Int64(sequence)]
         )
+        if prefetchedOps[op.id] != nil { prefetchedOps[op.id] = (sequence, op.redactedFields.count) }
     }
 
     mutating func insertOp(_ op: VerifiedOp, from peer: NodeID?) throws -> UInt64 {
@@ -111,15 +169,20 @@ struct SQLiteTransaction: StoreTransaction {
                 op.body.change.mayChangeEligibility ? 1 : 0,
             ]
         )
-        return UInt64(db.lastInsertedRowID)
+        let sequence = UInt64(db.lastInsertedRowID)
+        if opsCovered.contains(op.id) { prefetchedOps[op.id] = (sequence, op.redactedFields.count) }
+        return sequence
     }
 
     mutating func isPending(_ id: OpID) throws -> Bool {
-        try Bool.fetchOne(
+        if pendingKnownEmpty && !pendingAdded.contains(id) { return false }
+        return try Bool.fetchOne(
             db.cachedStatement(sql: "SELECT 1 FROM pending_ops WHERE op_id = ?"), arguments: [id.hash.data]) ?? false
     }
 
     mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws {
+        pendingAdded.insert(op.id)
+        pendingAddedItems.insert(op.body.itemID)
         try db.execute(
             sql: """
                 INSERT INTO pending_ops(op_id, item_id, arrival, received_from, encoded)
@@ -130,6 +193,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func takePending(item: ItemID) throws -> [(op: VerifiedOp, peer: NodeID?)] {
+        if pendingKnownEmpty && !pendingAddedItems.contains(item) { return [] }
         let key = Data(item.bytes)
         let rows = try Row.fetchAll(
             db.cachedStatement(
@@ -158,6 +222,9 @@ struct SQLiteTransaction: StoreTransaction {
 
     mutating func relogItem(_ id: ItemID) throws {
         guard let item = try local(of: id) else { return }
+        // The item's ops change sequence: forget what was read ahead of them.
+        prefetchedOps = [:]
+        opsCovered = []
         // AUTOINCREMENT never hands out a sequence twice, so the copies land after every
         // sequence a link may have acknowledged.
         let rows = try Row.fetchAll(
@@ -226,6 +293,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func deleteItem(_ id: ItemID) throws {
+        prefetchedStates[id] = nil
         guard let item = try local(of: id) else { return }
         // The row stays without a state: the item's stored ops still name its local number.
         try db.execute(sql: "DELETE FROM item_tags WHERE item_local = ?", arguments: [item])
@@ -234,6 +302,10 @@ struct SQLiteTransaction: StoreTransaction {
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
         if unsaved[id] != nil { return nil }
+        if let read = prefetchedStates.removeValue(forKey: id) { return try read.map(Self.decodeItem) }
+        // Known to have no row (a read ahead or an earlier lookup found none; a row written
+        // since would have given it a local number).
+        if case .some(.none) = locals[id] { return nil }
         guard
             let row = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT local, state FROM items WHERE key = ? AND id = ?"),
@@ -260,6 +332,7 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func saveItem(_ item: ItemState) throws {
+        prefetchedStates[item.id] = nil
         let local = try ensureLocal(item.id)
         let hlc = Int64(bitPattern: item.lastChange.hlc.rawValue)
         let state = try item.storageEncoding()

@@ -111,6 +111,34 @@ struct StoreCommitTests {
         #expect(retry.applied.map(\.sequence) == [2, 3, 4])
     }
 
+    @Test(
+        "in one batch past the 500 ids read ahead at once: ops before their create wait and apply with it, a repeat of an op the batch applied is a duplicate, stored ops are duplicates",
+        arguments: StoreKind.allCases)
+    func oneLargeBatchJudgesEachOpOnce(kind: StoreKind) throws {
+        let store = try kind.make()
+        var factory = OpFactory(seed: 23)
+        var creates = [VerifiedOp]()
+        for index in 0..<600 {
+            creates.append(
+                try factory.create(
+                    by: alice, fields: [(name: "n", value: JSONText.string("\(index)"))], tags: [],
+                    at: .test(UInt64(index + 10))))
+        }
+        _ = try store.commit(batch(Array(creates[..<300])))
+        let ops = try history()
+        let result = try store.commit(
+            batch(Array(ops.dropFirst()) + [ops[0], ops[1]] + creates, from: bob))
+        // The three that came before their create are reported waiting, and applied with it.
+        #expect(result.pending == ops.dropFirst().map(\.id))
+        #expect(result.applied.count == 4 + 300)
+        #expect(Set(result.duplicates) == Set([ops[1].id] + creates[..<300].map(\.id)))
+        #expect(result.duplicates.count == 301)
+        let reference = try ops.dropFirst().reduce(into: ItemState(create: ops[0])) { state, op in try state.apply(op) }
+        #expect(try store.item(ops[0].body.itemID)?.digest == reference.digest)
+        #expect(try store.highestSequence() == 604)
+        #expect(try store.items(Set(creates.map(\.body.itemID))).count == 600)
+    }
+
     @Test("ops that arrive before their item's create wait, then apply in arrival order", arguments: StoreKind.allCases)
     func pendingUntilCreate(kind: StoreKind) throws {
         let store = try kind.make()
