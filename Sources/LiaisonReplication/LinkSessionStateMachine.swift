@@ -56,7 +56,7 @@ public struct LinkSessionStateMachine: Sendable {
     /// Tunables.
     public struct Configuration: Sendable, Hashable {
         /// Most ops per batch.
-        public var maxBatchOps: Int = 512
+        public var maxBatchOps: Int = 1024
         /// Most unacknowledged batches.
         public var window: Int = 4
         /// Interval between pings.

@@ -125,7 +125,13 @@ enum CommitEngine {
                     if case .changeMarkings = op.body.change { remarked.insert(item.id) }
                 }
             } else if case .create = op.body.change {
-                switch Result(catching: { () throws(ItemRejection) in try ItemState(create: op) }) {
+                let made: Result<ItemState, ItemRejection> =
+                    if let prepared = batch.created[op.id] {
+                        .success(prepared)
+                    } else {
+                        Result(catching: { () throws(ItemRejection) in try ItemState(create: op) })
+                    }
+                switch made {
                 case .failure(let rejection):
                     result.rejected.append((op.id, rejection))
                     result.rejectedAuthors[op.id] = op.body.author

@@ -87,4 +87,58 @@ struct BatchBudgetTests {
         }
         #expect(batches >= 2)
     }
+
+    @Test(
+        "changes of tags that send their items' histories are cut at 2,048 ops a batch, what a receiver of any version takes, in order, nothing skipped"
+    )
+    func historiesAreCutByCount() throws {
+        var factory = OpFactory(seed: 93)
+        let (alice, aliceStore) = try AnnotationTests.node(.alice)
+        var items = [ItemState]()
+        var log = [VerifiedOp]()
+        var stamp: UInt64 = 1
+        func next() -> HLCTimestamp {
+            stamp += 1
+            return .test(stamp)
+        }
+        for _ in 0..<512 {
+            let create = try factory.create(by: .alice, markings: AnnotationTests.markings("bob"), at: next())
+            var item = try ItemState(create: create)
+            log.append(create)
+            for round in 0..<4 {
+                let set = try factory.setFields(
+                    [(name: "n", value: JSONText.string("\(round)"))], of: item, by: .alice, at: next())
+                try item.apply(set)
+                log.append(set)
+            }
+            items.append(item)
+        }
+        let history = UInt64(log.count)
+        for item in items { log.append(try factory.addTags(["seen"], to: item, by: .alice, at: next())) }
+        _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
+
+        var after = history
+        var sentTags = [OpID]()
+        var batches = 0
+        while after < UInt64(log.count) {
+            let batch = try alice.loadBatch(for: "bob", after: after, limit: 512, nowMillis: AnnotationTests.now)
+            #expect(batch.throughSeq > after, "no progress")
+            #expect(batch.ops.count <= 2_048, "a batch of \(batch.ops.count) ops")
+            // A receiver of the version before batches of 1,024: it refuses more than 2,048 ops.
+            var settings = LinkSessionStateMachine.Configuration()
+            settings.maxBatchOps = 512
+            var receiver = LinkSessionStateMachine(
+                local: TestNode.bob.nodeID, peer: TestNode.alice.nodeID, checkpoint: 0, localHighest: 0, nowMillis: 0,
+                configuration: settings)
+            _ = receiver.received(
+                .hello(SyncHello(nodeID: TestNode.alice.nodeID, hlc: .test(1), checkpoint: 0)), nowMillis: 0)
+            let actions = receiver.received(.batch(ops: batch.ops, throughSeq: batch.throughSeq), nowMillis: 0)
+            #expect(actions.contains { if case .commit = $0 { true } else { false } }, "a receiver of 512 takes it")
+            sentTags += batch.sent.filter { id in log.suffix(512).contains { $0.id == id } }
+            after = batch.throughSeq
+            batches += 1
+        }
+        #expect(sentTags == log.suffix(512).map(\.id), "every change of tags once, in log order")
+        #expect(batches >= 2, "512 changes with five ops of history each need two batches")
+    }
 }

@@ -129,7 +129,12 @@ struct NodeEngineTests {
             nodeID: TestNode.bob.nodeID, hlc: HLCTimestamp(physicalMillis: world.now, logical: 3), checkpoint: 2)
         let actions = world.handle(.frame(ChannelID(1), .hello(peerHello), bytes: 64, atMillis: world.now))
         #expect(actions.contains { if case .observeClock = $0 { return true } else { return false } })
-        #expect(Self.loads(actions) == [.init(peer: "bob", after: 2, limit: 512, purpose: .channel(ChannelID(1)))])
+        #expect(
+            Self.loads(actions) == [
+                .init(
+                    peer: "bob", after: 2, limit: LinkSessionStateMachine.Configuration().maxBatchOps,
+                    purpose: .channel(ChannelID(1)))
+            ])
         let loaded = world.handle(
             .batchLoaded(
                 Self.loads(actions)[0], NodeEngine.LoadedBatch(ops: [Data([1])], sent: 1, withheld: 0, throughSeq: 10))

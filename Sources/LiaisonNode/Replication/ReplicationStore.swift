@@ -324,6 +324,12 @@ public struct ReplicationStore: Sendable {
     static let channelBatchBytes = 3 << 20
     /// The same for a batch sealed for a relay: an envelope holds up to 3 MiB in all.
     static let sealedBatchBytes = 2 << 20
+    /// The most ops a batch carries, items' histories included (a change of markings or tags
+    /// sends its item's history with it): a receiver refuses a batch of more than four times
+    /// its own batch size (`LinkSessionStateMachine.Configuration.maxBatchOps`, which was 512
+    /// until 2026-12-01), so 2,048 passes every version. A batch always takes at least one log
+    /// entry.
+    static let batchOps = 2_048
 
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
     /// and what is withheld.
@@ -443,7 +449,7 @@ public struct ReplicationStore: Sendable {
                 }
             }
             let partBytes = part.ops.reduce(0) { $0 + $1.count }
-            if index > 0, bytes + partBytes > budget {
+            if index > 0, bytes + partBytes > budget || batch.ops.count + part.ops.count > Self.batchOps {
                 batch.throughSeq = groups[index - 1].sequence
                 break
             }
@@ -575,6 +581,7 @@ public struct ReplicationStore: Sendable {
         // Each item as this batch leaves it: our state plus the batch's ops (a create in the
         // batch brings the item). Entitlement is judged on it, as the sender judged it.
         var states = try store.items(Set(verified.map(\.body.itemID)))
+        var created = [OpID: ItemState]()
         for op in verified {
             let id = op.body.itemID
             if var state = states[id] {
@@ -582,6 +589,7 @@ public struct ReplicationStore: Sendable {
                 states[id] = state
             } else if case .create = op.body.change, let state = try? ItemState(create: op) {
                 states[id] = state
+                created[op.id] = state
             }
         }
         // Every markings the item has had, as far as we and the batch know: read only when an
@@ -676,10 +684,11 @@ public struct ReplicationStore: Sendable {
         var outcome = ReceiveOutcome()
         if !accepted.isEmpty {
             let before = try store.highestSequence()
-            let result = try store.commit(
-                CommitBatch(
-                    ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me, held: held,
-                    partners: authors))
+            var batch = CommitBatch(
+                ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me, held: held,
+                partners: authors)
+            batch.created = created
+            let result = try store.commit(batch)
             outcome.refused += result.rejected.count
             for rejected in result.rejected {
                 let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
