@@ -20,7 +20,7 @@ public final class OpVerifier: Sendable {
 
     /// Creates a verifier that remembers up to `capacity` verified batch roots, and at most
     /// `aheadCapacity` ops of at most `aheadByteCapacity` bytes in all verified ahead.
-    public init(capacity: Int = 4096, aheadCapacity: Int = 8192, aheadByteCapacity: Int = 32 << 20) {
+    public init(capacity: Int = 4096, aheadCapacity: Int = 16_384, aheadByteCapacity: Int = 32 << 20) {
         self.verifiedRoots = Mutex([])
         self.capacity = capacity
         self.ahead = Mutex(([:], 0))

@@ -33,10 +33,10 @@ public struct NodeEngine: Sendable {
         /// How long a relay keeps an envelope before dropping it.
         public var envelopeLifetimeMillis: UInt64 = 10 * 60_000
         /// Most ops per sealed envelope: as many as a channel's batch (`maxBatchOps`), so that a
-        /// relayed catch-up pays for a commit, a receipt and custody entries per 512 ops as a
-        /// direct one does. The byte budget of an envelope still cuts it shorter
+        /// relayed catch-up pays for a commit, a receipt and custody entries per 1,024 ops as
+        /// a direct one does. The byte budget of an envelope still cuts it shorter
         /// (`ReplicationStore.sealedBatchBytes`).
-        public var maxOpsPerEnvelope = 512
+        public var maxOpsPerEnvelope = 1_024
         /// How often failback, sealing and envelope retries are considered.
         public var maintenanceIntervalMillis: UInt64 = 100
         /// How often waiting ops past the containment policy's expiry are looked for.
