@@ -125,13 +125,7 @@ enum CommitEngine {
                     if case .changeMarkings = op.body.change { remarked.insert(item.id) }
                 }
             } else if case .create = op.body.change {
-                let made: Result<ItemState, ItemRejection> =
-                    if let prepared = batch.created[op.id] {
-                        .success(prepared)
-                    } else {
-                        Result(catching: { () throws(ItemRejection) in try ItemState(create: op) })
-                    }
-                switch made {
+                switch Result(catching: { () throws(ItemRejection) in try ItemState(create: op) }) {
                 case .failure(let rejection):
                     result.rejected.append((op.id, rejection))
                     result.rejectedAuthors[op.id] = op.body.author

@@ -42,10 +42,6 @@ public struct CommitBatch: Sendable {
     /// the ops held for its item, and applies those whose author it now releases the item to;
     /// nil leaves them waiting.
     public var partners: [NodeID: Recipient]?
-    /// Items as their create ops alone make them (`ItemState(create:)`), by the create's id,
-    /// where the caller has them already (admission builds them to judge the batch): a
-    /// function of the op alone, so the commit takes them instead of building them again.
-    public var created: [OpID: ItemState] = [:]
 
     /// Creates a batch.
     public init(

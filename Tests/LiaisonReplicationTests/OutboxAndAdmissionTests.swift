@@ -1,5 +1,7 @@
 import Foundation
 import LiaisonCore
+import LiaisonNode
+import LiaisonStore
 import LiaisonTestSupport
 import Testing
 
@@ -353,6 +355,28 @@ struct OutboxAndAdmissionTests {
             [(name: "source", value: Self.secret)], of: try ItemState(create: op), by: .alice, at: .test(2))
         #expect(receiver.check(annotation, item: nil) == .unredacted(["source"]))
         #expect(receiver.check(try annotation.redacting(["source"]), item: nil) == nil)
+    }
+
+    @Test(
+        "one batch holding a create in clear (refused: a field is withheld from the receiver) and its redacted copy (accepted) stores the item without the withheld value"
+    )
+    func clearAndRedactedCopiesInOneBatch() throws {
+        var factory = OpFactory(seed: 48)
+        let op = try factory.create(
+            by: .alice, markings: .test,
+            fields: [(name: "title", value: Self.title), (name: "source", value: Self.secret)],
+            withheld: ["source": ["bob"]], at: .test(1))
+        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        for copies in [[op, try op.redacting(["source"])], [try op.redacting(["source"]), op]] {
+            let outcome = try bob.receive(
+                ops: copies.map(\.encoded), through: nil, from: "carol", nowMillis: AnnotationTests.now)
+            #expect(outcome.refused >= 1, "the copy in clear is refused")
+            let item = try #require(try bobStore.item(op.body.itemID))
+            #expect(item.fields["source"] != nil, "the field is there, committed")
+            #expect(item.fields["source"]?.value == nil, "its value is not")
+            #expect(item.fields["title"]?.value == Self.title)
+            #expect(try bobStore.op(op.id)?.op.openings["source"] == nil)
+        }
     }
 
     @Test(

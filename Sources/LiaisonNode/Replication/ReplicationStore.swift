@@ -328,7 +328,8 @@ public struct ReplicationStore: Sendable {
     /// sends its item's history with it): a receiver refuses a batch of more than four times
     /// its own batch size (`LinkSessionStateMachine.Configuration.maxBatchOps`, which was 512
     /// until 2026-12-01), so 2,048 passes every version. A batch always takes at least one log
-    /// entry.
+    /// entry, so one entry whose item history alone is longer still makes a larger batch (not
+    /// yet split: docs/decisions.md).
     static let batchOps = 2_048
 
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
@@ -581,7 +582,6 @@ public struct ReplicationStore: Sendable {
         // Each item as this batch leaves it: our state plus the batch's ops (a create in the
         // batch brings the item). Entitlement is judged on it, as the sender judged it.
         var states = try store.items(Set(verified.map(\.body.itemID)))
-        var created = [OpID: ItemState]()
         for op in verified {
             let id = op.body.itemID
             if var state = states[id] {
@@ -589,7 +589,6 @@ public struct ReplicationStore: Sendable {
                 states[id] = state
             } else if case .create = op.body.change, let state = try? ItemState(create: op) {
                 states[id] = state
-                created[op.id] = state
             }
         }
         // Every markings the item has had, as far as we and the batch know: read only when an
@@ -684,11 +683,10 @@ public struct ReplicationStore: Sendable {
         var outcome = ReceiveOutcome()
         if !accepted.isEmpty {
             let before = try store.highestSequence()
-            var batch = CommitBatch(
-                ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me, held: held,
-                partners: authors)
-            batch.created = created
-            let result = try store.commit(batch)
+            let result = try store.commit(
+                CommitBatch(
+                    ops: accepted, source: .peer(partner.nodeID), timeMillis: Int64(now), holder: me, held: held,
+                    partners: authors))
             outcome.refused += result.rejected.count
             for rejected in result.rejected {
                 let author = result.rejectedAuthors[rejected.id] ?? partner.nodeID
