@@ -21,9 +21,7 @@ public struct CanonicalHasher {
     /// A length-prefixed byte string.
     public mutating func bytes(_ bytes: some Collection<UInt8>) {
         uint32(UInt32(bytes.count))
-        if bytes.withContiguousStorageIfAvailable({ sha.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
-            sha.update(data: Array(bytes))
-        }
+        sha.update(data: Array(bytes))
     }
 
     /// A length-prefixed byte string, hashed where it lies (a field's value is up to 1 MiB).

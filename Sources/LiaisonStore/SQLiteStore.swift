@@ -327,20 +327,12 @@ public final class SQLiteStore: Store {
         return try read("reading items") { db in
             var found = [ItemID: ItemState]()
             let keys = Set(ids.map(SQLiteTransaction.key)).sorted()
-            // At most 500 keys per statement: well under SQLite's limit on bound parameters.
-            var start = 0
-            while start < keys.count {
-                let chunk = keys[start..<min(keys.count, start + 500)]
-                start += 500
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                let rows = try Row.fetchCursor(
-                    db, sql: "SELECT id, state FROM items WHERE key IN (\(marks)) AND state IS NOT NULL",
-                    arguments: StatementArguments(Array(chunk)))
-                while let row = try rows.next() {
-                    // Keys are id prefixes: another item may share one.
-                    guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { continue }
-                    found[id] = try SQLiteTransaction.decodeItem(row["state"])
-                }
+            try SQLiteTransaction.forEachRow(
+                keys: keys, in: db, { "SELECT id, state FROM items WHERE key IN (\($0)) AND state IS NOT NULL" }
+            ) { row in
+                // Keys are id prefixes: another item may share one.
+                guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { return }
+                found[id] = try SQLiteTransaction.decodeItem(row["state"])
             }
             return found
         }

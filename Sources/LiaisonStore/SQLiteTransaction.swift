@@ -31,8 +31,8 @@ struct SQLiteTransaction: StoreTransaction {
     private var pendingAdded: Set<OpID> = []
     private var pendingAddedItems: Set<ItemID> = []
 
-    /// Ids bound per statement when reading ahead (SQLite allows 32,766 parameters).
-    static let prefetchChunk = 500
+    /// Keys bound per statement when reading many at once (`rows(keys:in:_:)`).
+    static let keysPerStatement = 500
 
     init(db: Database) {
         self.db = db
@@ -92,47 +92,44 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func prefetch(_ ops: [VerifiedOp]) throws {
-        let items = Array(Set(ops.map(\.body.itemID)).filter { locals[$0] == nil && unsaved[$0] == nil })
-        for start in stride(from: 0, to: items.count, by: Self.prefetchChunk) {
-            let chunk = items[start..<min(start + Self.prefetchChunk, items.count)]
-            let wanted = Set(chunk)
-            let rows = try Row.fetchAll(
-                db,
-                sql: "SELECT local, id, state FROM items WHERE key IN (\(Self.placeholders(chunk.count)))",
-                arguments: StatementArguments(chunk.map { Self.key($0) }))
-            for id in chunk { locals[id] = .some(nil) }
-            for row in rows {
-                // The key is the id's first eight bytes: compare the whole id.
-                guard let id = ItemID(bytes: row["id"] as Data), wanted.contains(id) else { continue }
-                locals[id] = .some(row["local"] as Int64)
-                prefetchedStates[id] = .some(row["state"] as Data?)
-            }
+        let items = Set(ops.map(\.body.itemID)).filter { locals[$0] == nil && unsaved[$0] == nil }
+        for id in items { locals[id] = .some(nil) }
+        try Self.forEachRow(
+            keys: items.map(Self.key), in: db, { "SELECT local, id, state FROM items WHERE key IN (\($0))" }
+        ) {
+            row in
+            // The key is the id's first eight bytes: compare the whole id.
+            guard let id = ItemID(bytes: row["id"] as Data), items.contains(id) else { return }
+            locals[id] = .some(row["local"] as Int64)
+            prefetchedStates[id] = .some(row["state"] as Data?)
         }
-        let opIDs = Array(Set(ops.map(\.id)).subtracting(opsCovered))
-        for start in stride(from: 0, to: opIDs.count, by: Self.prefetchChunk) {
-            let chunk = opIDs[start..<min(start + Self.prefetchChunk, opIDs.count)]
-            let wanted = Set(chunk)
-            let rows = try Row.fetchAll(
-                db,
-                sql: "SELECT op_id, seq, redacted FROM ops WHERE op_key IN (\(Self.placeholders(chunk.count)))",
-                arguments: StatementArguments(chunk.map { Self.key($0) }))
-            opsCovered.formUnion(chunk)
-            for row in rows {
-                guard let hash = Hash32(bytes: row["op_id"] as Data), wanted.contains(OpID(hash: hash)) else {
-                    continue
-                }
-                let sequence: Int64 = row["seq"]
-                prefetchedOps[OpID(hash: hash)] = (UInt64(sequence), row["redacted"] as Int)
-            }
+        let opIDs = Set(ops.map(\.id)).subtracting(opsCovered)
+        opsCovered.formUnion(opIDs)
+        try Self.forEachRow(
+            keys: opIDs.map(Self.key), in: db, { "SELECT op_id, seq, redacted FROM ops WHERE op_key IN (\($0))" }
+        ) {
+            row in
+            guard let hash = Hash32(bytes: row["op_id"] as Data), opIDs.contains(OpID(hash: hash)) else { return }
+            let sequence: Int64 = row["seq"]
+            prefetchedOps[OpID(hash: hash)] = (UInt64(sequence), row["redacted"] as Int)
         }
         pendingKnownEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pending_ops)") ?? false)
         pendingAdded = []
         pendingAddedItems = []
     }
 
-    /// `?, ?, …`: `count` SQL parameters.
-    private static func placeholders(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
+    /// Calls `body` with each row a statement finds for many keys, one at a time (a row is
+    /// valid only inside `body`): `sql` is given the parameter list (`?, ?, …`) to put in its
+    /// `IN (…)`, and runs once per `keysPerStatement` keys (SQLite allows 32,766 parameters).
+    static func forEachRow(
+        keys: [Int64], in db: Database, _ sql: (String) -> String, _ body: (Row) throws -> Void
+    ) throws {
+        for start in stride(from: 0, to: keys.count, by: keysPerStatement) {
+            let chunk = keys[start..<min(start + keysPerStatement, keys.count)]
+            let parameters = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let rows = try Row.fetchCursor(db, sql: sql(parameters), arguments: StatementArguments(Array(chunk)))
+            while let row = try rows.next() { try body(row) }
+        }
     }
 
     mutating func storedOp(_ id: OpID) throws -> (sequence: UInt64, redactedCount: Int)? {

@@ -16,6 +16,31 @@ struct SignatureBatchTests {
         return try factory.batch(of: count, on: item(), by: .alice, startingAt: millis)
     }
 
+    @Test(
+        "leaves, nodes, the signed message and canonical hashes are the bytes DESIGN §10 names (known answers from Python's hashlib)"
+    )
+    func knownAnswers() throws {
+        // What partners running any version, and every stored op and custody entry, were
+        // hashed with: a change in the bytes hashed fails here, not only between versions.
+        let a = try #require(Hash32(bytes: Array(0..<32)))
+        let b = try #require(Hash32(bytes: Array(32..<64)))
+        #expect(
+            OpBatchTree.leaf(OpID(hash: a)).hex == "699cacdb4c39d8e0bb1223352765a7f7acdc51dec6694f7b54c3d0a47f0cc409")
+        #expect(
+            OpBatchTree.root(of: OpID(hash: a), index: 0, count: 2, path: [b])?.hex
+                == "e6bb5f2adbfd8d97f9e83c0291fc7ee0074d255dabfcd84d27271ea2ddf1609e")
+        #expect(
+            Hex.encode(Array(OpBatchTree.signedMessage(root: b, leafCount: 7)))
+                == "6c696169736f6e2f76312f6f702d626174636800000007"
+                + "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f")
+        var hasher = CanonicalHasher(domain: "liaison/test")
+        hasher.bytes(Data([0x76, 0x61, 0x6c, 0x75, 0x65, 0x20, 0xff]))
+        hasher.hash(a)
+        hasher.bool(true)
+        #expect(hasher.finalize().hex == "ca9854f7dddf4e479d9a1925678b119894e348006e89eee4e42632dc42710a54")
+        #expect(a.data == Data(0..<32) && a.bytes == Array(0..<32))
+    }
+
     @Test("every op of a batch verifies on its own", arguments: [1, 2, 3, 7, 64, 100])
     func batchVerifies(size: Int) throws {
         let ops = try Self.batch(size)

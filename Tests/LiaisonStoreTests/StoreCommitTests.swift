@@ -38,6 +38,15 @@ struct StoreCommitTests {
         ]
     }
 
+    /// `count` creates by alice, one item each, stamped one apart from `first`.
+    private func creates(_ count: Int, by factory: inout OpFactory, from first: UInt64) throws -> [VerifiedOp] {
+        try (0..<count).map { index in
+            try factory.create(
+                by: alice, fields: [(name: "n", value: JSONText.string("\(index)"))], tags: [],
+                at: .test(first + UInt64(index)))
+        }
+    }
+
     @Test("ops get consecutive local sequences and the item reflects them", arguments: StoreKind.allCases)
     func appliesInOrder(kind: StoreKind) throws {
         let store = try kind.make()
@@ -60,13 +69,7 @@ struct StoreCommitTests {
     func readsManyItems(kind: StoreKind) throws {
         let store = try kind.make()
         var factory = OpFactory(seed: 11)
-        var creates = [VerifiedOp]()
-        for index in 0..<1_203 {
-            creates.append(
-                try factory.create(
-                    by: alice, fields: [(name: "n", value: JSONText.string("\(index)"))], tags: [],
-                    at: .test(UInt64(index + 1))))
-        }
+        let creates = try self.creates(1_203, by: &factory, from: 1)
         _ = try store.commit(batch(creates))
         let unknown = try factory.create(by: alice, fields: [], tags: [], at: .test(5_000)).body.itemID
         let ids = Set(creates.map(\.body.itemID)).union([unknown])
@@ -117,13 +120,7 @@ struct StoreCommitTests {
     func oneLargeBatchJudgesEachOpOnce(kind: StoreKind) throws {
         let store = try kind.make()
         var factory = OpFactory(seed: 23)
-        var creates = [VerifiedOp]()
-        for index in 0..<600 {
-            creates.append(
-                try factory.create(
-                    by: alice, fields: [(name: "n", value: JSONText.string("\(index)"))], tags: [],
-                    at: .test(UInt64(index + 10))))
-        }
+        let creates = try self.creates(600, by: &factory, from: 10)
         _ = try store.commit(batch(Array(creates[..<300])))
         let ops = try history()
         let result = try store.commit(
@@ -137,6 +134,20 @@ struct StoreCommitTests {
         #expect(try store.item(ops[0].body.itemID)?.digest == reference.digest)
         #expect(try store.highestSequence() == 604)
         #expect(try store.items(Set(creates.map(\.body.itemID))).count == 600)
+    }
+
+    @Test(
+        "in one batch, a redacted copy of a new op then its full copy: the full copy fills the value in, in the op and the item",
+        arguments: StoreKind.allCases)
+    func redactedThenFullCopyInOneBatch(kind: StoreKind) throws {
+        let store = try kind.make()
+        let create = try history()[0]
+        let redacted = try create.redacting(["title"])
+        let result = try store.commit(batch([redacted, create], from: bob))
+        #expect(result.applied.map(\.id) == [create.id])
+        #expect(result.duplicates == [create.id])
+        #expect(try store.op(create.id)?.op.openings["title"] != nil)
+        #expect(try store.item(create.body.itemID)?.fields["title"]?.value == JSONText.string("first"))
     }
 
     @Test("ops that arrive before their item's create wait, then apply in arrival order", arguments: StoreKind.allCases)
