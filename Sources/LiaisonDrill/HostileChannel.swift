@@ -181,6 +181,14 @@ final class HostileChannel: Sendable {
                 } else {
                     state.batchesWithheld += 1
                 }
+            case .batchPart(let ops, let through, let part):
+                state.batchesRead += 1
+                state.opsRead += ops.count
+                if state.acking {
+                    answers.append(.partAck(throughSeq: through, part: part))
+                } else {
+                    state.batchesWithheld += 1
+                }
             case .ack(let through):
                 state.ackedByPeer = max(state.ackedByPeer, through)
             case .goodbye(let reason):

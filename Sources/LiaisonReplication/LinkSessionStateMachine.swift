@@ -96,10 +96,13 @@ public struct LinkSessionStateMachine: Sendable {
         /// Write a message on the channel.
         case send(SyncMessage)
         /// Read our log after `after` (at most `limit` ops), filter it for this peer, and
-        /// report with `batchReady`.
-        case loadBatch(after: UInt64, limit: Int)
-        /// Verify and commit ops the peer sent, then report with `committed`.
-        case commit(ops: [Data], throughSeq: UInt64)
+        /// report with `batchReady`. With `parts` (the peer takes them), an entry whose item
+        /// history passes one batch may be read in parts (report with `batchPartReady`);
+        /// `resume` says where the last part stopped.
+        case loadBatch(after: UInt64, limit: Int, parts: Bool = false, resume: HistoryCut? = nil)
+        /// Verify and commit ops the peer sent, then report with `committed`. A `part` (from
+        /// 1) covers nothing: commit it without moving the checkpoint.
+        case commit(ops: [Data], throughSeq: UInt64, part: UInt32 = 0)
         /// The peer has acknowledged our log up to this sequence.
         case acknowledged(throughSeq: UInt64)
         /// The session is open: hello exchanged.
@@ -138,8 +141,15 @@ public struct LinkSessionStateMachine: Sendable {
     public private(set) var ackedThrough: UInt64 = 0
     /// Highest sequence of our log that exists.
     public private(set) var localHighest: UInt64
-    /// `throughSeq` of batches sent and not yet acknowledged, oldest first.
-    public private(set) var inFlight: [UInt64] = []
+    /// `throughSeq` of batches sent and not yet acknowledged, oldest first (for a part, the
+    /// entry it goes ahead of).
+    public var inFlight: [UInt64] { inFlightPositions.map(\.through) }
+    /// Batches sent and not yet acknowledged, oldest first.
+    private var inFlightPositions: [BatchPosition] = []
+    /// The last part sent of the entry whose history goes in parts, if one is under way.
+    public private(set) var sentPart: (cut: HistoryCut, part: UInt32)?
+    /// Whether the peer takes batch parts (its hello lists `SyncProtocol.batchParts`).
+    public private(set) var peerTakesParts = false
     /// When each batch of `inFlight` was handed over (the latest time the session knew).
     private var inFlightSentAt: [UInt64] = []
     /// Decaying worst time from handing a batch over to its ack; starts at the idle deadline.
@@ -178,8 +188,11 @@ public struct LinkSessionStateMachine: Sendable {
     private var pingsSent: UInt64 = 0
     private var pongsReceived: UInt64 = 0
     private var fullSinceMillis: UInt64
-    /// When each batch handed to the shell to commit (not yet committed) arrived.
-    private var uncommitted: [UInt64] = []
+    /// The batches handed to the shell to commit, not yet committed.
+    private var uncommitted: [BatchPosition] = []
+    /// The last part of the peer's log handed to the shell, while the entry it goes ahead of
+    /// has not come whole.
+    public private(set) var receivedPart: BatchPosition?
 
     /// Creates the session of a new channel. `checkpoint` is how far we have applied the
     /// peer's log; `localHighest` is the end of our own log.
@@ -244,6 +257,7 @@ public struct LinkSessionStateMachine: Sendable {
                     .protocolViolation("peer claims our log up to \(hello.checkpoint), it ends at \(localHighest)"))
             }
             phase = .open
+            peerTakesParts = hello.versions.contains(SyncProtocol.batchParts)
             sentThrough = hello.checkpoint
             ackedThrough = hello.checkpoint
             return [.opened(peerHLC: hello.hlc), .acknowledged(throughSeq: hello.checkpoint)] + pump()
@@ -252,34 +266,28 @@ public struct LinkSessionStateMachine: Sendable {
         case (.open, .hello):
             return close(.protocolViolation("a second hello"))
         case (.open, .batch(let ops, let through)):
-            guard through > receivedThrough else {
-                return close(.protocolViolation("batch through \(through) after \(receivedThrough)"))
+            guard through > receivedThrough, through >= receivedPart?.through ?? 0 else {
+                let last = receivedPart.map { "part \($0.part) ahead of \($0.through)" } ?? "\(receivedThrough)"
+                return close(.protocolViolation("batch through \(through) after \(last)"))
             }
-            guard ops.count <= configuration.maxBatchOps * 4 else {
-                return close(.protocolViolation("batch of \(ops.count) ops"))
-            }
-            // An honest sender has at most a window of batches unacknowledged; we ack each
-            // batch once it commits, so more than twice that waiting here did not wait.
-            guard uncommitted.count < 2 * max(configuration.window, 1) else {
-                return close(
-                    .flood("\(uncommitted.count + 1) batches without waiting for acks (window \(configuration.window))")
-                )
-            }
-            uncommitted.append(through)
+            if let refusal = admit(ops, BatchPosition(through: through, part: 0)) { return refusal }
             receivedThrough = through
+            receivedPart = nil
             return [.commit(ops: ops, throughSeq: through)]
-        case (.open, .ack(let through)):
-            guard let first = inFlight.first, through >= first, through <= sentThrough else {
-                return close(.protocolViolation("ack through \(through) matches no batch in flight"))
+        case (.open, .batchPart(let ops, let through, let part)):
+            let position = BatchPosition(through: through, part: part)
+            guard part > 0, through > receivedThrough, receivedPart.map({ position > $0 }) ?? true else {
+                let last = receivedPart.map { "part \($0.part) ahead of \($0.through)" } ?? "\(receivedThrough)"
+                return close(.protocolViolation("part \(part) ahead of \(through) after \(last)"))
             }
-            // The oldest batch acknowledged waited longest: its wait is the sample.
-            let waited = latestMillis - min(inFlightSentAt.first ?? latestMillis, latestMillis)
-            ackLatencyMillis = max(waited, ackLatencyMillis - ackLatencyMillis / 8)
-            let acknowledged = inFlight.prefix { $0 <= through }.count
-            inFlight.removeFirst(acknowledged)
-            inFlightSentAt.removeFirst(acknowledged)
-            ackedThrough = max(ackedThrough, through)
-            return [.acknowledged(throughSeq: through)] + pump()
+            if let refusal = admit(ops, position) { return refusal }
+            receivedPart = position
+            return [.commit(ops: ops, throughSeq: through, part: part)]
+        case (.open, .ack(let through)):
+            return acknowledged(BatchPosition(through: through, part: 0))
+        case (.open, .partAck(let through, let part)):
+            guard part > 0 else { return close(.protocolViolation("an ack of part 0")) }
+            return acknowledged(BatchPosition(through: through, part: part))
         case (.open, .ping):
             // The transport answered it already (`ChannelKeepalive`); here it only counts.
             if let flood = countHeartbeat(nowMillis: nowMillis) { return close(flood) }
@@ -315,9 +323,30 @@ public struct LinkSessionStateMachine: Sendable {
         guard case .open = phase else { return [] }
         guard throughSeq > sentThrough else { return pump() }
         sentThrough = throughSeq
-        inFlight.append(throughSeq)
+        sentPart = nil
+        inFlightPositions.append(BatchPosition(through: throughSeq, part: 0))
         inFlightSentAt.append(latestMillis)
         return [.send(.batch(ops: ops, throughSeq: throughSeq))] + pump()
+    }
+
+    /// The shell loaded a part of the item history ahead of the log entry `cut.entry` (asked
+    /// with `parts`): `ops` to send, which cover nothing; the next read resumes at `cut`.
+    public mutating func batchPartReady(ops: [Data], cut: HistoryCut) -> [Action] {
+        loading = false
+        guard case .open = phase else { return [] }
+        guard peerTakesParts, cut.entry > sentThrough else { return pump() }
+        let part: UInt32
+        if let last = sentPart, last.cut.entry == cut.entry {
+            // Each part reads past the last: a part that did not is stale.
+            guard cut.historyThrough > last.cut.historyThrough, last.part < UInt32.max else { return pump() }
+            part = last.part + 1
+        } else {
+            part = 1
+        }
+        sentPart = (cut, part)
+        inFlightPositions.append(BatchPosition(through: cut.entry, part: part))
+        inFlightSentAt.append(latestMillis)
+        return [.send(.batchPart(ops: ops, throughSeq: cut.entry, part: part))] + pump()
     }
 
     /// The shell chose whether this channel carries our log. A channel that starts carrying
@@ -327,6 +356,8 @@ public struct LinkSessionStateMachine: Sendable {
         carrying = on
         guard on, case .open = phase else { return [] }
         let resume = min(max(sentThrough, resumeAfter), localHighest)
+        // A history under way in parts goes on only from where this channel left it.
+        if resume != sentThrough { sentPart = nil }
         sentThrough = resume
         ackedThrough = max(ackedThrough, min(resumeAfter, localHighest))
         return pump()
@@ -339,9 +370,15 @@ public struct LinkSessionStateMachine: Sendable {
         return [.send(message)]
     }
 
-    /// The shell committed the peer's ops up to `throughSeq`.
-    public mutating func committed(throughSeq: UInt64) -> [Action] {
-        uncommitted.removeAll { $0 <= throughSeq }
+    /// The shell committed the peer's ops up to `throughSeq` (or, for a `part` from 1, that
+    /// part of the history ahead of it).
+    public mutating func committed(throughSeq: UInt64, part: UInt32 = 0) -> [Action] {
+        let position = BatchPosition(through: throughSeq, part: part)
+        uncommitted.removeAll { $0 <= position }
+        if part > 0 {
+            guard !isClosed else { return [] }
+            return [.send(.partAck(throughSeq: throughSeq, part: part))]
+        }
         guard !isClosed, throughSeq > committedThrough else { return [] }
         committedThrough = throughSeq
         return [.send(.ack(throughSeq: throughSeq))]
@@ -393,7 +430,7 @@ public struct LinkSessionStateMachine: Sendable {
         {
             return close(
                 .withholding(
-                    "batch through \(inFlight.first ?? 0) unacknowledged for \(nowMillis - sentAt) ms "
+                    "batch through \(inFlightPositions.first?.through ?? 0) unacknowledged for \(nowMillis - sentAt) ms "
                         + "(deadline \(configuration.ackDeadlineMillis) ms) while the peer answered heartbeats"))
         }
         guard case .open = phase, nowMillis >= lastPingMillis + configuration.heartbeatIntervalMillis else { return [] }
@@ -456,11 +493,75 @@ public struct LinkSessionStateMachine: Sendable {
     }
 
     private mutating func pump() -> [Action] {
-        guard case .open = phase, carrying, !loading, inFlight.count < configuration.window, sentThrough < localHighest
+        guard case .open = phase, carrying, !loading, inFlightPositions.count < configuration.window,
+            sentThrough < localHighest
         else {
             return []
         }
         loading = true
-        return [.loadBatch(after: sentThrough, limit: configuration.maxBatchOps)]
+        return [
+            .loadBatch(
+                after: sentThrough, limit: configuration.maxBatchOps, parts: peerTakesParts,
+                resume: peerTakesParts ? sentPart?.cut : nil)
+        ]
+    }
+
+    /// Bounds a batch or part from the peer before it goes to the shell: nil when admitted.
+    private mutating func admit(_ ops: [Data], _ position: BatchPosition) -> [Action]? {
+        guard ops.count <= configuration.maxBatchOps * 4 else {
+            return close(.protocolViolation("batch of \(ops.count) ops"))
+        }
+        // An honest sender has at most a window of batches unacknowledged; we ack each
+        // batch once it commits, so more than twice that waiting here did not wait.
+        guard uncommitted.count < 2 * max(configuration.window, 1) else {
+            return close(
+                .flood("\(uncommitted.count + 1) batches without waiting for acks (window \(configuration.window))")
+            )
+        }
+        uncommitted.append(position)
+        return nil
+    }
+
+    /// The peer acknowledged our batches up to `position`.
+    private mutating func acknowledged(_ position: BatchPosition) -> [Action] {
+        guard let first = inFlightPositions.first, let last = inFlightPositions.last, position >= first,
+            position <= last
+        else {
+            let what =
+                position.part == 0
+                ? "through \(position.through)" : "of part \(position.part) ahead of \(position.through)"
+            return close(.protocolViolation("ack \(what) matches no batch in flight"))
+        }
+        // The oldest batch acknowledged waited longest: its wait is the sample.
+        let waited = latestMillis - min(inFlightSentAt.first ?? latestMillis, latestMillis)
+        ackLatencyMillis = max(waited, ackLatencyMillis - ackLatencyMillis / 8)
+        let acknowledged = inFlightPositions.prefix { $0 <= position }.count
+        inFlightPositions.removeFirst(acknowledged)
+        inFlightSentAt.removeFirst(acknowledged)
+        guard position.part == 0 else { return pump() }
+        ackedThrough = max(ackedThrough, position.through)
+        return [.acknowledged(throughSeq: position.through)] + pump()
+    }
+}
+
+/// Where a batch stands in its sender's log: whole through `through` (`part` 0), or part
+/// `part` of the history ahead of the entry `through`, which comes before the entry's whole
+/// batch.
+public struct BatchPosition: Hashable, Comparable, Sendable {
+    /// The log entry.
+    public var through: UInt64
+    /// 0 for a whole batch; from 1 for the parts ahead of it.
+    public var part: UInt32
+
+    /// Creates a position.
+    public init(through: UInt64, part: UInt32) {
+        self.through = through
+        self.part = part
+    }
+
+    private var rank: UInt64 { part == 0 ? UInt64(UInt32.max) + 1 : UInt64(part) }
+
+    public static func < (a: BatchPosition, b: BatchPosition) -> Bool {
+        (a.through, a.rank) < (b.through, b.rank)
     }
 }

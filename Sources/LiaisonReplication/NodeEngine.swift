@@ -132,12 +132,21 @@ public struct NodeEngine: Sendable {
         public var limit: Int
         /// Why.
         public var purpose: Purpose
+        /// Whether an entry whose item history passes one batch may be read in parts (the
+        /// peer takes them), and where the last part stopped.
+        public var parts: Bool
+        /// Where the last part of an entry's history stopped (with `parts`).
+        public var resume: HistoryCut?
 
         /// Creates a request.
-        public init(peer: String, after: UInt64, limit: Int, purpose: Purpose) {
+        public init(
+            peer: String, after: UInt64, limit: Int, purpose: Purpose, parts: Bool = false, resume: HistoryCut? = nil
+        ) {
             self.peer = peer
             self.after = after
             self.limit = limit
+            self.parts = parts
+            self.resume = resume
             self.purpose = purpose
         }
 
@@ -152,8 +161,10 @@ public struct NodeEngine: Sendable {
     public struct CommitRequest: Sendable {
         /// How they came.
         public enum Source: Sendable {
-            /// A batch on this channel, covering the peer's log up to `through`.
-            case channel(ChannelID, through: UInt64)
+            /// A batch on this channel, covering the peer's log up to `through`; or, for a
+            /// `part` from 1, that part of the history ahead of the entry `through`, which
+            /// covers nothing.
+            case channel(ChannelID, through: UInt64, part: UInt32 = 0)
             /// A sealed envelope addressed to this node, handed over by `via`.
             case envelope(SealedEnvelope, via: String)
         }
@@ -174,7 +185,7 @@ public struct NodeEngine: Sendable {
 
         /// The peer's log sequence the ops cover (nil for sealed ops: no checkpoint moves).
         public var through: UInt64? {
-            if case .channel(_, let through) = source { return through }
+            if case .channel(_, let through, 0) = source { return through }
             return nil
         }
     }
@@ -191,16 +202,20 @@ public struct NodeEngine: Sendable {
         public var withheldByReason: [String: Int]
         /// The log sequence the batch covers.
         public var throughSeq: UInt64
+        /// Set when the batch is a part of the history ahead of one entry (`HistoryCut`).
+        public var cut: HistoryCut?
 
         /// Creates a report.
         public init(
-            ops: [Data], sent: Int, withheld: Int, throughSeq: UInt64, withheldByReason: [String: Int] = [:]
+            ops: [Data], sent: Int, withheld: Int, throughSeq: UInt64, withheldByReason: [String: Int] = [:],
+            cut: HistoryCut? = nil
         ) {
             self.ops = ops
             self.sent = sent
             self.withheld = withheld
             self.withheldByReason = withheldByReason
             self.throughSeq = throughSeq
+            self.cut = cut
         }
     }
 
@@ -515,7 +530,12 @@ public struct NodeEngine: Sendable {
                 counters[request.peer]?.opsWithheld += UInt64(batch.withheld)
                 counters[request.peer]?.countWithheld(batch.withheldByReason)
                 guard var channel = channels[id] else { break }
-                let actions = channel.session.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                let actions =
+                    if let cut = batch.cut {
+                        channel.session.batchPartReady(ops: batch.ops, cut: cut)
+                    } else {
+                        channel.session.batchReady(ops: batch.ops, throughSeq: batch.throughSeq)
+                    }
                 channels[id] = channel
                 perform(actions, on: id, now: now)
             case .seal(let relay):
@@ -611,10 +631,15 @@ public struct NodeEngine: Sendable {
             switch action {
             case .send(let message):
                 output.append(.send(id, message))
-            case .loadBatch(let after, let limit):
-                output.append(.loadBatch(BatchRequest(peer: peer, after: after, limit: limit, purpose: .channel(id))))
-            case .commit(let ops, let through):
-                output.append(.commit(CommitRequest(peer: peer, ops: ops, source: .channel(id, through: through))))
+            case .loadBatch(let after, let limit, let parts, let resume):
+                output.append(
+                    .loadBatch(
+                        BatchRequest(
+                            peer: peer, after: after, limit: limit, purpose: .channel(id), parts: parts, resume: resume)
+                    ))
+            case .commit(let ops, let through, let part):
+                output.append(
+                    .commit(CommitRequest(peer: peer, ops: ops, source: .channel(id, through: through, part: part))))
             case .acknowledged(let through):
                 let acked = max(counters[peer]?.ackedThrough ?? 0, through)
                 counters[peer]?.ackedThrough = acked
@@ -737,9 +762,9 @@ public struct NodeEngine: Sendable {
             log(.warning, "refused ops", peer: peer, ["liaison.count": "\(outcome.refused)"])
         }
         switch request.source {
-        case .channel(let id, let through):
+        case .channel(let id, let through, let part):
             if var channel = channels[id] {
-                let actions = channel.session.committed(throughSeq: through)
+                let actions = channel.session.committed(throughSeq: through, part: part)
                 channels[id] = channel
                 perform(actions, on: id, now: now)
             }

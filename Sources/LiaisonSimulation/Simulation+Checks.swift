@@ -47,6 +47,7 @@ extension Simulation {
         // attacks must hold the same items, and the hostile node's honest-looking ops would
         // leave them. An honest node striking or quarantining an honest one is a violation.
         configuration.containment.thresholds = [:]
+        configuration.session.maxBatchOps = options.maxBatchOps
         configuration.revocation = revocationQuorum.map { RevocationPolicy(quorum: $0) }
         return try NodeInterpreter(
             configuration: configuration,
@@ -85,13 +86,15 @@ extension Simulation {
         for (request, outcome) in report.commits {
             let peer = request.peer
             switch request.source {
-            case .channel(let id, let through):
+            case .channel(let id, let through, let part):
                 guard let key = ends[id] else { break }
                 let expected = "\(peer)>\(name)@\(id)"
-                if let mustRefuse = expectedRefusals[expected]?[through]?.first {
-                    expectedRefusals[expected]?[through]?.removeFirst()
-                    if expectedRefusals[expected]?[through]?.isEmpty == true {
-                        expectedRefusals[expected]?[through] = nil
+                let position = BatchPosition(through: through, part: part)
+                if part > 0 { partsCommitted += 1 }
+                if let mustRefuse = expectedRefusals[expected]?[position]?.first {
+                    expectedRefusals[expected]?[position]?.removeFirst()
+                    if expectedRefusals[expected]?[position]?.isEmpty == true {
+                        expectedRefusals[expected]?[position] = nil
                     }
                     if outcome.refused < mustRefuse {
                         violations.append(
@@ -108,7 +111,7 @@ extension Simulation {
                 } else if peer != hostile {
                     refusals += outcome.refused
                 }
-                traceString("commit \(name)<\(peer) \(through) \(outcome.accepted)")
+                traceString("commit \(name)<\(peer) \(through)\(part > 0 ? " part \(part)" : "") \(outcome.accepted)")
             case .envelope(_, let via):
                 if peer != hostile { refusals += outcome.refused }
                 envelopesOpened += 1
@@ -170,7 +173,10 @@ extension Simulation {
     /// random stream), since it changes the channels' timing, not what the ops are: the twin
     /// comparison isolates the bad ops.
     func withholdAck(_ frame: ByteBuffer, by name: String, against peer: String) throws -> ByteBuffer? {
-        guard case .ack = try SyncFrameCodec.decode(frame) else { return frame }
+        switch try SyncFrameCodec.decode(frame) {
+        case .ack, .partAck: break
+        default: return frame
+        }
         if now < ackWithholding[peer, default: 0] {
             acksWithheld += 1
             return nil
@@ -186,9 +192,13 @@ extension Simulation {
 
     /// The hostile node's behaviour: now and then it slips bad ops into a batch it sends.
     func attack(_ frame: ByteBuffer, by name: String, against peer: String, channel key: String) throws -> ByteBuffer {
-        guard case .batch(let ops, let through) = try SyncFrameCodec.decode(frame),
-            let receiving = channels[key]?.ids[peer]
-        else { return frame }
+        let batch: (ops: [Data], position: BatchPosition)
+        switch try SyncFrameCodec.decode(frame) {
+        case .batch(let ops, let through): batch = (ops, BatchPosition(through: through, part: 0))
+        case .batchPart(let ops, let through, let part): batch = (ops, BatchPosition(through: through, part: part))
+        default: return frame
+        }
+        guard let receiving = channels[key]?.ids[peer] else { return frame }
         // What the receiver must refuse of each batch frame, by the receiving end's channel
         // (a batch that waited for local time commits after its channel broke) and in the
         // order the frames go (a batch may go again with the same `through`, clean or not).
@@ -198,13 +208,17 @@ extension Simulation {
         // outcome for the attacked one's.
         let expected = "\(name)>\(peer)@\(receiving)"
         guard attackRandom.chance(0.5) else {
-            expectedRefusals[expected, default: [:]][through, default: []].append(0)
+            expectedRefusals[expected, default: [:]][batch.position, default: []].append(0)
             return frame
         }
         let (extra, mustRefuse) = try makeAttacks(by: name, against: peer)
         attacksSent += extra.count
-        expectedRefusals[expected, default: [:]][through, default: []].append(mustRefuse)
-        return try SyncFrameCodec.encode(.batch(ops: ops + extra, throughSeq: through))
+        expectedRefusals[expected, default: [:]][batch.position, default: []].append(mustRefuse)
+        let position = batch.position
+        return try SyncFrameCodec.encode(
+            position.part == 0
+                ? .batch(ops: batch.ops + extra, throughSeq: position.through)
+                : .batchPart(ops: batch.ops + extra, throughSeq: position.through, part: position.part))
     }
 
     /// Counts envelopes as their senders first send them, and again when they retry.

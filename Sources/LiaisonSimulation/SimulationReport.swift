@@ -70,6 +70,10 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     public var withholdingStrikes: Int = 0
     /// Ops the nodes hold at the end that others wrote (what replication delivered).
     public var opsDelivered: Int = 0
+    /// Most ops per batch on the run's channels.
+    public var maxBatchOps: Int = 1_024
+    /// Batch parts committed: item histories that passed one batch and went in parts.
+    public var partsCommitted: Int = 0
 
     /// Whether every invariant held.
     public var passed: Bool { violations.isEmpty }

@@ -33,27 +33,17 @@ public enum SyncFrameCodec {
             h.checkpoint = hello.checkpoint
             frame.hello = h
         case .batch(let ops, let through):
-            var b = Liaison_V1_OpBatch()
-            b.throughSeq = through
-            let size = ops.reduce(0) { $0 + $1.count }
-            if size > compressionThreshold {
-                var list = Liaison_V1_OpList()
-                list.ops = ops
-                do {
-                    let serialized: Data = try list.serializedBytes()
-                    var plain = ByteBuffer(bytes: serialized)
-                    let compressed = try plain.compress(with: CompressionAlgorithm.zlib())
-                    b.compressed = Data(compressed.readableBytesView)
-                } catch {
-                    throw LiaisonError(.io, "compressing a batch failed", cause: error)
-                }
-            } else {
-                b.ops = ops
-            }
-            frame.batch = b
+            frame.batch = try batch(ops, through: through, part: 0)
+        case .batchPart(let ops, let through, let part):
+            frame.batch = try batch(ops, through: through, part: part)
         case .ack(let through):
             var a = Liaison_V1_Ack()
             a.throughSeq = through
+            frame.ack = a
+        case .partAck(let through, let part):
+            var a = Liaison_V1_Ack()
+            a.throughSeq = through
+            a.part = part
             frame.ack = a
         case .ping(let nonce):
             var p = Liaison_V1_Ping()
@@ -82,6 +72,29 @@ public enum SyncFrameCodec {
         }
     }
 
+    /// A batch's frame body: compressed past `compressionThreshold`.
+    private static func batch(_ ops: [Data], through: UInt64, part: UInt32) throws(LiaisonError) -> Liaison_V1_OpBatch {
+        var b = Liaison_V1_OpBatch()
+        b.throughSeq = through
+        b.part = part
+        let size = ops.reduce(0) { $0 + $1.count }
+        if size > compressionThreshold {
+            var list = Liaison_V1_OpList()
+            list.ops = ops
+            do {
+                let serialized: Data = try list.serializedBytes()
+                var plain = ByteBuffer(bytes: serialized)
+                let compressed = try plain.compress(with: CompressionAlgorithm.zlib())
+                b.compressed = Data(compressed.readableBytesView)
+            } catch {
+                throw LiaisonError(.io, "compressing a batch failed", cause: error)
+            }
+        } else {
+            b.ops = ops
+        }
+        return b
+    }
+
     /// The message in one frame payload.
     public static func decode(_ payload: ByteBuffer) throws(DecodingError) -> SyncMessage {
         guard payload.readableBytes <= maxFrameBytes else {
@@ -102,7 +115,12 @@ public enum SyncFrameCodec {
                 SyncHello(
                     versions: h.versions, nodeID: node, hlc: HLCTimestamp(rawValue: h.hlc), checkpoint: h.checkpoint))
         case .batch(let b):
-            if b.compressed.isEmpty { return .batch(ops: b.ops, throughSeq: b.throughSeq) }
+            func message(_ ops: [Data]) -> SyncMessage {
+                b.part == 0
+                    ? .batch(ops: ops, throughSeq: b.throughSeq)
+                    : .batchPart(ops: ops, throughSeq: b.throughSeq, part: b.part)
+            }
+            if b.compressed.isEmpty { return message(b.ops) }
             guard b.ops.isEmpty else { throw DecodingError(reason: "batch with both plain and compressed ops") }
             do {
                 var compressed = ByteBuffer(bytes: b.compressed)
@@ -112,13 +130,13 @@ public enum SyncFrameCodec {
                     throw DecodingError(reason: "compressed batch inflates to \(plain.readableBytes) bytes")
                 }
                 let list = try Liaison_V1_OpList(serializedBytes: Data(plain.readableBytesView))
-                return .batch(ops: list.ops, throughSeq: b.throughSeq)
+                return message(list.ops)
             } catch {
                 throw DecodingError(
                     reason: "compressed batch does not inflate to at most \(maxFrameBytes) bytes of ops: \(error)")
             }
         case .ack(let a):
-            return .ack(throughSeq: a.throughSeq)
+            return a.part == 0 ? .ack(throughSeq: a.throughSeq) : .partAck(throughSeq: a.throughSeq, part: a.part)
         case .ping(let p):
             return .ping(nonce: p.nonce)
         case .pong(let p):

@@ -141,4 +141,117 @@ struct BatchBudgetTests {
         #expect(sentTags == log.suffix(512).map(\.id), "every change of tags once, in log order")
         #expect(batches >= 2, "512 changes with five ops of history each need two batches")
     }
+
+    /// Alice's log: one item released to bob with `annotations` changes of a field, then a
+    /// change of its tags (which sends the item's history).
+    static func longHistory(_ annotations: Int) throws -> (ReplicationStore, [VerifiedOp]) {
+        var factory = OpFactory(seed: 94)
+        let (alice, aliceStore) = try AnnotationTests.node(.alice)
+        let create = try factory.create(by: .alice, markings: AnnotationTests.markings("bob"), at: .test(2))
+        var item = try ItemState(create: create)
+        var log = [create]
+        for round in 0..<annotations {
+            let set = try factory.setFields(
+                [(name: "n", value: JSONText.string("\(round)"))], of: item, by: .alice, at: .test(UInt64(3 + round)))
+            try item.apply(set)
+            log.append(set)
+        }
+        log.append(try factory.addTags(["seen"], to: item, by: .alice, at: .test(UInt64(3 + annotations))))
+        _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
+        return (alice, log)
+    }
+
+    @Test(
+        "an entry whose item history passes a batch goes in parts to a peer that takes them: each part some history, then the entry's op; the last piece whole; every op once but the entry's"
+    )
+    func historyGoesInParts() throws {
+        let (alice, log) = try Self.longHistory(40)
+        let entry = UInt64(log.count)
+        // Bob has the history's first 41 ops (create and sets) but not the change of tags.
+        var resume: HistoryCut?
+        var sent = [OpID]()
+        var parts = 0
+        while true {
+            let batch = try alice.loadBatch(
+                for: "bob", after: entry - 1, limit: 4, nowMillis: AnnotationTests.now, parts: true, resume: resume)
+            #expect(batch.ops.count <= 8, "a piece of \(batch.ops.count) ops (at most twice the limit)")
+            #expect(batch.sent.last == log.last!.id, "each piece ends with the entry's own op")
+            sent += batch.sent.dropLast()
+            guard let cut = batch.cut else {
+                #expect(batch.throughSeq == entry)
+                break
+            }
+            #expect(cut.entry == entry)
+            #expect(cut.historyThrough > resume?.historyThrough ?? 0, "a part reads past the last")
+            resume = cut
+            parts += 1
+            #expect(parts < 20, "parts do not end")
+            if parts >= 20 { return }
+        }
+        #expect(parts >= 5, "41 ops of history in pieces of at most 7: at least five parts before the last")
+        #expect(sent == log.dropLast().map(\.id), "the history once, in log order")
+        // A peer that does not take parts gets it whole, as before.
+        let whole = try alice.loadBatch(for: "bob", after: entry - 1, limit: 4, nowMillis: AnnotationTests.now)
+        #expect(whole.cut == nil && whole.ops.count == log.count)
+    }
+
+    @Test(
+        "a receiver takes an entry's history in parts without refusing an op, and every part leaves the item as the entry does"
+    )
+    func partsAreReceivedWhole() throws {
+        let (alice, log) = try Self.longHistory(12)
+        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        let entry = UInt64(log.count)
+        var resume: HistoryCut?
+        var parts = 0
+        for _ in 0..<20 {
+            // Bob holds none of it; alice's read starts at the change of tags.
+            let batch = try alice.loadBatch(
+                for: "bob", after: entry - 1, limit: 2, nowMillis: AnnotationTests.now, parts: true, resume: resume)
+            let through: UInt64? = batch.cut == nil ? batch.throughSeq : nil
+            let outcome = try bob.receive(
+                ops: batch.ops, through: through, from: "alice", nowMillis: AnnotationTests.now)
+            #expect(outcome.refused == 0 && outcome.strikes.isEmpty, "\(String(describing: outcome.strikes))")
+            let held = try #require(try bobStore.item(log[0].body.itemID))
+            #expect(held.tags == ["seen"], "the entry's own op comes with every part")
+            let checkpoint = try bobStore.checkpoint(link: ReplicationStore.receivedLink("alice"))
+            guard let cut = batch.cut else {
+                #expect(checkpoint == entry)
+                break
+            }
+            #expect(checkpoint == 0, "a part moves no checkpoint")
+            parts += 1
+            resume = cut
+        }
+        #expect(parts >= 3, "13 ops of history in pieces of at most 3")
+        #expect(try bobStore.ops(after: 0, limit: 100).count == log.count)
+    }
+
+    @Test(
+        "an op judged on its item as it is now goes with the later change of markings that released the item to the peer, so the receiver, judging the batch alone, takes it"
+    )
+    func laterReleaseGoesAlong() throws {
+        var factory = OpFactory(seed: 95)
+        let (alice, aliceStore) = try AnnotationTests.node(.alice)
+        var (bob, _) = try AnnotationTests.node(.bob)
+        let create = try factory.create(by: .alice, markings: AnnotationTests.markings("carol"), at: .test(2))
+        let item = try ItemState(create: create)
+        var log = [create]
+        // Other items between, so that a small batch ends before the release.
+        for index in 0..<6 {
+            log.append(
+                try factory.create(by: .alice, markings: AnnotationTests.markings("bob"), at: .test(UInt64(3 + index))))
+        }
+        let release = try factory.changeMarkings(
+            of: item, to: AnnotationTests.markings("carol", "bob"), by: .alice, at: .test(20))
+        log.append(release)
+        _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
+        let batch = try alice.loadBatch(for: "bob", after: 0, limit: 1, nowMillis: AnnotationTests.now)
+        #expect(batch.throughSeq < UInt64(log.count), "the batch ends before the release")
+        #expect(batch.sent.first == create.id)
+        #expect(batch.sent.contains(release.id), "the release goes along")
+        let outcome = try bob.receive(
+            ops: batch.ops, through: batch.throughSeq, from: "alice", nowMillis: AnnotationTests.now)
+        #expect(outcome.refused == 0 && outcome.strikes.isEmpty, "\(String(describing: outcome.strikes))")
+    }
 }

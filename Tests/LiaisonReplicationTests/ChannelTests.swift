@@ -116,7 +116,7 @@ struct ChannelTests {
         #expect(machine.logGrew(to: 120).isEmpty)
         // Another channel got the peer's acks up to 60: this one resumes after 60, not 10.
         let actions = machine.setCarrying(true, resumeAfter: 60)
-        #expect(actions == [.loadBatch(after: 60, limit: machine.configuration.maxBatchOps)])
+        #expect(actions == [.loadBatch(after: 60, limit: machine.configuration.maxBatchOps, parts: true)])
         #expect(machine.ackedThrough == 60)
         // Stopping leaves what is in flight alone and loads nothing more.
         _ = machine.batchReady(ops: [], throughSeq: 70)

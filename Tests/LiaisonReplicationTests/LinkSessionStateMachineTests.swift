@@ -57,7 +57,7 @@ struct LinkSessionStateMachineTests {
 
     static func loads(in actions: [Action]) -> [UInt64] {
         actions.compactMap {
-            if case .loadBatch(let after, _) = $0 { return after }
+            if case .loadBatch(let after, _, _, _) = $0 { return after }
             return nil
         }
     }
@@ -201,16 +201,16 @@ struct LinkSessionStateMachineTests {
                 case .send(let message):
                     if onA { b.inbox.append(message) } else { a.inbox.append(message) }
                     side = onA ? a : b
-                case .loadBatch(let after, let limit):
+                case .loadBatch(let after, let limit, _, _):
                     side.loads.append(after)
                     let start = Int(after)
                     let end = min(start + limit, side.log.count)
                     let ops = start < end ? Array(side.log[start..<end]) : []
                     follow = side.machine.batchReady(ops: ops, throughSeq: UInt64(max(start, end)))
                     side.maxInFlight = max(side.maxInFlight, side.machine.inFlight.count)
-                case .commit(let ops, let through):
+                case .commit(let ops, let through, let part):
                     side.received += ops
-                    follow = side.machine.committed(throughSeq: through)
+                    follow = side.machine.committed(throughSeq: through, part: part)
                 case .acknowledged(let through):
                     side.acknowledged.append(through)
                 case .opened:
@@ -355,7 +355,7 @@ struct LinkSessionStateMachineTests {
         let new = Data("a-6".utf8)
         network.a.log.append(new)
         let actions = network.a.machine.logGrew(to: 6)
-        #expect(actions == [.loadBatch(after: 5, limit: Self.configuration().maxBatchOps)])
+        #expect(actions == [.loadBatch(after: 5, limit: Self.configuration().maxBatchOps, parts: true)])
         network.carryOut(actions, onA: true)
         network.run()
         #expect(network.b.received == aLog + [new])
@@ -728,5 +728,87 @@ struct LinkSessionStateMachineTests {
         #expect(machine.received(.pong(nonce: 1), nowMillis: 2_001).isEmpty)
         #expect(machine.tick(nowMillis: 2_500).isEmpty)
         #expect(machine.phase == .closed(.heartbeatTimeout))
+    }
+
+    // MARK: - Parts
+
+    @Test(
+        "a history that passes a batch goes in parts to a peer that takes them: numbered from 1 ahead of the entry, read on from the cut, acknowledged by part without moving the checkpoint"
+    )
+    func sendsParts() {
+        var (machine, actions) = Self.openMachine(localHighest: 10)
+        #expect(machine.peerTakesParts)
+        #expect(actions.contains(.loadBatch(after: 0, limit: 512, parts: true, resume: nil)))
+        let first = HistoryCut(entry: 5, historyThrough: 2)
+        actions = machine.batchPartReady(ops: [Data("h1".utf8), Data("e".utf8)], cut: first)
+        #expect(actions.first == .send(.batchPart(ops: [Data("h1".utf8), Data("e".utf8)], throughSeq: 5, part: 1)))
+        #expect(actions.contains(.loadBatch(after: 0, limit: 512, parts: true, resume: first)), "reads on from the cut")
+        let second = HistoryCut(entry: 5, historyThrough: 4)
+        actions = machine.batchPartReady(ops: [Data("h2".utf8), Data("e".utf8)], cut: second)
+        #expect(actions.first == .send(.batchPart(ops: [Data("h2".utf8), Data("e".utf8)], throughSeq: 5, part: 2)))
+        // A stale read (not past the last cut) sends nothing.
+        #expect(Self.sentBatches(in: machine.batchPartReady(ops: [], cut: first)).isEmpty)
+        #expect(!machine.batchPartReady(ops: [], cut: first).contains { if case .send = $0 { true } else { false } })
+        actions = machine.batchReady(ops: [Data("e".utf8)], throughSeq: 5)
+        #expect(Self.sentBatches(in: actions) == [5])
+        #expect(machine.sentThrough == 5 && machine.sentPart == nil)
+        #expect(machine.inFlight == [5, 5, 5])
+
+        actions = machine.received(.partAck(throughSeq: 5, part: 1), nowMillis: 1_100)
+        #expect(!actions.contains { if case .acknowledged = $0 { true } else { false } }, "a part moves no checkpoint")
+        #expect(machine.inFlight.count == 2 && machine.ackedThrough == 0)
+        actions = machine.received(.ack(throughSeq: 5), nowMillis: 1_200)
+        #expect(actions.first == .acknowledged(throughSeq: 5))
+        #expect(machine.inFlight.isEmpty && machine.ackedThrough == 5)
+        // An ack of a part no longer in flight matches nothing.
+        actions = machine.received(.partAck(throughSeq: 5, part: 2), nowMillis: 1_300)
+        #expect(machine.isClosed)
+    }
+
+    @Test("a peer of version 1 is never asked for parts, nor sent one")
+    func versionOnePeerGetsNoParts() {
+        var machine = Machine(local: Self.alice, peer: Self.bob, checkpoint: 0, localHighest: 10, nowMillis: 1_000)
+        _ = machine.start(hlc: .test(1_000))
+        let actions = machine.received(
+            .hello(SyncHello(versions: [1], nodeID: Self.bob, hlc: .test(1_000), checkpoint: 0)), nowMillis: 1_000)
+        #expect(!machine.peerTakesParts)
+        #expect(actions.contains(.loadBatch(after: 0, limit: machine.configuration.maxBatchOps, parts: false)))
+        let sent = machine.batchPartReady(ops: [Data("h".utf8)], cut: HistoryCut(entry: 3, historyThrough: 1))
+        #expect(!sent.contains { if case .send = $0 { true } else { false } })
+    }
+
+    @Test(
+        "a receiver commits parts without moving its checkpoint and acknowledges each by part; parts move forward, and a whole batch may not fall behind one"
+    )
+    func receivesParts() {
+        var (machine, _) = Self.openMachine()
+        var actions = machine.received(.batchPart(ops: [Data("h".utf8)], throughSeq: 5, part: 1), nowMillis: 1_100)
+        #expect(actions == [.commit(ops: [Data("h".utf8)], throughSeq: 5, part: 1)])
+        actions = machine.committed(throughSeq: 5, part: 1)
+        #expect(actions == [.send(.partAck(throughSeq: 5, part: 1))])
+        #expect(machine.committedThrough == 0 && machine.receivedThrough == 0)
+        actions = machine.received(.batchPart(ops: [], throughSeq: 5, part: 2), nowMillis: 1_200)
+        #expect(actions == [.commit(ops: [], throughSeq: 5, part: 2)])
+        actions = machine.received(.batch(ops: [Data("e".utf8)], throughSeq: 5), nowMillis: 1_300)
+        #expect(actions == [.commit(ops: [Data("e".utf8)], throughSeq: 5)])
+        #expect(machine.receivedPart == nil)
+
+        for (first, second) in [
+            (
+                SyncMessage.batchPart(ops: [], throughSeq: 5, part: 2),
+                SyncMessage.batchPart(ops: [], throughSeq: 5, part: 2)
+            ),
+            (.batchPart(ops: [], throughSeq: 5, part: 2), .batchPart(ops: [], throughSeq: 5, part: 1)),
+            (.batchPart(ops: [], throughSeq: 5, part: 1), .batch(ops: [], throughSeq: 4)),
+            (.batch(ops: [], throughSeq: 5), .batchPart(ops: [], throughSeq: 5, part: 3)),
+        ] {
+            var (receiver, _) = Self.openMachine()
+            _ = receiver.received(first, nowMillis: 1_100)
+            #expect(!receiver.isClosed)
+            let closed = receiver.received(second, nowMillis: 1_200)
+            #expect(
+                closed.contains { if case .close(.protocolViolation) = $0 { true } else { false } },
+                "\(second) after \(first) was taken")
+        }
     }
 }

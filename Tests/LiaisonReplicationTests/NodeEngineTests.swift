@@ -133,7 +133,7 @@ struct NodeEngineTests {
             Self.loads(actions) == [
                 .init(
                     peer: "bob", after: 2, limit: LinkSessionStateMachine.Configuration().maxBatchOps,
-                    purpose: .channel(ChannelID(1)))
+                    purpose: .channel(ChannelID(1)), parts: true)
             ])
         let loaded = world.handle(
             .batchLoaded(

@@ -175,6 +175,22 @@ struct SimulationTests {
             "tag filters starve the runs: \(delivered) ops delivered, \(delivers) without")
     }
 
+    @Test(
+        "histories that pass one batch go in parts: over seeds 2, 6, …, 78 (batches of 4) the changes of tags and markings send item histories in parts, and the invariants hold"
+    )
+    func historiesGoInParts() async {
+        let reports = await Self.onThread {
+            stride(from: UInt64(2), through: 78, by: 4).map { Simulation.run(Simulation.Options(seed: $0)) }
+        }
+        #expect(reports.allSatisfy { $0.maxBatchOps == 4 })
+        let failed = reports.filter { !$0.passed }
+        #expect(failed.isEmpty, "\(failed.map { "\($0.replay): \($0.violations.prefix(3))" })")
+        // Without parts such a history went in one batch past the receiver's bound (4× its
+        // batch size), which it refused as a protocol violation, striking the honest sender
+        // (seed 146, before parts).
+        #expect(reports.reduce(0) { $0 + $1.partsCommitted } > 0, "no history went in parts")
+    }
+
     @Test("the tag check bites: engines that ignore the links' tag conditions are caught sending what they exclude")
     func tagCheckBites() async {
         let reports = await Self.onThread {

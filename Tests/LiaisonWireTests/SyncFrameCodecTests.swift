@@ -53,6 +53,9 @@ struct SyncFrameCodecTests {
         .batch(ops: [Data("one".utf8), Data(), Data([0, 1, 2, 255])], throughSeq: 1 << 40),
         .ack(throughSeq: 0),
         .ack(throughSeq: 123_456_789),
+        .batchPart(ops: [Data("history".utf8), Data("entry".utf8)], throughSeq: 9, part: 1),
+        .batchPart(ops: [], throughSeq: 1 << 40, part: UInt32.max),
+        .partAck(throughSeq: 9, part: 3),
         .ping(nonce: 0),
         .ping(nonce: UInt64.max),
         .pong(nonce: 42),
@@ -111,6 +114,18 @@ struct SyncFrameCodecTests {
         #expect(!frame.batch.compressed.isEmpty)
         #expect(frame.batch.throughSeq == 440)
         #expect(try SyncFrameCodec.decode(payload) == .batch(ops: ops, throughSeq: 440))
+    }
+
+    @Test("a large batch part is compressed and stays a part; its frame names the part, and a whole batch names none")
+    func compressesParts() throws {
+        let op = try Self.signedOps(1)[0]
+        let ops = Array(repeating: op, count: 400)
+        let payload = try SyncFrameCodec.encode(.batchPart(ops: ops, throughSeq: 40, part: 2))
+        let frame = try Self.frame(payload)
+        #expect(!frame.batch.compressed.isEmpty && frame.batch.part == 2 && frame.batch.throughSeq == 40)
+        #expect(try SyncFrameCodec.decode(payload) == .batchPart(ops: ops, throughSeq: 40, part: 2))
+        #expect(try Self.frame(SyncFrameCodec.encode(.batch(ops: ops, throughSeq: 40))).batch.part == 0)
+        #expect(try Self.frame(SyncFrameCodec.encode(.partAck(throughSeq: 40, part: 2))).ack.part == 2)
     }
 
     @Test("a batch at the compression threshold travels plain")

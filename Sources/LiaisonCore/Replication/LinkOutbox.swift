@@ -41,9 +41,28 @@ public struct OutboxBatch: Sendable {
     public var echoes: Int = 0
     /// The highest sequence the batch covers.
     public var throughSeq: UInt64 = 0
+    /// Set when the batch is a part of the item history sent ahead of one log entry (that
+    /// entry's history passed one batch): it covers nothing, and the next read resumes from
+    /// the cut (`SyncMessage.batchPart`).
+    public var cut: HistoryCut?
 
     /// An empty batch.
     public init(throughSeq: UInt64 = 0) { self.throughSeq = throughSeq }
+}
+
+/// Where a read of our log stopped inside one log entry whose item history goes in parts: the
+/// entry, and the sequence of the last history op read for it (docs/protocol.md, "Parts").
+public struct HistoryCut: Hashable, Sendable {
+    /// The log entry (a change of tags or markings) whose history is being sent.
+    public var entry: UInt64
+    /// History ops of the entry's item up to this sequence have been read.
+    public var historyThrough: UInt64
+
+    /// Creates a cut.
+    public init(entry: UInt64, historyThrough: UInt64) {
+        self.entry = entry
+        self.historyThrough = historyThrough
+    }
 }
 
 /// Prepares batches of our log for one link (DESIGN §5.2, §5.8): every op passes the link's

@@ -2,8 +2,10 @@ public import Foundation
 
 /// The protocol versions this build speaks.
 public enum SyncProtocol {
-    /// Versions, lowest first.
-    public static let versions: [UInt32] = [1]
+    /// Versions, lowest first. Version 2 adds batch parts (`SyncMessage.batchPart`).
+    public static let versions: [UInt32] = [1, 2]
+    /// The first version that takes batch parts.
+    public static let batchParts: UInt32 = 2
 }
 
 /// What a node says first on a channel.
@@ -35,6 +37,12 @@ public enum SyncMessage: Hashable, Sendable {
     case batch(ops: [Data], throughSeq: UInt64)
     /// The receiver committed the sender's log up to `throughSeq`.
     case ack(throughSeq: UInt64)
+    /// Part `part` (1, 2, …) of the item history sent ahead of the sender's log entry
+    /// `throughSeq`, then that entry's own op (protocol version 2). It covers nothing: the
+    /// entry's last piece comes as a whole `batch` through `throughSeq`.
+    case batchPart(ops: [Data], throughSeq: UInt64, part: UInt32)
+    /// The receiver committed part `part` of the history ahead of `throughSeq`.
+    case partAck(throughSeq: UInt64, part: UInt32)
     /// Heartbeat.
     case ping(nonce: UInt64)
     /// Heartbeat answer.

@@ -165,7 +165,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             next += 1
             report.actions += actions
             for action in actions {
-                if case .commit(let request) = action, case .channel(let id, _) = request.source,
+                if case .commit(let request) = action, case .channel(let id, _, _) = request.source,
                     let queued = waiting[id]
                 {
                     // Behind a waiting batch of the same channel: batches commit in order. A
@@ -226,14 +226,17 @@ public struct NodeInterpreter<Transport: PeerTransport> {
                     after: request.after,
                     limit: request.limit,
                     nowMillis: now,
-                    sealedVia: request.sealedVia
+                    sealedVia: request.sealedVia,
+                    parts: request.parts,
+                    resume: request.resume
                 )
                 let loaded = NodeEngine.LoadedBatch(
                     ops: batch.ops,
                     sent: batch.sent.count,
                     withheld: batch.withheld.count,
                     throughSeq: batch.throughSeq,
-                    withheldByReason: Dictionary(grouping: batch.withheld, by: \.reason.rawValue).mapValues(\.count)
+                    withheldByReason: Dictionary(grouping: batch.withheld, by: \.reason.rawValue).mapValues(\.count),
+                    cut: batch.cut
                 )
                 return .batchLoaded(request, loaded)
             } catch {
@@ -353,7 +356,7 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         _ request: NodeEngine.CommitRequest, nowMillis now: UInt64, report: inout Report, mayWait: Bool
     ) -> NodeEngine.Event? {
         var channel: ChannelID?
-        if case .channel(let id, _) = request.source { channel = id }
+        if case .channel(let id, _, _) = request.source { channel = id }
         do {
             let started = ContinuousClock.now
             let outcome = try replicationStore.receive(

@@ -324,23 +324,34 @@ public struct ReplicationStore: Sendable {
     static let channelBatchBytes = 3 << 20
     /// The same for a batch sealed for a relay: an envelope holds up to 3 MiB in all.
     static let sealedBatchBytes = 2 << 20
+    /// The most bytes of later changes of markings a batch brings along
+    /// (`pullChangesForward`): a batch holds at most its budget (or one entry past it), so
+    /// with these the frame (4 MiB) and the envelope (3 MiB) still fit.
+    static let pulledBytes = 256 << 10
     /// The most ops a batch carries, items' histories included (a change of markings or tags
     /// sends its item's history with it): a receiver refuses a batch of more than four times
     /// its own batch size (`LinkSessionStateMachine.Configuration.maxBatchOps`, which was 512
-    /// until 2026-12-01), so 2,048 passes every version. A batch always takes at least one log
-    /// entry, so one entry whose item history alone is longer still makes a larger batch (not
-    /// yet split: docs/decisions.md).
+    /// until 2026-12-01), so 2,048 passes every version; and at most twice the read's `limit`.
+    /// A batch always takes at least one log entry. An entry whose item history alone is
+    /// longer goes in parts to a peer that takes them (`parts`); to one that does not, it
+    /// still makes one larger batch (docs/decisions.md).
     static let batchOps = 2_048
 
     /// Reads our log after `after`, filters it for `peer`, and records custody of what goes
     /// and what is withheld.
     /// `sealedVia` names the relay when the batch leaves sealed rather than on a channel.
+    /// With `parts`, a first entry whose item history passes the batch's bounds comes back as
+    /// a part of it (`OutboxBatch.cut`): history ops in log order, then the entry's own op, so
+    /// that the receiver judges them on the item as the entry leaves it; the next read passes
+    /// the cut as `resume` and goes on after it.
     public func loadBatch(
         for peer: String,
         after: UInt64,
         limit: Int,
         nowMillis: UInt64,
-        sealedVia relay: String? = nil
+        sealedVia relay: String? = nil,
+        parts: Bool = false,
+        resume: HistoryCut? = nil
     ) throws(LiaisonError) -> OutboxBatch {
         guard let neighbour = neighbours[peer] else { throw LiaisonError(.notFound, "no neighbour \(peer)") }
         // The peer's own ops and those it sent us go nowhere but back to it, which the link
@@ -413,10 +424,12 @@ public struct ReplicationStore: Sendable {
             }
             guard let item = items[id] else { continue }
             // When markings or tags change, the whole item may become eligible: send its
-            // history too (duplicates are harmless), so the item arrives complete (§5.7).
+            // history too (duplicates are harmless), so the item arrives complete (§5.7). A
+            // history under way in parts goes on after the last op sent.
             if entry.op.body.change.mayChangeEligibility {
+                let sentBefore = resume.flatMap { $0.entry == entry.sequence ? $0.historyThrough : nil } ?? 0
                 for earlier in try history(id)
-                where earlier.sequence < entry.sequence && !isExcluded(earlier.op)
+                where earlier.sequence < entry.sequence && earlier.sequence > sentBefore && !isExcluded(earlier.op)
                     && !isRevokedKey(earlier.op.body.author, of: peer)
                 {
                     try include(earlier, item: item)
@@ -429,6 +442,7 @@ public struct ReplicationStore: Sendable {
         // at least one entry): a frame past the receiver's limit, or an envelope past the
         // sealing limit, would be refused every time it was sent again.
         let budget = relay == nil ? Self.channelBatchBytes : Self.sealedBatchBytes
+        let maxOps = min(Self.batchOps, 2 * max(limit, 1))
         var batch = OutboxBatch(throughSeq: read.coveredThrough)
         var bytes = 0
         var start = 0
@@ -450,7 +464,17 @@ public struct ReplicationStore: Sendable {
                 }
             }
             let partBytes = part.ops.reduce(0) { $0 + $1.count }
-            if index > 0, bytes + partBytes > budget || batch.ops.count + part.ops.count > Self.batchOps {
+            // An entry whose history alone passes the bounds goes in parts, to a peer that
+            // takes them (not sealed: an envelope covers no stretch of the log).
+            if index == 0, parts, relay == nil, partBytes > budget || part.ops.count > maxOps,
+                let piece = try historyPart(
+                    candidates[0..<group.end], entry: group.sequence, peer: neighbour.partner, filter: filter,
+                    budget: budget, maxOps: maxOps)
+            {
+                batch = piece
+                break
+            }
+            if index > 0, bytes + partBytes > budget || batch.ops.count + part.ops.count > maxOps {
                 batch.throughSeq = groups[index - 1].sequence
                 break
             }
@@ -462,8 +486,12 @@ public struct ReplicationStore: Sendable {
             batch.echoes += part.echoes
             start = group.end
         }
+        try pullChangesForward(
+            into: &batch, candidates: candidates, items: items, history: history, peer: peer,
+            recipient: neighbour.partner, filter: filter, maxOps: maxOps)
         let now = Int64(nowMillis)
-        let cutOff = quarantined.filter { $0.sequence <= batch.throughSeq }.map(\.id)
+        let covered = batch.cut.map { $0.entry - 1 } ?? batch.throughSeq
+        let cutOff = quarantined.filter { $0.sequence <= covered }.map(\.id)
         if !cutOff.isEmpty {
             _ = try store.appendCustody(
                 CustodyEvent(
@@ -478,6 +506,7 @@ public struct ReplicationStore: Sendable {
                     kind: .opsSent,
                     peer: peer,
                     detail: relay.map { "sealed via \($0) through \(batch.throughSeq)" }
+                        ?? batch.cut.map { "history ahead of \($0.entry), through \($0.historyThrough)" }
                         ?? "through \(batch.throughSeq)",
                     opIDs: batch.sent
                 ),
@@ -508,6 +537,88 @@ public struct ReplicationStore: Sendable {
             )
         }
         return batch
+    }
+
+    /// Ops are judged on their item as it is now, so an op may go before the later log entry
+    /// that released the item to the peer (the change of markings that set its markings
+    /// now). The receiver judges a batch on each item as the batch leaves it (tags aside):
+    /// without that change it would refuse the op as not releasable to it and strike us.
+    /// Such a change goes along, after the batch's ops (it goes again in its turn: duplicates
+    /// are harmless), at most `maxOps` of them and `pulledBytes` in all.
+    private func pullChangesForward(
+        into batch: inout OutboxBatch, candidates: [OutboxCandidate], items: [ItemID: ItemState],
+        history: (ItemID) throws(LiaisonError) -> [StoredOp], peer: String, recipient: Recipient, filter: LinkFilter,
+        maxOps: Int
+    ) throws(LiaisonError) {
+        guard !batch.sent.isEmpty else { return }
+        let sent = Set(batch.sent)
+        var seen = Set<ItemID>()
+        var pulled = 0
+        var bytes = 0
+        for candidate in candidates where sent.contains(candidate.op.id) {
+            let id = candidate.op.body.itemID
+            guard seen.insert(id).inserted, let item = items[id] else { continue }
+            let setter = item.markingsStamp.opID
+            // Markings from the create (the receiver holds it, or holds the op waiting for
+            // it), or set by an op of this batch: nothing to bring.
+            guard setter != item.created.opID, !sent.contains(setter),
+                let later = try store.op(setter), later.sequence > batch.throughSeq, !isExcluded(later.op),
+                !isRevokedKey(later.op.body.author, of: peer)
+            else { continue }
+            let piece = try LinkOutbox.prepare(
+                [
+                    OutboxCandidate(
+                        sequence: later.sequence, op: later.op, item: item, receivedFrom: later.receivedFrom,
+                        earlierMarkings: try history(id).compactMap(\.op.body.change.markings))
+                ],
+                throughSeq: batch.throughSeq, sender: me.nodeID, recipient: recipient, filter: filter, ladder: ladder)
+            let pieceBytes = piece.ops.reduce(0) { $0 + $1.count }
+            guard pulled + piece.ops.count <= maxOps, bytes + pieceBytes <= Self.pulledBytes else { return }
+            // What it withholds is recorded in its turn.
+            batch.ops += piece.ops
+            batch.sent += piece.sent
+            batch.redacted += piece.redacted
+            pulled += piece.ops.count
+            bytes += pieceBytes
+        }
+    }
+
+    /// The first part of `candidates` (one log entry's: its item's history in log order, then
+    /// the entry) when they pass the batch's bounds: as many history ops as fit with the
+    /// entry's own op after them, and where they stop. Nil when they fit whole.
+    private func historyPart(
+        _ candidates: ArraySlice<OutboxCandidate>, entry: UInt64, peer: Recipient, filter: LinkFilter, budget: Int,
+        maxOps: Int
+    ) throws(LiaisonError) -> OutboxBatch? {
+        func prepare(_ candidate: OutboxCandidate) throws(LiaisonError) -> OutboxBatch {
+            try LinkOutbox.prepare(
+                [candidate], throughSeq: entry, sender: me.nodeID, recipient: peer, filter: filter, ladder: ladder)
+        }
+        guard let last = candidates.last, last.sequence == entry else { return nil }
+        let own = try prepare(last)
+        let ownBytes = own.ops.reduce(0) { $0 + $1.count }
+        var piece = OutboxBatch(throughSeq: entry)
+        var bytes = ownBytes
+        for candidate in candidates.dropLast() {
+            let next = try prepare(candidate)
+            let nextBytes = next.ops.reduce(0) { $0 + $1.count }
+            if piece.cut != nil, bytes + nextBytes > budget || piece.ops.count + next.ops.count + own.ops.count > maxOps
+            {
+                piece.ops += own.ops
+                piece.sent += own.sent
+                piece.redacted += own.redacted
+                return piece
+            }
+            bytes += nextBytes
+            piece.ops += next.ops
+            piece.sent += next.sent
+            piece.redacted += next.redacted
+            piece.withheld += next.withheld
+            piece.echoes += next.echoes
+            piece.cut = HistoryCut(entry: entry, historyThrough: candidate.sequence)
+        }
+        // The whole history fits with the entry: no part.
+        return nil
     }
 
     /// Verifies, admits and commits ops from `peer` covering its log up to `through`; then

@@ -75,7 +75,7 @@ enum SessionRunner {
                                 do {
                                     let message = try SyncFrameCodec.decode(frame)
                                     switch message {
-                                    case .batch(let ops, _): verifier.verifyAhead(ops)
+                                    case .batch(let ops, _), .batchPart(let ops, _, _): verifier.verifyAhead(ops)
                                     case .envelope(let bytes): sealedAhead.verifyAhead(bytes, with: verifier)
                                     default: break
                                     }

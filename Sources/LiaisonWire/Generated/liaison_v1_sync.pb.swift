@@ -177,6 +177,15 @@ public nonisolated struct Liaison_V1_OpBatch: Sendable {
   /// When set, `ops` is empty and this holds a zlib-compressed `OpList`.
   public var compressed: Data = Data()
 
+  /// Version 2. Zero: the batch covers the log through `through_seq`. From 1 up: the batch is
+  /// that part of the item history sent ahead of the log entry `through_seq` (a change of
+  /// tags or markings sends its item's history, which can pass one batch): the history ops of
+  /// the part, then the entry's own op. It covers nothing: the receiver commits it, moves no
+  /// checkpoint and acknowledges it with the same `through_seq` and `part`. Parts of one
+  /// entry count up; the entry's last piece is a whole batch (part 0). Sent only to a peer
+  /// whose hello lists version 2.
+  public var part: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -201,6 +210,10 @@ public nonisolated struct Liaison_V1_Ack: Sendable {
   // methods supported on all messages.
 
   public var throughSeq: UInt64 = 0
+
+  /// Version 2: the part of the entry `through_seq` committed (`OpBatch.part`); zero for a
+  /// whole batch.
+  public var part: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -466,7 +479,7 @@ nonisolated extension Liaison_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Liaison_V1_OpBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OpBatch"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ops\0\u{3}through_seq\0\u{1}compressed\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}ops\0\u{3}through_seq\0\u{1}compressed\0\u{1}part\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -477,6 +490,7 @@ nonisolated extension Liaison_V1_OpBatch: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeRepeatedBytesField(value: &self.ops) }()
       case 2: try { try decoder.decodeSingularUInt64Field(value: &self.throughSeq) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.compressed) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
       default: break
       }
     }
@@ -492,6 +506,9 @@ nonisolated extension Liaison_V1_OpBatch: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.compressed.isEmpty {
       try visitor.visitSingularBytesField(value: self.compressed, fieldNumber: 3)
     }
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -499,6 +516,7 @@ nonisolated extension Liaison_V1_OpBatch: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.ops != rhs.ops {return false}
     if lhs.throughSeq != rhs.throughSeq {return false}
     if lhs.compressed != rhs.compressed {return false}
+    if lhs.part != rhs.part {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -536,7 +554,7 @@ nonisolated extension Liaison_V1_OpList: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Liaison_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Ack"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}through_seq\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}through_seq\0\u{1}part\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -545,6 +563,7 @@ nonisolated extension Liaison_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._Mess
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.throughSeq) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.part) }()
       default: break
       }
     }
@@ -554,11 +573,15 @@ nonisolated extension Liaison_V1_Ack: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.throughSeq != 0 {
       try visitor.visitSingularUInt64Field(value: self.throughSeq, fieldNumber: 1)
     }
+    if self.part != 0 {
+      try visitor.visitSingularUInt32Field(value: self.part, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Liaison_V1_Ack, rhs: Liaison_V1_Ack) -> Bool {
     if lhs.throughSeq != rhs.throughSeq {return false}
+    if lhs.part != rhs.part {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
