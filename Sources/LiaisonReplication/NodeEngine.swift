@@ -495,7 +495,7 @@ public struct NodeEngine: Sendable {
             channels[id] = channel
             perform(actions, on: id, now: now)
         case .channelLost(let id, let error):
-            guard let channel = channels[id] else { break }
+            guard channels[id] != nil else { break }
             // A network error (a reset, a broken pipe) is a fault, not a refusal: logged and
             // counted against the endpoint, not audited. The transport reports what the
             // other end sent (a bad TLS record, an oversized frame) as a refusal itself.
