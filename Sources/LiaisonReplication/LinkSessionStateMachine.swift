@@ -148,6 +148,10 @@ public struct LinkSessionStateMachine: Sendable {
     private var inFlightPositions: [BatchPosition] = []
     /// The last part sent of the entry whose history goes in parts, if one is under way.
     public private(set) var sentPart: (cut: HistoryCut, part: UInt32)?
+    /// The number of the last part sent on this channel: parts are numbered up for the
+    /// channel's life, so that a history started again (after a change of carrying channel)
+    /// never repeats a number the peer's session has seen.
+    private var lastPartNumber: UInt32 = 0
     /// Whether the peer takes batch parts (its hello lists `SyncProtocol.batchParts`).
     public private(set) var peerTakesParts = false
     /// When each batch of `inFlight` was handed over (the latest time the session knew).
@@ -334,15 +338,13 @@ public struct LinkSessionStateMachine: Sendable {
     public mutating func batchPartReady(ops: [Data], cut: HistoryCut) -> [Action] {
         loading = false
         guard case .open = phase else { return [] }
-        guard peerTakesParts, cut.entry > sentThrough else { return pump() }
-        let part: UInt32
-        if let last = sentPart, last.cut.entry == cut.entry {
-            // Each part reads past the last: a part that did not is stale.
-            guard cut.historyThrough > last.cut.historyThrough, last.part < UInt32.max else { return pump() }
-            part = last.part + 1
-        } else {
-            part = 1
+        guard peerTakesParts, cut.entry > sentThrough, lastPartNumber < UInt32.max else { return pump() }
+        // Each part reads past the last: a part that did not is stale.
+        if let last = sentPart, last.cut.entry == cut.entry, cut.historyThrough <= last.cut.historyThrough {
+            return pump()
         }
+        lastPartNumber += 1
+        let part = lastPartNumber
         sentPart = (cut, part)
         inFlightPositions.append(BatchPosition(through: cut.entry, part: part))
         inFlightSentAt.append(latestMillis)
@@ -356,8 +358,9 @@ public struct LinkSessionStateMachine: Sendable {
         carrying = on
         guard on, case .open = phase else { return [] }
         let resume = min(max(sentThrough, resumeAfter), localHighest)
-        // A history under way in parts goes on only from where this channel left it.
-        if resume != sentThrough { sentPart = nil }
+        // A history under way in parts goes on from where this channel left it while its
+        // entry is still ahead (this channel delivered the parts before, in order).
+        if let part = sentPart, resume >= part.cut.entry { sentPart = nil }
         sentThrough = resume
         ackedThrough = max(ackedThrough, min(resumeAfter, localHighest))
         return pump()
@@ -522,11 +525,9 @@ public struct LinkSessionStateMachine: Sendable {
         return nil
     }
 
-    /// The peer acknowledged our batches up to `position`.
+    /// The peer acknowledged our batches up to `position`, which must be one in flight.
     private mutating func acknowledged(_ position: BatchPosition) -> [Action] {
-        guard let first = inFlightPositions.first, let last = inFlightPositions.last, position >= first,
-            position <= last
-        else {
+        guard inFlightPositions.contains(position) else {
             let what =
                 position.part == 0
                 ? "through \(position.through)" : "of part \(position.part) ahead of \(position.through)"

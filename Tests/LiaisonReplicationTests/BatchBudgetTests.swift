@@ -254,4 +254,42 @@ struct BatchBudgetTests {
             ops: batch.ops, through: batch.throughSeq, from: "alice", nowMillis: AnnotationTests.now)
         #expect(outcome.refused == 0 && outcome.strikes.isEmpty, "\(String(describing: outcome.strikes))")
     }
+
+    @Test(
+        "later changes of markings count in the batch's bounds: a batch whose ops need more of them than fit ends earlier, and the receiver refuses nothing"
+    )
+    func laterReleasesCutTheBatch() throws {
+        var factory = OpFactory(seed: 96)
+        let (alice, aliceStore) = try AnnotationTests.node(.alice)
+        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        // 1,024 items created for carol only, then each released to bob too (with caveats that
+        // make each release about 600 bytes): a batch of the creates needs all 1,024 releases,
+        // more than the 256 KiB brought along.
+        let released = Markings(
+            classification: "SECRET", releasableTo: ["carol", "bob"],
+            caveats: (0..<8).map { "CAVEAT-\($0)-" + String(repeating: "X", count: 40) })
+        var creates = [VerifiedOp]()
+        var releases = [VerifiedOp]()
+        for index in 0..<1_024 {
+            let create = try factory.create(
+                by: .alice, markings: AnnotationTests.markings("carol"), at: .test(UInt64(2 + index)))
+            creates.append(create)
+            releases.append(
+                try factory.changeMarkings(
+                    of: try ItemState(create: create), to: released, by: .alice, at: .test(UInt64(2_000 + index))))
+        }
+        _ = try aliceStore.commit(CommitBatch(ops: creates + releases, source: .local, timeMillis: 0))
+        var after: UInt64 = 0
+        var batches = 0
+        while after < UInt64(creates.count + releases.count), batches < 50 {
+            let batch = try alice.loadBatch(for: "bob", after: after, limit: 1_024, nowMillis: AnnotationTests.now)
+            if batches == 0 { #expect(batch.throughSeq < 1_024, "the first batch ends before the last create") }
+            let outcome = try bob.receive(
+                ops: batch.ops, through: batch.throughSeq, from: "alice", nowMillis: AnnotationTests.now)
+            #expect(outcome.refused == 0, "batch through \(batch.throughSeq): \(outcome.refused) refused")
+            after = batch.throughSeq
+            batches += 1
+        }
+        for create in creates { #expect(try bobStore.item(create.body.itemID) != nil) }
+    }
 }

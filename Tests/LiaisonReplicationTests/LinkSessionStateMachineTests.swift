@@ -747,7 +747,6 @@ struct LinkSessionStateMachineTests {
         actions = machine.batchPartReady(ops: [Data("h2".utf8), Data("e".utf8)], cut: second)
         #expect(actions.first == .send(.batchPart(ops: [Data("h2".utf8), Data("e".utf8)], throughSeq: 5, part: 2)))
         // A stale read (not past the last cut) sends nothing.
-        #expect(Self.sentBatches(in: machine.batchPartReady(ops: [], cut: first)).isEmpty)
         #expect(!machine.batchPartReady(ops: [], cut: first).contains { if case .send = $0 { true } else { false } })
         actions = machine.batchReady(ops: [Data("e".utf8)], throughSeq: 5)
         #expect(Self.sentBatches(in: actions) == [5])
@@ -763,6 +762,42 @@ struct LinkSessionStateMachineTests {
         // An ack of a part no longer in flight matches nothing.
         actions = machine.received(.partAck(throughSeq: 5, part: 2), nowMillis: 1_300)
         #expect(machine.isClosed)
+    }
+
+    @Test(
+        "a channel that stops and starts carrying again goes on with the history it was sending while the entry is ahead, and never repeats a part number"
+    )
+    func partsAcrossCarrying() {
+        var (machine, _) = Self.openMachine(localHighest: 10)
+        _ = machine.batchPartReady(ops: [Data("h1".utf8)], cut: HistoryCut(entry: 8, historyThrough: 2))
+        _ = machine.batchPartReady(ops: [Data("h2".utf8)], cut: HistoryCut(entry: 8, historyThrough: 4))
+        _ = machine.setCarrying(false, resumeAfter: 0)
+        // Another channel carried meanwhile and the link's acknowledgement moved to 7.
+        var actions = machine.setCarrying(true, resumeAfter: 7)
+        #expect(machine.sentPart?.cut == HistoryCut(entry: 8, historyThrough: 4), "the history goes on")
+        // The read asked before the change comes back: still ahead, it goes as the next part.
+        actions = machine.batchPartReady(ops: [Data("h3".utf8)], cut: HistoryCut(entry: 8, historyThrough: 6))
+        #expect(actions.first == .send(.batchPart(ops: [Data("h3".utf8)], throughSeq: 8, part: 3)))
+        #expect(
+            actions.contains(
+                .loadBatch(after: 7, limit: 512, parts: true, resume: HistoryCut(entry: 8, historyThrough: 6))))
+        // Past the entry, the history is over for this channel; a later entry's parts still
+        // count up.
+        _ = machine.setCarrying(false, resumeAfter: 0)
+        _ = machine.setCarrying(true, resumeAfter: 8)
+        #expect(machine.sentPart == nil)
+        actions = machine.batchPartReady(ops: [Data("k1".utf8)], cut: HistoryCut(entry: 9, historyThrough: 3))
+        #expect(actions.first == .send(.batchPart(ops: [Data("k1".utf8)], throughSeq: 9, part: 4)))
+    }
+
+    @Test("an ack must name a batch or part in flight: a value between them closes the channel")
+    func acksNameABatch() {
+        var (machine, _) = Self.openMachine(localHighest: 10)
+        _ = machine.batchReady(ops: [Data("a".utf8)], throughSeq: 3)
+        _ = machine.batchReady(ops: [Data("b".utf8)], throughSeq: 6)
+        #expect(machine.received(.ack(throughSeq: 3), nowMillis: 1_100).first == .acknowledged(throughSeq: 3))
+        let actions = machine.received(.ack(throughSeq: 5), nowMillis: 1_200)
+        #expect(actions.contains { if case .close(.protocolViolation) = $0 { true } else { false } })
     }
 
     @Test("a peer of version 1 is never asked for parts, nor sent one")

@@ -325,7 +325,7 @@ public struct ReplicationStore: Sendable {
     /// The same for a batch sealed for a relay: an envelope holds up to 3 MiB in all.
     static let sealedBatchBytes = 2 << 20
     /// The most bytes of later changes of markings a batch brings along
-    /// (`pullChangesForward`): a batch holds at most its budget (or one entry past it), so
+    /// (`laterChanges`): a batch holds at most its budget (or one entry past it), so
     /// with these the frame (4 MiB) and the envelope (3 MiB) still fit.
     static let pulledBytes = 256 << 10
     /// The most ops a batch carries, items' histories included (a change of markings or tags
@@ -443,8 +443,11 @@ public struct ReplicationStore: Sendable {
         // sealing limit, would be refused every time it was sent again.
         let budget = relay == nil ? Self.channelBatchBytes : Self.sealedBatchBytes
         let maxOps = min(Self.batchOps, 2 * max(limit, 1))
-        var batch = OutboxBatch(throughSeq: read.coveredThrough)
+        // Each entry's part of the batch (what the link sends of its candidates), in order.
+        var taken = [OutboxBatch]()
+        var piece: OutboxBatch?
         var bytes = 0
+        var ops = 0
         var start = 0
         for (index, group) in groups.enumerated() {
             var part = try LinkOutbox.prepare(
@@ -466,29 +469,48 @@ public struct ReplicationStore: Sendable {
             let partBytes = part.ops.reduce(0) { $0 + $1.count }
             // An entry whose history alone passes the bounds goes in parts, to a peer that
             // takes them (not sealed: an envelope covers no stretch of the log).
-            if index == 0, parts, relay == nil, partBytes > budget || part.ops.count > maxOps,
-                let piece = try historyPart(
+            if index == 0, parts, relay == nil, partBytes > budget || part.ops.count > maxOps {
+                piece = try historyPart(
                     candidates[0..<group.end], entry: group.sequence, peer: neighbour.partner, filter: filter,
                     budget: budget, maxOps: maxOps)
-            {
-                batch = piece
-                break
+                if piece != nil { break }
             }
-            if index > 0, bytes + partBytes > budget || batch.ops.count + part.ops.count > maxOps {
-                batch.throughSeq = groups[index - 1].sequence
-                break
-            }
+            if index > 0, bytes + partBytes > budget || ops + part.ops.count > maxOps { break }
             bytes += partBytes
-            batch.ops += part.ops
-            batch.sent += part.sent
-            batch.redacted += part.redacted
-            batch.withheld += part.withheld
-            batch.echoes += part.echoes
+            ops += part.ops.count
+            taken.append(part)
             start = group.end
         }
-        try pullChangesForward(
-            into: &batch, candidates: candidates, items: items, history: history, peer: peer,
-            recipient: neighbour.partner, filter: filter, maxOps: maxOps)
+        // The batch of the first `count` entries, with the later changes of markings its ops
+        // need (`laterChanges`); cut shorter while those do not fit.
+        var batch: OutboxBatch
+        var count = taken.count
+        while true {
+            if let piece {
+                batch = piece
+            } else {
+                batch = OutboxBatch(
+                    throughSeq: count == groups.count ? read.coveredThrough : groups[max(count, 1) - 1].sequence)
+                for part in taken.prefix(count) {
+                    batch.ops += part.ops
+                    batch.sent += part.sent
+                    batch.redacted += part.redacted
+                    batch.withheld += part.withheld
+                    batch.echoes += part.echoes
+                }
+            }
+            let later = try laterChanges(
+                for: batch, entries: piece == nil ? count : 1, groups: groups, candidates: candidates, items: items,
+                history: history, peer: peer, recipient: neighbour.partner, filter: filter, maxOps: maxOps)
+            if let short = later.cutBefore, short > 0, piece == nil {
+                count = short
+                continue
+            }
+            batch.ops += later.pulled.ops
+            batch.sent += later.pulled.sent
+            batch.redacted += later.pulled.redacted
+            break
+        }
         let now = Int64(nowMillis)
         let covered = batch.cut.map { $0.entry - 1 } ?? batch.throughSeq
         let cutOff = quarantined.filter { $0.sequence <= covered }.map(\.id)
@@ -543,44 +565,56 @@ public struct ReplicationStore: Sendable {
     /// that released the item to the peer (the change of markings that set its markings
     /// now). The receiver judges a batch on each item as the batch leaves it (tags aside):
     /// without that change it would refuse the op as not releasable to it and strike us.
-    /// Such a change goes along, after the batch's ops (it goes again in its turn: duplicates
-    /// are harmless), at most `maxOps` of them and `pulledBytes` in all.
-    private func pullChangesForward(
-        into batch: inout OutboxBatch, candidates: [OutboxCandidate], items: [ItemID: ItemState],
-        history: (ItemID) throws(LiaisonError) -> [StoredOp], peer: String, recipient: Recipient, filter: LinkFilter,
-        maxOps: Int
-    ) throws(LiaisonError) {
-        guard !batch.sent.isEmpty else { return }
+    /// Such changes go along, after the batch's ops (and again in their turn: duplicates are
+    /// harmless). They count in the batch's bounds (`maxOps`, and `pulledBytes` of them):
+    /// `cutBefore` names the first of the batch's `entries` whose change does not fit, before
+    /// which the batch must end (the first entry's always fits).
+    private func laterChanges(
+        for batch: OutboxBatch, entries: Int, groups: [(end: Int, sequence: UInt64)], candidates: [OutboxCandidate],
+        items: [ItemID: ItemState], history: (ItemID) throws(LiaisonError) -> [StoredOp], peer: String,
+        recipient: Recipient, filter: LinkFilter, maxOps: Int
+    ) throws(LiaisonError) -> (pulled: OutboxBatch, cutBefore: Int?) {
+        var pulled = OutboxBatch(throughSeq: batch.throughSeq)
+        guard !batch.sent.isEmpty else { return (pulled, nil) }
         let sent = Set(batch.sent)
         var seen = Set<ItemID>()
-        var pulled = 0
         var bytes = 0
-        for candidate in candidates where sent.contains(candidate.op.id) {
-            let id = candidate.op.body.itemID
-            guard seen.insert(id).inserted, let item = items[id] else { continue }
-            let setter = item.markingsStamp.opID
-            // Markings from the create (the receiver holds it, or holds the op waiting for
-            // it), or set by an op of this batch: nothing to bring.
-            guard setter != item.created.opID, !sent.contains(setter),
-                let later = try store.op(setter), later.sequence > batch.throughSeq, !isExcluded(later.op),
-                !isRevokedKey(later.op.body.author, of: peer)
-            else { continue }
-            let piece = try LinkOutbox.prepare(
-                [
-                    OutboxCandidate(
-                        sequence: later.sequence, op: later.op, item: item, receivedFrom: later.receivedFrom,
-                        earlierMarkings: try history(id).compactMap(\.op.body.change.markings))
-                ],
-                throughSeq: batch.throughSeq, sender: me.nodeID, recipient: recipient, filter: filter, ladder: ladder)
-            let pieceBytes = piece.ops.reduce(0) { $0 + $1.count }
-            guard pulled + piece.ops.count <= maxOps, bytes + pieceBytes <= Self.pulledBytes else { return }
-            // What it withholds is recorded in its turn.
-            batch.ops += piece.ops
-            batch.sent += piece.sent
-            batch.redacted += piece.redacted
-            pulled += piece.ops.count
-            bytes += pieceBytes
+        var start = 0
+        for (index, group) in groups.prefix(entries).enumerated() {
+            defer { start = group.end }
+            for candidate in candidates[start..<group.end] where sent.contains(candidate.op.id) {
+                let id = candidate.op.body.itemID
+                guard seen.insert(id).inserted, let item = items[id] else { continue }
+                let setter = item.markingsStamp.opID
+                // Markings from the create (the receiver holds it, or holds the op waiting
+                // for it), or set by an op of this batch: nothing to bring.
+                guard setter != item.created.opID, !sent.contains(setter),
+                    let later = try store.op(setter), later.sequence > batch.throughSeq, !isExcluded(later.op),
+                    !isRevokedKey(later.op.body.author, of: peer)
+                else { continue }
+                let change = try LinkOutbox.prepare(
+                    [
+                        OutboxCandidate(
+                            sequence: later.sequence, op: later.op, item: item, receivedFrom: later.receivedFrom,
+                            earlierMarkings: try history(id).compactMap(\.op.body.change.markings))
+                    ],
+                    throughSeq: batch.throughSeq, sender: me.nodeID, recipient: recipient, filter: filter,
+                    ladder: ladder)
+                let changeBytes = change.ops.reduce(0) { $0 + $1.count }
+                if index > 0,
+                    batch.ops.count + pulled.ops.count + change.ops.count > maxOps
+                        || bytes + changeBytes > Self.pulledBytes
+                {
+                    return (pulled, index)
+                }
+                // What it withholds is recorded in its turn.
+                pulled.ops += change.ops
+                pulled.sent += change.sent
+                pulled.redacted += change.redacted
+                bytes += changeBytes
+            }
         }
+        return (pulled, nil)
     }
 
     /// The first part of `candidates` (one log entry's: its item's history in log order, then
