@@ -292,4 +292,46 @@ struct BatchBudgetTests {
         }
         for create in creates { #expect(try bobStore.item(create.body.itemID) != nil) }
     }
+
+    @Test(
+        "a history in parts whose item was released to the receiver by a change inside the history: each part brings that change, and the receiver refuses nothing"
+    )
+    func partsBringTheRelease() throws {
+        var factory = OpFactory(seed: 97)
+        let (alice, aliceStore) = try AnnotationTests.node(.alice)
+        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        let create = try factory.create(by: .alice, markings: AnnotationTests.markings("carol"), at: .test(2))
+        var item = try ItemState(create: create)
+        var log = [create]
+        for round in 0..<12 {
+            let set = try factory.setFields(
+                [(name: "n", value: JSONText.string("\(round)"))], of: item, by: .alice, at: .test(UInt64(3 + round)))
+            try item.apply(set)
+            log.append(set)
+        }
+        let release = try factory.changeMarkings(
+            of: item, to: AnnotationTests.markings("carol", "bob"), by: .alice, at: .test(30))
+        try item.apply(release)
+        log.append(release)
+        log.append(try factory.addTags(["seen"], to: item, by: .alice, at: .test(31)))
+        _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
+        // Bob holds none of it; alice's read starts at the change of tags.
+        let entry = UInt64(log.count)
+        var resume: HistoryCut?
+        var parts = 0
+        for _ in 0..<20 {
+            let batch = try alice.loadBatch(
+                for: "bob", after: entry - 1, limit: 2, nowMillis: AnnotationTests.now, parts: true, resume: resume)
+            let through: UInt64? = batch.cut == nil ? batch.throughSeq : nil
+            let outcome = try bob.receive(
+                ops: batch.ops, through: through, from: "alice", nowMillis: AnnotationTests.now)
+            #expect(outcome.refused == 0, "\(outcome.refused) refused")
+            guard let cut = batch.cut else { break }
+            #expect(batch.sent.contains(release.id), "the part brings the release")
+            resume = cut
+            parts += 1
+        }
+        #expect(parts >= 3)
+        #expect(try bobStore.ops(after: 0, limit: 100).count == log.count)
+    }
 }

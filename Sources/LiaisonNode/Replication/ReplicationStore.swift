@@ -577,6 +577,10 @@ public struct ReplicationStore: Sendable {
         var pulled = OutboxBatch(throughSeq: batch.throughSeq)
         guard !batch.sent.isEmpty else { return (pulled, nil) }
         let sent = Set(batch.sent)
+        // What the receiver holds, or takes with this batch: our log through the batch, or,
+        // for a part, the history through its cut (a change of markings in the history still
+        // to come goes along too: the entry's own op need not be what released the item).
+        let through = batch.cut?.historyThrough ?? batch.throughSeq
         var seen = Set<ItemID>()
         var bytes = 0
         var start = 0
@@ -589,7 +593,7 @@ public struct ReplicationStore: Sendable {
                 // Markings from the create (the receiver holds it, or holds the op waiting
                 // for it), or set by an op of this batch: nothing to bring.
                 guard setter != item.created.opID, !sent.contains(setter),
-                    let later = try store.op(setter), later.sequence > batch.throughSeq, !isExcluded(later.op),
+                    let later = try store.op(setter), later.sequence > through, !isExcluded(later.op),
                     !isRevokedKey(later.op.body.author, of: peer)
                 else { continue }
                 let change = try LinkOutbox.prepare(
