@@ -485,6 +485,13 @@ public struct ReplicationStore: Sendable {
         // need (`laterChanges`); cut shorter while those do not fit.
         var batch: OutboxBatch
         var count = taken.count
+        var looked = [OpID: StoredOp?]()
+        func storedOp(_ id: OpID) throws(LiaisonError) -> StoredOp? {
+            if let known = looked[id] { return known }
+            let found = try store.op(id)
+            looked[id] = found
+            return found
+        }
         while true {
             if let piece {
                 batch = piece
@@ -501,7 +508,8 @@ public struct ReplicationStore: Sendable {
             }
             let later = try laterChanges(
                 for: batch, entries: piece == nil ? count : 1, groups: groups, candidates: candidates, items: items,
-                history: history, peer: peer, recipient: neighbour.partner, filter: filter, maxOps: maxOps)
+                history: history, storedOp: storedOp, peer: peer, recipient: neighbour.partner, filter: filter,
+                maxOps: maxOps)
             if let short = later.cutBefore, short > 0, piece == nil {
                 count = short
                 continue
@@ -571,8 +579,9 @@ public struct ReplicationStore: Sendable {
     /// which the batch must end (the first entry's always fits).
     private func laterChanges(
         for batch: OutboxBatch, entries: Int, groups: [(end: Int, sequence: UInt64)], candidates: [OutboxCandidate],
-        items: [ItemID: ItemState], history: (ItemID) throws(LiaisonError) -> [StoredOp], peer: String,
-        recipient: Recipient, filter: LinkFilter, maxOps: Int
+        items: [ItemID: ItemState], history: (ItemID) throws(LiaisonError) -> [StoredOp],
+        storedOp: (OpID) throws(LiaisonError) -> StoredOp?, peer: String, recipient: Recipient, filter: LinkFilter,
+        maxOps: Int
     ) throws(LiaisonError) -> (pulled: OutboxBatch, cutBefore: Int?) {
         var pulled = OutboxBatch(throughSeq: batch.throughSeq)
         guard !batch.sent.isEmpty else { return (pulled, nil) }
@@ -593,7 +602,7 @@ public struct ReplicationStore: Sendable {
                 // Markings from the create (the receiver holds it, or holds the op waiting
                 // for it), or set by an op of this batch: nothing to bring.
                 guard setter != item.created.opID, !sent.contains(setter),
-                    let later = try store.op(setter), later.sequence > through, !isExcluded(later.op),
+                    let later = try storedOp(setter), later.sequence > through, !isExcluded(later.op),
                     !isRevokedKey(later.op.body.author, of: peer)
                 else { continue }
                 let change = try LinkOutbox.prepare(
