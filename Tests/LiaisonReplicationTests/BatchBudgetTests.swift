@@ -142,12 +142,19 @@ struct BatchBudgetTests {
         #expect(batches >= 2, "512 changes with five ops of history each need two batches")
     }
 
-    /// Alice's log: one item released to bob with `annotations` changes of a field, then a
-    /// change of its tags (which sends the item's history).
-    static func longHistory(_ annotations: Int) throws -> (ReplicationStore, [VerifiedOp]) {
+    /// Alice's log: one item with `annotations` changes of a field, then a change of its
+    /// tags (which sends the item's history). Released to bob from its create, or, with
+    /// `releasedInside`, created for carol and released to bob by a change of markings just
+    /// before the change of tags (inside the history the change of tags sends).
+    static func longHistory(
+        _ annotations: Int, releasedInside: Bool = false
+    ) throws -> (
+        alice: ReplicationStore, log: [VerifiedOp], release: VerifiedOp?
+    ) {
         var factory = OpFactory(seed: 94)
         let (alice, aliceStore) = try AnnotationTests.node(.alice)
-        let create = try factory.create(by: .alice, markings: AnnotationTests.markings("bob"), at: .test(2))
+        let markings = releasedInside ? AnnotationTests.markings("carol") : AnnotationTests.markings("bob")
+        let create = try factory.create(by: .alice, markings: markings, at: .test(2))
         var item = try ItemState(create: create)
         var log = [create]
         for round in 0..<annotations {
@@ -156,16 +163,53 @@ struct BatchBudgetTests {
             try item.apply(set)
             log.append(set)
         }
-        log.append(try factory.addTags(["seen"], to: item, by: .alice, at: .test(UInt64(3 + annotations))))
+        var release: VerifiedOp?
+        if releasedInside {
+            let change = try factory.changeMarkings(
+                of: item, to: AnnotationTests.markings("carol", "bob"), by: .alice,
+                at: .test(UInt64(3 + annotations)))
+            try item.apply(change)
+            log.append(change)
+            release = change
+        }
+        log.append(try factory.addTags(["seen"], to: item, by: .alice, at: .test(UInt64(4 + annotations))))
         _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
-        return (alice, log)
+        return (alice, log, release)
+    }
+
+    /// Sends the history of alice's last log entry (a change of tags) to a bob that holds
+    /// none of it, in parts of reads of `limit`, each received by bob; `each` looks at every
+    /// piece after bob took it. Returns the parts before the last, whole, piece, and bob's store.
+    static func receiveInParts(
+        _ alice: ReplicationStore, entry: UInt64, limit: Int,
+        each: (OutboxBatch, MemoryStore) throws -> Void
+    ) throws -> (parts: Int, bob: MemoryStore) {
+        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        var resume: HistoryCut?
+        var parts = 0
+        for _ in 0..<20 {
+            // Alice's read starts at the change of tags: the link acknowledged the history
+            // before it was eligible for bob (withheld then).
+            let batch = try alice.loadBatch(
+                for: "bob", after: entry - 1, limit: limit, nowMillis: AnnotationTests.now, parts: true, resume: resume)
+            let through: UInt64? = batch.cut == nil ? batch.throughSeq : nil
+            let outcome = try bob.receive(
+                ops: batch.ops, through: through, from: "alice", nowMillis: AnnotationTests.now)
+            #expect(outcome.refused == 0 && outcome.strikes.isEmpty, "\(outcome.refused) refused")
+            try each(batch, bobStore)
+            guard let cut = batch.cut else { return (parts, bobStore) }
+            resume = cut
+            parts += 1
+        }
+        Issue.record("parts do not end")
+        return (parts, bobStore)
     }
 
     @Test(
         "an entry whose item history passes a batch goes in parts to a peer that takes them: each part some history, then the entry's op; the last piece whole; every op once but the entry's"
     )
     func historyGoesInParts() throws {
-        let (alice, log) = try Self.longHistory(40)
+        let (alice, log, _) = try Self.longHistory(40)
         let entry = UInt64(log.count)
         // Bob has the history's first 41 ops (create and sets) but not the change of tags.
         var resume: HistoryCut?
@@ -199,29 +243,13 @@ struct BatchBudgetTests {
         "a receiver takes an entry's history in parts without refusing an op, and every part leaves the item as the entry does"
     )
     func partsAreReceivedWhole() throws {
-        let (alice, log) = try Self.longHistory(12)
-        var (bob, bobStore) = try AnnotationTests.node(.bob)
+        let (alice, log, _) = try Self.longHistory(12)
         let entry = UInt64(log.count)
-        var resume: HistoryCut?
-        var parts = 0
-        for _ in 0..<20 {
-            // Bob holds none of it; alice's read starts at the change of tags.
-            let batch = try alice.loadBatch(
-                for: "bob", after: entry - 1, limit: 2, nowMillis: AnnotationTests.now, parts: true, resume: resume)
-            let through: UInt64? = batch.cut == nil ? batch.throughSeq : nil
-            let outcome = try bob.receive(
-                ops: batch.ops, through: through, from: "alice", nowMillis: AnnotationTests.now)
-            #expect(outcome.refused == 0 && outcome.strikes.isEmpty, "\(String(describing: outcome.strikes))")
+        let (parts, bobStore) = try Self.receiveInParts(alice, entry: entry, limit: 2) { batch, bobStore in
             let held = try #require(try bobStore.item(log[0].body.itemID))
             #expect(held.tags == ["seen"], "the entry's own op comes with every part")
             let checkpoint = try bobStore.checkpoint(link: ReplicationStore.receivedLink("alice"))
-            guard let cut = batch.cut else {
-                #expect(checkpoint == entry)
-                break
-            }
-            #expect(checkpoint == 0, "a part moves no checkpoint")
-            parts += 1
-            resume = cut
+            #expect(checkpoint == (batch.cut == nil ? entry : 0), "only the whole piece moves the checkpoint")
         }
         #expect(parts >= 3, "13 ops of history in pieces of at most 3")
         #expect(try bobStore.ops(after: 0, limit: 100).count == log.count)
@@ -297,39 +325,10 @@ struct BatchBudgetTests {
         "a history in parts whose item was released to the receiver by a change inside the history: each part brings that change, and the receiver refuses nothing"
     )
     func partsBringTheRelease() throws {
-        var factory = OpFactory(seed: 97)
-        let (alice, aliceStore) = try AnnotationTests.node(.alice)
-        var (bob, bobStore) = try AnnotationTests.node(.bob)
-        let create = try factory.create(by: .alice, markings: AnnotationTests.markings("carol"), at: .test(2))
-        var item = try ItemState(create: create)
-        var log = [create]
-        for round in 0..<12 {
-            let set = try factory.setFields(
-                [(name: "n", value: JSONText.string("\(round)"))], of: item, by: .alice, at: .test(UInt64(3 + round)))
-            try item.apply(set)
-            log.append(set)
-        }
-        let release = try factory.changeMarkings(
-            of: item, to: AnnotationTests.markings("carol", "bob"), by: .alice, at: .test(30))
-        try item.apply(release)
-        log.append(release)
-        log.append(try factory.addTags(["seen"], to: item, by: .alice, at: .test(31)))
-        _ = try aliceStore.commit(CommitBatch(ops: log, source: .local, timeMillis: 0))
-        // Bob holds none of it; alice's read starts at the change of tags.
-        let entry = UInt64(log.count)
-        var resume: HistoryCut?
-        var parts = 0
-        for _ in 0..<20 {
-            let batch = try alice.loadBatch(
-                for: "bob", after: entry - 1, limit: 2, nowMillis: AnnotationTests.now, parts: true, resume: resume)
-            let through: UInt64? = batch.cut == nil ? batch.throughSeq : nil
-            let outcome = try bob.receive(
-                ops: batch.ops, through: through, from: "alice", nowMillis: AnnotationTests.now)
-            #expect(outcome.refused == 0, "\(outcome.refused) refused")
-            guard let cut = batch.cut else { break }
-            #expect(batch.sent.contains(release.id), "the part brings the release")
-            resume = cut
-            parts += 1
+        let (alice, log, release) = try Self.longHistory(12, releasedInside: true)
+        let released = try #require(release)
+        let (parts, bobStore) = try Self.receiveInParts(alice, entry: UInt64(log.count), limit: 2) { batch, _ in
+            if batch.cut != nil { #expect(batch.sent.contains(released.id), "the part brings the release") }
         }
         #expect(parts >= 3)
         #expect(try bobStore.ops(after: 0, limit: 100).count == log.count)

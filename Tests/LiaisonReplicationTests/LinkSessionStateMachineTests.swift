@@ -846,4 +846,23 @@ struct LinkSessionStateMachineTests {
                 "\(second) after \(first) was taken")
         }
     }
+
+    @Test(
+        "parts keep a batch's bounds: more than four times the batch size is a protocol violation, more than twice the window uncommitted a flood"
+    )
+    func partsAreBounded() {
+        let configuration = Self.configuration(window: 2, maxBatchOps: 2)
+        var (big, _) = Self.openMachine(configuration: configuration)
+        let ops = (0..<9).map { Data("\($0)".utf8) }
+        let closed = big.received(.batchPart(ops: ops, throughSeq: 5, part: 1), nowMillis: 1_100)
+        #expect(closed.contains { if case .close(.protocolViolation) = $0 { true } else { false } })
+
+        var (flooded, _) = Self.openMachine(configuration: configuration)
+        for part in UInt32(1)...4 {
+            let actions = flooded.received(.batchPart(ops: [], throughSeq: 5, part: part), nowMillis: 1_100)
+            #expect(actions == [.commit(ops: [], throughSeq: 5, part: part)], "part \(part) of four within the bound")
+        }
+        let fifth = flooded.received(.batchPart(ops: [], throughSeq: 5, part: 5), nowMillis: 1_100)
+        #expect(fifth.contains { if case .close(.flood) = $0 { true } else { false } })
+    }
 }
