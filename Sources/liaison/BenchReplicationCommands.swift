@@ -49,6 +49,12 @@ extension BenchCommand {
             help: "Cut every alpha-bravo channel so that the catch-up travels sealed through a relay partner (delta).")
         var viaRelay = false
 
+        @Flag(
+            help:
+                "After the catch-up, restart the receiver and report its memory at rest (up again, caught up, idle for 5 s)."
+        )
+        var restart = false
+
         @Flag(help: "Print JSON.")
         var json = false
 
@@ -67,6 +73,10 @@ extension BenchCommand {
             /// Cores each side used on average during the catch-up (CPU time / wall time).
             var receiverCores: Double?
             var senderCores: Double?
+            /// With `--restart`: seconds from the receiver's restart until its link was up
+            /// with nothing to catch up, and its RSS after 5 s at rest then.
+            var restartSeconds: Double?
+            var receiverRSSKiBAtRest: Int?
         }
 
         func run() async throws {
@@ -156,6 +166,36 @@ extension BenchCommand {
                 }
                 // alpha started with the catch-up: all its work is the catch-up's.
                 result.senderCores = senderWork.map { $0.cpuSeconds / seconds }
+                if restart {
+                    federation.stop("bravo")
+                    let restarted = ContinuousClock.now
+                    try federation.start("bravo")
+                    try await federation.waitUntilHealthy(["bravo"])
+                    // Up as the restarted node sees it (not a stale view of the old process at
+                    // alpha), and nothing left for alpha to send.
+                    let bravo = try federation.client("bravo")
+                    while true {
+                        var restartedUp = viaRelay
+                        if !restartedUp {
+                            restartedUp = try await bravo.links().contains { $0.peer == "alpha" && $0.state == "up" }
+                        }
+                        let sent = try await client.links().first { $0.peer == "bravo" }.map {
+                            viaRelay || ($0.state == "up" && $0.lagOps == 0)
+                        }
+                        if restartedUp, sent == true { break }
+                        guard ContinuousClock.now - restarted < .seconds(600) else {
+                            throw LiaisonError(.io, "the receiver did not come back up after its restart")
+                        }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    let back = ContinuousClock.now - restarted
+                    result.restartSeconds =
+                        Double(back.components.seconds) + Double(back.components.attoseconds) / 1e18
+                    // At rest: nothing to send or receive; a fixed window, as an operator would
+                    // read the figure, not a synchronisation.
+                    try await Task.sleep(for: .seconds(5))
+                    result.receiverRSSKiBAtRest = federation.memory(of: "bravo")?.rssKiB
+                }
                 if json {
                     try printJSON(result)
                 } else {
@@ -165,6 +205,11 @@ extension BenchCommand {
                     print(
                         "receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB"
                     )
+                    if let rest = result.receiverRSSKiBAtRest, let back = result.restartSeconds {
+                        print(
+                            "receiver restarted: up and caught up in \(String(format: "%.1f", back)) s; RSS at rest \(rest / 1024) MiB"
+                        )
+                    }
                     if let written = result.receiverBytesWrittenPerOp, let cores = result.receiverCores {
                         print(
                             "receiver wrote \(Int(written)) bytes to storage per op; cores used: receiver "
