@@ -381,15 +381,15 @@ public final class SQLiteStore: Store {
     public func collections() throws(LiaisonError) -> [String] {
         try read("listing collections") { db in
             try String.fetchAll(
-                db, sql: "SELECT DISTINCT collection FROM items WHERE state IS NOT NULL ORDER BY collection")
+                db.cachedStatement(
+                    sql: "SELECT DISTINCT collection FROM items WHERE state IS NOT NULL ORDER BY collection"))
         }
     }
 
     public func op(_ id: OpID) throws(LiaisonError) -> StoredOp? {
         try read("reading an op") { db in
             try Row.fetchOne(
-                db,
-                sql: "SELECT seq, received_from, encoded FROM ops WHERE op_key = ? AND op_id = ?",
+                db.cachedStatement(sql: "SELECT seq, received_from, encoded FROM ops WHERE op_key = ? AND op_id = ?"),
                 arguments: [SQLiteTransaction.key(id), id.hash.data]
             ).map(SQLiteTransaction.storedOp)
         }
@@ -398,8 +398,8 @@ public final class SQLiteStore: Store {
     public func ops(after sequence: UInt64, limit: Int) throws(LiaisonError) -> [StoredOp] {
         try read("reading ops") { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT seq, received_from, encoded FROM ops WHERE seq > ? ORDER BY seq LIMIT ?",
+                db.cachedStatement(
+                    sql: "SELECT seq, received_from, encoded FROM ops WHERE seq > ? ORDER BY seq LIMIT ?"),
                 arguments: [Int64(sequence), limit]
             ).map(SQLiteTransaction.storedOp)
         }
@@ -455,7 +455,7 @@ public final class SQLiteStore: Store {
                 read.coveredThrough = UInt64(last["seq"] as Int64)
                 return read
             }
-            let highest = UInt64(try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ops") ?? 0)
+            let highest = UInt64(try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM ops")) ?? 0)
             read.coveredThrough = max(sequence, min(bound, highest))
             return read
         }
@@ -475,22 +475,24 @@ public final class SQLiteStore: Store {
     public func pendingCount(from peer: NodeID) throws(LiaisonError) -> Int {
         try read("counting pending ops") { db in
             try Int.fetchOne(
-                db, sql: "SELECT count(*) FROM pending_ops WHERE received_from = ?", arguments: [peer.hash.data]) ?? 0
+                db.cachedStatement(sql: "SELECT count(*) FROM pending_ops WHERE received_from = ?"),
+                arguments: [peer.hash.data]) ?? 0
         }
     }
 
     public func waitingOps() throws(LiaisonError) -> [(op: VerifiedOp, receivedFrom: NodeID?)] {
         try read("reading waiting ops") { db in
-            try Row.fetchAll(db, sql: "SELECT received_from, encoded FROM pending_ops ORDER BY arrival").map { row in
-                let from: Data? = row["received_from"]
-                return (try VerifiedOp(storedEncoding: row["encoded"]), from.flatMap { NodeID(bytes: $0) })
-            }
+            try Row.fetchAll(db.cachedStatement(sql: "SELECT received_from, encoded FROM pending_ops ORDER BY arrival"))
+                .map { row in
+                    let from: Data? = row["received_from"]
+                    return (try VerifiedOp(storedEncoding: row["encoded"]), from.flatMap { NodeID(bytes: $0) })
+                }
         }
     }
 
     public func metadata(_ key: String) throws(LiaisonError) -> Data? {
         try read("reading node metadata") { db in
-            try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key])
+            try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = ?"), arguments: [key])
         }
     }
 
@@ -504,11 +506,11 @@ public final class SQLiteStore: Store {
     public func items(authoredBy author: NodeID, since: HLCTimestamp) throws(LiaisonError) -> Set<ItemID> {
         try read("finding a partner's items") { db in
             let rows = try Data.fetchAll(
-                db,
-                sql: """
-                    SELECT DISTINCT items.id FROM ops JOIN items ON items.local = ops.item_local
-                    WHERE ops.author = ? AND ops.hlc >= ?
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT DISTINCT items.id FROM ops JOIN items ON items.local = ops.item_local
+                        WHERE ops.author = ? AND ops.hlc >= ?
+                        """),
                 arguments: [author.hash.data, Int64(bitPattern: since.rawValue)]
             )
             return Set(rows.compactMap { ItemID(bytes: $0) })
@@ -536,7 +538,9 @@ public final class SQLiteStore: Store {
     }
 
     public func highestSequence() throws(LiaisonError) -> UInt64 {
-        try read("reading the log") { db in UInt64(try Int64.fetchOne(db, sql: "SELECT max(seq) FROM ops") ?? 0) }
+        try read("reading the log") { db in
+            UInt64(try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(seq) FROM ops")) ?? 0)
+        }
     }
 
     public func highestHLC() throws(LiaisonError) -> HLCTimestamp {
@@ -545,18 +549,20 @@ public final class SQLiteStore: Store {
 
     public func checkpoint(link: String) throws(LiaisonError) -> UInt64 {
         try read("reading a checkpoint") { db in
-            UInt64(try Int64.fetchOne(db, sql: "SELECT seq FROM checkpoints WHERE link = ?", arguments: [link]) ?? 0)
+            UInt64(
+                try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT seq FROM checkpoints WHERE link = ?"), arguments: [link]) ?? 0)
         }
     }
 
     public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
         try write("advancing a checkpoint") { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO checkpoints(link, seq) VALUES (?, ?)
                     ON CONFLICT(link) DO UPDATE SET seq = max(seq, excluded.seq)
-                    """,
-                arguments: [link, Int64(sequence)]
+                    """
+            ).execute(arguments: [link, Int64(sequence)]
             )
         }
     }
@@ -564,8 +570,7 @@ public final class SQLiteStore: Store {
     public func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry] {
         try read("reading custody") { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM custody WHERE seq >= ? ORDER BY seq LIMIT ?",
+                db.cachedStatement(sql: "SELECT * FROM custody WHERE seq >= ? ORDER BY seq LIMIT ?"),
                 arguments: [Int64(sequence), limit]
             ).map(SQLiteTransaction.custodyEntry)
         }
@@ -574,7 +579,7 @@ public final class SQLiteStore: Store {
     public func verifyCustody() throws(LiaisonError) -> CustodyVerification {
         try read("verifying custody") { db in
             var verifier = CustodyChainVerifier()
-            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM custody ORDER BY rowid")
+            let cursor = try Row.fetchCursor(db.cachedStatement(sql: "SELECT * FROM custody ORDER BY rowid"))
             while let row = try cursor.next() {
                 do {
                     verifier.check(try SQLiteTransaction.custodyEntry(row))

@@ -65,7 +65,7 @@ struct SQLiteTransaction: StoreTransaction {
     /// `saveItem` or `finish`, so a new item's row is inserted once, whole).
     private mutating func ensureLocal(_ id: ItemID) throws -> Int64 {
         if let known = try local(of: id) { return known }
-        let next = try nextLocal ?? (Int64.fetchOne(db, sql: "SELECT max(local) FROM items") ?? 0) + 1
+        let next = try nextLocal ?? (Int64.fetchOne(db.cachedStatement(sql: "SELECT max(local) FROM items")) ?? 0) + 1
         nextLocal = next + 1
         locals[id] = .some(next)
         unsaved[id] = next
@@ -76,17 +76,17 @@ struct SQLiteTransaction: StoreTransaction {
     /// and not saved (its ops name it); call once, at the end of the transaction.
     mutating func finish() throws {
         if marked, let lastMark {
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('items_changed_mark', ?)", arguments: [lastMark])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta(key, value) VALUES ('items_changed_mark', ?)")
+                .execute(arguments: [lastMark])
             marked = false
         }
         for (id, local) in unsaved.sorted(by: { $0.value < $1.value }) {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO items(local, key, id, collection, withdrawn, last_change, state)
                     VALUES (?, ?, ?, '', 0, 0, NULL)
-                    """,
-                arguments: [local, Self.key(id), Data(id.bytes)])
+                    """
+            ).execute(arguments: [local, Self.key(id), Data(id.bytes)])
         }
         unsaved = [:]
     }
@@ -113,7 +113,8 @@ struct SQLiteTransaction: StoreTransaction {
             let sequence: Int64 = row["seq"]
             prefetchedOps[OpID(hash: hash)] = (UInt64(sequence), row["redacted"] as Int)
         }
-        pendingKnownEmpty = try !(Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pending_ops)") ?? false)
+        pendingKnownEmpty = try
+            !(Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM pending_ops)")) ?? false)
         pendingAdded = []
         pendingAddedItems = []
     }
@@ -127,7 +128,12 @@ struct SQLiteTransaction: StoreTransaction {
         for start in stride(from: 0, to: keys.count, by: keysPerStatement) {
             let chunk = keys[start..<min(start + keysPerStatement, keys.count)]
             let parameters = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            let rows = try Row.fetchCursor(db, sql: sql(parameters), arguments: StatementArguments(Array(chunk)))
+            // Prepared once per connection for the sizes that recur (a few keys, a full
+            // chunk); parsing the statement anew cost more than running it for small reads.
+            let statement =
+                chunk.count <= 16 || chunk.count == keysPerStatement
+                ? try db.cachedStatement(sql: sql(parameters)) : try db.makeStatement(sql: sql(parameters))
+            let rows = try Row.fetchCursor(statement, arguments: StatementArguments(Array(chunk)))
             while let row = try rows.next() { try body(row) }
         }
     }
@@ -145,9 +151,9 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func upgradeOp(_ op: VerifiedOp, sequence: UInt64) throws {
-        try db.execute(
-            sql: "UPDATE ops SET encoded = ?, redacted = ? WHERE seq = ?",
-            arguments: [op.encoded, op.redactedFields.count, Int64(sequence)]
+        try db.cachedStatement(sql: "UPDATE ops SET encoded = ?, redacted = ? WHERE seq = ?").execute(arguments: [
+            op.encoded, op.redactedFields.count, Int64(sequence),
+        ]
         )
         if prefetchedOps[op.id] != nil { prefetchedOps[op.id] = (sequence, op.redactedFields.count) }
     }
@@ -180,12 +186,12 @@ struct SQLiteTransaction: StoreTransaction {
     mutating func insertPending(_ op: VerifiedOp, from peer: NodeID?) throws {
         pendingAdded.insert(op.id)
         pendingAddedItems.insert(op.body.itemID)
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO pending_ops(op_id, item_id, arrival, received_from, encoded)
                 VALUES (?, ?, (SELECT coalesce(max(arrival), 0) + 1 FROM pending_ops), ?, ?)
-                """,
-            arguments: [op.id.hash.data, Data(op.body.itemID.bytes), peer?.hash.data, op.encoded]
+                """
+        ).execute(arguments: [op.id.hash.data, Data(op.body.itemID.bytes), peer?.hash.data, op.encoded]
         )
     }
 
@@ -198,7 +204,7 @@ struct SQLiteTransaction: StoreTransaction {
             arguments: [key]
         )
         if rows.isEmpty { return [] }
-        try db.execute(sql: "DELETE FROM pending_ops WHERE item_id = ?", arguments: [key])
+        try db.cachedStatement(sql: "DELETE FROM pending_ops WHERE item_id = ?").execute(arguments: [key])
         return try rows.map { row in
             let from: Data? = row["received_from"]
             return (try VerifiedOp(storedEncoding: row["encoded"]), from.flatMap { NodeID(bytes: $0) })
@@ -225,14 +231,14 @@ struct SQLiteTransaction: StoreTransaction {
         // AUTOINCREMENT never hands out a sequence twice, so the copies land after every
         // sequence a link may have acknowledged.
         let rows = try Row.fetchAll(
-            db,
-            sql: """
-                SELECT op_key, op_id, author, hlc, redacted, received_from, encoded, reshapes
-                FROM ops WHERE item_local = ? ORDER BY seq
-                """,
+            db.cachedStatement(
+                sql: """
+                    SELECT op_key, op_id, author, hlc, redacted, received_from, encoded, reshapes
+                    FROM ops WHERE item_local = ? ORDER BY seq
+                    """),
             arguments: [item]
         )
-        try db.execute(sql: "DELETE FROM ops WHERE item_local = ?", arguments: [item])
+        try db.cachedStatement(sql: "DELETE FROM ops WHERE item_local = ?").execute(arguments: [item])
         for row in rows {
             try db.cachedStatement(
                 sql: """
@@ -272,20 +278,21 @@ struct SQLiteTransaction: StoreTransaction {
 
     mutating func dropPending(where excluded: (VerifiedOp) -> Bool) throws -> [VerifiedOp] {
         var dropped = [VerifiedOp]()
-        for row in try Row.fetchAll(db, sql: "SELECT op_id, encoded FROM pending_ops ORDER BY arrival") {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT op_id, encoded FROM pending_ops ORDER BY arrival"))
+        {
             let op = try VerifiedOp(storedEncoding: row["encoded"])
             guard excluded(op) else { continue }
             let key: Data = row["op_id"]
-            try db.execute(sql: "DELETE FROM pending_ops WHERE op_id = ?", arguments: [key])
+            try db.cachedStatement(sql: "DELETE FROM pending_ops WHERE op_id = ?").execute(arguments: [key])
             dropped.append(op)
         }
         return dropped
     }
 
     mutating func setMetadata(_ key: String, _ value: Data) throws {
-        try db.execute(
-            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            arguments: [key, value]
+        try db.cachedStatement(
+            sql: "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        ).execute(arguments: [key, value]
         )
     }
 
@@ -293,8 +300,10 @@ struct SQLiteTransaction: StoreTransaction {
         prefetchedStates[id] = nil
         guard let item = try local(of: id) else { return }
         // The row stays without a state: the item's stored ops still name its local number.
-        try db.execute(sql: "DELETE FROM item_tags WHERE item_local = ?", arguments: [item])
-        try db.execute(sql: "UPDATE items SET state = NULL, withdrawn = 0 WHERE local = ?", arguments: [item])
+        try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [item])
+        try db.cachedStatement(sql: "UPDATE items SET state = NULL, withdrawn = 0 WHERE local = ?").execute(arguments: [
+            item
+        ])
     }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
@@ -321,7 +330,7 @@ struct SQLiteTransaction: StoreTransaction {
     private mutating func nextMark() throws -> Int64 {
         let last =
             try lastMark
-            ?? Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'items_changed_mark'") ?? 0
+            ?? Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'items_changed_mark'")) ?? 0
         let mark = ChangedItem.nextMark(after: last, nowMicros: ChangedItem.nowMicros)
         lastMark = mark
         marked = true
@@ -360,8 +369,9 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     mutating func custodyHead() throws -> CustodyHead {
-        let count = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'custody_head_count'") ?? 0
-        let hash = try Data.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'custody_head_hash'")
+        let count =
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'custody_head_count'")) ?? 0
+        let hash = try Data.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'custody_head_hash'"))
         return CustodyHead(count: UInt64(count), hash: hash.flatMap { Hash32(bytes: $0) } ?? .zero)
     }
 
@@ -369,36 +379,36 @@ struct SQLiteTransaction: StoreTransaction {
         var ids = Data()
         ids.reserveCapacity(entry.opIDs.count * 32)
         for id in entry.opIDs { ids.append(contentsOf: id.hash.bytes) }
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO custody(seq, time_ms, kind, peer, detail, op_ids, prev_hash, hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                Int64(entry.sequence), entry.timeMillis, entry.kind.rawValue, entry.peer, entry.detail, ids,
-                entry.previousHash.data, entry.hash.data,
-            ]
+                """
+        ).execute(arguments: [
+            Int64(entry.sequence), entry.timeMillis, entry.kind.rawValue, entry.peer, entry.detail, ids,
+            entry.previousHash.data, entry.hash.data,
+        ]
         )
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO meta(key, value) VALUES ('custody_head_count', ?), ('custody_head_hash', ?)
                 ON CONFLICT(key) DO UPDATE SET value = excluded.value
-                """,
-            arguments: [Int64(entry.sequence), entry.hash.data]
+                """
+        ).execute(arguments: [Int64(entry.sequence), entry.hash.data]
         )
     }
 
     mutating func raiseHighestHLC(to stamp: HLCTimestamp) throws {
         guard stamp > (try Self.highestHLC(db)) else { return }
-        try db.execute(
+        try db.cachedStatement(
             sql:
-                "INSERT INTO meta(key, value) VALUES ('highest_hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            arguments: [Int64(bitPattern: stamp.rawValue)]
+                "INSERT INTO meta(key, value) VALUES ('highest_hlc', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        ).execute(arguments: [Int64(bitPattern: stamp.rawValue)]
         )
     }
 
     static func highestHLC(_ db: Database) throws -> HLCTimestamp {
-        let raw = try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'highest_hlc'") ?? 0
+        let raw = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'highest_hlc'")) ?? 0
         return HLCTimestamp(rawValue: UInt64(bitPattern: raw))
     }
 
