@@ -77,6 +77,9 @@ extension BenchCommand {
             /// with nothing to catch up, and its RSS after 5 s at rest then.
             var restartSeconds: Double?
             var receiverRSSKiBAtRest: Int?
+            /// With `--restart`: the receiver's RSS after 8 s idle following the catch-up, before
+            /// its restart.
+            var receiverRSSKiBIdle: Int?
         }
 
         func run() async throws {
@@ -167,6 +170,8 @@ extension BenchCommand {
                 // alpha started with the catch-up: all its work is the catch-up's.
                 result.senderCores = senderWork.map { $0.cpuSeconds / seconds }
                 if restart {
+                    try await Task.sleep(for: .seconds(8))
+                    result.receiverRSSKiBIdle = federation.memory(of: "bravo")?.rssKiB
                     federation.stop("bravo")
                     let restarted = ContinuousClock.now
                     try federation.start("bravo")
@@ -205,9 +210,11 @@ extension BenchCommand {
                     print(
                         "receiver RSS after \(receiver.rssKiB / 1024) MiB, peak \(result.receiverPeakRSSKiB / 1024) MiB; sender RSS \(sender.rssKiB / 1024) MiB, peak \(sender.peakKiB / 1024) MiB"
                     )
-                    if let rest = result.receiverRSSKiBAtRest, let back = result.restartSeconds {
+                    if let rest = result.receiverRSSKiBAtRest, let back = result.restartSeconds,
+                        let idle = result.receiverRSSKiBIdle
+                    {
                         print(
-                            "receiver restarted: up and caught up in \(String(format: "%.1f", back)) s; RSS at rest \(rest / 1024) MiB"
+                            "receiver RSS idle 8 s after the catch-up \(idle / 1024) MiB; restarted: up and caught up in \(String(format: "%.1f", back)) s, RSS at rest \(rest / 1024) MiB"
                         )
                     }
                     if let written = result.receiverBytesWrittenPerOp, let cores = result.receiverCores {
