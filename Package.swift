@@ -78,6 +78,9 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // glibc's malloc_trim for Swift (its Glibc module leaves it out): a node gone idle after
+        // heavy work hands the memory the work freed back to the system (docs/operations.md).
+        .target(name: "CLiaisonMemory"),
         // Pure: the node state machine (sessions, channel choice, sealing, relays, receipts).
         // Events in, actions out; no store, no clock, no NIO.
         .target(
@@ -108,6 +111,7 @@ let package = Package(
                 "LiaisonReplication",
                 "LiaisonWire",
                 "LiaisonTransport",
+                "CLiaisonMemory",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

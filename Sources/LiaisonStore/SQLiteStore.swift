@@ -294,6 +294,14 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Frees the writer's page cache and prepared statements and closes the reading
+    /// connections, after the work in hand (GRDB's `releaseMemory`): a catch-up fills the
+    /// caches to `cache_size` per connection; a node at rest needs none. The next reads and
+    /// writes open and prepare again.
+    public func releaseCaches() {
+        pool.releaseMemory()
+    }
+
     /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.
     func writerSynchronous() throws -> Int {
         try pool.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") ?? -1 }

@@ -286,9 +286,16 @@ public protocol Store: Sendable {
         purgingFor holder: Recipient?,
         admitting partners: [NodeID: Recipient]?
     ) throws(LiaisonError) -> RebuildResult
+    /// Gives back memory the store holds only to be faster (caches, prepared statements),
+    /// when the node has gone idle after heavy work. Nothing stored changes. Reads and
+    /// writes under way finish first; call it off the thread that writes.
+    func releaseCaches()
 }
 
 extension Store {
+    /// A store that keeps no caches has nothing to give back.
+    public func releaseCaches() {}
+
     /// `rebuild` without purging.
     public func rebuild(
         items: Set<ItemID>,

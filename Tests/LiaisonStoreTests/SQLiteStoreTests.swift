@@ -38,6 +38,23 @@ struct SQLiteStoreTests {
         #expect(try reopened.op(ops[2].id)?.op == ops[2])
     }
 
+    @Test("releasing the caches of an idle store changes nothing it holds; reads and commits go on after it")
+    func releasingCachesKeepsEverything() throws {
+        let (_, store, ops) = try populatedStore()
+        let before = try StoreFingerprint(store)
+        store.releaseCaches()
+        #expect(try StoreFingerprint(store) == before)
+        #expect(try store.op(ops[4].id)?.op == ops[4])
+        var factory = OpFactory(seed: 12)
+        let next = try factory.create(by: .alice, at: .test(9))
+        let result = try store.commit(CommitBatch(ops: [next], source: .local, timeMillis: 1_700_000_000_009))
+        #expect(result.rejected.isEmpty)
+        #expect(try store.item(next.body.itemID) != nil)
+        #expect(try store.highestSequence() == 6)
+        store.releaseCaches()
+        #expect(try store.verifyCustody() == .intact(entries: 6))
+    }
+
     @Test("an intact custody log verifies")
     func intactLog() throws {
         let (_, store, _) = try populatedStore()

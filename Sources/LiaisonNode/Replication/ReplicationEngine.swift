@@ -1,3 +1,4 @@
+import CLiaisonMemory
 import Crypto
 public import Foundation
 public import LiaisonCore
@@ -35,6 +36,8 @@ public actor ReplicationEngine {
     /// Progress of long catch-ups, logged from the tick.
     private var catchUp = CatchUpProgress()
     private var nextCatchUpReading: UInt64 = 0
+    /// Memory handed back once heavy work is over (`IdleMemoryRelease`).
+    private var idleMemory = IdleMemoryRelease()
     /// The commit latency observer's view of puts here (`observeCommits`).
     private var localCommitObserved: (@Sendable (Int, Duration) -> Void)?
     private let loop: any EventLoop
@@ -364,6 +367,21 @@ public actor ReplicationEngine {
         }
         for line in catchUp.lines(readings, nowMillis: now) {
             logger.info("\(line)", metadata: ["liaison.component": "catch-up"])
+        }
+        // Ops stored and received count as work; a link's acknowledged sequence does not: it
+        // keeps moving long after a catch-up while the node reads past the echoes of what it
+        // received, which is light.
+        let work = interpreter.engine.counters.values.reduce(highest) { $0 &+ $1.opsReceived }
+        if idleMemory.reading(work: work, nowMillis: now) {
+            let store = node.store
+            let logger = logger
+            // Off the engine's thread: the store waits for work under way, and the allocator
+            // walks its heap.
+            Task.detached(priority: .background) {
+                store.releaseCaches()
+                _ = liaison_return_free_memory()
+                logger.info("idle after heavy work: released the store's caches and returned free memory to the system")
+            }
         }
     }
 

@@ -1,0 +1,2 @@
+// The shim is header-only (include/CLiaisonMemory.h); a C target needs one source file.
+#include "CLiaisonMemory.h"
