@@ -77,7 +77,13 @@ struct CrashTests {
         let federation = fixture.federation
 
         // What alpha saw acknowledged before the crash must be in bravo's store, untouched.
-        let lagAtKill = try #require(try await fixture.client("alpha").links().first?.lagOps)
+        // (Nothing acknowledges more once bravo is dead; a loaded alpha may answer slowly.)
+        var lagSeen: UInt64?
+        _ = try await eventually(timeout: .seconds(60)) {
+            lagSeen = try? await fixture.client("alpha").links().first?.lagOps
+            return lagSeen != nil
+        }
+        let lagAtKill = try #require(lagSeen, "alpha's API did not answer for 60 s after the kill")
         let acknowledged = UInt64(count) - lagAtKill
         do {
             let bravoStore = try SQLiteStore(path: federation.directory("bravo").storePath, create: false)

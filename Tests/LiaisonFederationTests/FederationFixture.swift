@@ -43,11 +43,14 @@ final class FederationFixture: Sendable {
     }
 
     /// What is still on its way on each outbound link of the named nodes ("node→partner"),
-    /// or nil while a link is not up.
+    /// or nil while a link is not up or a node does not answer.
     func backlog(_ names: [String]) async throws -> [String: UInt64]? {
         var lags = [String: UInt64]()
         for name in names {
-            for link in try await client(name).links() where link.outbound {
+            // A node too busy to answer within the client's timeout is slow, not wrong: no
+            // reading this time (a node that stays silent stalls `waitQuiet`, which fails).
+            guard let links = try? await client(name).links() else { return nil }
+            for link in links where link.outbound {
                 guard link.state == "up" else { return nil }
                 lags["\(name)→\(link.peer)"] = link.lagOps
             }

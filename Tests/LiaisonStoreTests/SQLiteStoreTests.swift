@@ -3,6 +3,7 @@ import GRDB
 import LiaisonCore
 import LiaisonStore
 import LiaisonTestSupport
+import Synchronization
 import Testing
 
 @Suite("SQLite store files")
@@ -53,6 +54,40 @@ struct SQLiteStoreTests {
         #expect(try store.highestSequence() == 6)
         store.releaseCaches()
         #expect(try store.verifyCustody() == .intact(entries: 6))
+    }
+
+    @Test(
+        "a release while commits and reads run on other threads waits for them: every commit is kept, every read answers"
+    )
+    func releasingCachesBesideWork() throws {
+        let (_, store, ops) = try populatedStore()
+        var factory = OpFactory(seed: 13)
+        let more = try (0..<40).map { try factory.create(by: .alice, at: .test(100 + UInt64($0))) }
+        let failures = Mutex([String]())
+        DispatchQueue.concurrentPerform(iterations: 3) { lane in
+            do {
+                switch lane {
+                case 0:
+                    for (index, op) in more.enumerated() {
+                        let result = try store.commit(
+                            CommitBatch(ops: [op], source: .local, timeMillis: 1_700_000_001_000 + Int64(index)))
+                        if !result.rejected.isEmpty { failures.withLock { $0.append("commit \(index) refused") } }
+                    }
+                case 1:
+                    for _ in 0..<40 where try store.op(ops[0].id)?.op != ops[0] {
+                        failures.withLock { $0.append("a read lost an op") }
+                    }
+                default:
+                    for _ in 0..<10 { store.releaseCaches() }
+                }
+            } catch {
+                failures.withLock { $0.append("lane \(lane): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try store.highestSequence() == UInt64(ops.count + more.count))
+        for op in more { #expect(try store.op(op.id)?.op == op) }
+        #expect(try store.verifyCustody() == .intact(entries: UInt64(ops.count + more.count)))
     }
 
     @Test("an intact custody log verifies")

@@ -3,11 +3,11 @@
 /// A catch-up or a bulk import fills the store's caches (up to `cache_size` per connection)
 /// and leaves the allocator holding much of what it freed; a node that then sits idle for
 /// months would keep all of it. Read once a second with a count of the node's work (ops
-/// stored and received): once that count has grown by `heavyWork` since the last release and
+/// stored): once that count has grown by `heavyWork` since the last release and
 /// then stood still for `quietMillis`, it is time to release the store's caches and hand the
 /// allocator's free memory back to the system. Pure: the daemon carries it out.
 public struct IdleMemoryRelease: Sendable {
-    /// Work that counts as heavy: ops stored or received since the last release.
+    /// Work that counts as heavy: ops stored since the last release.
     public static let heavyWork: UInt64 = 10_000
     /// How long the work count must stand still first.
     public static let quietMillis: UInt64 = 5_000
@@ -35,7 +35,9 @@ public struct IdleMemoryRelease: Sendable {
             if work < base { baseline = work }
             return false
         }
-        guard work >= base + Self.heavyWork, nowMillis >= quietSince + Self.quietMillis else { return false }
+        guard work >= base, work - base >= Self.heavyWork, nowMillis >= quietSince &+ Self.quietMillis else {
+            return false
+        }
         baseline = work
         return true
     }

@@ -359,7 +359,8 @@ public actor ReplicationEngine {
         let now = Self.nowMillis
         guard now >= nextCatchUpReading else { return }
         nextCatchUpReading = now + 1_000
-        let highest = (try? node.store.highestSequence()) ?? 0
+        let read = try? node.store.highestSequence()
+        let highest = read ?? 0
         let readings = federation.neighbours.map { neighbour in
             let counters = interpreter.engine.counters[neighbour.name] ?? NodeEngine.LinkCounters()
             let lag = Self.lag(outbound: neighbour.outbound != nil, highest: highest, acked: counters.ackedThrough)
@@ -368,22 +369,30 @@ public actor ReplicationEngine {
         for line in catchUp.lines(readings, nowMillis: now) {
             logger.info("\(line)", metadata: ["liaison.component": "catch-up"])
         }
-        // Ops stored and received count as work; a link's acknowledged sequence does not: it
-        // keeps moving long after a catch-up while the node reads past the echoes of what it
-        // received, which is light.
-        let work = interpreter.engine.counters.values.reduce(highest) { $0 &+ $1.opsReceived }
-        if idleMemory.reading(work: work, nowMillis: now) {
+        // Ops stored (the log's end: new ops received, put or imported) are the work; not a
+        // link's acknowledged sequence, which keeps moving for a while after a catch-up as the
+        // node reads past the echoes of what it received, nor duplicates received. A failed
+        // read is no reading. Time on the monotonic clock: a wall clock stepped forward would
+        // cut the quiet short.
+        guard let stored = read else { return }
+        let uptimeMillis = DispatchTime.now().uptimeNanoseconds / 1_000_000
+        if idleMemory.reading(work: stored, nowMillis: uptimeMillis) {
             let store = node.store
             let logger = logger
-            // Off the engine's thread: the store waits for work under way, and the allocator
-            // walks its heap.
-            Task.detached(priority: .background) {
+            // On a thread of its own, one release at a time: the store's release waits for the
+            // reads and writes under way and holds new ones meanwhile, and the allocator walks
+            // its heap; neither may hold the engine's thread or Swift's shared threads, which
+            // carry the channels and the API.
+            Self.memoryQueue.async {
                 store.releaseCaches()
                 _ = liaison_return_free_memory()
                 logger.info("idle after heavy work: released the store's caches and returned free memory to the system")
             }
         }
     }
+
+    /// Where idle memory releases run (`IdleMemoryRelease`).
+    private static let memoryQueue = DispatchQueue(label: "liaison.memory-release")
 
     /// Hands the engine the heartbeats the channels' keepalives answered or took since its
     /// last turn, in order, with the times they arrived: it measures round trips and judges
