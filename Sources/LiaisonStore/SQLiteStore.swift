@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import GRDBSQLite
 public import LiaisonCore
 
 #if canImport(Glibc)
@@ -300,6 +301,17 @@ public final class SQLiteStore: Store {
     /// writes open and prepare again.
     public func releaseCaches() {
         pool.releaseMemory()
+    }
+
+    /// Bytes of page cache the writer connection holds (`SQLITE_DBSTATUS_CACHE_USED`), for
+    /// tests of `releaseCaches`.
+    func writerCacheBytes() throws -> Int {
+        try pool.writeWithoutTransaction { db in
+            var current: Int32 = 0
+            var highest: Int32 = 0
+            _ = sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_USED, &current, &highest, 0)
+            return Int(current)
+        }
     }
 
     /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.

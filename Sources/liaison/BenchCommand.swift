@@ -107,7 +107,7 @@ struct BenchCommand: AsyncParsableCommand {
             let start = ContinuousClock.now
             try body()
             let elapsed = ContinuousClock.now - start
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            return elapsed.seconds
         }
 
         private func measure(mode: String, batch: Int, path: String) throws -> Run {

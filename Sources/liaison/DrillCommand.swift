@@ -179,7 +179,7 @@ struct DrillCommand: AsyncParsableCommand {
             try printJSON(reports)
         } else {
             let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             print(
                 "\(reports.count - failed.count) passed, \(failed.count) failed (\(String(format: "%.1f", seconds)) s)")
         }

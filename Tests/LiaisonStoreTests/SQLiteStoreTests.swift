@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import LiaisonCore
-import LiaisonStore
 import LiaisonTestSupport
 import Synchronization
 import Testing
+
+@testable import LiaisonStore
 
 @Suite("SQLite store files")
 struct SQLiteStoreTests {
@@ -39,11 +40,16 @@ struct SQLiteStoreTests {
         #expect(try reopened.op(ops[2].id)?.op == ops[2])
     }
 
-    @Test("releasing the caches of an idle store changes nothing it holds; reads and commits go on after it")
+    @Test(
+        "releasing the caches of an idle store empties the writer's page cache and changes nothing it holds; reads and commits go on after it"
+    )
     func releasingCachesKeepsEverything() throws {
         let (_, store, ops) = try populatedStore()
         let before = try StoreFingerprint(store)
+        let warm = try store.writerCacheBytes()
+        #expect(warm > 0, "the commits left pages in the writer's cache")
         store.releaseCaches()
+        #expect(try store.writerCacheBytes() < warm / 4, "the writer's page cache was not released")
         #expect(try StoreFingerprint(store) == before)
         #expect(try store.op(ops[4].id)?.op == ops[4])
         var factory = OpFactory(seed: 12)

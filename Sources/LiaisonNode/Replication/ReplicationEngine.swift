@@ -350,17 +350,24 @@ public actor ReplicationEngine {
         }
         takeHeartbeats()
         interpreter.handle(.tick(heard: transport.lastArrivals()), nowMillis: Self.nowMillis)
-        reportCatchUp()
+        readEverySecond()
+    }
+
+    /// Once a second, from one read of the log's end: the progress of long catch-ups, and
+    /// memory given back after heavy work.
+    private func readEverySecond() {
+        let now = Self.nowMillis
+        guard now >= nextCatchUpReading else { return }
+        nextCatchUpReading = now + 1_000
+        let stored = try? node.store.highestSequence()
+        reportCatchUp(highest: stored ?? 0, nowMillis: now)
+        // A failed read is no reading of the work.
+        if let stored { releaseMemoryIfIdle(stored: stored) }
     }
 
     /// Logs the progress of long catch-ups (`CatchUpProgress`), every five seconds while one
     /// runs.
-    private func reportCatchUp() {
-        let now = Self.nowMillis
-        guard now >= nextCatchUpReading else { return }
-        nextCatchUpReading = now + 1_000
-        let read = try? node.store.highestSequence()
-        let highest = read ?? 0
+    private func reportCatchUp(highest: UInt64, nowMillis now: UInt64) {
         let readings = federation.neighbours.map { neighbour in
             let counters = interpreter.engine.counters[neighbour.name] ?? NodeEngine.LinkCounters()
             let lag = Self.lag(outbound: neighbour.outbound != nil, highest: highest, acked: counters.ackedThrough)
@@ -369,25 +376,26 @@ public actor ReplicationEngine {
         for line in catchUp.lines(readings, nowMillis: now) {
             logger.info("\(line)", metadata: ["liaison.component": "catch-up"])
         }
-        // Ops stored (the log's end: new ops received, put or imported) are the work; not a
-        // link's acknowledged sequence, which keeps moving for a while after a catch-up as the
-        // node reads past the echoes of what it received, nor duplicates received. A failed
-        // read is no reading. Time on the monotonic clock: a wall clock stepped forward would
-        // cut the quiet short.
-        guard let stored = read else { return }
+    }
+
+    /// Gives memory back once heavy work is over (`IdleMemoryRelease`). The work is the ops
+    /// stored (the log's end: new ops received, put or imported); not a link's acknowledged
+    /// sequence, which keeps moving for a while after a catch-up as the node reads past the
+    /// echoes of what it received, nor duplicates received. Timed on the monotonic clock: a
+    /// wall clock stepped forward would cut the quiet short.
+    private func releaseMemoryIfIdle(stored: UInt64) {
         let uptimeMillis = DispatchTime.now().uptimeNanoseconds / 1_000_000
-        if idleMemory.reading(work: stored, nowMillis: uptimeMillis) {
-            let store = node.store
-            let logger = logger
-            // On a thread of its own, one release at a time: the store's release waits for the
-            // reads and writes under way and holds new ones meanwhile, and the allocator walks
-            // its heap; neither may hold the engine's thread or Swift's shared threads, which
-            // carry the channels and the API.
-            Self.memoryQueue.async {
-                store.releaseCaches()
-                _ = liaison_return_free_memory()
-                logger.info("idle after heavy work: released the store's caches and returned free memory to the system")
-            }
+        guard idleMemory.reading(work: stored, nowMillis: uptimeMillis) else { return }
+        let store = node.store
+        let logger = logger
+        // On a thread of its own, one release at a time: the store's release waits for the
+        // reads and writes under way and holds new ones meanwhile, and the allocator walks its
+        // heap; neither may hold the engine's thread or Swift's shared threads, which carry the
+        // channels and the API.
+        Self.memoryQueue.async {
+            store.releaseCaches()
+            _ = liaison_return_free_memory()
+            logger.info("idle after heavy work: released the store's caches and returned free memory to the system")
         }
     }
 
