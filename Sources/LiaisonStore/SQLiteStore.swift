@@ -285,6 +285,35 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// A write transaction committed without a sync of its own (`synchronous = NORMAL` for
+    /// it alone, then `FULL` again): for what may be lost to a power cut without harm. In WAL
+    /// mode a later synced commit syncs the frames before it too.
+    private func writeUnsynced<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
+        do {
+            let result = try pool.writeWithoutTransaction { db in
+                try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+                var result: T?
+                do {
+                    try db.inTransaction {
+                        result = try body(db)
+                        return .commit
+                    }
+                } catch {
+                    try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                    throw error
+                }
+                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                return result!
+            }
+            checkpointer.wrote()
+            return result
+        } catch let error as LiaisonError {
+            throw error
+        } catch {
+            throw LiaisonError(.io, "\(what) failed; nothing was stored (\(error))", cause: error)
+        }
+    }
+
     private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
         do {
             return try pool.read(body)
@@ -575,8 +604,11 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Not synced on its own (docs/decisions.md, "A checkpoint's advance waits for the next
+    /// sync"): WAL frames reach the disk in order, so the next synced commit makes it durable,
+    /// and one lost to a power cut only has the peer send ops again, which merge as no-ops.
     public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
-        try write("advancing a checkpoint") { db in
+        try writeUnsynced("advancing a checkpoint") { db in
             try db.cachedStatement(
                 sql: """
                     INSERT INTO checkpoints(link, seq) VALUES (?, ?)

@@ -250,7 +250,8 @@ public protocol Store: Sendable {
     func highestHLC() throws(LiaisonError) -> HLCTimestamp
     /// A link's checkpoint (0 when never set).
     func checkpoint(link: String) throws(LiaisonError) -> UInt64
-    /// Advances a link's checkpoint; a lower value than the current one is ignored.
+    /// Advances a link's checkpoint; a lower value than the current one is ignored. Need not
+    /// be durable before the next durable commit: one lost to a crash only has ops sent again.
     func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError)
     /// Custody entries from `sequence` on (1 is the first), at most `limit`.
     func custody(from sequence: UInt64, limit: Int) throws(LiaisonError) -> [CustodyEntry]

@@ -115,6 +115,34 @@ struct SQLiteCheckpointTests {
     }
 
     @Test(
+        "a link checkpoint's advance, written without a sync of its own, is kept and leaves the writer syncing every commit, also when it fails"
+    )
+    func checkpointAdvanceLeavesCommitsSynced() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        do {
+            let store = try SQLiteStore(path: path, create: true)
+            try store.advanceCheckpoint(link: "sent:bravo", to: 7)
+            try store.advanceCheckpoint(link: "sent:bravo", to: 5)
+            #expect(try store.checkpoint(link: "sent:bravo") == 7)
+            #expect(try store.writerSynchronous() == 2)
+        }
+        // Another connection makes the next advance fail: the writer must still sync after it.
+        let other = try DatabaseQueue(path: path)
+        try other.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER refuse BEFORE INSERT ON checkpoints
+                    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+                    """)
+        }
+        let store = try SQLiteStore(path: path, create: false)
+        #expect(try store.checkpoint(link: "sent:bravo") == 7)
+        #expect(throws: LiaisonError.self) { try store.advanceCheckpoint(link: "received:bravo", to: 3) }
+        #expect(try store.writerSynchronous() == 2)
+        #expect(try store.checkpoint(link: "received:bravo") == 0)
+    }
+
+    @Test(
         "the WAL is copied back off the writer: a settled checkpoint copies every frame, and later writes start the WAL again instead of growing it"
     )
     func checkpointsOffTheWriter() throws {
