@@ -114,15 +114,27 @@ public struct NodeClient: Sendable {
         } catch {
             throw LiaisonError(.invalidArgument, "the item cannot be encoded", cause: error)
         }
-        return try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
+        return try await put(encoded: encoded)
+    }
+
+    /// `POST /v1/items` with one item already encoded as JSON.
+    public func put(encoded: Data) async throws(LiaisonError) -> PutItemResult {
+        try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
     }
 
     /// `POST /v1/items` with an array: every item or none, in one transaction. A refusal
     /// throws `.invalidArgument` whose cause is a `BulkPutRefusal` naming the refused items
     /// by their index in `bodies`.
     public func putMany(_ bodies: [PutItemBody]) async throws(LiaisonError) -> [PutItemResult] {
+        try await putMany(encodedArray: try encode(bodies))
+    }
+
+    /// `POST /v1/items` with an array already encoded as JSON (a tool that holds its items as
+    /// JSON text, or a benchmark that keeps encoding out of its timing); answers and refusals
+    /// as `putMany(_:)`.
+    public func putMany(encodedArray: Data) async throws(LiaisonError) -> [PutItemResult] {
         // Up to 10,000 items are checked, signed and committed before the answer.
-        let (status, data) = try await send("POST", "/v1/items", body: try encode(bodies), timeout: 300)
+        let (status, data) = try await send("POST", "/v1/items", body: encodedArray, timeout: 300)
         if status == 400, let refused = try? JSONDecoder().decode(BulkPutRefusalBody.self, from: data) {
             let refusal = BulkPutRefusal(failures: refused.refused.map { .init(index: $0.index, message: $0.error) })
             throw LiaisonError(.invalidArgument, refused.error.message, cause: refusal)
