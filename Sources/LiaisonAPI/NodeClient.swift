@@ -117,7 +117,8 @@ public struct NodeClient: Sendable {
         return try await put(encoded: encoded)
     }
 
-    /// `POST /v1/items` with one item already encoded as JSON.
+    /// `POST /v1/items` with one item already encoded as JSON: an object (an array is a bulk
+    /// put, whose answer this does not read; use `putMany(encodedArray:)`).
     public func put(encoded: Data) async throws(LiaisonError) -> PutItemResult {
         try decode(PutItemResult.self, try await call("POST", "/v1/items", body: encoded))
     }
@@ -131,7 +132,8 @@ public struct NodeClient: Sendable {
 
     /// `POST /v1/items` with an array already encoded as JSON (a tool that holds its items as
     /// JSON text, or a benchmark that keeps encoding out of its timing); answers and refusals
-    /// as `putMany(_:)`.
+    /// as `putMany(_:)`. It must be an array: an object is a single put, whose answer this
+    /// does not read.
     public func putMany(encodedArray: Data) async throws(LiaisonError) -> [PutItemResult] {
         // Up to 10,000 items are checked, signed and committed before the answer.
         let (status, data) = try await send("POST", "/v1/items", body: encodedArray, timeout: 300)

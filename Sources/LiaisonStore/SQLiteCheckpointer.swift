@@ -11,7 +11,7 @@ import Synchronization
 /// the WAL fully copied writes it from its start again. The writer's own automatic
 /// checkpoint stays as a backstop at a larger size (`SQLiteStore`): should this fall behind
 /// or fail, the WAL is still bounded, as before. Durability does not depend on it: every
-/// commit is synced by the writer (`synchronous = FULL`).
+/// commit but a link checkpoint's is synced by the writer (`synchronous = FULL`).
 final class SQLiteCheckpointer: Sendable {
     private struct State {
         var scheduled = false

@@ -10,7 +10,8 @@ public import LiaisonCore
 #endif
 
 /// The durable store: SQLite through GRDB, in WAL mode with `synchronous = FULL`, so a
-/// committed batch survives `kill -9` and power loss. The schema is versioned with GRDB
+/// committed batch survives `kill -9` and power loss (link checkpoints alone are committed
+/// without a sync of their own: `advanceCheckpoint`). The schema is versioned with GRDB
 /// migrations; a store written by a newer Liaison is refused rather than misread.
 public final class SQLiteStore: Store {
     /// SQLite `application_id` of a Liaison store ("LIAN").
@@ -275,7 +276,16 @@ public final class SQLiteStore: Store {
 
     private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
         do {
-            let result = try pool.write(body)
+            let result = try pool.writeWithoutTransaction { db in
+                // Synced, whatever an earlier unsynced write left (`writeUnsynced`).
+                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                var result: T?
+                try db.inTransaction {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
             checkpointer.wrote()
             return result
         } catch let error as LiaisonError {
@@ -286,9 +296,11 @@ public final class SQLiteStore: Store {
     }
 
     /// A write transaction committed without a sync of its own (`synchronous = NORMAL` for
-    /// it alone, then `FULL` again): for what may be lost to a power cut without harm. In WAL
-    /// mode a later synced commit syncs the frames before it too.
-    private func writeUnsynced<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
+    /// it alone, then `FULL` again; every synced write also sets `FULL` first): for what may
+    /// be lost to a power cut or an OS crash without harm. In WAL mode a later synced commit
+    /// syncs the frames before it too, recovery keeps the WAL only up to its first invalid
+    /// frame, and a checkpoint syncs the WAL before it copies frames back.
+    func writeUnsynced<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
         do {
             let result = try pool.writeWithoutTransaction { db in
                 try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
@@ -341,6 +353,11 @@ public final class SQLiteStore: Store {
             _ = sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_USED, &current, &highest, 0)
             return Int(current)
         }
+    }
+
+    /// Runs `body` on the writer connection outside a transaction, for tests.
+    func onWriter<T>(_ body: (Database) throws -> T) throws -> T {
+        try pool.writeWithoutTransaction(body)
     }
 
     /// The writer connection's `PRAGMA synchronous` (2 is FULL), for tests.
@@ -605,8 +622,9 @@ public final class SQLiteStore: Store {
     }
 
     /// Not synced on its own (docs/decisions.md, "A checkpoint's advance waits for the next
-    /// sync"): WAL frames reach the disk in order, so the next synced commit makes it durable,
-    /// and one lost to a power cut only has the peer send ops again, which merge as no-ops.
+    /// sync"): the next synced commit makes it durable (a sync of the WAL covers every frame
+    /// before it), and one lost to a power cut only has the peer send ops again, which merge
+    /// as no-ops.
     public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
         try writeUnsynced("advancing a checkpoint") { db in
             try db.cachedStatement(

@@ -142,6 +142,19 @@ struct SQLiteCheckpointTests {
         #expect(try store.checkpoint(link: "received:bravo") == 0)
     }
 
+    @Test("an unsynced write runs with synchronous = NORMAL, and a synced write after it is FULL whatever was left")
+    func unsyncedWritesAreNormalAndSyncedWritesFull() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let store = try SQLiteStore(path: path, create: true)
+        let during = try store.writeUnsynced("probing") { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(during == 1)
+        // Whatever state the writer was left in, a synced write begins by setting FULL.
+        try store.onWriter { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        _ = try store.appendCustody(
+            CustodyEvent(kind: .opsRejected, peer: "bravo", detail: "a synced write"), timeMillis: 1)
+        #expect(try store.writerSynchronous() == 2)
+    }
+
     @Test(
         "the WAL is copied back off the writer: a settled checkpoint copies every frame, and later writes start the WAL again instead of growing it"
     )
