@@ -274,36 +274,21 @@ public final class SQLiteStore: Store {
         }
     }
 
-    private func write<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
+    /// A write transaction. Synced (`synchronous = FULL`, set before it begins whatever an
+    /// earlier write left) unless `synced` is false: then it commits under `NORMAL`, without
+    /// a sync of its own, and puts `FULL` back after it, failed or not. Unsynced is for what
+    /// may be lost to a power cut or an OS crash without harm: in WAL mode a later synced
+    /// commit syncs the frames before it too, recovery keeps the WAL only up to its first
+    /// invalid frame, and a checkpoint syncs the WAL before it copies frames back.
+    func write<T>(
+        _ what: String, synced: Bool = true, _ body: (Database) throws -> T
+    ) throws(LiaisonError) -> T {
         do {
             let result = try pool.writeWithoutTransaction { db in
-                // Synced, whatever an earlier unsynced write left (`writeUnsynced`).
-                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
-                var result: T?
-                try db.inTransaction {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
-            }
-            checkpointer.wrote()
-            return result
-        } catch let error as LiaisonError {
-            throw error
-        } catch {
-            throw LiaisonError(.io, "\(what) failed; nothing was stored (\(error))", cause: error)
-        }
-    }
-
-    /// A write transaction committed without a sync of its own (`synchronous = NORMAL` for
-    /// it alone, then `FULL` again; every synced write also sets `FULL` first): for what may
-    /// be lost to a power cut or an OS crash without harm. In WAL mode a later synced commit
-    /// syncs the frames before it too, recovery keeps the WAL only up to its first invalid
-    /// frame, and a checkpoint syncs the WAL before it copies frames back.
-    func writeUnsynced<T>(_ what: String, _ body: (Database) throws -> T) throws(LiaisonError) -> T {
-        do {
-            let result = try pool.writeWithoutTransaction { db in
-                try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute()
+                // Not through the statement cache: SQLite applies a PRAGMA when it prepares it,
+                // so a cached one may not apply again (docs/decisions.md, "The store's SQL is
+                // prepared once per connection": PRAGMAs stay uncached).
+                try db.execute(sql: synced ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
                 var result: T?
                 do {
                     try db.inTransaction {
@@ -311,10 +296,10 @@ public final class SQLiteStore: Store {
                         return .commit
                     }
                 } catch {
-                    try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                    if !synced { try db.execute(sql: "PRAGMA synchronous = FULL") }
                     throw error
                 }
-                try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+                if !synced { try db.execute(sql: "PRAGMA synchronous = FULL") }
                 return result!
             }
             checkpointer.wrote()
@@ -626,7 +611,7 @@ public final class SQLiteStore: Store {
     /// before it), and one lost to a power cut only has the peer send ops again, which merge
     /// as no-ops.
     public func advanceCheckpoint(link: String, to sequence: UInt64) throws(LiaisonError) {
-        try writeUnsynced("advancing a checkpoint") { db in
+        try write("advancing a checkpoint", synced: false) { db in
             try db.cachedStatement(
                 sql: """
                     INSERT INTO checkpoints(link, seq) VALUES (?, ?)

@@ -146,7 +146,7 @@ struct SQLiteCheckpointTests {
     func unsyncedWritesAreNormalAndSyncedWritesFull() throws {
         let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
-        let during = try store.writeUnsynced("probing") { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        let during = try store.write("probing", synced: false) { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
         #expect(during == 1)
         // Whatever state the writer was left in, a synced write begins by setting FULL.
         try store.onWriter { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
