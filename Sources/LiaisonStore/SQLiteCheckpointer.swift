@@ -15,6 +15,7 @@ import Synchronization
 final class SQLiteCheckpointer: Sendable {
     private struct State {
         var scheduled = false
+        var closed = false
         var connection: DatabaseQueue?
         var failures = 0
     }
@@ -47,13 +48,26 @@ final class SQLiteCheckpointer: Sendable {
         queue.sync { run() }
     }
 
+    /// Closes the checkpointer's connection after any checkpoint in hand, and opens none
+    /// again. The store calls it when it goes: SQLite removes the `-wal` and `-shm` files
+    /// when the last connection closes, so a store released is closed on disk when this
+    /// returns, not whenever a checkpoint in flight lets go of its connection.
+    func close() {
+        state.withLock { $0.closed = true }
+        queue.sync { state.withLock { $0.connection = nil } }
+    }
+
     /// How many checkpoints failed other than by a lock held elsewhere (each write tries
     /// again; meanwhile the writer's backstop bounds the WAL).
     var failures: Int { state.withLock { $0.failures } }
 
     @discardableResult
     private func run() -> (walFrameCount: Int, checkpointedFrameCount: Int)? {
-        state.withLock { $0.scheduled = false }
+        let closed = state.withLock { state -> Bool in
+            state.scheduled = false
+            return state.closed
+        }
+        guard !closed else { return nil }
         do {
             // Opened here, on the checkpointer's queue, outside the lock `wrote()` takes, so
             // a commit never waits for it; and never created: a store file that is gone is

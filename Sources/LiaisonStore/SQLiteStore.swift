@@ -84,6 +84,12 @@ public final class SQLiteStore: Store {
         }
     }
 
+    deinit {
+        // The checkpointer's connection first, so the pool's, closing after this body, is
+        // the last one and SQLite removes the -wal and -shm files there and then.
+        checkpointer.close()
+    }
+
     /// Creates the empty database file with mode 0600 before SQLite opens it: the store holds
     /// every item in clear, and SQLite creates its `-wal` and `-shm` files with the mode of
     /// the database file, so all three stay owner-only whatever the process umask.

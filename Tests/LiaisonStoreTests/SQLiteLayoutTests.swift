@@ -191,6 +191,27 @@ struct SQLiteCheckpointTests {
         let reopened = try SQLiteStore(path: path, create: false)
         #expect(try reopened.highestSequence() == 220)
     }
+
+    @Test(
+        "a store released closes its checkpointer's connection with its own: SQLite removes the WAL on return, and the checkpointer opens none again"
+    )
+    func releasedStoreIsClosedOnDisk() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        var factory = OpFactory(seed: 6)
+        var store: SQLiteStore? = try SQLiteStore(path: path, create: true)
+        let op = try factory.create(by: .alice, fields: [(name: "body", value: JSONText.string("x"))], at: .test(1))
+        _ = try store?.commit(CommitBatch(ops: [op], source: .local, timeMillis: 1_700_000_000_000))
+        // A checkpoint has run, so the checkpointer holds a connection of its own; held here
+        // too, as a checkpoint in flight holds it when the store goes.
+        let checkpointer = try #require(store?.checkpointer)
+        _ = try #require(checkpointer.settle())
+        #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        store = nil
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"), "the WAL outlived the store")
+        #expect(!FileManager.default.fileExists(atPath: path + "-shm"))
+        #expect(checkpointer.settle() == nil, "a closed checkpointer opened a connection again")
+        #expect(!FileManager.default.fileExists(atPath: path + "-wal"))
+    }
 }
 
 extension Configuration {
