@@ -112,7 +112,7 @@ extension NodeEngine {
         case .envelope(let bytes):
             let envelope: SealedEnvelope
             do {
-                envelope = try SealedEnvelope.decode(bytes)
+                envelope = try envelopes.decode(bytes)
             } catch {
                 strike(neighbour, .badEnvelope, "sealed envelope refused: \(error.message)", now: now)
                 return
@@ -204,7 +204,7 @@ extension NodeEngine {
         }
         let ops: [Data]
         do {
-            ops = try envelope.open(with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
+            ops = try envelopes.open(envelope, with: configuration.sealingKey, senderSealingKey: sender.sealingKey)
         } catch {
             strike(
                 name, .badEnvelope,

@@ -431,6 +431,9 @@ public struct NodeEngine: Sendable {
     public internal(set) var openedEnvelopes: [Data: OpenedEnvelope] = [:]
     /// The end of our log as far as the engine was told.
     public internal(set) var localHighest: UInt64
+    /// Decodes and opens envelopes, handing out those a channel's reader opened ahead
+    /// (`EnvelopeOpener`): the same results, computed off the engine's thread.
+    public let envelopes: EnvelopeOpener
     /// Strikes and quarantines (persisted by the interpreter; survives restart).
     public internal(set) var containment: ContainmentState
     /// Destinations with a batch read for sealing under way.
@@ -449,7 +452,8 @@ public struct NodeEngine: Sendable {
         highest: UInt64,
         nowMillis: UInt64,
         random: SeededRandom,
-        containment: ContainmentState = ContainmentState()
+        containment: ContainmentState = ContainmentState(),
+        envelopes: EnvelopeOpener = EnvelopeOpener()
     ) {
         var configuration = configuration
         for (name, identity) in containment.identities.sorted(by: { $0.key < $1.key }) {
@@ -459,6 +463,7 @@ public struct NodeEngine: Sendable {
         self.localHighest = highest
         self.random = random
         self.containment = containment
+        self.envelopes = envelopes
         sealed.maxOpsPerEnvelope = configuration.maxOpsPerEnvelope
         for name in configuration.links.keys {
             var counter = LinkCounters()

@@ -43,8 +43,10 @@ public struct SealedEnvelope: Sendable {
     /// The sender's signature over the header and the ciphertext.
     public let signature: Data
 
-    /// SHA-256 of the ciphertext: what a receipt names.
-    public var digest: Hash32 { Hash32.sha256(ciphertext) }
+    /// SHA-256 of the ciphertext: what a receipt names. Computed once, when the envelope is
+    /// sealed or its signature has verified (a pass over up to 3 MiB, which the receipt, the
+    /// sender and every relay otherwise made again).
+    public let digest: Hash32
 
     /// The envelope id as hex (for logs and custody; reveals nothing of the payload).
     public var idText: String { Hex.encode(Array(header.id)) }
@@ -88,7 +90,8 @@ public struct SealedEnvelope: Sendable {
                 senderKey: signingKey.publicKey,
                 encapsulatedKey: encapsulatedKey,
                 ciphertext: ciphertext,
-                signature: signature
+                signature: signature,
+                digest: Hash32.sha256(ciphertext)
             )
             guard envelope.encoded().count <= maxEncodedBytes else {
                 throw LiaisonError(
@@ -142,7 +145,8 @@ public struct SealedEnvelope: Sendable {
             senderKey: senderKey,
             encapsulatedKey: message.encapsulatedKey,
             ciphertext: message.ciphertext,
-            signature: message.signature
+            signature: message.signature,
+            digest: Hash32.sha256(message.ciphertext)
         )
     }
 

@@ -68,7 +68,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
         nowMillis: UInt64,
         random: SeededRandom,
         logger: Logger?,
-        verifier: OpVerifier = OpVerifier()
+        verifier: OpVerifier = OpVerifier(),
+        envelopes: EnvelopeOpener = EnvelopeOpener()
     ) throws(LiaisonError) {
         var replicationStore = try ReplicationStore(
             me: configuration.me,
@@ -94,7 +95,8 @@ public struct NodeInterpreter<Transport: PeerTransport> {
             highest: try store.highestSequence(),
             nowMillis: nowMillis,
             random: random,
-            containment: containment
+            containment: containment,
+            envelopes: envelopes
         )
         self.savedContainment = containment
         self.replicationStore = replicationStore

@@ -63,8 +63,9 @@ public actor ReplicationEngine {
         self.transport = transport
         let verifier = OpVerifier()
         self.verifier = verifier
+        let envelopes = EnvelopeOpener()
         self.sealedAhead = SealedAhead(
-            me: configuration.me.nodeID, sealingKey: configuration.sealingKey,
+            me: configuration.me.nodeID, sealingKey: configuration.sealingKey, opener: envelopes,
             senders: Dictionary(
                 configuration.partners.values.map { ($0.recipient.nodeID, $0.sealingKey) },
                 uniquingKeysWith: { a, _ in a }
@@ -78,7 +79,8 @@ public actor ReplicationEngine {
             nowMillis: Self.nowMillis,
             random: .fromSystem(),
             logger: logger,
-            verifier: verifier
+            verifier: verifier,
+            envelopes: envelopes
         )
         let neighbours = Set(federation.neighbours.map(\.name))
         var pinned = [String: String]()
@@ -560,47 +562,48 @@ final class DaemonTransport: PeerTransport, Sendable {
     }
 }
 
-/// Opens sealed envelopes addressed to this node as a channel's reader takes them off the
-/// wire and verifies their ops ahead of the engine (`OpVerifier.verifyAhead`), as the reader
-/// does for a batch: the engine's thread, the relayed path's limit, then finds them verified.
-/// The engine still decodes, judges and opens every envelope itself; nothing here decides.
-/// Verification is a function of an op's bytes alone, so what is cached cannot differ from
-/// what the engine would find. The keys are those of the federation as the node started: an
-/// envelope that does not open with them (a partner readmitted since with new keys) is left
-/// to the engine, which verifies its ops on its own thread as before.
+/// Opens envelopes addressed to this node on the channels' readers (`EnvelopeOpener`), so
+/// that the engine gets them opened and their ops verified: it decides what becomes of each
+/// envelope, with the results computed here. An envelope the reader cannot open (or whose
+/// sender it does not know under the keys it was given) goes to the engine as it came, which
+/// judges it on its own thread as before.
 ///
 /// An envelope is opened here once: a relay replaying one (the engine drops replays after
-/// checking the header) must not make the reader verify its ops again each time. The
-/// envelopes opened are remembered by sender and id, at most `maxRemembered` (then
-/// forgotten at once), so a replay older than that costs one more verification, as the
-/// engine's own would.
+/// checking the header) must not make the reader open it and verify its ops again each time.
+/// The envelopes opened are remembered by sender and id, at most `maxRemembered` (then
+/// forgotten at once), so a replay older than that costs one more opening, as the engine's
+/// own would.
 final class SealedAhead: Sendable {
     let me: NodeID
     let sealingKey: Curve25519.KeyAgreement.PrivateKey
     let senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
+    let opener: EnvelopeOpener
     private let opened = Mutex(Set<Data>())
     static let maxRemembered = 4_096
 
     init(
-        me: NodeID, sealingKey: Curve25519.KeyAgreement.PrivateKey, senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
+        me: NodeID, sealingKey: Curve25519.KeyAgreement.PrivateKey, opener: EnvelopeOpener,
+        senders: [NodeID: Curve25519.KeyAgreement.PublicKey]
     ) {
         self.me = me
         self.sealingKey = sealingKey
+        self.opener = opener
         self.senders = senders
     }
 
-    /// Opens `bytes`, if it is an envelope for this node from a known sender not opened here
-    /// before, and verifies its ops into `verifier`. Anything else is left alone.
+    /// Opens `bytes` into the opener, if it is an envelope for this node from a known sender
+    /// not opened here before, and verifies its ops into `verifier`. Anything else is left alone.
     func verifyAhead(_ bytes: Data, with verifier: OpVerifier) {
-        guard let envelope = try? SealedEnvelope.decode(bytes), envelope.header.to == me,
-            let senderKey = senders[envelope.header.from]
-        else { return }
-        let key = NodeEngine.openedKey(envelope.header)
-        let first = opened.withLock { opened in
-            if opened.count >= Self.maxRemembered { opened.removeAll(keepingCapacity: true) }
-            return opened.insert(key).inserted
-        }
-        guard first, let ops = try? envelope.open(with: sealingKey, senderSealingKey: senderKey) else { return }
+        let ops = opener.openAhead(
+            bytes, me: me, sealingKey: sealingKey, senderKey: { senders[$0] },
+            isNew: { envelope in
+                let key = NodeEngine.openedKey(envelope.header)
+                return opened.withLock { opened in
+                    if opened.count >= Self.maxRemembered { opened.removeAll(keepingCapacity: true) }
+                    return opened.insert(key).inserted
+                }
+            })
+        guard let ops else { return }
         verifier.verifyAhead(ops)
     }
 }
