@@ -24,9 +24,9 @@ public struct Markings: Hashable, Sendable, Codable {
         expiresAtMillis: Int64? = nil
     ) {
         self.classification = classification
-        self.releasableTo = Array(Set(releasableTo)).sorted()
+        self.releasableTo = releasableTo.isSortedAndDistinct ? releasableTo : Array(Set(releasableTo)).sorted()
         self.orcon = orcon
-        self.caveats = Array(Set(caveats)).sorted()
+        self.caveats = caveats.isSortedAndDistinct ? caveats : Array(Set(caveats)).sorted()
         self.expiresAtMillis = expiresAtMillis
     }
 
@@ -40,5 +40,19 @@ public struct Markings: Hashable, Sendable, Codable {
     public func isExpired(atMillis now: Int64) -> Bool {
         guard let expiresAtMillis else { return false }
         return now >= expiresAtMillis
+    }
+}
+
+extension Array where Element == String {
+    /// Whether each name sorts strictly after the one before: the same as being equal to
+    /// `Array(Set(self)).sorted()`, without building either (every op decoded checks its
+    /// markings and withholdings so).
+    var isSortedAndDistinct: Bool {
+        var index = 1
+        while index < count {
+            guard self[index - 1] < self[index] else { return false }
+            index += 1
+        }
+        return true
     }
 }

@@ -100,6 +100,19 @@ public struct ItemID: Hashable, Comparable, Sendable {
     /// Reads exactly 16 bytes.
     public init?(bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
+        // Straight from contiguous storage (Data, arrays): every op decoded reads one.
+        let fast = bytes.withContiguousStorageIfAvailable { buffer -> (UInt64, UInt64) in
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            for index in 0..<8 { high = (high << 8) | UInt64(buffer[index]) }
+            for index in 8..<16 { low = (low << 8) | UInt64(buffer[index]) }
+            return (high, low)
+        }
+        if let (high, low) = fast {
+            self.high = high
+            self.low = low
+            return
+        }
         var high: UInt64 = 0
         var low: UInt64 = 0
         for (offset, byte) in bytes.enumerated() {

@@ -93,8 +93,7 @@ extension Markings {
         guard message.relTo.count <= OpLimits.maxMarkingsEntries, message.caveats.count <= OpLimits.maxMarkingsEntries,
             message.relTo.allSatisfy(Names.isValidLabel), message.caveats.allSatisfy(Names.isValidLabel)
         else { throw OpRejection(.invalidContent, "REL TO or caveats hold an invalid or excessive entry") }
-        guard message.relTo == Array(Set(message.relTo)).sorted(),
-            message.caveats == Array(Set(message.caveats)).sorted()
+        guard message.relTo.isSortedAndDistinct, message.caveats.isSortedAndDistinct
         else { throw OpRejection(.invalidContent, "REL TO and caveats must be sorted and distinct") }
         self.init(
             classification: message.classification,
@@ -251,7 +250,7 @@ extension OpBody {
             guard let digest = Hash32(bytes: field.digest) else { throw OpRejection(.malformed, "field digest length") }
             guard field.withheldFrom.count <= OpLimits.maxMarkingsEntries,
                 field.withheldFrom.allSatisfy(Names.isValidLabel),
-                field.withheldFrom == Array(Set(field.withheldFrom)).sorted()
+                field.withheldFrom.isSortedAndDistinct
             else { throw OpRejection(.invalidContent, "field '\(field.name)' is withheld from invalid names") }
             out.append(FieldCommitment(name: field.name, digest: digest, withheldFrom: field.withheldFrom))
         }

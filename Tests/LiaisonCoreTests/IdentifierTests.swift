@@ -110,6 +110,21 @@ struct IdentifierTests {
         #expect(ItemID(bytes: [UInt8](repeating: 0, count: 15)) == nil)
     }
 
+    @Test(
+        "an ItemID reads the same 16 bytes alike from an array, Data, a slice of Data and a non-contiguous collection")
+    func itemIDFromAnyBytes() {
+        var random = SeededRandom(seed: 83)
+        for _ in 0..<50 {
+            let bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let id = ItemID(bytes: bytes)
+            #expect(id?.bytes == bytes)
+            #expect(ItemID(bytes: Data(bytes)) == id)
+            #expect(ItemID(bytes: (Data([9, 9, 9]) + Data(bytes)).dropFirst(3)) == id)
+            #expect(ItemID(bytes: bytes.lazy.map { $0 }) == id, "the path for collections without contiguous storage")
+            #expect(ItemID(bytes: Data(bytes).dropFirst()) == nil)
+        }
+    }
+
     @Test("an op id is SHA-256 of the signed body bytes")
     func opIDIsBodyHash() throws {
         var factory = OpFactory(seed: 83)
