@@ -171,6 +171,8 @@ extension NodeEngine {
         // it: what is wrong past this point is the sender's doing, not that of a relay that
         // carried it, and the strike is the sender's. A relay cannot alter a signed envelope
         // undetected, and cannot see inside it to tell a sealed payload that will not open.
+        // Whatever a channel's reader opened of it ahead is let go however this ends.
+        defer { envelopes.forget(envelope) }
         guard let sender = partner(id: envelope.header.from) else {
             strike(
                 neighbour, .badEnvelope, "sealed envelope from \(envelope.header.from.short), who is no partner",

@@ -104,8 +104,49 @@ struct EnvelopeOpenerTests {
                     == wire.ops)
         }
         #expect(opener.handedOut == 4, "the two newest, decoded and opened")
-        let small = EnvelopeOpener(byteCapacity: wires[0].bytes.count * 2 - 1)
+        // Each envelope holds its bytes, its ciphertext and its ops.
+        let size =
+            wires[0].bytes.count + (try SealedEnvelope.decode(wires[0].bytes)).ciphertext.count
+            + wires[0].ops.reduce(0) { $0 + $1.count }
+        let small = EnvelopeOpener(byteCapacity: size * 2 - 1)
         for wire in wires { Self.openAhead(wire.bytes, into: small) }
         #expect(small.waiting == 1)
+    }
+
+    @Test(
+        "another envelope with the same sender and id (a hostile sender's second one) gets its own ops, never those opened ahead"
+    )
+    func sameHeaderOtherContent() throws {
+        let first = try SealedRelayTests.seal(try SealedRelayTests.ops(), id: Data(repeating: 5, count: 16))
+        var factory = OpFactory(seed: 77)
+        let otherOps = [try factory.create(by: .alice, fields: [(name: "body", value: Data("2".utf8))]).encoded]
+        let second = try SealedRelayTests.seal(otherOps, id: Data(repeating: 5, count: 16))
+        #expect(first.headerBytes == second.headerBytes)
+        let opener = EnvelopeOpener()
+        Self.openAhead(first.encoded(), into: opener)
+        let decoded = try opener.decode(second.encoded())
+        #expect(
+            try opener.open(decoded, with: Self.bobSealing, senderSealingKey: Self.aliceSealing.publicKey) == otherOps)
+        #expect(opener.handedOut == 0)
+    }
+
+    @Test("an envelope the engine lets go unopened is forgotten at once, with its ops")
+    func forgotten() throws {
+        let (bytes, _) = try Self.wire(id: 6)
+        let opener = EnvelopeOpener()
+        Self.openAhead(bytes, into: opener)
+        opener.forget(try opener.decode(bytes))
+        #expect(opener.waiting == 0)
+    }
+
+    @Test("an envelope opened ahead carries its digest, computed once; one only decoded computes it when asked")
+    func digestOnce() throws {
+        let (bytes, _) = try Self.wire(id: 7)
+        let decoded = try SealedEnvelope.decode(bytes)
+        #expect(decoded.knownDigest == nil, "a relay, which never names it, does not hash the ciphertext")
+        #expect(decoded.digest == Hash32.sha256(decoded.ciphertext))
+        let opener = EnvelopeOpener()
+        Self.openAhead(bytes, into: opener)
+        #expect(try opener.decode(bytes).knownDigest == decoded.digest)
     }
 }

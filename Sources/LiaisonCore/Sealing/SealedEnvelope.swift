@@ -43,10 +43,22 @@ public struct SealedEnvelope: Sendable {
     /// The sender's signature over the header and the ciphertext.
     public let signature: Data
 
-    /// SHA-256 of the ciphertext: what a receipt names. Computed once, when the envelope is
-    /// sealed or its signature has verified (a pass over up to 3 MiB, which the receipt, the
-    /// sender and every relay otherwise made again).
-    public let digest: Hash32
+    /// SHA-256 of the ciphertext, when already known: set by `seal` (the sender matches
+    /// receipts against it) and by `withDigest()`.
+    let knownDigest: Hash32?
+
+    /// SHA-256 of the ciphertext: what a receipt names. A pass over up to 3 MiB unless already
+    /// known (`withDigest()`); a relay, which names no envelope in a receipt, never needs it.
+    public var digest: Hash32 { knownDigest ?? Hash32.sha256(ciphertext) }
+
+    /// This envelope with its digest computed, so that later uses do not hash it again: a
+    /// channel's reader does it for an envelope addressed to its node, off the engine's thread.
+    public func withDigest() -> SealedEnvelope {
+        guard knownDigest == nil else { return self }
+        return SealedEnvelope(
+            header: header, headerBytes: headerBytes, senderKey: senderKey, encapsulatedKey: encapsulatedKey,
+            ciphertext: ciphertext, signature: signature, knownDigest: digest)
+    }
 
     /// The envelope id as hex (for logs and custody; reveals nothing of the payload).
     public var idText: String { Hex.encode(Array(header.id)) }
@@ -91,7 +103,7 @@ public struct SealedEnvelope: Sendable {
                 encapsulatedKey: encapsulatedKey,
                 ciphertext: ciphertext,
                 signature: signature,
-                digest: Hash32.sha256(ciphertext)
+                knownDigest: Hash32.sha256(ciphertext)
             )
             guard envelope.encoded().count <= maxEncodedBytes else {
                 throw LiaisonError(
@@ -146,7 +158,7 @@ public struct SealedEnvelope: Sendable {
             encapsulatedKey: message.encapsulatedKey,
             ciphertext: message.ciphertext,
             signature: message.signature,
-            digest: Hash32.sha256(message.ciphertext)
+            knownDigest: nil
         )
     }
 
@@ -225,11 +237,12 @@ public struct EnvelopeReceipt: Sendable {
         refused: Int,
         signingKey: Curve25519.Signing.PrivateKey
     ) throws(LiaisonError) -> EnvelopeReceipt {
+        let digest = envelope.digest
         var message = Liaison_V1_ReceiptBody()
         message.envelopeID = envelope.header.id
         message.from = Data(NodeID(signingKey: signingKey.publicKey).bytes)
         message.to = Data(envelope.header.from.bytes)
-        message.envelopeDigest = Data(envelope.digest.bytes)
+        message.envelopeDigest = Data(digest.bytes)
         message.applied = UInt32(clamping: applied)
         message.refused = UInt32(clamping: refused)
         do {
@@ -239,7 +252,7 @@ public struct EnvelopeReceipt: Sendable {
                 envelopeID: envelope.header.id,
                 from: NodeID(signingKey: signingKey.publicKey),
                 to: envelope.header.from,
-                envelopeDigest: envelope.digest,
+                envelopeDigest: digest,
                 applied: message.applied,
                 refused: message.refused,
                 body: body,
