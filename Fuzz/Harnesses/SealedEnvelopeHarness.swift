@@ -2,7 +2,8 @@
 // `SealedEnvelope.decode` and `open`, and `EnvelopeReceipt.decode`.
 //
 // Input: one mode byte (taken modulo 3), then the rest.
-// 0: the rest is an encoded envelope, decoded and, if it decodes, opened as bob (from alice).
+// 0: the rest is an encoded envelope, decoded and, if it decodes, opened as bob (from alice);
+//    also through an `EnvelopeOpener` after bob's reader opened it ahead, which must agree.
 // 1: the rest is an encoded receipt.
 // 2: the rest is a `SealedEnvelope` message of which the harness keeps the header and takes
 //    the ciphertext field as the payload's plaintext: it seals and signs them as alice for bob,
@@ -33,9 +34,31 @@ enum Harness {
     }
 
     static func envelope(_ bytes: Data) {
+        checkOpener(bytes)
         guard let envelope = try? SealedEnvelope.decode(bytes) else { return }
         checkRoundTrip(envelope)
         _ = try? envelope.open(with: bobSealing, senderSealingKey: aliceSealing.publicKey)
+    }
+
+    /// What an `EnvelopeOpener` hands bob's engine after his reader opened `bytes` ahead is
+    /// what decoding and opening them compute: the same envelope, the same ops, the same
+    /// refusals.
+    static func checkOpener(_ bytes: Data) {
+        let opener = EnvelopeOpener()
+        let ahead = opener.openAhead(
+            bytes, me: TestNode.bob.nodeID, sealingKey: bobSealing,
+            senderKey: { $0 == TestNode.alice.nodeID ? aliceSealing.publicKey : nil }, isNew: { _ in true })
+        let direct = try? SealedEnvelope.decode(bytes)
+        let handed = try? opener.decode(bytes)
+        guard let direct, let handed else {
+            FuzzCheck.expect(direct == nil && handed == nil && ahead == nil, "the opener decoded what decode refuses")
+            return
+        }
+        FuzzCheck.expect(handed.isSame(as: direct) && handed.header == direct.header, "the opener decoded otherwise")
+        let opened = try? direct.open(with: bobSealing, senderSealingKey: aliceSealing.publicKey)
+        let handedOps = try? opener.open(handed, with: bobSealing, senderSealingKey: aliceSealing.publicKey)
+        FuzzCheck.expect(handedOps == opened, "the opener opened otherwise")
+        if let ahead { FuzzCheck.expect(ahead == opened, "the reader opened otherwise") }
     }
 
     static func checkRoundTrip(_ envelope: SealedEnvelope) {
@@ -71,6 +94,7 @@ enum Harness {
         } catch {
             FuzzCheck.fail("sealing a fuzzed header and payload failed: \(error)")
         }
+        checkOpener(wire)
         guard let envelope = try? SealedEnvelope.decode(wire) else { return }
         FuzzCheck.expect(envelope.headerBytes == headerBytes, "the envelope's header is not the bytes signed")
         checkRoundTrip(envelope)
