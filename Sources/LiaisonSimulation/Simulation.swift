@@ -189,6 +189,7 @@ public final class Simulation {
     var linkCuts = 0
     var envelopesSealed = 0
     var envelopesOpened = 0
+    var envelopesTakenAhead = 0
     var envelopesWithheld = 0
     var relayedOps: [String: Set<OpID>] = [:]
     var sealedEnvelopes: Set<Data> = []
@@ -324,6 +325,7 @@ public final class Simulation {
             },
             envelopesSealed: envelopesSealed,
             envelopesOpened: envelopesOpened,
+            envelopesTakenAhead: envelopesTakenAhead,
             envelopesWithheld: envelopesWithheld,
             envelopeRetries: envelopeRetries,
             quarantined: quarantineApplied ? hostile : nil,
@@ -622,6 +624,19 @@ public final class Simulation {
             }
             recordRelayed(envelope, at: receiver)
         }
+        // The receiver's channel reader opens an envelope addressed to it ahead of its engine,
+        // as the daemon's does (`SealedAhead`), and the engine takes the results from its
+        // `EnvelopeOpener` (with the keys the engine holds now: one opened with others is
+        // opened again by the engine, which the opener's tests cover).
+        let opener = nodes[receiver]!.interpreter.engine.envelopes
+        let handedBefore = opener.handedOut
+        if case .envelope(let bytes) = message {
+            let engine = nodes[receiver]!.interpreter.engine
+            _ = opener.openAhead(
+                bytes, me: engine.configuration.me.nodeID, sealingKey: engine.configuration.sealingKey,
+                senderKey: { engine.partner(id: $0)?.sealingKey }, isNew: { _ in true })
+        }
+        defer { envelopesTakenAhead += opener.handedOut - handedBefore }
         // The receiver's channel answers a ping before its engine sees it, as the daemon's
         // does. Its engine never stalls here, so it takes the heartbeat at once.
         var keepalive = channels[key]?.keepalives[receiver] ?? ChannelKeepalive()

@@ -39,6 +39,9 @@ public struct SimulationReport: Sendable, Codable, Equatable {
     /// Envelopes sealed, opened by their recipients, withheld by a relay, and sent again.
     public var envelopesSealed: Int
     public var envelopesOpened: Int
+    /// Decodings and openings of envelopes the engines took from their channel's reader
+    /// (`EnvelopeOpener`) instead of computing them.
+    public var envelopesTakenAhead: Int
     public var envelopesWithheld: Int
     public var envelopeRetries: Int
     /// The hostile node every honest node quarantined partway through, if it was.

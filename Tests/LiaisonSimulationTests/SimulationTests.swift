@@ -232,6 +232,9 @@ struct SimulationTests {
         #expect(reports.reduce(0) { $0 + $1.failovers } > 0)
         #expect(reports.reduce(0) { $0 + $1.envelopesSealed } > 0)
         #expect(reports.reduce(0) { $0 + $1.envelopesOpened } > 0)
+        #expect(
+            reports.reduce(0) { $0 + $1.envelopesTakenAhead } > 0,
+            "the engines took envelopes as their readers opened them")
         // With a withholding relay wherever there is a relay: envelopes go missing, the
         // senders send them again (through another relay if there is one), and the
         // invariants still hold.

@@ -42,8 +42,8 @@ public final class EnvelopeOpener: Sendable {
     /// Envelopes opened ahead and not yet taken.
     public var waiting: Int { ahead.withLock { $0.count } }
 
-    /// How many decodings and openings were handed out instead of computed (for tests).
-    var handedOut: Int { handed.load(ordering: .relaxed) }
+    /// How many decodings and openings were handed out instead of computed.
+    public var handedOut: Int { handed.load(ordering: .relaxed) }
 
     /// On a channel's reader: decodes `bytes` and, if the envelope is addressed to `me`,
     /// `senderKey` knows its sender and `isNew` says it was not opened ahead before, opens it
