@@ -628,15 +628,13 @@ public final class Simulation {
         // as the daemon's does (`SealedAhead`), and the engine takes the results from its
         // `EnvelopeOpener` (with the keys the engine holds now: one opened with others is
         // opened again by the engine, which the opener's tests cover).
-        let opener = nodes[receiver]!.interpreter.engine.envelopes
-        let handedBefore = opener.handedOut
+        let engine = nodes[receiver]!.interpreter.engine
+        let handedBefore = engine.envelopes.handedOut
         if case .envelope(let bytes) = message {
-            let engine = nodes[receiver]!.interpreter.engine
-            _ = opener.openAhead(
+            _ = engine.envelopes.openAhead(
                 bytes, me: engine.configuration.me.nodeID, sealingKey: engine.configuration.sealingKey,
                 senderKey: { engine.partner(id: $0)?.sealingKey }, isNew: { _ in true })
         }
-        defer { envelopesTakenAhead += opener.handedOut - handedBefore }
         // The receiver's channel answers a ping before its engine sees it, as the daemon's
         // does. Its engine never stalls here, so it takes the heartbeat at once.
         var keepalive = channels[key]?.keepalives[receiver] ?? ChannelKeepalive()
@@ -649,6 +647,7 @@ public final class Simulation {
             .frame(id, message, bytes: frame.readableBytes + 4, atMillis: clock(of: receiver)),
             nowMillis: clock(of: receiver)
         )
+        envelopesTakenAhead += engine.envelopes.handedOut - handedBefore
         try settle(receiver, report)
     }
 

@@ -304,6 +304,33 @@ struct NodeEngineTests {
         #expect(first.allSatisfy { $0 <= 1_000 })
         #expect(Set(first).count > 1)
     }
+    @Test(
+        "the engine takes an envelope as the channel's reader opened it, and lets go at once of one it drops unopened"
+    )
+    func envelopesTakenFromTheReader() throws {
+        var world = World()
+        _ = world.open(3, to: .carol)
+        let keys = world.sealingKeys
+        func openAhead(_ envelope: SealedEnvelope) -> [Data]? {
+            world.engine.envelopes.openAhead(
+                envelope.encoded(), me: TestNode.alice.nodeID, sealingKey: keys["alice"]!,
+                senderKey: { $0 == TestNode.bob.nodeID ? keys["bob"]!.publicKey : nil }, isNew: { _ in true })
+        }
+        let fresh = try world.envelope([Data([9])], from: .bob, to: .alice, id: 9)
+        #expect(openAhead(fresh) == [Data([9])])
+        let opened = world.handle(.frame(ChannelID(3), .envelope(fresh.encoded()), bytes: 200, atMillis: world.now))
+        #expect(Self.commits(opened).first?.ops == [Data([9])])
+        #expect(world.engine.envelopes.handedOut == 2, "decoded and opened by the reader, not again by the engine")
+        #expect(world.engine.envelopes.waiting == 0)
+
+        let stale = try world.envelope([Data([10])], from: .bob, to: .alice, id: 10, expiresMillis: world.now - 1)
+        #expect(openAhead(stale) == [Data([10])])
+        #expect(world.engine.envelopes.waiting == 1)
+        let dropped = world.handle(.frame(ChannelID(3), .envelope(stale.encoded()), bytes: 200, atMillis: world.now))
+        #expect(Self.commits(dropped).isEmpty, "an expired envelope is not opened")
+        #expect(world.engine.envelopes.waiting == 0, "its ops are not held until pushed out")
+    }
+
     @Test("a replayed envelope is not committed again; its receipt is sent again; an expired one is dropped unopened")
     func envelopeReplays() throws {
         var world = World()

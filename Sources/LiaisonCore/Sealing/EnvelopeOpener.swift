@@ -14,7 +14,8 @@ import Synchronization
 /// same signed bytes, opened with the same two keys. The engine `forget`s an envelope it drops
 /// unopened; anything else never taken (a channel closed) is forgotten oldest first, past
 /// `capacity` envelopes or `byteCapacity` bytes held (each envelope's bytes, ciphertext and
-/// ops). Safe to share between tasks; the simulator's engines use one with nothing ahead.
+/// ops). Safe to share between tasks. The simulator's channels open envelopes ahead for the
+/// receiving engine as the daemon's readers do (`Simulation.deliver`).
 public final class EnvelopeOpener: Sendable {
     struct Entry {
         var bytes: Data
