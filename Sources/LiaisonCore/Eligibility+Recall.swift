@@ -11,7 +11,7 @@ extension Eligibility {
     ///   notices (changes of markings, recalls, deletes) follow the other rules.
     static func recallDecision(
         op: VerifiedOp,
-        item: ItemState,
+        item: ItemSummary,
         earlierMarkings: [Markings],
         sender: NodeID,
         recipient: Recipient,
@@ -27,7 +27,7 @@ extension Eligibility {
             let reason = withholdReason(
                 markings: item.markings,
                 collection: item.collection,
-                tags: Set(item.tags),
+                tags: item.tags,
                 originator: item.originator,
                 opAuthor: op.body.author,
                 sender: sender,

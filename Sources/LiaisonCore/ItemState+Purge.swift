@@ -40,6 +40,15 @@ extension ItemState {
     /// before it no longer counts (the originator's `LocalNode.changeMarkings` signs the
     /// recalls again unless the change names REL TO).
     public func recallInForce(for recipient: Recipient) -> OpStamp? {
+        Self.recallInForce(for: recipient, recalledFrom: recalledFrom, markingsStamp: markingsStamp)
+    }
+
+    /// The rule of `recallInForce(for:)` on the parts of a state it reads (an
+    /// `ItemSummary` holds them too).
+    static func recallInForce(
+        for recipient: Recipient, recalledFrom: [String: OpStamp], markingsStamp: OpStamp
+    ) -> OpStamp? {
+        guard !recalledFrom.isEmpty else { return nil }
         let names = [recipient.name, Markings.everyone] + recipient.groups.sorted()
         guard let latest = names.compactMap({ recalledFrom[$0] }).max(), latest > markingsStamp else { return nil }
         return latest

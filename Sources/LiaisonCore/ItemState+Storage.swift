@@ -119,6 +119,55 @@ extension ItemState {
     }
 }
 
+extension ItemSummary {
+    /// The storage form of the summary (`ItemSummaryRecord` in `proto/liaison/v1/state.proto`).
+    public func storageEncoding() throws(LiaisonError) -> Data {
+        var record = Liaison_V1_ItemSummaryRecord()
+        record.id = Data(id.bytes)
+        record.originator = originator.hash.data
+        record.collection = collection
+        record.created = created.hash.data
+        record.markings = markings.proto
+        record.markingsStamp = markingsStamp.record
+        record.tags = tags.sorted()
+        record.recalledFrom = recalledFrom.keys.sorted().map { name in
+            var recall = Liaison_V1_AudienceRecallRecord()
+            recall.name = name
+            recall.stamp = recalledFrom[name]!.record
+            return recall
+        }
+        do {
+            return try record.serializedBytes()
+        } catch {
+            throw LiaisonError(.io, "encoding an item summary failed", cause: error)
+        }
+    }
+
+    /// Restores a summary from its storage form.
+    public init(storageEncoding data: Data) throws(LiaisonError) {
+        let damaged = LiaisonError(.corrupt, "a stored item summary cannot be decoded; the store is damaged")
+        let record: Liaison_V1_ItemSummaryRecord
+        let markings: Markings
+        do {
+            record = try Liaison_V1_ItemSummaryRecord(serializedBytes: data)
+            markings = try Markings(proto: record.markings)
+        } catch {
+            throw damaged
+        }
+        guard let id = ItemID(bytes: record.id), let originator = NodeID(bytes: record.originator),
+            let created = Hash32(bytes: record.created), let markingsStamp = OpStamp(record: record.markingsStamp)
+        else { throw damaged }
+        var recalledFrom = [String: OpStamp]()
+        for recall in record.recalledFrom {
+            guard let stamp = OpStamp(record: recall.stamp) else { throw damaged }
+            recalledFrom[recall.name] = stamp
+        }
+        self.init(
+            id: id, originator: originator, collection: record.collection, created: OpID(hash: created),
+            markings: markings, markingsStamp: markingsStamp, tags: Set(record.tags), recalledFrom: recalledFrom)
+    }
+}
+
 extension OpStamp {
     var record: Liaison_V1_StampRecord {
         var record = Liaison_V1_StampRecord()

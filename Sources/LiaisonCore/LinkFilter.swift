@@ -113,7 +113,7 @@ public enum Eligibility: Hashable, Sendable {
         return true
     }
 
-    /// Decides whether `sender` may send `op` of an item in state `item` to `recipient` over
+    /// Decides whether `sender` may send `op` of an item (as `item` sums it up) to `recipient` over
     /// a link with `filter`. Pure: the same inputs always give the same answer.
     ///
     /// Checks, in order: releasability (the recipient or one of its groups is in REL TO,
@@ -132,7 +132,7 @@ public enum Eligibility: Hashable, Sendable {
     /// were released the item, and content goes no more to a partner recalled from.
     public static func decide(
         op: VerifiedOp,
-        item: ItemState,
+        item: ItemSummary,
         earlierMarkings: [Markings] = [],
         sender: NodeID,
         recipient: Recipient,
@@ -155,7 +155,7 @@ public enum Eligibility: Hashable, Sendable {
             withholdReason(
                 markings: item.markings,
                 collection: item.collection,
-                tags: Set(item.tags),
+                tags: item.tags,
                 originator: item.originator,
                 opAuthor: op.body.author,
                 sender: sender,

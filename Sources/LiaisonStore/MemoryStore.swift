@@ -75,6 +75,14 @@ public final class MemoryStore: Store {
         }
     }
 
+    public func itemSummaries(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemSummary] {
+        state.withLock { state in
+            var found = [ItemID: ItemSummary]()
+            for id in ids { if let item = state.items[id] { found[id] = item.summary } }
+            return found
+        }
+    }
+
     public func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState] {
         state.withLock { current in
             current.items.values

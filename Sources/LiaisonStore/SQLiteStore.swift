@@ -198,7 +198,22 @@ public final class SQLiteStore: Store {
                         SELECT 'items_changed_mark', coalesce(max(local), 0) FROM items;
                     """)
         }
+        // v5: each item's summary (`ItemSummary`) beside its state, written by every commit
+        // that saves the item, so a sender filters a batch without decoding states. Items held
+        // before it get theirs from their states here.
+        migrator.registerMigration("v5", migrate: migrateToV5)
         return migrator
+    }
+
+    /// Adds the summary column and fills it from the states held.
+    private static func migrateToV5(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE items ADD COLUMN summary BLOB")
+        let rows = try Row.fetchCursor(db, sql: "SELECT local, state FROM items WHERE state IS NOT NULL")
+        let update = try db.makeStatement(sql: "UPDATE items SET summary = ? WHERE local = ?")
+        while let row = try rows.next() {
+            let state = try ItemState(storageEncoding: row["state"])
+            try update.execute(arguments: [try state.summary.storageEncoding(), row["local"] as Int64])
+        }
     }
 
     /// Rebuilds the v2 tables in the v3 layout, keeping every sequence number (links'
@@ -390,6 +405,22 @@ public final class SQLiteStore: Store {
                 // Keys are id prefixes: another item may share one.
                 guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { return }
                 found[id] = try SQLiteTransaction.decodeItem(row["state"])
+            }
+            return found
+        }
+    }
+
+    public func itemSummaries(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemSummary] {
+        guard !ids.isEmpty else { return [:] }
+        return try read("reading item summaries") { db in
+            var found = [ItemID: ItemSummary]()
+            let keys = Set(ids.map(SQLiteTransaction.key)).sorted()
+            try SQLiteTransaction.forEachRow(
+                keys: keys, in: db, { "SELECT id, summary FROM items WHERE key IN (\($0)) AND summary IS NOT NULL" }
+            ) { row in
+                // Keys are id prefixes: another item may share one.
+                guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { return }
+                found[id] = try ItemSummary(storageEncoding: row["summary"])
             }
             return found
         }

@@ -301,9 +301,10 @@ struct SQLiteTransaction: StoreTransaction {
         guard let item = try local(of: id) else { return }
         // The row stays without a state: the item's stored ops still name its local number.
         try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [item])
-        try db.cachedStatement(sql: "UPDATE items SET state = NULL, withdrawn = 0 WHERE local = ?").execute(arguments: [
-            item
-        ])
+        try db.cachedStatement(sql: "UPDATE items SET state = NULL, summary = NULL, withdrawn = 0 WHERE local = ?")
+            .execute(arguments: [
+                item
+            ])
     }
 
     mutating func loadItem(_ id: ItemID) throws -> ItemState? {
@@ -342,24 +343,27 @@ struct SQLiteTransaction: StoreTransaction {
         let local = try ensureLocal(item.id)
         let hlc = Int64(bitPattern: item.lastChange.hlc.rawValue)
         let state = try item.storageEncoding()
+        let summary = try item.summary.storageEncoding()
         let mark = try nextMark()
         if unsaved.removeValue(forKey: item.id) != nil {
             // New here: one whole row, and no tags to clear.
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state, changed)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO items(local, key, id, collection, withdrawn, last_change, state, changed, summary)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 local, Self.key(item.id), Data(item.id.bytes), item.collection, item.isWithdrawn, hlc, state, mark,
+                summary,
             ])
         } else {
             try db.cachedStatement(
                 sql: """
-                    UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ?, changed = ?
+                    UPDATE items SET collection = ?, withdrawn = ?, last_change = ?, state = ?, changed = ?,
+                        summary = ?
                     WHERE local = ?
                     """
-            ).execute(arguments: [item.collection, item.isWithdrawn, hlc, state, mark, local])
+            ).execute(arguments: [item.collection, item.isWithdrawn, hlc, state, mark, summary, local])
             try db.cachedStatement(sql: "DELETE FROM item_tags WHERE item_local = ?").execute(arguments: [local])
         }
         let insertTag = try db.cachedStatement(sql: "INSERT INTO item_tags(item_local, tag) VALUES (?, ?)")

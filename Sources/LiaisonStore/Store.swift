@@ -215,6 +215,11 @@ public protocol Store: Sendable {
     /// The states of those of `ids` that are known, read at one point in time (one read
     /// transaction): what a batch's senders and receivers need of many items at once.
     func items(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemState]
+    /// What eligibility needs of those of `ids` that are known (`ItemSummary`), read at one
+    /// point in time: what a sender reads to filter a batch for a link. Equal to the
+    /// `summary` of each state `items(_:)` returns, without decoding the states (a store
+    /// keeps the summary beside the state, written by the same commit).
+    func itemSummaries(_ ids: Set<ItemID>) throws(LiaisonError) -> [ItemID: ItemSummary]
     /// Items matching a query, most recently changed first.
     func items(_ query: ItemQuery) throws(LiaisonError) -> [ItemState]
     /// Items of one collection in the order they last changed **here**, after a mark an

@@ -199,7 +199,7 @@ struct EligibilityTests {
         let op = try create.redacting(row.alreadyRedacted)
         let decision = Eligibility.decide(
             op: op,
-            item: item,
+            item: item.summary,
             sender: row.sender.node.nodeID,
             recipient: row.recipient.node.recipient(groups: row.recipientGroups),
             filter: row.filter,
@@ -216,7 +216,7 @@ struct EligibilityTests {
             )
             let again = Eligibility.decide(
                 op: redacted,
-                item: item,
+                item: item.summary,
                 sender: row.sender.node.nodeID,
                 recipient: row.recipient.node.recipient(groups: row.recipientGroups),
                 filter: row.filter,
@@ -244,7 +244,7 @@ struct EligibilityTests {
         try item.apply(narrowed)
         let decision = Eligibility.decide(
             op: create,
-            item: item,
+            item: item.summary,
             sender: TestNode.alice.nodeID,
             recipient: TestNode.bob.recipient(),
             filter: .passAll,
@@ -267,7 +267,7 @@ struct EligibilityTests {
         #expect(item.fields.isEmpty)
         func decide(_ op: VerifiedOp, _ filter: LinkFilter) -> Eligibility {
             Eligibility.decide(
-                op: op, item: item, sender: TestNode.alice.nodeID, recipient: TestNode.bob.recipient(),
+                op: op, item: item.summary, sender: TestNode.alice.nodeID, recipient: TestNode.bob.recipient(),
                 filter: filter, ladder: .standard)
         }
         let excluding = LinkFilter(excludedTags: ["tlp:amber"])
@@ -297,7 +297,7 @@ struct EligibilityTests {
         try item.apply(annotation)
         let decision = Eligibility.decide(
             op: annotation,
-            item: item,
+            item: item.summary,
             sender: TestNode.bob.nodeID,
             recipient: TestNode.alice.recipient(),
             filter: .passAll,

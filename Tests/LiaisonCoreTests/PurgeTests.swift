@@ -119,7 +119,7 @@ struct PurgeTests {
         to recipient: Recipient = carol, filter: LinkFilter = .passAll
     ) -> Eligibility {
         Eligibility.decide(
-            op: op, item: item, earlierMarkings: earlier, sender: sender.nodeID, recipient: recipient,
+            op: op, item: item.summary, earlierMarkings: earlier, sender: sender.nodeID, recipient: recipient,
             filter: filter, ladder: .standard)
     }
 

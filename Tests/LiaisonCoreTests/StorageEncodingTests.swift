@@ -21,6 +21,8 @@ struct StorageEncodingTests {
                 let decoded = try ItemState(storageEncoding: try state.storageEncoding())
                 #expect(decoded == state, "seed \(seed)")
                 #expect(decoded.digest == state.digest, "seed \(seed)")
+                let summary = try ItemSummary(storageEncoding: try state.summary.storageEncoding())
+                #expect(summary == state.summary, "seed \(seed): the summary")
             }
         }
     }
@@ -39,5 +41,16 @@ struct StorageEncodingTests {
         #expect {
             try ItemState(storageEncoding: Data([0xFF, 0xFF, 0xFF]))
         } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+    }
+
+    @Test("damaged summary bytes are refused as corrupt, not misread")
+    func damagedSummaryRefused() throws {
+        let set = try RandomOpSet(seed: 5)
+        let bytes = try ItemState(create: set.create).summary.storageEncoding()
+        for damaged in [bytes.prefix(10), Data(), Data([0xFF, 0xFF, 0xFF])] {
+            #expect {
+                try ItemSummary(storageEncoding: damaged)
+            } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+        }
     }
 }

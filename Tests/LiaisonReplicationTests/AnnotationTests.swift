@@ -136,9 +136,10 @@ struct AnnotationTests {
 
         let batch = try LinkOutbox.prepare(
             [
-                OutboxCandidate(sequence: 1, op: create, item: item, receivedFrom: nil),
-                OutboxCandidate(sequence: 2, op: edit, item: item, receivedFrom: nil),
-                OutboxCandidate(sequence: 3, op: narrowing, item: item, receivedFrom: nil, earlierMarkings: history),
+                OutboxCandidate(sequence: 1, op: create, item: item.summary, receivedFrom: nil),
+                OutboxCandidate(sequence: 2, op: edit, item: item.summary, receivedFrom: nil),
+                OutboxCandidate(
+                    sequence: 3, op: narrowing, item: item.summary, receivedFrom: nil, earlierMarkings: history),
             ],
             throughSeq: 3,
             sender: TestNode.alice.nodeID,
@@ -151,7 +152,10 @@ struct AnnotationTests {
 
         // A partner the item was never released to learns nothing, not even the narrowing.
         let never = try LinkOutbox.prepare(
-            [OutboxCandidate(sequence: 3, op: narrowing, item: item, receivedFrom: nil, earlierMarkings: history)],
+            [
+                OutboxCandidate(
+                    sequence: 3, op: narrowing, item: item.summary, receivedFrom: nil, earlierMarkings: history)
+            ],
             throughSeq: 3,
             sender: TestNode.alice.nodeID,
             recipient: TestNode.mallory.recipient(),
@@ -179,7 +183,7 @@ struct AnnotationTests {
         try item.apply(narrowing)
         let decision = Eligibility.decide(
             op: narrowing,
-            item: item,
+            item: item.summary,
             earlierMarkings: [create, narrowing].compactMap(\.body.change.markings),
             sender: TestNode.carol.nodeID,
             recipient: TestNode.bob.recipient(),

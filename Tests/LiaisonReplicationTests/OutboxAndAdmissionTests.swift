@@ -22,7 +22,7 @@ struct OutboxAndAdmissionTests {
         OutboxCandidate(
             sequence: sequence,
             op: op,
-            item: try item ?? ItemState(create: op),
+            item: try (item ?? ItemState(create: op)).summary,
             receivedFrom: receivedFrom
         )
     }

@@ -99,7 +99,8 @@ struct OutsideCollectionsTests {
         let judged = try LinkOutbox.prepare(
             whole.ops.filter { !alice.isExcluded($0.op) }.map {
                 OutboxCandidate(
-                    sequence: $0.sequence, op: $0.op, item: items[$0.op.body.itemID]!, receivedFrom: $0.receivedFrom,
+                    sequence: $0.sequence, op: $0.op, item: items[$0.op.body.itemID]!.summary,
+                    receivedFrom: $0.receivedFrom,
                     earlierMarkings: [])
             },
             throughSeq: 7, sender: TestNode.alice.nodeID, recipient: TestNode.bob.recipient(),

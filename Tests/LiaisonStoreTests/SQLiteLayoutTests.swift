@@ -83,6 +83,10 @@ struct SQLiteMigrationTests {
         let store = try SQLiteStore(path: path, create: false)
         let all = ItemQuery(includeWithdrawn: true, limit: 100)
         #expect(try store.items(all) == source.items(all))
+        // v5 gave every item held its summary, from its state.
+        let ids = Set(try source.items(all).map(\.id))
+        #expect(try store.itemSummaries(ids) == source.items(ids).mapValues(\.summary))
+        #expect(try store.itemSummaries(ids).count == ids.count)
         #expect(try store.ops(after: 0, limit: 100) == source.ops(after: 0, limit: 100))
         #expect(try store.item(removed) == nil)
         #expect(try store.ops(ofItem: removed) == source.ops(ofItem: removed))

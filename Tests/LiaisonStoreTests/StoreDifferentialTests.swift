@@ -54,6 +54,11 @@ struct StoreDifferentialTests {
             }
             let ids = Set(sets.map(\.create.body.itemID))
             #expect(try sqlite.items(ids) == memory.items(ids))
+            // What a sender judges eligibility by: the summaries the SQLite store keeps beside
+            // its states, written by the same commits, are those of its states.
+            let states = try sqlite.items(ids)
+            #expect(try sqlite.itemSummaries(ids) == states.mapValues(\.summary), "seed \(seed) \(when): summaries")
+            #expect(try memory.itemSummaries(ids) == memory.items(ids).mapValues(\.summary))
             for tag in RandomOpSet.tagNames {
                 for withdrawn in [false, true] {
                     let query = ItemQuery(tag: tag, includeWithdrawn: withdrawn)

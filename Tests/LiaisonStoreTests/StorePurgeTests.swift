@@ -69,6 +69,9 @@ struct StorePurgeTests {
         try reference.apply(history.narrowing)
         try reference.apply(history.recall)
         #expect(item.digest == reference.digest, "the purge changed the digest (I1)")
+        // The summary a sender filters by follows: the recall is in force for carol.
+        #expect(try store.itemSummaries([id]) == [id: item.summary])
+        #expect(try store.itemSummaries([id])[id]?.recallInForce(for: TestNode.carol.recipient()) != nil)
 
         let log = try store.ops(ofItem: id)
         #expect(log.map(\.op.id) == history.content.map(\.id) + [history.narrowing.id, history.recall.id])

@@ -226,6 +226,55 @@ public nonisolated struct Liaison_V1_ItemStateRecord: @unchecked Sendable {
   fileprivate var _storage = _StorageClass.defaultInstance
 }
 
+/// What the eligibility rules need of an item and nothing of its content (`ItemSummary`):
+/// kept beside the state by every commit that saves the item, so a sender filters a batch
+/// without decoding field values. Derived from the state; never the only copy of anything.
+public nonisolated struct Liaison_V1_ItemSummaryRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: Data = Data()
+
+  public var originator: Data = Data()
+
+  public var collection: String = String()
+
+  /// The create op's id.
+  public var created: Data = Data()
+
+  public var markings: Liaison_V1_Markings {
+    get {_markings ?? Liaison_V1_Markings()}
+    set {_markings = newValue}
+  }
+  /// Returns true if `markings` has been explicitly set.
+  public var hasMarkings: Bool {self._markings != nil}
+  /// Clears the value of `markings`. Subsequent reads from it will return its default value.
+  public mutating func clearMarkings() {self._markings = nil}
+
+  public var markingsStamp: Liaison_V1_StampRecord {
+    get {_markingsStamp ?? Liaison_V1_StampRecord()}
+    set {_markingsStamp = newValue}
+  }
+  /// Returns true if `markingsStamp` has been explicitly set.
+  public var hasMarkingsStamp: Bool {self._markingsStamp != nil}
+  /// Clears the value of `markingsStamp`. Subsequent reads from it will return its default value.
+  public mutating func clearMarkingsStamp() {self._markingsStamp = nil}
+
+  /// The item's current tags, sorted.
+  public var tags: [String] = []
+
+  /// The latest recall per audience name, sorted by name.
+  public var recalledFrom: [Liaison_V1_AudienceRecallRecord] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _markings: Liaison_V1_Markings? = nil
+  fileprivate var _markingsStamp: Liaison_V1_StampRecord? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "liaison.v1"
@@ -549,6 +598,75 @@ nonisolated extension Liaison_V1_ItemStateRecord: SwiftProtobuf.Message, SwiftPr
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Liaison_V1_ItemSummaryRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ItemSummaryRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}originator\0\u{1}collection\0\u{1}created\0\u{1}markings\0\u{3}markings_stamp\0\u{1}tags\0\u{3}recalled_from\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBytesField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.originator) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.collection) }()
+      case 4: try { try decoder.decodeSingularBytesField(value: &self.created) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._markings) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._markingsStamp) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.tags) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.recalledFrom) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularBytesField(value: self.id, fieldNumber: 1)
+    }
+    if !self.originator.isEmpty {
+      try visitor.visitSingularBytesField(value: self.originator, fieldNumber: 2)
+    }
+    if !self.collection.isEmpty {
+      try visitor.visitSingularStringField(value: self.collection, fieldNumber: 3)
+    }
+    if !self.created.isEmpty {
+      try visitor.visitSingularBytesField(value: self.created, fieldNumber: 4)
+    }
+    try { if let v = self._markings {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._markingsStamp {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if !self.tags.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.tags, fieldNumber: 7)
+    }
+    if !self.recalledFrom.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.recalledFrom, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Liaison_V1_ItemSummaryRecord, rhs: Liaison_V1_ItemSummaryRecord) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.originator != rhs.originator {return false}
+    if lhs.collection != rhs.collection {return false}
+    if lhs.created != rhs.created {return false}
+    if lhs._markings != rhs._markings {return false}
+    if lhs._markingsStamp != rhs._markingsStamp {return false}
+    if lhs.tags != rhs.tags {return false}
+    if lhs.recalledFrom != rhs.recalledFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6,8 +6,8 @@ public struct OutboxCandidate: Sendable {
     public var sequence: UInt64
     /// The op.
     public var op: VerifiedOp
-    /// Its item's current state here.
-    public var item: ItemState
+    /// Its item as it is here now, as far as eligibility needs to know it.
+    public var item: ItemSummary
     /// The peer we got it from (nil: authored here).
     public var receivedFrom: NodeID?
     /// For a change of markings or a recall: every markings the item has had here (its
@@ -17,7 +17,7 @@ public struct OutboxCandidate: Sendable {
 
     /// Creates a candidate.
     public init(
-        sequence: UInt64, op: VerifiedOp, item: ItemState, receivedFrom: NodeID?, earlierMarkings: [Markings] = []
+        sequence: UInt64, op: VerifiedOp, item: ItemSummary, receivedFrom: NodeID?, earlierMarkings: [Markings] = []
     ) {
         self.sequence = sequence
         self.op = op

@@ -367,8 +367,9 @@ public struct ReplicationStore: Sendable {
         guard let filter = neighbour.outbound, !stored.isEmpty || !read.outside.isEmpty else {
             return OutboxBatch(throughSeq: read.coveredThrough)
         }
-        // Every item of the batch in one read, not one read transaction per op.
-        let items = try store.items(Set(stored.map(\.op.body.itemID)))
+        // Every item of the batch in one read, not one read transaction per op; as summaries,
+        // which hold all eligibility reads of an item, without its field values.
+        let items = try store.itemSummaries(Set(stored.map(\.op.body.itemID)))
         var histories = [ItemID: [StoredOp]]()
         func history(_ id: ItemID) throws(LiaisonError) -> [StoredOp] {
             if let known = histories[id] { return known }
@@ -382,7 +383,7 @@ public struct ReplicationStore: Sendable {
         // Where each log entry's candidates (its item's history, then itself) end: the batch
         // is cut between entries when it would pass its byte budget.
         var groups = [(end: Int, sequence: UInt64)]()
-        func include(_ entry: StoredOp, item: ItemState) throws(LiaisonError) {
+        func include(_ entry: StoredOp, item: ItemSummary) throws(LiaisonError) {
             guard included.insert(entry.op.id).inserted else { return }
             // A change of markings, and a recall, also go to partners earlier markings released
             // the item to: the notice that narrows it away from them (§5.7).
@@ -579,7 +580,7 @@ public struct ReplicationStore: Sendable {
     /// which the batch must end (the first entry's always fits).
     private func laterChanges(
         for batch: OutboxBatch, entries: Int, groups: [(end: Int, sequence: UInt64)], candidates: [OutboxCandidate],
-        items: [ItemID: ItemState], history: (ItemID) throws(LiaisonError) -> [StoredOp],
+        items: [ItemID: ItemSummary], history: (ItemID) throws(LiaisonError) -> [StoredOp],
         storedOp: (OpID) throws(LiaisonError) -> StoredOp?, peer: String, recipient: Recipient, filter: LinkFilter,
         maxOps: Int
     ) throws(LiaisonError) -> (pulled: OutboxBatch, cutBefore: Int?) {
@@ -601,7 +602,7 @@ public struct ReplicationStore: Sendable {
                 let setter = item.markingsStamp.opID
                 // Markings from the create (the receiver holds it, or holds the op waiting
                 // for it), or set by an op of this batch: nothing to bring.
-                guard setter != item.created.opID, !sent.contains(setter),
+                guard setter != item.created, !sent.contains(setter),
                     let later = try storedOp(setter), later.sequence > through, !isExcluded(later.op),
                     !isRevokedKey(later.op.body.author, of: peer)
                 else { continue }
