@@ -12,8 +12,7 @@ struct CLITests {
 
     init() throws {
         cli = try CommandRunner()
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-cli-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = try TestDirectory.make("cli-tests")
     }
 
     private func dir(_ name: String) -> String { root.appendingPathComponent(name).path }

@@ -11,8 +11,7 @@ struct ImportCLITests {
 
     init() throws {
         cli = try CommandRunner()
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-import-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = try TestDirectory.make("import")
     }
 
     private func alpha() async throws -> String {

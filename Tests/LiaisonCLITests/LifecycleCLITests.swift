@@ -12,8 +12,7 @@ struct LifecycleCLITests {
 
     init() throws {
         cli = try CommandRunner()
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-lifecycle-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = try TestDirectory.make("lifecycle")
     }
 
     /// Renders the demo federation; returns the directory of each partner.

@@ -10,8 +10,7 @@ struct QuarantineCLITests {
 
     init() throws {
         cli = try CommandRunner()
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-quarantine-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = try TestDirectory.make("quarantine")
     }
 
     private func renderDemo() async throws -> String {

@@ -10,8 +10,7 @@ struct RevocationCLITests {
 
     init() throws {
         cli = try CommandRunner()
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-revoke-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        root = try TestDirectory.make("revoke")
     }
 
     /// The demo federation (alpha, bravo, charlie: the default quorum is 2); returns its root.

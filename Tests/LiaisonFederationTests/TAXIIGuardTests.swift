@@ -4,6 +4,7 @@ import LiaisonCore
 import LiaisonDrill
 import LiaisonNode
 import LiaisonStore
+import LiaisonTestSupport
 import Logging
 import Synchronization
 import Testing
@@ -16,7 +17,7 @@ import Testing
 struct FeedPullGuardTests {
     /// A feed whose place is kept in a fresh directory.
     static func feed() -> (FeedSource, NodeDirectory, URL) {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("liaison-feed-\(UUID().uuidString)")
+        let root = TestDirectory.path("feed")
         try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         return (
             FeedSource(url: "https://feeds.example/taxii2/root/", collection: "c1"), NodeDirectory(path: root.path),

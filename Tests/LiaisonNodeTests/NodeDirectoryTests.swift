@@ -11,7 +11,7 @@ import Testing
 struct NodeDirectoryTests {
     /// A fresh temporary directory, removed by `cleanUp`.
     static func scratch() -> URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("liaison-node-dir-\(UUID().uuidString)")
+        TestDirectory.path("node-dir")
     }
 
     static func cleanUp(_ url: URL) { try? FileManager.default.removeItem(at: url) }

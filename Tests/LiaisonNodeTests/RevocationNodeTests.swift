@@ -73,7 +73,7 @@ struct RevocationNodeTests {
     }
 
     static func scratchStore() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("liaison-revoke-\(UUID().uuidString).sqlite").path
+        TestDirectory.path("revoke").appendingPathExtension("sqlite").path
     }
 
     @Test(

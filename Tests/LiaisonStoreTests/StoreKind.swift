@@ -1,6 +1,7 @@
 import Foundation
 import LiaisonCore
 import LiaisonStore
+import LiaisonTestSupport
 import Testing
 
 /// The store implementations every behavioural test runs against.
@@ -22,30 +23,9 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     }
 }
 
-/// Unique temporary directories for store files, all under one directory per test process
-/// (`liaison-store-tests-PID`), so a run leaves at most one behind: at first use, the
-/// directories of test processes no longer running are removed.
+/// Unique temporary directories for store files (`TestDirectory`).
 enum TemporaryDirectory {
-    private static let prefix = "liaison-store-tests-"
-
-    private static let root: URL = {
-        let base = FileManager.default.temporaryDirectory
-        let files = FileManager.default
-        for name in (try? files.contentsOfDirectory(atPath: base.path)) ?? [] where name.hasPrefix(prefix) {
-            // Another process's, ended: `kill` with no signal finds no such process.
-            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) != 0,
-                errno == ESRCH
-            else { continue }
-            try? files.removeItem(at: base.appendingPathComponent(name))
-        }
-        return base.appendingPathComponent("\(prefix)\(getpid())")
-    }()
-
-    static func make() throws -> URL {
-        let url = root.appendingPathComponent(UUID().uuidString)
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func make() throws -> URL { try TestDirectory.make("store") }
 }
 
 struct InjectedFault: Error {}
