@@ -205,13 +205,15 @@ public final class SQLiteStore: Store {
         return migrator
     }
 
-    /// Adds the summary column and fills it from the states held.
+    /// Adds the summary column and fills it from the states held. A state that cannot be
+    /// decoded gets no summary: the store still opens, as it did before v5, and a read of the
+    /// item reports the damage (`itemSummaries` falls back to the state).
     private static func migrateToV5(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE items ADD COLUMN summary BLOB")
         let rows = try Row.fetchCursor(db, sql: "SELECT local, state FROM items WHERE state IS NOT NULL")
         let update = try db.makeStatement(sql: "UPDATE items SET summary = ? WHERE local = ?")
         while let row = try rows.next() {
-            let state = try ItemState(storageEncoding: row["state"])
+            guard let state = try? ItemState(storageEncoding: row["state"]) else { continue }
             try update.execute(arguments: [try state.summary.storageEncoding(), row["local"] as Int64])
         }
     }
@@ -414,13 +416,32 @@ public final class SQLiteStore: Store {
         guard !ids.isEmpty else { return [:] }
         return try read("reading item summaries") { db in
             var found = [ItemID: ItemSummary]()
+            var fromStates = [ItemID]()
             let keys = Set(ids.map(SQLiteTransaction.key)).sorted()
             try SQLiteTransaction.forEachRow(
-                keys: keys, in: db, { "SELECT id, summary FROM items WHERE key IN (\($0)) AND summary IS NOT NULL" }
+                keys: keys, in: db, { "SELECT id, summary FROM items WHERE key IN (\($0)) AND state IS NOT NULL" }
             ) { row in
                 // Keys are id prefixes: another item may share one.
                 guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { return }
-                found[id] = try ItemSummary(storageEncoding: row["summary"])
+                // A summary is derived data: one missing (a state migration v5 could not
+                // decode) or damaged is made again from the state, which is what says whether
+                // the item can be read at all. An item is never left out for want of one.
+                if let bytes = row["summary"] as Data?, let summary = try? ItemSummary(storageEncoding: bytes) {
+                    found[id] = summary
+                } else {
+                    fromStates.append(id)
+                }
+            }
+            var tx = SQLiteTransaction(db: db)
+            for id in fromStates {
+                do {
+                    if let state = try tx.loadItem(id) { found[id] = state.summary }
+                } catch {
+                    throw LiaisonError(
+                        .corrupt,
+                        "the stored state of item \(id.text) cannot be decoded; the store is damaged: restore it from a backup",
+                        cause: error)
+                }
             }
             return found
         }

@@ -107,6 +107,62 @@ struct SQLiteMigrationTests {
         let result = try store.commit(CommitBatch(ops: [next], source: .local, timeMillis: 1_700_000_000_003))
         #expect(result.applied.map(\.sequence) == [highest + 6])
     }
+
+    @Test(
+        "a missing or damaged summary is made again from the item's state; with the state damaged too, the read fails as corrupt and names the item"
+    )
+    func summariesFallBackToStates() throws {
+        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let store = try SQLiteStore(path: path, create: true)
+        var factory = OpFactory(seed: 31)
+        var ids = [ItemID]()
+        for index in 0..<3 {
+            let op = try factory.create(by: .alice, tags: ["t\(index)"], at: .test(UInt64(index)))
+            ids.append(op.body.itemID)
+            _ = try store.commit(CommitBatch(ops: [op], source: .local, timeMillis: 1_700_000_000_000))
+        }
+        let states = try store.items(Set(ids))
+        #expect(states.count == 3)
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
+        defer { try? queue.close() }
+        try queue.write { db in
+            try db.execute(sql: "UPDATE items SET summary = NULL WHERE id = ?", arguments: [Data(ids[0].bytes)])
+            try db.execute(sql: "UPDATE items SET summary = x'FFFF' WHERE id = ?", arguments: [Data(ids[1].bytes)])
+        }
+        #expect(try store.itemSummaries(Set(ids)) == states.mapValues(\.summary))
+
+        try queue.write { db in
+            try db.execute(sql: "UPDATE items SET state = x'FFFF' WHERE id = ?", arguments: [Data(ids[0].bytes)])
+        }
+        #expect {
+            try store.itemSummaries(Set(ids))
+        } throws: { error in
+            guard let error = error as? LiaisonError else { return false }
+            return error.code == .corrupt && error.message.contains(ids[0].text)
+        }
+        // Items whose summaries are sound are read as before.
+        #expect(try store.itemSummaries([ids[2]]) == [ids[2]: states[ids[2]]!.summary])
+    }
+
+    @Test("a store whose item state cannot be decoded still opens at v5; that item's summary read fails as corrupt")
+    func v5MigratesPastADamagedState() throws {
+        let (source, _, _) = try history()
+        let path = try v2File(from: source, nextSequence: Int64(try source.highestSequence()))
+        let all = try source.items(ItemQuery(includeWithdrawn: true, limit: 100))
+        let damaged = all[0].id
+        let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
+        try queue.write { db in
+            try db.execute(sql: "UPDATE items SET state = x'FFFF' WHERE id = ?", arguments: [Data(damaged.bytes)])
+        }
+        try queue.close()
+
+        let store = try SQLiteStore(path: path, create: false)
+        let others = Set(all.dropFirst().map(\.id))
+        #expect(try store.itemSummaries(others) == source.items(others).mapValues(\.summary))
+        #expect {
+            try store.itemSummaries([damaged])
+        } throws: { ($0 as? LiaisonError)?.code == .corrupt }
+    }
 }
 
 @Suite("SQLite checkpoints")
