@@ -1,6 +1,6 @@
 public import Foundation
 public import LiaisonCore
-public import LiaisonNode
+import LiaisonNode
 public import LiaisonStore
 
 /// The body of `POST /v1/quarantines`.

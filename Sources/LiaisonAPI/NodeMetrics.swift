@@ -47,11 +47,13 @@ public final class NodeMetrics: Sendable {
         var timers = [ReplicationEngine.CommitSource: Metrics.Timer]()
         for source in [ReplicationEngine.CommitSource.partner, .local] {
             let histogram = registry.makeDurationHistogram(
-                name: "liaison_store_commit_duration_seconds",
+                descriptor: Self.descriptor(
+                    "liaison_store_commit_duration_seconds",
+                    help:
+                        "Time the store took to commit a batch of ops: a partner's batch or a put here (one item or a bulk put)."
+                ),
                 labels: [("source", source.rawValue)],
-                buckets: Self.commitBuckets,
-                help:
-                    "Time the store took to commit a batch of ops: a partner's batch or a put here (one item or a bulk put)."
+                buckets: Self.commitBuckets
             )
             timers[source] = Metrics.Timer(
                 label: "liaison_store_commit_duration_seconds", dimensions: [("source", source.rawValue)],
@@ -175,14 +177,20 @@ public final class NodeMetrics: Sendable {
         name + "{" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",") + "}"
     }
 
+    /// A metric's name as Prometheus's registry takes it: the whole name, already ending in its
+    /// unit where it has one (`_seconds`, `_total`), so no unit is appended.
+    private static func descriptor(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
     private func gauge(_ name: String, _ labels: [(String, String)], help: String) -> Metrics.Gauge {
         let key = Self.key(name, labels)
         return instruments.withLock { made in
             if let gauge = made.gauges[key] { return gauge }
             let handler =
                 labels.isEmpty
-                ? registry.makeGauge(name: name, help: help)
-                : registry.makeGauge(name: name, labels: labels, help: help)
+                ? registry.makeGauge(descriptor: Self.descriptor(name, help: help))
+                : registry.makeGauge(descriptor: Self.descriptor(name, help: help), labels: labels)
             let gauge = Metrics.Gauge(label: name, dimensions: labels, aggregate: false, handler: handler)
             made.gauges[key] = gauge
             return gauge
@@ -197,7 +205,7 @@ public final class NodeMetrics: Sendable {
         let key = Self.key(name, labels)
         let counter = instruments.withLock { made in
             if let counter = made.counters[key] { return counter }
-            let handler = registry.makeCounter(name: name, labels: labels, help: help)
+            let handler = registry.makeCounter(descriptor: Self.descriptor(name, help: help), labels: labels)
             let counter = Metrics.Counter(label: name, dimensions: labels, handler: handler)
             made.counters[key] = counter
             return counter

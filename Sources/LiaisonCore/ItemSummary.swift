@@ -1,5 +1,3 @@
-public import Foundation
-
 /// What the eligibility rules (`Eligibility.decide`) need to know of an item, and nothing of
 /// its content: who made it, where it lives, its markings and when they were set, its tags
 /// and the recalls made of it.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import LiaisonCore
 
 /// `feeds.json` in a node directory: per feed (`FeedSource.key`), the

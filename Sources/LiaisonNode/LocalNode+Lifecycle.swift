@@ -1,6 +1,6 @@
 public import Foundation
 public import LiaisonCore
-public import LiaisonStore
+import LiaisonStore
 
 /// What `liaison mark` asks for: the parts of an item's markings to change. A part left nil
 /// keeps its current value.

@@ -1,5 +1,5 @@
-public import Foundation
-public import LiaisonCore
+import Foundation
+import LiaisonCore
 
 /// How a federation runs the channels of its links (topology key `channels:`).
 public struct ChannelSettings: Codable, Sendable, Hashable {

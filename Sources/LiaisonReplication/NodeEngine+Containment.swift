@@ -1,4 +1,4 @@
-public import LiaisonCore
+import LiaisonCore
 
 /// Containing a partner (DESIGN §6), decided in the engine: strikes are counted per partner
 /// and class; past a class's threshold the partner is quarantined on its own, as it is by

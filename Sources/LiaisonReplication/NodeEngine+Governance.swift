@@ -1,5 +1,5 @@
-public import Crypto
-public import Foundation
+import Crypto
+import Foundation
 public import LiaisonCore
 
 /// Revocation and re-admission (DESIGN §6), decided in the engine so that the simulator runs

@@ -87,7 +87,7 @@ extension Simulation {
             let peer = request.peer
             switch request.source {
             case .channel(let id, let through, let part):
-                guard let key = ends[id] else { break }
+                guard ends[id] != nil else { break }
                 let expected = "\(peer)>\(name)@\(id)"
                 let position = BatchPosition(through: through, part: part)
                 if part > 0 { partsCommitted += 1 }

@@ -355,7 +355,7 @@ public final class SQLiteStore: Store {
     /// Bytes of page cache the writer connection holds (`SQLITE_DBSTATUS_CACHE_USED`), for
     /// tests of `releaseCaches`.
     func writerCacheBytes() throws -> Int {
-        try pool.writeWithoutTransaction { db in
+        pool.writeWithoutTransaction { db in
             var current: Int32 = 0
             var highest: Int32 = 0
             _ = sqlite3_db_status(db.sqliteConnection, SQLITE_DBSTATUS_CACHE_USED, &current, &highest, 0)

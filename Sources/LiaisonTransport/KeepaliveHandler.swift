@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import LiaisonCore
 import LiaisonWire
 import NIOCore

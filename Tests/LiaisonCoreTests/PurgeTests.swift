@@ -77,7 +77,7 @@ struct PurgeTests {
 
     @Test("a later change of markings lifts a recall; an earlier one does not, whatever the order of arrival")
     func liftedByLaterMarkings() throws {
-        var fixture = try Fixture()
+        let fixture = try Fixture()
         let recall = try fixture.factory.recall(fixture.item, from: ["carol"], by: .alice, at: .test(5))
         let later = try fixture.factory.changeMarkings(
             of: fixture.item, to: Markings(classification: "TOP SECRET", releasableTo: ["bob", "carol"]), by: .alice,

@@ -79,7 +79,7 @@ struct CrashTests {
         // What alpha saw acknowledged before the crash must be in bravo's store, untouched.
         // (Nothing acknowledges more once bravo is dead; a loaded alpha may answer slowly.)
         var lagSeen: UInt64?
-        _ = try await eventually(timeout: .seconds(60)) {
+        _ = await eventually(timeout: .seconds(60)) {
             lagSeen = try? await fixture.client("alpha").links().first?.lagOps
             return lagSeen != nil
         }
@@ -141,7 +141,7 @@ struct CrashTests {
             }
             return 400
         }
-        let started = try await eventually(timeout: .seconds(120)) {
+        let started = await eventually(timeout: .seconds(120)) {
             acknowledged.withLock { $0.count } >= 3 || lastError.withLock { $0 } != nil
         }
         try #require(

@@ -152,7 +152,7 @@ struct StorePurgeTests {
         let store = try kind.make()
         let history = try History()
         let id = history.create.body.itemID
-        var factory = OpFactory(seed: 6)
+        let factory = OpFactory(seed: 6)
         // Alice broadens to carol at 6 after narrowing at 4: carol holds the content again.
         var state = try ItemState.build(history.create, [history.narrowing])
         let broadening = try factory.changeMarkings(of: state, to: .test, by: .alice, at: .test(6))

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// How many partners must endorse a revocation or a re-admission (the topology's
 /// `revocation: {quorum: K}`).

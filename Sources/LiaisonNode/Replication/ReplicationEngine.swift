@@ -2,7 +2,7 @@ import CLiaisonMemory
 import Crypto
 public import Foundation
 public import LiaisonCore
-public import LiaisonReplication
+import LiaisonReplication
 public import LiaisonStore
 import LiaisonTransport
 public import Logging

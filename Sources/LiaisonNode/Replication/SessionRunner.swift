@@ -51,7 +51,7 @@ enum SessionRunner {
         let sealedAhead = engine.sealedAhead
         do {
             try await connection.io.executeThenClose { inbound, outbound in
-                try await withThrowingTaskGroup(of: Void.self) { group in
+                await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         for await item in outgoing {
                             switch item {

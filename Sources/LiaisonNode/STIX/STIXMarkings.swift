@@ -1,5 +1,5 @@
 import Crypto
-public import Foundation
+import Foundation
 public import LiaisonCore
 
 /// STIX marking definitions Liaison understands, both ways (docs/stix.md, "Markings"):

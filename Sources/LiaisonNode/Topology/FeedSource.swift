@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import LiaisonCore
 
 /// A STIX feed a node takes in from another TAXII 2.1 server: pulled by `liaison feed pull`,

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import LiaisonCore
 
 /// A node's TAXII 2.1 server over HTTPS, for CTI tools off the node's machine (docs/taxii.md,
