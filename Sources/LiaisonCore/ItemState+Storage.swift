@@ -25,12 +25,7 @@ extension ItemState {
         record.tagsRemoved = Self.records(tagsRemoved)
         if let tombstone { record.tombstone = tombstone.record }
         if let recalledFromAll { record.recalledFromAll = recalledFromAll.record }
-        record.recalledFrom = recalledFrom.keys.sorted().map { name in
-            var recall = Liaison_V1_AudienceRecallRecord()
-            recall.name = name
-            recall.stamp = recalledFrom[name]!.record
-            return recall
-        }
+        record.recalledFrom = Liaison_V1_AudienceRecallRecord.records(recalledFrom)
         record.lastChange = lastChange.record
         do {
             return try record.serializedBytes()
@@ -65,11 +60,7 @@ extension ItemState {
             }
             fields[field.name] = FieldRegister(stamp: stamp, digest: digest, value: field.hasValue ? field.value : nil)
         }
-        var recalledFrom = [String: OpStamp]()
-        for recall in record.recalledFrom {
-            guard let stamp = OpStamp(record: recall.stamp) else { throw damaged }
-            recalledFrom[recall.name] = stamp
-        }
+        guard let recalledFrom = Liaison_V1_AudienceRecallRecord.recalls(record.recalledFrom) else { throw damaged }
         guard let tagsAdded = Self.tags(record.tagsAdded), let tagsRemoved = Self.tags(record.tagsRemoved) else {
             throw damaged
         }
@@ -130,12 +121,7 @@ extension ItemSummary {
         record.markings = markings.proto
         record.markingsStamp = markingsStamp.record
         record.tags = tags.sorted()
-        record.recalledFrom = recalledFrom.keys.sorted().map { name in
-            var recall = Liaison_V1_AudienceRecallRecord()
-            recall.name = name
-            recall.stamp = recalledFrom[name]!.record
-            return recall
-        }
+        record.recalledFrom = Liaison_V1_AudienceRecallRecord.records(recalledFrom)
         do {
             return try record.serializedBytes()
         } catch {
@@ -157,14 +143,32 @@ extension ItemSummary {
         guard let id = ItemID(bytes: record.id), let originator = NodeID(bytes: record.originator),
             let created = Hash32(bytes: record.created), let markingsStamp = OpStamp(record: record.markingsStamp)
         else { throw damaged }
-        var recalledFrom = [String: OpStamp]()
-        for recall in record.recalledFrom {
-            guard let stamp = OpStamp(record: recall.stamp) else { throw damaged }
-            recalledFrom[recall.name] = stamp
-        }
+        guard let recalledFrom = Liaison_V1_AudienceRecallRecord.recalls(record.recalledFrom) else { throw damaged }
         self.init(
             id: id, originator: originator, collection: record.collection, created: OpID(hash: created),
             markings: markings, markingsStamp: markingsStamp, tags: Set(record.tags), recalledFrom: recalledFrom)
+    }
+}
+
+extension Liaison_V1_AudienceRecallRecord {
+    /// The latest recall per audience name, as records sorted by name (states and summaries).
+    static func records(_ recalledFrom: [String: OpStamp]) -> [Self] {
+        recalledFrom.keys.sorted().map { name in
+            var recall = Self()
+            recall.name = name
+            recall.stamp = recalledFrom[name]!.record
+            return recall
+        }
+    }
+
+    /// The recalls `records` wrote; nil when a stamp is damaged.
+    static func recalls(_ records: [Self]) -> [String: OpStamp]? {
+        var recalledFrom = [String: OpStamp]()
+        for recall in records {
+            guard let stamp = OpStamp(record: recall.stamp) else { return nil }
+            recalledFrom[recall.name] = stamp
+        }
+        return recalledFrom
     }
 }
 

@@ -424,9 +424,11 @@ public final class SQLiteStore: Store {
                 // Keys are id prefixes: another item may share one.
                 guard let id = ItemID(bytes: row["id"] as Data), ids.contains(id) else { return }
                 // A summary is derived data: one missing (a state migration v5 could not
-                // decode) or damaged is made again from the state, which is what says whether
+                // decode), damaged or another item's is made again from the state, which is what says whether
                 // the item can be read at all. An item is never left out for want of one.
-                if let bytes = row["summary"] as Data?, let summary = try? ItemSummary(storageEncoding: bytes) {
+                if let bytes = row["summary"] as Data?, let summary = try? ItemSummary(storageEncoding: bytes),
+                    summary.id == id
+                {
                     found[id] = summary
                 } else {
                     fromStates.append(id)

@@ -9,18 +9,24 @@ public enum TestDirectory {
 
     private static let root: URL = {
         let base = FileManager.default.temporaryDirectory
+        removeEnded(under: base)
+        let root = base.appendingPathComponent("\(prefix)\(getpid())")
+        try? FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        return root
+    }()
+
+    /// Removes the directories under `base` of test processes no longer running
+    /// (`liaison-tests-PID` whose process `kill` with no signal does not find); keeps this
+    /// process's, those of processes still running, and anything else.
+    public static func removeEnded(under base: URL) {
         let files = FileManager.default
         for name in (try? files.contentsOfDirectory(atPath: base.path)) ?? [] where name.hasPrefix(prefix) {
-            // Another process's, ended: `kill` with no signal finds no such process.
-            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) != 0,
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid > 0, pid != getpid(), kill(pid, 0) != 0,
                 errno == ESRCH
             else { continue }
             try? files.removeItem(at: base.appendingPathComponent(name))
         }
-        let root = base.appendingPathComponent("\(prefix)\(getpid())")
-        try? files.createDirectory(at: root, withIntermediateDirectories: true)
-        return root
-    }()
+    }
 
     /// A new, empty directory named `label` and a unique suffix.
     public static func make(_ label: String) throws -> URL {

@@ -35,7 +35,7 @@ struct SQLiteMigrationTests {
     /// Writes `source`'s items, ops and tags into a new file in the v2 layout, as a store
     /// written before v3 holds them, with the log's next sequence past its last op.
     private func v2File(from source: MemoryStore, nextSequence: Int64) throws -> String {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
         try SQLiteStore.migrator.migrate(queue, upTo: "v2")
         try queue.write { db in
@@ -109,10 +109,10 @@ struct SQLiteMigrationTests {
     }
 
     @Test(
-        "a missing or damaged summary is made again from the item's state; with the state damaged too, the read fails as corrupt and names the item"
+        "a missing, damaged or another item's summary is made again from the item's state; with the state damaged too, the read fails as corrupt and names the item"
     )
     func summariesFallBackToStates() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
         var factory = OpFactory(seed: 31)
         var ids = [ItemID]()
@@ -126,6 +126,10 @@ struct SQLiteMigrationTests {
         let queue = try DatabaseQueue(path: path, configuration: .waitingForLocks)
         defer { try? queue.close() }
         try queue.write { db in
+            // The third item's row holds the first's summary, well formed but another item's.
+            try db.execute(
+                sql: "UPDATE items SET summary = (SELECT summary FROM items WHERE id = ?) WHERE id = ?",
+                arguments: [Data(ids[0].bytes), Data(ids[2].bytes)])
             try db.execute(sql: "UPDATE items SET summary = NULL WHERE id = ?", arguments: [Data(ids[0].bytes)])
             try db.execute(sql: "UPDATE items SET summary = x'FFFF' WHERE id = ?", arguments: [Data(ids[1].bytes)])
         }
@@ -169,7 +173,7 @@ struct SQLiteMigrationTests {
 struct SQLiteCheckpointTests {
     @Test("every commit is synced: the writer runs with synchronous = FULL, not the NORMAL GRDB sets for WAL")
     func writerSyncsEveryCommit() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         #expect(try SQLiteStore(path: path, create: true).writerSynchronous() == 2)
         #expect(try SQLiteStore(path: path, create: false).writerSynchronous() == 2)
     }
@@ -178,7 +182,7 @@ struct SQLiteCheckpointTests {
         "a link checkpoint's advance, written without a sync of its own, is kept and leaves the writer syncing every commit, also when it fails"
     )
     func checkpointAdvanceLeavesCommitsSynced() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         do {
             let store = try SQLiteStore(path: path, create: true)
             try store.advanceCheckpoint(link: "sent:bravo", to: 7)
@@ -204,7 +208,7 @@ struct SQLiteCheckpointTests {
 
     @Test("an unsynced write runs with synchronous = NORMAL, and a synced write after it is FULL whatever was left")
     func unsyncedWritesAreNormalAndSyncedWritesFull() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
         let during = try store.write("probing", synced: false) { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
         #expect(during == 1)
@@ -219,7 +223,7 @@ struct SQLiteCheckpointTests {
         "the WAL is copied back off the writer: a settled checkpoint copies every frame, and later writes start the WAL again instead of growing it"
     )
     func checkpointsOffTheWriter() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
         var factory = OpFactory(seed: 5)
         let value = JSONText.string(String(repeating: "x", count: 2_000))
@@ -256,7 +260,7 @@ struct SQLiteCheckpointTests {
         "a store released closes its checkpointer's connection with its own: SQLite removes the WAL on return, and the checkpointer opens none again"
     )
     func releasedStoreIsClosedOnDisk() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         var factory = OpFactory(seed: 6)
         var store: SQLiteStore? = try SQLiteStore(path: path, create: true)
         let op = try factory.create(by: .alice, fields: [(name: "body", value: JSONText.string("x"))], at: .test(1))
@@ -290,7 +294,7 @@ struct SQLiteKeyTests {
         "ids that share their first eight bytes (as a partner grinding its own ids could make) are still told apart: every lookup answers for the whole id"
     )
     func sharedPrefixes() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
         var factory = OpFactory(seed: 31)
         var creates = [VerifiedOp]()

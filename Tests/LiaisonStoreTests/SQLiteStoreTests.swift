@@ -10,7 +10,7 @@ import Testing
 @Suite("SQLite store files")
 struct SQLiteStoreTests {
     private func populatedStore() throws -> (path: String, store: SQLiteStore, ops: [VerifiedOp]) {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let store = try SQLiteStore(path: path, create: true)
         var factory = OpFactory(seed: 11)
         var ops = [VerifiedOp]()
@@ -147,7 +147,7 @@ struct SQLiteStoreTests {
 
     @Test("a missing store is not created when opening an existing node")
     func missingNotCreated() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         #expect {
             try SQLiteStore(path: path, create: false)
         } throws: { ($0 as? LiaisonError)?.code == .notFound }
@@ -156,7 +156,7 @@ struct SQLiteStoreTests {
 
     @Test("a file that is not SQLite is refused and left untouched")
     func garbageRefused() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         let garbage = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         try garbage.write(to: URL(fileURLWithPath: path))
         #expect {
@@ -167,7 +167,7 @@ struct SQLiteStoreTests {
 
     @Test("another application's SQLite database is refused")
     func foreignDatabaseRefused() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("other.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("other.sqlite").path
         try tamper(path, "CREATE TABLE accounts(id INTEGER PRIMARY KEY)")
         #expect {
             try SQLiteStore(path: path, create: true)

@@ -59,7 +59,7 @@ struct StoreChangedItemsTests {
 
     @Test("marks keep growing across a reopen of an SQLite store, even when the clock is behind them")
     func marksSurviveReopen() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         var factory = OpFactory(seed: 42)
         var last: Int64 = 0
         do {

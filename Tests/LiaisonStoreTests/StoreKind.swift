@@ -18,14 +18,10 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
             return MemoryStore(fault: fault)
         case .sqlite:
             return try SQLiteStore(
-                path: TemporaryDirectory.make().appendingPathComponent("store.sqlite").path, create: true, fault: fault)
+                path: TestDirectory.make("store").appendingPathComponent("store.sqlite").path, create: true,
+                fault: fault)
         }
     }
-}
-
-/// Unique temporary directories for store files (`TestDirectory`).
-enum TemporaryDirectory {
-    static func make() throws -> URL { try TestDirectory.make("store") }
 }
 
 struct InjectedFault: Error {}

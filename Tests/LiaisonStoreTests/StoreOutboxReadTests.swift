@@ -105,7 +105,7 @@ struct StoreOutboxReadTests {
 
     @Test("a store made before the column is migrated, and its ops count as changes of eligibility: they are all read")
     func olderStoresAreRead() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         do {
             let store = try SQLiteStore(path: path, create: true)
             var factory = OpFactory(seed: 12)

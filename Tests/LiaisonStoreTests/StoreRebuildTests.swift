@@ -129,7 +129,7 @@ struct StoreRebuildTests {
 
     @Test("node metadata round-trips and survives reopening the SQLite store")
     func metadata() throws {
-        let path = try TemporaryDirectory.make().appendingPathComponent("store.sqlite").path
+        let path = try TestDirectory.make("store").appendingPathComponent("store.sqlite").path
         do {
             let store = try SQLiteStore(path: path, create: true)
             #expect(try store.metadata(MetadataKey.containment) == nil)
